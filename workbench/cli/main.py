@@ -1,0 +1,116 @@
+"""The ``workbench`` command.
+
+Thin by design: parse, call core, print. Every error a user can cause arrives
+here as a WorkbenchError and leaves as one line on stderr with exit code 1
+(2 for usage), never as a traceback; ``WORKBENCH_DEBUG=1`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from workbench import __version__
+
+
+class Ctx:
+    """Per-invocation state: where the project is, found only when a command needs it."""
+
+    def __init__(self, project_dir: str | None) -> None:
+        self.project_dir = project_dir
+        self._project: Any = None
+
+    @property
+    def project(self) -> Any:
+        if self._project is None:
+            from workbench.core.project import Project
+
+            self._project = Project(self.project_dir)
+        return self._project
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project",
+    "project_dir",
+    metavar="DIR",
+    envvar="WORKBENCH_PROJECT",
+    help="Project folder (default: found by walking up from here).",
+)
+@click.version_option(__version__, prog_name="workbench")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: str | None) -> None:
+    """workbench: datasets, experiments, drift and models in your terminal.
+
+    Run inside a project (see `workbench init`) or pass --project DIR.
+    """
+    ctx.obj = Ctx(project_dir)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option("--name", help="Project name (default: the folder's name).")
+def init(directory: str, name: str | None) -> None:
+    """Create a project in DIRECTORY (default: here)."""
+    from workbench.core.project import Project
+
+    project, created = Project.init(directory, name=name)
+    if created:
+        click.echo(f"Created workbench project in {project.root}")
+    else:
+        click.echo(f"{project.root} is already a workbench project (schema up to date)")
+
+
+def _register() -> None:
+    from workbench.cli import audit_cmd, data
+
+    cli.add_command(data.data)
+    cli.add_command(audit_cmd.audit)
+    cli.add_command(audit_cmd.verify)
+
+
+_register()
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from workbench.core.errors import WorkbenchError
+
+    debug = os.environ.get("WORKBENCH_DEBUG") == "1"
+    try:
+        cli.main(args=argv, prog_name="workbench", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        hint = ""
+        if exc.ctx is not None:
+            hint = f" (see `{exc.ctx.command_path} --help`)"
+        _fail(" ".join(exc.format_message().split()) + hint, exc.exit_code)
+    except WorkbenchError as exc:
+        if debug:
+            raise
+        _fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:
+        if debug:
+            raise
+        text = " ".join(str(exc).split())[:300]
+        _fail(f"unexpected {type(exc).__name__}: {text} (set WORKBENCH_DEBUG=1 for details)", 1)

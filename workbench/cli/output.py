@@ -1,0 +1,69 @@
+"""Printing for the CLI: Rich tables for people, ``--json`` for programs.
+
+Rich is imported on first use so that commands which print little stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+_console = None
+
+
+def console() -> Any:
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(highlight=False, soft_wrap=False)
+    return _console
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def fmt_num(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+            return f"{v:.{digits}g}"
+        return f"{v:,.{digits}f}".rstrip("0").rstrip(".") if "." in f"{v:.{digits}f}" else f"{v}"
+    return str(v)
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]], **kw: Any) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", header_style="bold", **kw)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(
+            *[x if hasattr(x, "__rich__") or hasattr(x, "__rich_console__") else str(x) for x in r]
+        )
+    return t
+
+
+def escape(text: Any) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(str(text))

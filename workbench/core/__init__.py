@@ -1,0 +1,1 @@
+"""Pure domain logic. Nothing here imports Textual, Rich or click."""

@@ -1,0 +1,193 @@
+"""The DuckDB catalog: short-lived connections, lock retries, migrations.
+
+DuckDB lets one process write a database file at a time, and while it does no
+other process can even open it read-only. So no code path keeps a connection:
+each operation opens, does its work in one transaction and closes (about 17 ms).
+When another process holds the file, we retry with backoff for a bounded time
+(``WORKBENCH_LOCK_TIMEOUT`` seconds, 30 by default) and then fail with a clear
+message instead of surfacing DuckDB's lock error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workbench.core.errors import StoreError
+
+if TYPE_CHECKING:
+    import duckdb
+
+SCHEMA_VERSION = 1
+
+# One connection per process at a time: DuckDB refuses a second connection to the
+# same file with a different read_only setting, and threads (TUI workers) share it.
+_process_lock = threading.RLock()
+
+
+def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE wb_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+        CREATE TABLE objects (
+            hash VARCHAR PRIMARY KEY, size BIGINT NOT NULL, kind VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL);
+        CREATE TABLE datasets (
+            name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, chunk_rows BIGINT NOT NULL);
+        CREATE TABLE dataset_versions (
+            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, id VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL, message VARCHAR, source_name VARCHAR,
+            source_format VARCHAR, source_bytes BIGINT, n_rows BIGINT NOT NULL,
+            n_cols INTEGER NOT NULL, stored_bytes BIGINT NOT NULL, total_bytes BIGINT NOT NULL,
+            parent INTEGER, schema JSON NOT NULL, schema_changes JSON, profile JSON NOT NULL,
+            PRIMARY KEY (dataset, number), UNIQUE (dataset, id));
+        CREATE TABLE dataset_segments (
+            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, seq INTEGER NOT NULL,
+            n_rows BIGINT NOT NULL, blob VARCHAR NOT NULL, patches VARCHAR[] NOT NULL,
+            PRIMARY KEY (dataset, number, seq));
+        CREATE TABLE audit (
+            seq BIGINT PRIMARY KEY, ts TIMESTAMP NOT NULL, actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL, subject VARCHAR NOT NULL, details JSON NOT NULL,
+            prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL);
+        """
+    )
+
+
+# Append-only: never edit a released migration, add the next one.
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _migration_1}
+
+
+def _lock_timeout() -> float:
+    try:
+        return float(os.environ.get("WORKBENCH_LOCK_TIMEOUT", "30"))
+    except ValueError:
+        return 30.0
+
+
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+class Catalog:
+    """Access to ``catalog.duckdb``; every use is one short transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._checked = False
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        deadline = time.monotonic() + _lock_timeout()
+        delay = 0.005
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                text = str(exc)
+                if "lock" in text.lower():
+                    if time.monotonic() < deadline:
+                        time.sleep(delay * (0.5 + random.random()))
+                        delay = min(delay * 2, 0.2)
+                        continue
+                    m = _PID.search(text)
+                    holder = f" (process {m.group(1)})" if m else ""
+                    raise StoreError(
+                        f"the catalog is busy: another workbench process{holder} held it for "
+                        f"over {_lock_timeout():g}s; try again"
+                    ) from None
+                if "read-only" in text.lower() or "permission denied" in text.lower():
+                    raise StoreError(
+                        f"the project store is read-only: {self.path.parent}"
+                    ) from None
+                raise StoreError(f"cannot open the catalog {self.path}: {text}") from None
+
+    @contextlib.contextmanager
+    def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation; with ``write`` it is one transaction."""
+        with _process_lock:
+            if not self._checked:
+                self._ensure_schema()
+            con = self._open(read_only=not write)
+            try:
+                if write:
+                    con.execute("BEGIN TRANSACTION")
+                    try:
+                        yield con
+                    except BaseException:
+                        con.execute("ROLLBACK")
+                        raise
+                    try:
+                        con.execute("COMMIT")
+                    except Exception as exc:  # e.g. a constraint violated at commit
+                        raise StoreError(f"could not save to the catalog: {exc}") from None
+                else:
+                    yield con
+            finally:
+                con.close()
+
+    def read(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self.connect(write=False)
+
+    def write(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self.connect(write=True)
+
+    def version(self) -> int:
+        con = self._open(read_only=True)
+        try:
+            return self._version(con)
+        finally:
+            con.close()
+
+    @staticmethod
+    def _version(con: duckdb.DuckDBPyConnection) -> int:
+        has_meta = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'wb_meta'"
+        ).fetchone()[0]
+        if not has_meta:
+            return 0
+        row = con.execute("SELECT value FROM wb_meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _ensure_schema(self) -> None:
+        if not self.path.exists():
+            raise StoreError(f"no catalog at {self.path}; run `workbench init`")
+        current = self.version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"this project was written by a newer workbench (schema {current}, "
+                f"this one knows {SCHEMA_VERSION}); upgrade workbench"
+            )
+        if current < SCHEMA_VERSION:
+            self.migrate()
+        self._checked = True
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; returns the version reached."""
+        con = self._open(read_only=False)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            current = self._version(con)
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[target](con)
+                con.execute(
+                    "INSERT OR REPLACE INTO wb_meta VALUES ('schema_version', ?)", [str(target)]
+                )
+            con.execute("COMMIT")
+            return SCHEMA_VERSION
+        finally:
+            con.close()
+
+    @classmethod
+    def create(cls, path: Path) -> Catalog:
+        cat = cls(path)
+        with _process_lock:
+            cat.migrate()
+            cat._checked = True
+        return cat

@@ -1,0 +1,465 @@
+"""Dataset versions: add, resolve, list, show, load, head, export.
+
+A version's id is the SHA-256 of the file that was added (as DVC does), so
+adding the same bytes again finds the existing version and writes nothing.
+Its rows are stored as segments (see :mod:`workbench.core.segments`) and its
+profile is computed once, here, before the version becomes visible.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core import audit, ingest
+from workbench.core.errors import DataError, NotFoundError, UsageError
+from workbench.core.objects import sha256_file
+from workbench.core.refs import Ref, check_name, parse_ref
+from workbench.core.segments import Segment, choose_chunk_rows, rechunk, scan_segments, store_piece
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import duckdb
+    import polars as pl
+
+    from workbench.core.objects import Staging
+    from workbench.core.project import Project
+
+_VERSION_COLS = (
+    "dataset, number, id, created_at, message, source_name, source_format, source_bytes, "
+    "n_rows, n_cols, stored_bytes, total_bytes, parent, schema, schema_changes"
+)
+
+
+@dataclass
+class Version:
+    """One immutable dataset version as recorded in the catalog."""
+
+    dataset: str
+    number: int
+    id: str
+    created_at: Any
+    message: str | None
+    source_name: str | None
+    source_format: str | None
+    source_bytes: int | None
+    n_rows: int
+    n_cols: int
+    stored_bytes: int
+    total_bytes: int
+    parent: int | None
+    schema: list[dict[str, str]]
+    schema_changes: dict[str, Any] | None
+    segments: list[Segment] = field(default_factory=list, repr=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.number}"
+
+    @property
+    def columns(self) -> list[str]:
+        return [c["name"] for c in self.schema]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "version": self.number,
+            "ref": self.ref,
+            "id": self.id,
+            "created_at": self.created_at.isoformat(timespec="seconds") + "Z",
+            "message": self.message,
+            "source": self.source_name,
+            "format": self.source_format,
+            "source_bytes": self.source_bytes,
+            "rows": self.n_rows,
+            "columns": self.n_cols,
+            "stored_bytes": self.stored_bytes,
+            "total_bytes": self.total_bytes,
+            "parent": self.parent,
+            "schema": self.schema,
+            "schema_changes": self.schema_changes,
+        }
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Version:
+        *head, schema, changes = row
+        return cls(*head, json.loads(schema), json.loads(changes) if changes else None)
+
+
+@dataclass
+class AddResult:
+    version: Version
+    created: bool
+
+    @property
+    def schema_changes(self) -> dict[str, Any] | None:
+        return self.version.schema_changes if self.created else None
+
+
+def _schema_list(schema: pl.Schema) -> list[dict[str, str]]:
+    return [{"name": n, "dtype": str(t)} for n, t in schema.items()]
+
+
+def schema_changes(old: list[dict[str, str]], new: list[dict[str, str]]) -> dict[str, Any] | None:
+    before = {c["name"]: c["dtype"] for c in old}
+    after = {c["name"]: c["dtype"] for c in new}
+    added = [n for n in after if n not in before]
+    removed = [n for n in before if n not in after]
+    retyped = [
+        {"column": n, "from": before[n], "to": after[n]}
+        for n in after
+        if n in before and before[n] != after[n]
+    ]
+    if not (added or removed or retyped):
+        return None
+    return {"added": added, "removed": removed, "retyped": retyped}
+
+
+class Datasets:
+    """The dataset half of the Python API: ``Project().datasets``."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    # ---- reading the catalog -------------------------------------------------
+    def _version_rows(
+        self, con: duckdb.DuckDBPyConnection, where: str, args: list[Any]
+    ) -> list[Version]:
+        rows = con.execute(
+            f"SELECT {_VERSION_COLS} FROM dataset_versions WHERE {where} ORDER BY dataset, number",
+            args,
+        ).fetchall()
+        return [Version.from_row(r) for r in rows]
+
+    def _segments(self, con: duckdb.DuckDBPyConnection, v: Version) -> list[Segment]:
+        rows = con.execute(
+            "SELECT n_rows, blob, patches FROM dataset_segments WHERE dataset = ? AND number = ? ORDER BY seq",
+            [v.dataset, v.number],
+        ).fetchall()
+        return [Segment(n, b, tuple(p)) for n, b, p in rows]
+
+    def _resolve(self, con: duckdb.DuckDBPyConnection, ref: Ref) -> Version:
+        if ref.is_run:
+            raise UsageError(f"{ref} is a run; a dataset reference looks like NAME or NAME@N")
+        known = con.execute(
+            "SELECT max(number), count(*) FROM dataset_versions WHERE dataset = ?", [ref.name]
+        ).fetchone()
+        if not known[1]:
+            names = [
+                r[0] for r in con.execute("SELECT name FROM datasets ORDER BY name").fetchall()
+            ]
+            hint = (
+                f"datasets: {', '.join(names[:10])}"
+                if names
+                else "no datasets yet; add one with `workbench data add`"
+            )
+            raise NotFoundError(f"no dataset named {ref.name!r} ({hint})")
+        latest = known[0]
+        if ref.alias is not None:
+            raise NotFoundError(
+                f"datasets have no aliases: use {ref.name}@N (1..{latest}) or {ref.name}@sha:HASH"
+            )
+        if ref.hash_prefix is not None:
+            found = self._version_rows(
+                con, "dataset = ? AND starts_with(id, ?)", [ref.name, ref.hash_prefix]
+            )
+            if not found:
+                raise NotFoundError(
+                    f"no version of {ref.name} has a hash starting with {ref.hash_prefix}"
+                )
+            if len(found) > 1:
+                which = ", ".join(f"@{v.number}" for v in found)
+                raise UsageError(f"{ref} is ambiguous ({which}); give more hex digits")
+            return found[0]
+        number = ref.version if ref.version is not None else latest
+        found = self._version_rows(con, "dataset = ? AND number = ?", [ref.name, number])
+        if not found:
+            raise NotFoundError(f"{ref.name} has no version {number} (versions 1..{latest})")
+        return found[0]
+
+    def resolve(self, ref: str | Ref | Version) -> Version:
+        """The version a reference points to, with its segments."""
+        if isinstance(ref, Version):
+            if ref.segments:
+                return ref
+            ref = Ref(name=ref.dataset, version=ref.number)
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        with self.project.catalog.read() as con:
+            v = self._resolve(con, parsed)
+            v.segments = self._segments(con, v)
+        return v
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.project.catalog.read() as con:
+            rows = con.execute(
+                """
+                SELECT d.name, count(v.number), max(v.number), arg_max(v.n_rows, v.number),
+                       arg_max(v.n_cols, v.number), max(v.created_at), sum(v.stored_bytes)
+                FROM datasets d JOIN dataset_versions v ON v.dataset = d.name
+                GROUP BY d.name ORDER BY d.name
+                """
+            ).fetchall()
+        return [
+            {
+                "name": n,
+                "versions": c,
+                "latest": f"{n}@{last}",
+                "rows": r,
+                "columns": k,
+                "updated_at": at.isoformat(timespec="seconds") + "Z",
+                "stored_bytes": int(b),
+            }
+            for n, c, last, r, k, at, b in rows
+        ]
+
+    def versions(self, name: str) -> list[Version]:
+        with self.project.catalog.read() as con:
+            self._resolve(con, Ref(name=name))
+            return self._version_rows(con, "dataset = ?", [name])
+
+    def profile(self, ref: str | Ref | Version) -> dict[str, Any]:
+        v = self.resolve(ref)
+        with self.project.catalog.read() as con:
+            raw = con.execute(
+                "SELECT profile FROM dataset_versions WHERE dataset = ? AND number = ?",
+                [v.dataset, v.number],
+            ).fetchone()[0]
+        return json.loads(raw)
+
+    # ---- reading data ----------------------------------------------------------
+    def scan(self, ref: str | Ref | Version) -> pl.LazyFrame:
+        """The version's rows as a LazyFrame (nothing is read until collected)."""
+        v = self.resolve(ref)
+        return scan_segments(v.segments, self.project.objects.path)
+
+    def load(self, ref: str | Ref | Version) -> pl.DataFrame:
+        return self.scan(ref).collect()
+
+    def head(self, ref: str | Ref | Version, n: int = 10) -> pl.DataFrame:
+        if n < 0:
+            raise UsageError("-n must be 0 or more")
+        return self.scan(ref).head(n).collect()
+
+    def export(self, ref: str | Ref | Version, out: str | Path, fmt: str | None = None) -> Path:
+        """Write a version to CSV, Parquet or JSON Lines (by extension or ``fmt``)."""
+        target = Path(out).expanduser()
+        kind = fmt or ingest._EXT.get(target.suffix.lower())
+        if kind not in ingest.FORMATS:
+            raise UsageError(
+                f"cannot tell the format of {target}: use .csv, .tsv, .parquet or .jsonl"
+            )
+        if not target.parent.is_dir():
+            raise UsageError(f"no such folder: {target.parent}")
+        lf = self.scan(ref)
+        tmp = target.with_name(f".{target.name}.wb-tmp")
+        try:
+            if kind == "parquet":
+                lf.sink_parquet(tmp)
+            elif kind == "jsonl":
+                lf.sink_ndjson(tmp)
+            else:
+                lf.sink_csv(tmp, separator="\t" if kind == "tsv" else ",")
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DataError(f"cannot write {target}: {exc.strerror}") from None
+        return target
+
+    # ---- adding ----------------------------------------------------------------
+    def add(
+        self, path: str | Path, name: str, message: str | None = None, fmt: str | None = None
+    ) -> AddResult:
+        """Version a file. Same bytes as an existing version: no new version."""
+        check_name(name, "dataset name")
+        if message is not None and len(message) > 10_000:
+            raise UsageError("the message is longer than 10,000 characters")
+        src = ingest.open_source(path, fmt)
+        digest = sha256_file(src.path)
+        project = self.project
+
+        with project.catalog.read() as con:
+            known = self._version_rows(con, "dataset = ? AND id = ?", [name, digest])
+            if known:
+                return AddResult(known[0], created=False)
+            latest_row = self._version_rows(
+                con,
+                "dataset = ? AND number = (SELECT max(number) FROM dataset_versions WHERE dataset = ?)",
+                [name, name],
+            )
+            previous = latest_row[0] if latest_row else None
+            if previous:
+                previous.segments = self._segments(con, previous)
+            chunk_row = con.execute(
+                "SELECT chunk_rows FROM datasets WHERE name = ?", [name]
+            ).fetchone()
+
+        with project.objects.stage() as stage:
+
+            def path_of(d: str) -> Path:
+                staged = stage.area / d
+                return staged if staged.exists() else project.objects.path(d)
+
+            infer: int | None = ingest.INFER_ROWS
+            while True:
+                try:
+                    schema, segments, chunk_rows = self._write_segments(
+                        src, previous, chunk_row[0] if chunk_row else None, stage, path_of, infer
+                    )
+                    break
+                except ingest.NeedsFullInference:
+                    if infer is None:
+                        raise DataError(
+                            f"cannot infer consistent column types for {src.path}"
+                        ) from None
+                    infer = None
+            n_rows = sum(s.n_rows for s in segments)
+            if n_rows == 0:
+                raise DataError(f"{src.path} has a header but no data rows")
+            from workbench.core.profile import profile as compute_profile
+
+            lf = scan_segments(segments, path_of)
+            prof = compute_profile(lf, schema)
+            if prof["columns"][-1]["nulls"]:  # short CSV rows leave a null in the last column
+                ingest.check_short_rows(src, len(schema))
+            schema_list = _schema_list(schema)
+            changes = schema_changes(previous.schema, schema_list) if previous else None
+            sizes = {
+                d: (stage.sizes[d] if d in stage.sizes else project.objects.size(d))
+                for s in segments
+                for d in s.digests
+            }
+            stage.commit()
+            version = self._record(
+                name,
+                digest,
+                message,
+                src,
+                n_rows,
+                schema_list,
+                changes,
+                prof,
+                segments,
+                stage.new,
+                sizes,
+                previous,
+                chunk_rows,
+            )
+        return version
+
+    def _write_segments(
+        self,
+        src: ingest.Source,
+        previous: Version | None,
+        chunk_rows: int | None,
+        stage: Staging,
+        path_of: Callable[[str], Path],
+        infer: int | None,
+    ) -> tuple[pl.Schema, list[Segment], int]:
+        import itertools
+
+        if chunk_rows is None:
+            configured = self.project.config.get("datasets", {}).get("chunk_rows")
+            chunk_rows = (
+                int(configured) if configured else choose_chunk_rows(ingest.sample(src, infer))
+            )
+        schema: pl.Schema | None = None
+        prev_segments: list[Segment] = []
+        sizes = itertools.repeat(chunk_rows)
+        segments: list[Segment] = []
+        stream = ingest.batches(src, chunk_rows, infer)
+        first = next(stream, None)
+        if first is None:
+            return ingest.schema_of(src), [], chunk_rows
+        schema = first.schema
+        if previous is not None and _schema_list(schema) == previous.schema:
+            prev_segments = previous.segments
+            sizes = itertools.chain((s.n_rows for s in prev_segments), sizes)
+        for i, piece in enumerate(rechunk(itertools.chain([first], stream), sizes)):
+            if piece.schema != schema:
+                raise ingest.NeedsFullInference
+            prev = prev_segments[i] if i < len(prev_segments) else None
+            segments.append(store_piece(piece, prev, stage, path_of))
+        return schema, segments, chunk_rows
+
+    def _record(
+        self,
+        name: str,
+        digest: str,
+        message: str | None,
+        src: ingest.Source,
+        n_rows: int,
+        schema_list: list[dict[str, str]],
+        changes: dict[str, Any] | None,
+        prof: dict[str, Any],
+        segments: list[Segment],
+        new_digests: set[str],
+        sizes: dict[str, int],
+        previous: Version | None,
+        chunk_rows: int,
+    ) -> AddResult:
+        created_at = audit.now()
+        with self.project.catalog.write() as con:
+            # Another process may have added the same bytes while we were working.
+            known = self._version_rows(con, "dataset = ? AND id = ?", [name, digest])
+            if known:
+                return AddResult(known[0], created=False)
+            con.execute(
+                "INSERT OR IGNORE INTO datasets VALUES (?, ?, ?)", [name, created_at, chunk_rows]
+            )
+            number = con.execute(
+                "SELECT coalesce(max(number), 0) + 1 FROM dataset_versions WHERE dataset = ?",
+                [name],
+            ).fetchone()[0]
+            stored = sum(sizes[d] for d in set(sizes) & new_digests)
+            con.execute(
+                f"INSERT INTO dataset_versions ({_VERSION_COLS}, profile) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    name,
+                    number,
+                    digest,
+                    created_at,
+                    message,
+                    src.path.name,
+                    src.format,
+                    src.size,
+                    n_rows,
+                    len(schema_list),
+                    stored,
+                    sum(sizes.values()),
+                    previous.number if previous else None,
+                    json.dumps(schema_list),
+                    json.dumps(changes) if changes else None,
+                    json.dumps(prof),
+                ],
+            )
+            con.executemany(
+                "INSERT INTO dataset_segments VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    [name, number, i, s.n_rows, s.blob, list(s.patches)]
+                    for i, s in enumerate(segments)
+                ],
+            )
+            con.executemany(
+                "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)",
+                [[d, size, "dataset", created_at] for d, size in sizes.items()],
+            )
+            audit.append(
+                con,
+                "dataset.add",
+                f"{name}@{number}",
+                {
+                    "id": digest,
+                    "rows": n_rows,
+                    "columns": len(schema_list),
+                    "source": src.path.name,
+                    "message": message,
+                    "schema_changes": changes,
+                },
+            )
+            version = self._version_rows(con, "dataset = ? AND number = ?", [name, number])[0]
+        version.segments = segments
+        return AddResult(version, created=True)

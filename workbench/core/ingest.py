@@ -1,0 +1,256 @@
+"""Reading user files (CSV/TSV, Parquet, JSON Lines) as lazy Polars frames.
+
+Everything here streams: a file is scanned lazily and consumed in batches, so a
+1 GB CSV is versioned with bounded memory. Problems a user can cause (empty or
+binary files, bad encodings, ragged rows, duplicate or blank headers, truncated
+Parquet) become one-line :class:`DataError` messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workbench.core.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+FORMATS = ("csv", "tsv", "parquet", "jsonl")
+_EXT = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+_SNIFF = 1 << 16
+INFER_ROWS = 10_000
+
+
+@dataclass
+class Source:
+    path: Path
+    format: str
+    size: int
+
+    @property
+    def separator(self) -> str:
+        return "\t" if self.format == "tsv" else ","
+
+
+def detect_format(path: Path, head: bytes, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        return fmt
+    by_ext = _EXT.get(path.suffix.lower())
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if by_ext:
+        return by_ext
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return "jsonl"
+    return "csv"
+
+
+def open_source(path: str | Path, fmt: str | None = None) -> Source:
+    """Check that ``path`` is a readable table file before any work is done."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"no such file: {p}")
+    if p.is_dir():
+        raise DataError(f"{p} is a folder, not a data file")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(_SNIFF)
+    except OSError as exc:
+        raise DataError(f"cannot read {p}: {exc.strerror}") from None
+    if size == 0:
+        raise DataError(f"{p} is empty")
+    src = Source(p, detect_format(p, head, fmt), size)
+    if src.format == "parquet":
+        _check_parquet(src)
+    else:
+        _check_text(src, head)
+    return src
+
+
+def _check_parquet(src: Source) -> None:
+    import polars as pl
+
+    try:
+        schema = pl.read_parquet_schema(src.path)
+    except Exception:
+        raise DataError(
+            f"{src.path} is not a readable Parquet file (damaged or truncated)"
+        ) from None
+    _check_names(src, list(schema))
+
+
+def _check_text(src: Source, head: bytes) -> None:
+    if b"\x00" in head:
+        raise DataError(f"{src.path} looks binary, not a {src.format.upper()} text file")
+    text = _decode_head(src, head)
+    if src.format == "jsonl":
+        return
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.strip():
+        raise DataError(f"{src.path} has no header line (the first line is blank)")
+    try:
+        header = next(csv.reader(io.StringIO(first), delimiter=src.separator))
+    except csv.Error as exc:
+        raise DataError(f"{src.path}: cannot read the header line: {exc}") from None
+    _check_names(src, header)
+
+
+def _decode_head(src: Source, head: bytes) -> str:
+    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{src.path} is UTF-16 encoded; re-save it as UTF-8")
+    try:
+        # A multi-byte character may be cut at the sniff boundary: ignore a short tail.
+        return body.decode("utf-8") if len(body) < _SNIFF else body[:-4].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{src.path} is not UTF-8 text (bad byte at offset {exc.start}); "
+            "re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _check_names(src: Source, names: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if not str(name).strip():
+            raise DataError(f"{src.path}: column {i} has a blank name")
+        if name in seen:
+            raise DataError(
+                f"{src.path}: column name {name!r} appears twice (columns {seen[name]} and {i})"
+            )
+        seen[name] = i
+
+
+def scan(src: Source, infer_rows: int | None = INFER_ROWS) -> pl.LazyFrame:
+    import polars as pl
+
+    if src.format == "parquet":
+        return pl.scan_parquet(src.path)
+    if src.format == "jsonl":
+        return pl.scan_ndjson(src.path, infer_schema_length=infer_rows)
+    return pl.scan_csv(
+        src.path, separator=src.separator, infer_schema_length=infer_rows, try_parse_dates=True
+    )
+
+
+_RETRY = re.compile(
+    r"could not parse|cannot parse|conversion|failed to parse|unable to parse", re.I
+)
+
+
+class NeedsFullInference(Exception):
+    """Types inferred from the first rows did not fit a later value; scan again."""
+
+
+def batches(
+    src: Source, chunk_rows: int, infer_rows: int | None = INFER_ROWS
+) -> Iterator[pl.DataFrame]:
+    """Stream the file as DataFrames of ``chunk_rows`` rows (the last may be shorter).
+
+    Types are inferred from the first 10k rows. When a later value does not fit
+    (an int column that turns into text at row 50k) this raises
+    :class:`NeedsFullInference`, and the caller starts over with ``infer_rows=None``
+    so that every batch of a version has one schema.
+    """
+    try:
+        yield from scan(src, infer_rows).collect_batches(chunk_size=chunk_rows, engine="streaming")
+    except Exception as exc:
+        if infer_rows is not None and src.format != "parquet" and _RETRY.search(str(exc)):
+            raise NeedsFullInference from None
+        raise _data_error(src, exc) from None
+
+
+def sample(src: Source, infer_rows: int | None = INFER_ROWS, rows: int = 2000) -> pl.DataFrame:
+    try:
+        return scan(src, infer_rows).head(rows).collect()
+    except Exception as exc:
+        raise _data_error(src, exc) from None
+
+
+def schema_of(src: Source) -> pl.Schema:
+    try:
+        return scan(src).collect_schema()
+    except Exception as exc:
+        raise _data_error(src, exc) from None
+
+
+def _data_error(src: Source, exc: Exception) -> DataError:
+    if isinstance(exc, DataError):
+        return exc
+    text = str(exc)
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    low = text.lower()
+    if "utf-8" in low or "utf8" in low:
+        return DataError(
+            f"{src.path} is not valid UTF-8 text; re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8"
+        )
+    if "more fields than defined" in low:
+        return DataError(f"{src.path} has ragged rows: a row has more fields than the header")
+    if src.format == "parquet":
+        return DataError(f"{src.path} is not a readable Parquet file: {first}")
+    if src.format == "jsonl":
+        return DataError(f"{src.path} is not valid JSON Lines: {first}")
+    return DataError(f"cannot read {src.path} as {src.format.upper()}: {first}")
+
+
+def check_short_rows(src: Source, n_fields: int) -> None:
+    """Refuse rows with fewer fields than the header.
+
+    Polars pads such rows with nulls silently. A short row always leaves a null in
+    the last column, so callers run this pass only when that column has nulls.
+    Lines are checked only when lines and records correspond one to one (no quoted
+    field spans lines); quoted sections are removed before counting separators.
+    """
+    import polars as pl
+
+    if src.format not in ("csv", "tsv"):
+        return
+    sep = src.separator
+    lines = pl.scan_csv(
+        src.path,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        schema={"line": pl.String},
+        encoding="utf8-lossy",
+    ).with_row_index("lineno", offset=1)
+    counted = lines.with_columns(
+        fields=pl.col("line").str.replace_all(r'"[^"]*"', "").str.count_matches(sep, literal=True)
+        + 1,
+        quotes=pl.col("line").str.count_matches('"', literal=True),
+    )
+    odd_quotes = counted.filter(pl.col("quotes") % 2 == 1).select(pl.len()).collect().item()
+    if odd_quotes:
+        return  # a quoted field spans lines: line positions do not match records
+    bad = (
+        counted.filter(
+            (pl.col("lineno") > 1)
+            & (pl.col("fields") < n_fields)
+            & (pl.col("line").str.strip_chars() != "")
+        )
+        .select("lineno", "fields")
+        .head(1)
+        .collect()
+    )
+    if bad.height:
+        lineno, fields = bad.row(0)
+        raise DataError(
+            f"{src.path} has ragged rows: line {lineno} has {fields} fields, the header has {n_fields}"
+        )

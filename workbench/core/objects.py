@@ -1,0 +1,171 @@
+"""The content-addressed object store.
+
+Blobs live at ``.workbench/objects/ab/cdef…`` named by their SHA-256. A blob is
+written to a temporary file in the same filesystem, fsynced and renamed, so a
+crash can leave garbage in ``tmp/`` but never a half-written object. Writes that
+belong to one operation are *staged* first and moved into place only when the
+whole operation has succeeded: a failed ``data add`` leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from workbench.core.errors import StoreError
+
+HASH_LEN = 64
+_BUF = 1 << 22
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_BUF):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    # Directory fsync makes the rename durable; not every platform allows it.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ObjectStore:
+    """Immutable blobs addressed by SHA-256."""
+
+    def __init__(self, root: Path, tmp: Path) -> None:
+        self.root = root
+        self.tmp = tmp
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        return self.path(digest).stat().st_size
+
+    def read_bytes(self, digest: str) -> bytes:
+        return self.path(digest).read_bytes()
+
+    def verify(self, digest: str) -> bool:
+        """Re-hash a blob: True when present and intact."""
+        p = self.path(digest)
+        return p.is_file() and sha256_file(p) == digest
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store one blob now (outside any staging) and return its hash."""
+        with self.stage() as stage:
+            digest = stage.put_bytes(data)
+            stage.commit()
+        return digest
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[Staging]:
+        """A scratch area whose blobs reach the store only on ``commit()``."""
+        self.clean_stale()
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            area = self.tmp / f"stage-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            area.mkdir()
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to the project store ({exc.strerror}): {self.tmp}"
+            ) from None
+        staging = Staging(self, area)
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(area, ignore_errors=True)
+
+    def clean_stale(self) -> None:
+        """Remove staging areas left by processes that died mid-operation."""
+        if not self.tmp.is_dir():
+            return
+        for entry in self.tmp.iterdir():
+            parts = entry.name.split("-")
+            if len(parts) >= 3 and parts[0] == "stage" and parts[1].isdigit():
+                if not _pid_alive(int(parts[1])):
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    def all_digests(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for sub in self.root.iterdir():
+            if sub.is_dir() and len(sub.name) == 2:
+                for f in sub.iterdir():
+                    yield sub.name + f.name
+
+
+class Staging:
+    """Blobs written for one operation, not yet visible in the store."""
+
+    def __init__(self, store: ObjectStore, area: Path) -> None:
+        self.store = store
+        self.area = area
+        self.sizes: dict[str, int] = {}
+        self.new: set[str] = set()  # digests not already in the store
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in self.sizes:
+            return digest
+        self.sizes[digest] = len(data)
+        if not self.store.has(digest):
+            try:
+                _write_durable(self.area / digest, data)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write to the project store ({exc.strerror}): {self.area}"
+                ) from None
+            self.new.add(digest)
+        return digest
+
+    @property
+    def new_bytes(self) -> int:
+        return sum(self.sizes[d] for d in self.new)
+
+    def commit(self) -> None:
+        """Move staged blobs into the store (each rename is atomic)."""
+        touched: set[Path] = set()
+        try:
+            for digest in sorted(self.new):
+                target = self.store.path(digest)
+                if target.exists():
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.area / digest, target)
+                touched.add(target.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the project store ({exc.strerror})") from None
+        for d in touched:
+            _fsync_dir(d)

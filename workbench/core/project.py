@@ -1,0 +1,121 @@
+"""A workbench project: a folder with ``workbench.toml`` and ``.workbench/``.
+
+Like git, commands find the project by walking up from the current directory
+(or take ``--project``/``WORKBENCH_PROJECT``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import StoreError, UsageError
+
+if TYPE_CHECKING:
+    from workbench.core.catalog import Catalog
+    from workbench.core.datasets import Datasets
+    from workbench.core.objects import ObjectStore
+
+CONFIG = "workbench.toml"
+STORE_DIR = ".workbench"
+
+_CONFIG_TEMPLATE = """\
+# workbench project settings. See docs/ for every key.
+[project]
+name = {name!r}
+
+[datasets]
+# Rows per stored chunk; fixed per dataset when its first version is added.
+# chunk_rows = 262144
+"""
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` that holds a project."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG).is_file() and (folder / STORE_DIR).is_dir():
+            return folder
+    raise StoreError(
+        f"not inside a workbench project (looked from {here} upwards); "
+        "run `workbench init` or pass --project DIR"
+    )
+
+
+class Project:
+    """Entry point of the Python API, e.g. ``Project().datasets.add("x.csv", name="x")``."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None and os.environ.get("WORKBENCH_PROJECT"):
+            path = os.environ["WORKBENCH_PROJECT"]
+        if path is not None:
+            p = Path(path).expanduser()
+            if not p.exists():
+                raise StoreError(f"no such folder: {p}")
+            if not (p / CONFIG).is_file() or not (p / STORE_DIR).is_dir():
+                raise StoreError(f"{p} is not a workbench project; run `workbench init {p}`")
+            self.root = p.resolve()
+        else:
+            self.root = find_root()
+        self.store_dir = self.root / STORE_DIR
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r})"
+
+    @classmethod
+    def init(
+        cls, path: str | os.PathLike[str] = ".", name: str | None = None
+    ) -> tuple[Project, bool]:
+        """Create (or re-open) a project; returns it and whether it was new."""
+        from workbench.core.catalog import Catalog
+
+        root = Path(path).expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root} exists and is not a folder")
+        created = not (
+            (root / CONFIG).is_file() and (root / STORE_DIR / "catalog.duckdb").is_file()
+        )
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            store = root / STORE_DIR
+            (store / "objects").mkdir(parents=True, exist_ok=True)
+            (store / "tmp").mkdir(exist_ok=True)
+            (store / "runs").mkdir(exist_ok=True)
+            gitignore = store / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("*\n")
+            if not (root / CONFIG).exists():
+                (root / CONFIG).write_text(_CONFIG_TEMPLATE.format(name=name or root.name))
+        except OSError as exc:
+            raise StoreError(f"cannot create a project at {root}: {exc.strerror}") from None
+        Catalog.create(store / "catalog.duckdb")
+        return cls(root), created
+
+    @functools.cached_property
+    def config(self) -> dict[str, Any]:
+        try:
+            with open(self.root / CONFIG, "rb") as f:
+                return tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"{self.root / CONFIG} is not valid TOML: {exc}") from None
+
+    @functools.cached_property
+    def catalog(self) -> Catalog:
+        from workbench.core.catalog import Catalog
+
+        return Catalog(self.store_dir / "catalog.duckdb")
+
+    @functools.cached_property
+    def objects(self) -> ObjectStore:
+        from workbench.core.objects import ObjectStore
+
+        return ObjectStore(self.store_dir / "objects", self.store_dir / "tmp")
+
+    @functools.cached_property
+    def datasets(self) -> Datasets:
+        from workbench.core.datasets import Datasets
+
+        return Datasets(self)
