@@ -49,7 +49,9 @@ def diff(ds: Datasets, ref_a: str, ref_b: str, key: str | None = None) -> dict[s
     if same_type:
         ca, cb = _row_counts(lf_a, same_type), _row_counts(lf_b, same_type)
         joined = ca.join(cb, on="h", how="full", coalesce=True, suffix="_b").select(
-            (pl.col("n").fill_null(0) - pl.col("n_b").fill_null(0)).alias("d")
+            (
+                pl.col("n").cast(pl.Int64).fill_null(0) - pl.col("n_b").cast(pl.Int64).fill_null(0)
+            ).alias("d")
         )
         res = joined.select(
             removed=pl.col("d").clip(lower_bound=0).sum(),

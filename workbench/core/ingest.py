@@ -172,16 +172,20 @@ def batches(
     try:
         yield from scan(src, infer_rows).collect_batches(chunk_size=chunk_rows, engine="streaming")
     except Exception as exc:
-        if infer_rows is not None and src.format != "parquet" and _RETRY.search(str(exc)):
-            raise NeedsFullInference from None
-        raise _data_error(src, exc) from None
+        raise _read_error(src, exc, infer_rows) from None
+
+
+def _read_error(src: Source, exc: Exception, infer_rows: int | None) -> Exception:
+    if infer_rows is not None and src.format != "parquet" and _RETRY.search(str(exc)):
+        return NeedsFullInference()
+    return _data_error(src, exc)
 
 
 def sample(src: Source, infer_rows: int | None = INFER_ROWS, rows: int = 2000) -> pl.DataFrame:
     try:
         return scan(src, infer_rows).head(rows).collect()
     except Exception as exc:
-        raise _data_error(src, exc) from None
+        raise _read_error(src, exc, infer_rows) from None
 
 
 def schema_of(src: Source) -> pl.Schema:

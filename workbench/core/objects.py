@@ -113,9 +113,9 @@ class ObjectStore:
             return
         for entry in self.tmp.iterdir():
             parts = entry.name.split("-")
-            if len(parts) >= 3 and parts[0] == "stage" and parts[1].isdigit():
-                if not _pid_alive(int(parts[1])):
-                    shutil.rmtree(entry, ignore_errors=True)
+            stale = len(parts) >= 3 and parts[0] == "stage" and parts[1].isdigit()
+            if stale and not _pid_alive(int(parts[1])):
+                shutil.rmtree(entry, ignore_errors=True)
 
     def all_digests(self) -> Iterator[str]:
         if not self.root.is_dir():

@@ -6,7 +6,8 @@ at the previous version's segment boundaries and each piece is compared with
 the segment it replaces:
 
 - unchanged                    -> the old segment is reused (no bytes written);
-- a few rows changed (<= 30%)  -> a patch with only those rows is added to the chain;
+- a few rows changed (<= 30%)  -> a patch with those rows' changed cells is added to the chain
+                                  (a full chain of 8 is collapsed into one patch);
 - otherwise, or a new tail     -> a fresh blob.
 
 So appending rows or editing a few rows stores only what changed, where DVC
@@ -73,17 +74,27 @@ def scan_segments(segments: Iterable[Segment], path_of: Callable[[str], Path]) -
 
 
 def _apply_patches(base: pl.LazyFrame, patches: list[pl.LazyFrame]) -> pl.LazyFrame:
+    """Overlay patches in order; each holds new values of its columns at row positions."""
     import polars as pl
 
-    latest = (
-        pl.concat([p.with_columns(pl.lit(i).alias("__wb_lvl")) for i, p in enumerate(patches)])
-        .sort([ROW, "__wb_lvl"])
-        .unique(subset=[ROW], keep="last", maintain_order=True)
-        .drop("__wb_lvl")
-    )
-    indexed = base.with_row_index(ROW)
-    kept = indexed.join(latest.select(ROW), on=ROW, how="anti")
-    return pl.concat([kept, latest], how="vertical").sort(ROW).drop(ROW)
+    lf = base.with_row_index(ROW)
+    for i, patch in enumerate(patches):
+        cols = [c for c in patch.collect_schema().names() if c != ROW]
+        hit = f"__wb_hit{i}"
+        renamed = patch.rename({c: f"{c}__wb_new" for c in cols}).with_columns(
+            pl.lit(True).alias(hit)
+        )
+        lf = (
+            lf.join(renamed, on=ROW, how="left", maintain_order="left")
+            .with_columns(
+                [
+                    pl.when(pl.col(hit)).then(pl.col(f"{c}__wb_new")).otherwise(pl.col(c)).alias(c)
+                    for c in cols
+                ]
+            )
+            .drop([*(f"{c}__wb_new" for c in cols), hit])
+        )
+    return lf.drop(ROW)
 
 
 def rechunk(frames: Iterable[pl.DataFrame], sizes: Iterator[int]) -> Iterator[pl.DataFrame]:
@@ -109,11 +120,20 @@ def rechunk(frames: Iterable[pl.DataFrame], sizes: Iterator[int]) -> Iterator[pl
         yield pl.concat(buf) if len(buf) > 1 else buf[0]
 
 
-def _changed_rows(new: pl.DataFrame, old: pl.DataFrame) -> pl.Series:
+def _changes(new: pl.DataFrame, old: pl.DataFrame) -> tuple[pl.Series, list[str]]:
+    """Which rows differ, and in which columns (nulls equal nulls, NaN equals NaN)."""
     import polars as pl
 
-    masks = [new.get_column(c).ne_missing(old.get_column(c)) for c in new.columns]
-    return pl.DataFrame(masks).select(pl.any_horizontal(pl.all())).to_series()
+    masks = {c: new.get_column(c).ne_missing(old.get_column(c)) for c in new.columns}
+    cols = [c for c, m in masks.items() if m.any()]
+    if not cols:
+        return pl.Series([False] * new.height), []
+    rows = pl.DataFrame([masks[c] for c in cols]).select(pl.any_horizontal(pl.all())).to_series()
+    return rows, cols
+
+
+def _patch(piece: pl.DataFrame, rows: pl.Series, cols: list[str]) -> bytes:
+    return parquet_bytes(piece.with_row_index(ROW).filter(rows).select([ROW, *cols]))
 
 
 def store_piece(
@@ -122,15 +142,28 @@ def store_piece(
     stage: Staging,
     path_of: Callable[[str], Path],
 ) -> Segment:
-    """Store one piece of a new version, reusing or patching ``previous`` when it can."""
+    """Store one piece of a new version, reusing or patching ``previous`` when it can.
+
+    A full patch chain is collapsed into one patch against the base blob (the
+    rows that differ from it), so reads stay cheap and disk stays small; only
+    when more than 30% of the rows differ from the base is a fresh blob written.
+    """
     if previous is not None and previous.n_rows == piece.height:
         old = scan_segments([previous], path_of).collect()
-        changed = _changed_rows(piece, old)
-        n_changed = int(changed.sum())
+        rows, cols = _changes(piece, old)
+        n_changed = int(rows.sum())
         if n_changed == 0:
             return previous
-        if n_changed <= MAX_PATCH_SHARE * piece.height and len(previous.patches) < MAX_PATCHES:
-            patch = piece.with_row_index(ROW).filter(changed)
-            digest = stage.put_bytes(parquet_bytes(patch))
+        limit = MAX_PATCH_SHARE * piece.height
+        if n_changed <= limit and len(previous.patches) < MAX_PATCHES:
+            digest = stage.put_bytes(_patch(piece, rows, cols))
             return Segment(piece.height, previous.blob, (*previous.patches, digest))
+        if previous.patches:
+            import polars as pl
+
+            rows, cols = _changes(piece, pl.read_parquet(path_of(previous.blob)))
+            if int(rows.sum()) <= limit:
+                return Segment(
+                    piece.height, previous.blob, (stage.put_bytes(_patch(piece, rows, cols)),)
+                )
     return Segment(piece.height, stage.put_bytes(parquet_bytes(piece)))

@@ -1,0 +1,117 @@
+"""Shared fixtures: real projects in tmp_path, the real CLI entry point."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from workbench.core.project import Project
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKBENCH_PROJECT", raising=False)
+    monkeypatch.delenv("WORKBENCH_DEBUG", raising=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    p, _ = Project.init(tmp_path / "proj")
+    return p
+
+
+@pytest.fixture
+def small_chunks(project: Project) -> Project:
+    """A project that stores 1,000-row chunks, so small data exercises chunking."""
+    cfg = project.root / "workbench.toml"
+    cfg.write_text(cfg.read_text().replace("# chunk_rows = 262144", "chunk_rows = 1000"))
+    return Project(project.root)
+
+
+def frame(n: int = 100, seed: int = 0) -> pl.DataFrame:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "id": np.arange(n),
+            "age": rng.integers(18, 90, n),
+            "income": rng.normal(50_000, 15_000, n).round(2),
+            "plan": rng.choice(["basic", "plus", "pro"], n),
+            "churned": rng.integers(0, 2, n),
+        }
+    )
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> Result:
+    """Run the real ``main()`` in-process (fast), capturing output and exit code."""
+    from workbench.cli import output
+    from workbench.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = Path.cwd()
+    output._console = None
+    code = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(old)
+        output._console = None
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_subprocess(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> Result:
+    """Run ``python -m workbench`` as a separate process, as a user's shell would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def store_snapshot(project: Project) -> tuple[dict[str, list[tuple]], list[str]]:
+    """Every catalog row and every object file: equal snapshots mean nothing changed."""
+    with project.catalog.read() as con:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables ORDER BY table_name"
+            ).fetchall()
+        ]
+        rows = {
+            t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables
+        }
+    objects = sorted(
+        str(p.relative_to(project.store_dir))
+        for p in (project.store_dir / "objects").rglob("*")
+        if p.is_file()
+    )
+    return rows, objects

@@ -1,0 +1,106 @@
+"""The project store: layout, discovery, migrations, atomic objects, locking."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from workbench.core.catalog import SCHEMA_VERSION, Catalog
+from workbench.core.errors import StoreError
+from workbench.core.project import Project, find_root
+
+
+def test_init_creates_layout_and_is_idempotent(tmp_path: Path) -> None:
+    p, created = Project.init(tmp_path / "a")
+    assert created
+    assert (p.root / "workbench.toml").is_file()
+    assert (p.store_dir / "catalog.duckdb").is_file()
+    assert (p.store_dir / "objects").is_dir()
+    assert p.catalog.version() == SCHEMA_VERSION
+    again, created_again = Project.init(tmp_path / "a")
+    assert not created_again and again.root == p.root
+
+
+def test_project_is_found_from_a_subfolder(project: Project) -> None:
+    sub = project.root / "notebooks" / "deep"
+    sub.mkdir(parents=True)
+    assert find_root(sub) == project.root
+
+
+def test_outside_a_project_says_so(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not inside a workbench project"):
+        find_root(tmp_path)
+    with pytest.raises(StoreError, match="is not a workbench project"):
+        Project(tmp_path)
+
+
+def test_migrates_an_old_catalog_and_refuses_a_newer_one(tmp_path: Path) -> None:
+    path = tmp_path / "c.duckdb"
+    duckdb.connect(str(path)).close()  # schema version 0: an empty database
+    cat = Catalog(path)
+    with cat.read() as con:
+        assert con.execute("SELECT count(*) FROM datasets").fetchone()[0] == 0
+    assert cat.version() == SCHEMA_VERSION
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE wb_meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(StoreError, match="newer workbench"), Catalog(path).read():
+        pass
+
+
+def test_staged_objects_vanish_when_the_operation_fails(project: Project) -> None:
+    with pytest.raises(RuntimeError), project.objects.stage() as stage:
+        digest = stage.put_bytes(b"payload")
+        raise RuntimeError("boom")
+    assert not project.objects.has(digest)
+    assert list((project.store_dir / "tmp").iterdir()) == []
+
+
+def test_objects_are_content_addressed_and_verified(project: Project) -> None:
+    d1 = project.objects.put_bytes(b"hello")
+    d2 = project.objects.put_bytes(b"hello")
+    assert d1 == d2 and project.objects.verify(d1)
+    project.objects.path(d1).write_bytes(b"tampered")
+    assert not project.objects.verify(d1)
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
+    code = textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(path)!r})
+        print("locked", flush=True)
+        time.sleep({seconds})
+        con.close()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_write_waits_for_another_process_then_succeeds(project: Project) -> None:
+    holder = _hold_lock(project.catalog.path, 1.0)
+    start = time.monotonic()
+    with project.catalog.write() as con:
+        con.execute("INSERT INTO wb_meta VALUES ('probe', 'x')")
+    waited = time.monotonic() - start
+    holder.wait()
+    assert waited > 0.3  # it really waited for the other process
+    with project.catalog.read() as con:
+        assert con.execute("SELECT value FROM wb_meta WHERE key = 'probe'").fetchone() == ("x",)
+
+
+def test_a_lock_held_too_long_fails_with_a_clear_message(project: Project, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_LOCK_TIMEOUT", "0.3")
+    holder = _hold_lock(project.catalog.path, 3.0)
+    try:
+        with pytest.raises(StoreError, match="catalog is busy"), project.catalog.write():
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
