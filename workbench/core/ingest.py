@@ -97,6 +97,8 @@ def _check_parquet(src: Source) -> None:
 
 
 def _check_text(src: Source, head: bytes) -> None:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{src.path} is UTF-16 encoded; re-save it as UTF-8")
     if b"\x00" in head:
         raise DataError(f"{src.path} looks binary, not a {src.format.upper()} text file")
     text = _decode_head(src, head)

@@ -10,6 +10,7 @@ whole operation has succeeded: a failed ``data add`` leaves the store as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -46,6 +47,17 @@ def _write_durable(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def store_write_error(exc: OSError, where: Path) -> StoreError:
+    """One line for a failed write: read-only and full disks named as such."""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreError(
+            f"the project store is read-only ({exc.strerror}): cannot write to {where}"
+        )
+    if exc.errno == errno.ENOSPC:
+        return StoreError(f"no space left on the disk holding the project store ({where})")
+    return StoreError(f"cannot write to the project store ({exc.strerror}): {where}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -98,9 +110,7 @@ class ObjectStore:
             area = self.tmp / f"stage-{os.getpid()}-{uuid.uuid4().hex[:12]}"
             area.mkdir()
         except OSError as exc:
-            raise StoreError(
-                f"cannot write to the project store ({exc.strerror}): {self.tmp}"
-            ) from None
+            raise store_write_error(exc, self.tmp) from None
         staging = Staging(self, area)
         try:
             yield staging
@@ -144,9 +154,7 @@ class Staging:
             try:
                 _write_durable(self.area / digest, data)
             except OSError as exc:
-                raise StoreError(
-                    f"cannot write to the project store ({exc.strerror}): {self.area}"
-                ) from None
+                raise store_write_error(exc, self.area) from None
             self.new.add(digest)
         return digest
 
@@ -166,6 +174,6 @@ class Staging:
                 os.replace(self.area / digest, target)
                 touched.add(target.parent)
         except OSError as exc:
-            raise StoreError(f"cannot write to the project store ({exc.strerror})") from None
+            raise store_write_error(exc, self.store.root) from None
         for d in touched:
             _fsync_dir(d)

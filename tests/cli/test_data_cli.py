@@ -1,0 +1,133 @@
+"""The ``workbench`` command end to end, as a user types it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from tests.conftest import frame, run_cli, run_subprocess
+from workbench.core.project import Project
+
+
+def test_help_is_fast_because_heavy_libraries_stay_unloaded() -> None:
+    code = (
+        "import sys, workbench.cli.main as m\n"
+        "heavy = [x for x in ('duckdb', 'polars', 'sklearn', 'lightgbm', 'textual', 'rich') if x in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    r = run_subprocess("--help")
+    assert r.code == 0 and "data" in r.out
+
+
+def test_init_add_list_show_head_export(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    assert run_cli("init", str(root)).code == 0
+    src = tmp_path / "churn.csv"
+    frame(200).write_csv(src)
+    r = run_cli("data", "add", str(src), "--name", "churn", "-m", "January extract", cwd=root)
+    assert r.code == 0 and "Added churn@1" in r.out and "200 rows x 5 columns" in r.out
+    r = run_cli("data", "add", str(src), "--name", "churn", cwd=root)
+    assert r.code == 0 and "already has this content" in r.out
+
+    listed = json.loads(run_cli("data", "list", "--json", cwd=root).out)
+    assert listed == [
+        {**listed[0], "name": "churn", "versions": 1, "latest": "churn@1", "rows": 200}
+    ]
+    versions = json.loads(run_cli("data", "list", "churn", "--json", cwd=root).out)
+    assert [v["message"] for v in versions] == ["January extract"]
+
+    shown = json.loads(run_cli("data", "show", "churn@1", "--json", cwd=root).out)
+    assert shown["rows"] == 200 and {c["name"] for c in shown["profile"]["columns"]} == set(
+        frame(1).columns
+    )
+    human = run_cli("data", "show", "churn", cwd=root)
+    assert human.code == 0 and "income" in human.out and "first version" in human.out
+
+    head = json.loads(run_cli("data", "head", "churn", "-n", "3", "--json", cwd=root).out)
+    assert head == frame(200).head(3).to_dicts()
+
+    out = tmp_path / "back.parquet"
+    assert run_cli("data", "export", "churn@1", "-o", str(out), cwd=root).code == 0
+    assert pl.read_parquet(out).equals(frame(200))
+
+
+def test_schema_change_is_printed_on_add(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    run_cli("init", str(root))
+    frame(20).write_csv(tmp_path / "a.csv")
+    frame(20).drop("plan").write_csv(tmp_path / "b.csv")
+    run_cli("data", "add", str(tmp_path / "a.csv"), "-n", "t", cwd=root)
+    r = run_cli("data", "add", str(tmp_path / "b.csv"), "-n", "t", cwd=root)
+    assert "Schema changed" in r.out and "- plan" in r.out
+
+
+def test_diff_from_the_command_line(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    run_cli("init", str(root))
+    a = frame(100)
+    b = a.with_columns(
+        pl.when(pl.col("id") == 3).then(pl.lit(99)).otherwise(pl.col("age")).alias("age")
+    )
+    a.write_csv(tmp_path / "a.csv")
+    b.write_csv(tmp_path / "b.csv")
+    run_cli("data", "add", str(tmp_path / "a.csv"), "-n", "t", cwd=root)
+    run_cli("data", "add", str(tmp_path / "b.csv"), "-n", "t", cwd=root)
+    d = json.loads(run_cli("data", "diff", "t@1", "t@2", "--key", "id", "--json", cwd=root).out)
+    assert d["by_key"]["rows_changed"] == 1
+    assert d["by_key"]["examples"] == [
+        {"key": 3, "changes": {"age": {"a": int(a["age"][3]), "b": 99}}}
+    ]
+    human = run_cli("data", "diff", "t@1", "t@2", "--key", "id", cwd=root)
+    assert "1 rows changed" in human.out and "age" in human.out
+
+
+def test_project_can_be_given_explicitly_or_found_upwards(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    run_cli("init", str(root))
+    (root / "sub" / "dir").mkdir(parents=True)
+    assert run_cli("data", "list", cwd=root / "sub" / "dir").code == 0
+    assert run_cli("--project", str(root), "data", "list", cwd=tmp_path).code == 0
+    r = run_cli("data", "list", cwd=tmp_path)
+    assert r.code == 1 and r.err.startswith("error: not inside a workbench project")
+
+
+def test_audit_and_verify(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    run_cli("init", str(root))
+    for i in range(3):
+        frame(10, seed=i).write_csv(tmp_path / f"{i}.csv")
+        run_cli("data", "add", str(tmp_path / f"{i}.csv"), "-n", "t", cwd=root)
+    entries = json.loads(run_cli("audit", "--json", cwd=root).out)
+    assert [e["subject"] for e in entries] == ["t@3", "t@2", "t@1"]
+    assert {e["action"] for e in entries} == {"dataset.add"}
+    ok = run_cli("verify", cwd=root)
+    assert ok.code == 0 and "verify: OK" in ok.out
+
+    project = Project(root)
+    with project.catalog.write() as con:  # tamper with history
+        con.execute("UPDATE audit SET subject = 'evil' WHERE seq = 2")
+    bad = run_cli("verify", cwd=root)
+    assert bad.code == 1 and "audit entry 2 was altered" in bad.out
+
+
+def test_verify_finds_a_damaged_or_missing_object(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    run_cli("init", str(root))
+    frame(50).write_csv(tmp_path / "a.csv")
+    run_cli("data", "add", str(tmp_path / "a.csv"), "-n", "t", cwd=root)
+    project = Project(root)
+    blob = project.datasets.resolve("t").segments[0].blob
+    path = project.objects.path(blob)
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    r = run_cli("verify", "--json", cwd=root)
+    report = json.loads(r.out)
+    assert r.code == 1 and any("was altered" in p and blob[:12] in p for p in report["problems"])
+    path.unlink()
+    r = run_cli("verify", cwd=root)
+    assert r.code == 1 and f"object {blob[:12]} (t@1) is missing" in r.out
