@@ -8,6 +8,7 @@ profile is computed once, here, before the version becomes visible.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core import audit, ingest
 from workbench.core.errors import DataError, NotFoundError, UsageError
 from workbench.core.objects import sha256_file
+from workbench.core.profile import Profiler
 from workbench.core.refs import Ref, check_name, parse_ref
 from workbench.core.segments import Segment, choose_chunk_rows, rechunk, scan_segments, store_piece
 
@@ -87,6 +89,11 @@ class Version:
     def from_row(cls, row: tuple[Any, ...]) -> Version:
         *head, schema, changes = row
         return cls(*head, json.loads(schema), json.loads(changes) if changes else None)
+
+
+class _AlreadyStored(Exception):
+    def __init__(self, version: Version) -> None:
+        self.version = version
 
 
 @dataclass
@@ -277,13 +284,24 @@ class Datasets:
         if message is not None and len(message) > 10_000:
             raise UsageError("the message is longer than 10,000 characters")
         src = ingest.open_source(path, fmt)
-        digest = sha256_file(src.path)
+        # Hash while the file is parsed: hashlib releases the GIL on large buffers.
+        hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        digest_future = hashing.submit(sha256_file, src.path)
+        try:
+            return self._add(src, name, message, digest_future)
+        finally:
+            hashing.shutdown(wait=True, cancel_futures=True)
+
+    def _add(
+        self,
+        src: ingest.Source,
+        name: str,
+        message: str | None,
+        digest_future: concurrent.futures.Future[str],
+    ) -> AddResult:
         project = self.project
 
         with project.catalog.read() as con:
-            known = self._version_rows(con, "dataset = ? AND id = ?", [name, digest])
-            if known:
-                return AddResult(known[0], created=False)
             latest_row = self._version_rows(
                 con,
                 "dataset = ? AND number = (SELECT max(number) FROM dataset_versions WHERE dataset = ?)",
@@ -302,26 +320,47 @@ class Datasets:
                 staged = stage.area / d
                 return staged if staged.exists() else project.objects.path(d)
 
+            known_check: list[Version | None] = []
+
+            def known_version() -> Version | None:
+                """Once the hash is ready: the version that already has these bytes."""
+                if not known_check and digest_future.done():
+                    with project.catalog.read() as con:
+                        found = self._version_rows(
+                            con, "dataset = ? AND id = ?", [name, digest_future.result()]
+                        )
+                    known_check.append(found[0] if found else None)
+                return known_check[0] if known_check else None
+
             infer: int | None = ingest.INFER_ROWS
             while True:
                 try:
-                    schema, segments, chunk_rows = self._write_segments(
-                        src, previous, chunk_row[0] if chunk_row else None, stage, path_of, infer
+                    schema, segments, chunk_rows, prof = self._write_segments(
+                        src,
+                        previous,
+                        chunk_row[0] if chunk_row else None,
+                        stage,
+                        path_of,
+                        infer,
+                        known_version,
                     )
                     break
+                except _AlreadyStored as stored:
+                    return AddResult(stored.version, created=False)
                 except ingest.NeedsFullInference:
                     if infer is None:
                         raise DataError(
                             f"cannot infer consistent column types for {src.path}"
                         ) from None
                     infer = None
+            digest = digest_future.result()
+            with project.catalog.read() as con:
+                known = self._version_rows(con, "dataset = ? AND id = ?", [name, digest])
+            if known:
+                return AddResult(known[0], created=False)
             n_rows = sum(s.n_rows for s in segments)
             if n_rows == 0:
                 raise DataError(f"{src.path} has a header but no data rows")
-            from workbench.core.profile import profile as compute_profile
-
-            lf = scan_segments(segments, path_of)
-            prof = compute_profile(lf, schema)
             if prof["columns"][-1]["nulls"]:  # short CSV rows leave a null in the last column
                 ingest.check_short_rows(src, len(schema))
             schema_list = _schema_list(schema)
@@ -357,7 +396,8 @@ class Datasets:
         stage: Staging,
         path_of: Callable[[str], Path],
         infer: int | None,
-    ) -> tuple[pl.Schema, list[Segment], int]:
+        known_version: Callable[[], Version | None],
+    ) -> tuple[pl.Schema, list[Segment], int, dict[str, Any]]:
         import itertools
 
         if chunk_rows is None:
@@ -372,8 +412,9 @@ class Datasets:
         stream = ingest.batches(src, chunk_rows, infer)
         first = next(stream, None)
         if first is None:
-            return ingest.schema_of(src), [], chunk_rows
+            return ingest.schema_of(src), [], chunk_rows, {}
         schema = first.schema
+        profiler = Profiler(schema)
         if previous is not None and _schema_list(schema) == previous.schema:
             prev_segments = previous.segments
             sizes = itertools.chain((s.n_rows for s in prev_segments), sizes)
@@ -381,8 +422,11 @@ class Datasets:
             if piece.schema != schema:
                 raise ingest.NeedsFullInference
             prev = prev_segments[i] if i < len(prev_segments) else None
+            if (stored := known_version()) is not None:
+                raise _AlreadyStored(stored)  # same bytes as a stored version: stop parsing
             segments.append(store_piece(piece, prev, stage, path_of))
-        return schema, segments, chunk_rows
+            profiler.update(piece)
+        return schema, segments, chunk_rows, profiler.result()
 
     def _record(
         self,

@@ -40,6 +40,7 @@ class Source:
     path: Path
     format: str
     size: int
+    dates: dict[str, str] | None = None  # text columns that hold dates: name -> "date"/"datetime"
 
     @property
     def separator(self) -> str:
@@ -140,6 +141,44 @@ def _check_names(src: Source, names: list[str]) -> None:
         seen[name] = i
 
 
+def detect_dates(src: Source) -> dict[str, str]:
+    """Text columns whose sampled values all parse as dates or datetimes.
+
+    Polars' ``try_parse_dates`` tries every text column of every row and makes
+    parsing ~3x slower; casting only the detected columns costs a fraction.
+    """
+    import polars as pl
+
+    if src.dates is not None:
+        return src.dates
+    found: dict[str, str] = {}
+    if src.format in ("csv", "tsv"):
+        try:
+            head = (
+                pl.scan_csv(src.path, separator=src.separator, infer_schema_length=INFER_ROWS)
+                .head(2000)
+                .collect()
+            )
+        except Exception:
+            head = None  # the real scan reports the problem
+        for name, dtype in head.schema.items() if head is not None else []:
+            values = head.get_column(name).drop_nulls()
+            if dtype != pl.String or values.len() == 0:
+                continue
+            for kind, convert in (
+                ("date", values.str.to_date),
+                ("datetime", values.str.to_datetime),
+            ):
+                try:
+                    if convert(strict=True).null_count() == 0:
+                        found[name] = kind
+                        break
+                except Exception:
+                    continue
+    src.dates = found
+    return found
+
+
 def scan(src: Source, infer_rows: int | None = INFER_ROWS) -> pl.LazyFrame:
     import polars as pl
 
@@ -147,9 +186,20 @@ def scan(src: Source, infer_rows: int | None = INFER_ROWS) -> pl.LazyFrame:
         return pl.scan_parquet(src.path)
     if src.format == "jsonl":
         return pl.scan_ndjson(src.path, infer_schema_length=infer_rows)
-    return pl.scan_csv(
-        src.path, separator=src.separator, infer_schema_length=infer_rows, try_parse_dates=True
-    )
+    lf = pl.scan_csv(src.path, separator=src.separator, infer_schema_length=infer_rows)
+    if infer_rows is None:
+        return lf  # the fallback after a value did not fit: dates stay text
+    dates = detect_dates(src)
+    if dates:
+        lf = lf.with_columns(
+            [
+                pl.col(c).str.to_date(strict=True)
+                if k == "date"
+                else pl.col(c).str.to_datetime(strict=True)
+                for c, k in dates.items()
+            ]
+        )
+    return lf
 
 
 _RETRY = re.compile(

@@ -47,7 +47,8 @@ class Segment:
 
 def parquet_bytes(df: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
-    df.write_parquet(buf, compression="zstd", statistics=True)
+    # zstd level 1: ~25% faster to write than the default level for ~20% more bytes.
+    df.write_parquet(buf, compression="zstd", compression_level=1, statistics=True)
     return buf.getvalue()
 
 
