@@ -13,8 +13,9 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.core.errors import WorkbenchError
     from workbench.core.project import Project
+    from workbench.core.tracking import start_run
 
-__all__ = ["Project", "WorkbenchError", "__version__"]
+__all__ = ["Project", "WorkbenchError", "__version__", "start_run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +23,10 @@ def __getattr__(name: str) -> Any:
         from workbench.core.project import Project
 
         return Project
+    if name == "start_run":
+        from workbench.core.tracking import start_run
+
+        return start_run
     if name == "WorkbenchError":
         from workbench.core.errors import WorkbenchError
 

@@ -70,9 +70,11 @@ def init(directory: str, name: str | None) -> None:
 
 
 def _register() -> None:
-    from workbench.cli import audit_cmd, data
+    from workbench.cli import audit_cmd, data, runs_cmd
 
     cli.add_command(data.data)
+    cli.add_command(runs_cmd.train)
+    cli.add_command(runs_cmd.runs)
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
 

@@ -6,6 +6,7 @@ Rich is imported on first use so that commands which print little stay fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -17,7 +18,10 @@ def console() -> Any:
     if _console is None:
         from rich.console import Console
 
-        _console = Console(highlight=False, soft_wrap=False)
+        width = None
+        if not sys.stdout.isatty():  # pipes and files: no terminal to fit, so don't wrap at 80
+            width = int(os.environ.get("COLUMNS", "0") or 0) or 160
+        _console = Console(highlight=False, soft_wrap=False, width=width)
     return _console
 
 

@@ -25,7 +25,7 @@ from workbench.core.errors import StoreError
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # One connection per process at a time: DuckDB refuses a second connection to the
 # same file with a different read_only setting, and threads (TUI workers) share it.
@@ -60,8 +60,38 @@ def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_2(con: duckdb.DuckDBPyConnection) -> None:
+    """Experiment tracking: runs with params, tags, metric points and artifacts."""
+    con.execute(
+        """
+        CREATE TABLE experiments (name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL);
+        CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY, experiment VARCHAR NOT NULL, name VARCHAR,
+            status VARCHAR NOT NULL, error VARCHAR, start_time TIMESTAMP NOT NULL,
+            end_time TIMESTAMP, host VARCHAR, pid INTEGER, dataset VARCHAR,
+            dataset_version INTEGER, parent_id VARCHAR, deleted_at TIMESTAMP,
+            environment JSON, source VARCHAR);
+        CREATE TABLE params (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR,
+            PRIMARY KEY (run_id, key));
+        CREATE TABLE tags (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR,
+            PRIMARY KEY (run_id, key));
+        CREATE TABLE metrics (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, step BIGINT NOT NULL,
+            value DOUBLE, ts TIMESTAMP NOT NULL);
+        CREATE TABLE metric_summary (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL,
+            last DOUBLE, last_step BIGINT, min DOUBLE, max DOUBLE, mean DOUBLE, count BIGINT,
+            PRIMARY KEY (run_id, key));
+        CREATE TABLE artifacts (run_id VARCHAR NOT NULL, path VARCHAR NOT NULL,
+            hash VARCHAR NOT NULL, size BIGINT NOT NULL, kind VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, path));
+        """
+    )
+
+
 # Append-only: never edit a released migration, add the next one.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _migration_1}
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    1: _migration_1,
+    2: _migration_2,
+}
 
 
 def _lock_timeout() -> float:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from workbench.core.catalog import Catalog
     from workbench.core.datasets import Datasets
     from workbench.core.objects import ObjectStore
+    from workbench.core.tracking import Runs
 
 CONFIG = "workbench.toml"
 STORE_DIR = ".workbench"
@@ -119,3 +120,9 @@ class Project:
         from workbench.core.datasets import Datasets
 
         return Datasets(self)
+
+    @functools.cached_property
+    def runs(self) -> Runs:
+        from workbench.core.tracking import Runs
+
+        return Runs(self)

@@ -1,0 +1,97 @@
+"""``workbench train`` and ``workbench runs`` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_cli
+from tests.core.test_training import churn
+
+
+def test_train_list_show_compare_tag_delete(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    run_cli("init", str(root))
+    churn().write_parquet(tmp_path / "c.parquet")
+    run_cli("data", "add", str(tmp_path / "c.parquet"), "-n", "churn", cwd=root)
+    (root / "workbench.toml").write_text(
+        (root / "workbench.toml").read_text()
+        + "\n[train]\nseed = 3\n[train.params]\nn_estimators = 25\n"
+    )
+    a = run_cli("train", "churn", "--target", "churned", "--name", "base", "--json", cwd=root)
+    assert a.code == 0, a.err
+    ra = json.loads(a.out)
+    assert ra["params"]["seed"] == "3" and ra["params"]["model.n_estimators"] == "25"
+    b = run_cli(
+        "train",
+        "churn",
+        "-t",
+        "churned",
+        "-p",
+        "learning_rate=0.2",
+        "-p",
+        "n_estimators=10",
+        "--name",
+        "fast",
+        cwd=root,
+    )
+    assert b.code == 0 and "finished" in b.out and "val_auc" in b.out
+
+    listed = json.loads(
+        run_cli("runs", "list", "--json", "-f", "params.`model.learning_rate` > 0.1", cwd=root).out
+    )
+    assert [r["name"] for r in listed] == ["fast"]
+    ordered = json.loads(
+        run_cli("runs", "list", "--json", "-o", "metrics.val_auc desc", cwd=root).out
+    )
+    aucs = [r["metrics"]["val_auc"] for r in ordered]
+    assert aucs == sorted(aucs, reverse=True) and len(aucs) == 2
+    table = run_cli("runs", "list", "-c", "params.seed,metrics.val_auc", cwd=root)
+    assert "params.seed" in table.out and "base" in table.out
+
+    rid = ra["id"][:8]
+    shown = run_cli("runs", "show", rid, cwd=root)
+    assert shown.code == 0 and "model.pkl" in shown.out and "val_auc" in shown.out
+    cmp_ = run_cli(
+        "runs",
+        "compare",
+        rid,
+        f"run:{json.loads(b.out) if False else listed[0]['id'][:8]}",
+        "--plot",
+        "val_log_loss_curve",
+        cwd=root,
+    )
+    assert (
+        cmp_.code == 0
+        and "learning_rate" in cmp_.out
+        and "*" in cmp_.out
+        and "val_log_loss_curve" in cmp_.out
+    )
+
+    assert run_cli("runs", "tag", rid, "stage=review", cwd=root).code == 0
+    assert json.loads(run_cli("runs", "show", rid, "--json", cwd=root).out)["tags"] == {
+        "stage": "review"
+    }
+    assert run_cli("runs", "delete", rid, cwd=root).code == 0
+    assert len(json.loads(run_cli("runs", "list", "--json", cwd=root).out)) == 1
+    assert run_cli("runs", "restore", rid, cwd=root).code == 0
+    assert len(json.loads(run_cli("runs", "list", "--json", cwd=root).out)) == 2
+
+
+def test_run_errors_are_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    run_cli("init", str(root))
+    churn(50).write_parquet(tmp_path / "c.parquet")
+    run_cli("data", "add", str(tmp_path / "c.parquet"), "-n", "churn", cwd=root)
+    cases = [
+        (["runs", "show", "abcd"], 1, "no run with an id starting with abcd"),
+        (["runs", "show", "xyz"], 2, "invalid run reference"),
+        (["runs", "list", "-f", "metrics.auc >"], 2, "ends too early"),
+        (["runs", "list", "-f", "bogus = 1"], 2, "unknown name 'bogus'"),
+        (["train", "churn", "-t", "nope"], 2, "target column 'nope'"),
+        (["train", "churn", "-t", "churned", "-p", "oops"], 2, "--param takes KEY=VALUE"),
+        (["runs", "compare", "abcd"], 2, "at least two runs"),
+    ]
+    for args, code, fragment in cases:
+        r = run_cli(*args, cwd=root)
+        assert r.code == code and r.err.count("\n") == 1 and fragment in r.err, (args, r)

@@ -1,0 +1,177 @@
+"""The run filter language against a real catalog."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workbench.core.errors import UsageError
+from workbench.core.project import Project
+from workbench.core.search import where_sql
+from workbench.core.tracking import start_run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, dict[str, str]]:
+    project, _ = Project.init(tmp_path_factory.mktemp("s") / "p")
+    ids = {}
+    specs = [
+        ("a", "lightgbm", 0.1, [0.70, 0.80, 0.85], "base run"),
+        ("b", "lightgbm", 0.05, [0.75, 0.95, 0.90], "tuned"),
+        ("c", "random_forest", 0.2, [0.60, 0.65, 0.70], "base forest"),
+        ("d", "logistic", 1e-3, [0.50], "it's quoted"),
+    ]
+    for name, model, lr, aucs, note in specs:
+        with start_run(experiment="e", name=name, project=project) as run:
+            run.log_params({"model": model, "lr": lr})
+            for step, auc in enumerate(aucs, start=1):
+                run.log_metric("val_auc", auc, step=step * 100)
+            run.set_tag("note", note)
+        ids[name] = run.id
+    with pytest.raises(RuntimeError), start_run(experiment="e", name="f", project=project) as run:
+        raise RuntimeError("x")
+    ids["f"] = run.id
+    return project, ids
+
+
+def names(project: Project, flt: str | None = None, order: str | None = None) -> list[str]:
+    return [r["name"] for r in project.runs.list(filter=flt, order_by=order)]
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        ("metrics.val_auc > 0.8", {"a", "b"}),
+        ("params.model = 'lightgbm' and metrics.val_auc < 0.88", {"a"}),
+        ("params.model = 'logistic' or status = 'failed'", {"d", "f"}),
+        (
+            "(params.model = 'logistic' or params.model = 'random_forest') and params.lr > 0.01",
+            {"c"},
+        ),
+        ("max(metrics.val_auc) > 0.9", {"b"}),
+        ("min(metrics.val_auc) <= 0.6", {"c", "d"}),
+        ("count(metrics.val_auc) = 3", {"a", "b", "c"}),
+        ("metrics.val_auc@step=200 >= 0.8", {"a", "b"}),
+        ("params.lr in (0.1, 0.05)", {"a", "b"}),
+        ("params.model not in ('lightgbm')", {"c", "d"}),
+        ("tags.note like '%base%'", {"a", "c"}),
+        ("tags.note ilike 'TUNED'", {"b"}),
+        ("tags.note = 'it''s quoted'", {"d"}),
+        ("metrics.val_auc is null", {"f"}),
+        ("not params.model = 'lightgbm'", {"c", "d", "f"}),
+        ("status = 'finished' and name != 'a'", {"b", "c", "d"}),
+        ("", {"a", "b", "c", "d", "f"}),
+    ],
+)
+def test_filters(runs, flt: str, expected: set[str]) -> None:
+    project, _ = runs
+    assert set(names(project, flt)) == expected
+
+
+def test_ordering(runs) -> None:
+    project, _ = runs
+    assert names(project, "metrics.val_auc > 0", "metrics.val_auc desc") == ["b", "a", "c", "d"]
+    assert names(project, "metrics.val_auc > 0", "max(metrics.val_auc) desc") == [
+        "b",
+        "a",
+        "c",
+        "d",
+    ]
+    assert names(project, "metrics.val_auc > 0", "params.lr asc") == [
+        "d",
+        "b",
+        "a",
+        "c",
+    ]  # numerically
+
+
+@pytest.mark.parametrize(
+    ("flt", "fragment"),
+    [
+        ("metrics.val_auc >", "ends too early"),
+        ("foo = 1", "unknown name 'foo'"),
+        ("metrics.val_auc > 0.8 and", "ends too early"),
+        ("(status = 'x'", "expected ')'"),
+        ("status = 'x')", "expected 'and', 'or' or the end"),
+        ("status 'x'", "comparison operator"),
+        ("tags.x like 5", "quoted pattern"),
+        ("weird.x = 1", "unknown prefix"),
+        ("params.x@step=3 = 1", "only applies to metrics"),
+        ("max(params.x) > 1", "takes metrics.KEY"),
+        ("status = 'x'; DROP TABLE runs", "cannot read the filter"),
+    ],
+)
+def test_syntax_errors_point_at_the_problem(runs, flt: str, fragment: str) -> None:
+    project, _ = runs
+    with pytest.raises(UsageError, match=re.escape(fragment)):
+        project.runs.list(filter=flt)
+
+
+HOSTILE = [
+    "'; DROP TABLE runs; --",
+    '" OR 1=1 --',
+    "' OR '1'='1",
+    "\\x00",
+    "💥" * 50,
+    "a" * 3000,
+    "%' UNION SELECT * FROM audit --",
+    "Robert'); DROP TABLE params;--",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_values_are_data_not_sql(runs, text: str) -> None:
+    project, _ = runs
+    quoted = "'" + text.replace("'", "''") + "'"
+    assert names(project, f"tags.note = {quoted}") == []
+    assert names(project, f"params.model like {quoted}") == []
+    assert len(names(project)) == 5  # nothing was dropped
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=80))
+def test_any_text_is_a_filter_or_a_usage_error(runs, text: str) -> None:
+    project, _ = runs
+    try:
+        where_sql(text)
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+        return
+    try:
+        project.runs.list(filter=text)
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from(["val_auc", "nope"]),
+    st.sampled_from([">", "<", "=", "!=", ">=", "<="]),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
+def test_generated_comparisons_match_python(runs, key: str, op: str, value: float) -> None:
+    project, _ = runs
+    got = set(names(project, f"metrics.{key} {op} {value!r}"))
+    expected = set()
+    import operator
+
+    fn = {
+        ">": operator.gt,
+        "<": operator.lt,
+        "=": operator.eq,
+        "!=": operator.ne,
+        ">=": operator.ge,
+        "<=": operator.le,
+    }[op]
+    for r in project.runs.list():
+        last = r["metrics"].get(key)
+        if last is not None and fn(last, float(value)):
+            expected.add(r["name"])
+    assert got == expected

@@ -1,0 +1,188 @@
+"""The tracking API: what a run records, how it ends, and what survives a kill."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import frame
+from workbench.core import audit
+from workbench.core.errors import UsageError
+from workbench.core.project import Project
+from workbench.core.tracking import start_run
+
+
+def test_a_run_records_everything_it_logs(project: Project, tmp_path: Path) -> None:
+    frame(50).write_csv(tmp_path / "d.csv")
+    project.datasets.add(tmp_path / "d.csv", name="churn")
+    (tmp_path / "notes.txt").write_text("hello")
+    with start_run(experiment="exp", dataset="churn@1", name="baseline", project=project) as run:
+        run.log_param("lr", 0.1)
+        run.log_params({"model": "lgbm", "depth": 6, "flag": True})
+        for step in range(1, 101):
+            run.log_metric("loss", 1.0 / step, step=step)
+        run.log_metrics({"auc": 0.91, "acc": 0.8}, step=100)
+        run.set_tag("note", "first try")
+        digest = run.log_artifact(tmp_path / "notes.txt")
+    info = project.runs.get(run.id)
+    assert info["status"] == "finished" and info["error"] is None
+    assert (
+        info["experiment"] == "exp"
+        and info["name"] == "baseline"
+        and info["dataset_ref"] == "churn@1"
+    )
+    assert info["params"] == {"lr": "0.1", "model": "lgbm", "depth": "6", "flag": "true"}
+    assert info["tags"] == {"note": "first try"}
+    assert info["metrics"]["loss"]["count"] == 100 and info["metrics"]["loss"][
+        "last"
+    ] == pytest.approx(0.01)
+    assert (
+        info["metrics"]["loss"]["min"] == pytest.approx(0.01)
+        and info["metrics"]["loss"]["max"] == 1.0
+    )
+    assert info["metrics"]["auc"]["last"] == 0.91
+    assert project.runs.history(run.id, "loss")[:2] == [(1, 1.0), (2, 0.5)]
+    assert info["artifacts"] == [{"path": "notes.txt", "hash": digest, "size": 5, "kind": "file"}]
+    assert project.objects.read_bytes(digest) == b"hello"
+    env = info["environment"]
+    assert env["python"] and "polars" in env["packages"] and "duckdb" in env["packages"]
+    assert info["duration_s"] >= 0
+    with project.catalog.read() as con:
+        actions = [e["action"] for e in audit.entries(con, subject=f"run:{run.id}")]
+    assert actions == ["run.end", "run.start"]
+
+
+def test_an_exception_marks_the_run_failed_and_propagates(project: Project) -> None:
+    with pytest.raises(ZeroDivisionError), start_run(project=project) as run:
+        run.log_metric("x", 1.0)
+        1 / 0  # noqa: B018
+    info = project.runs.get(run.id)
+    assert info["status"] == "failed" and info["error"].startswith(
+        "ZeroDivisionError: division by zero at"
+    )
+    assert info["metrics"]["x"]["last"] == 1.0
+
+
+def test_nan_and_inf_are_kept_and_aggregates_skip_nan(project: Project) -> None:
+    with start_run(project=project) as run:
+        for step, v in enumerate([0.5, math.nan, math.inf, 0.7, -math.inf]):
+            run.log_metric("m", v, step=step)
+    hist = project.runs.history(run.id, "m")
+    assert math.isnan(hist[1][1]) and hist[2][1] == math.inf and hist[4][1] == -math.inf
+    m = project.runs.get(run.id)["metrics"]["m"]
+    assert (
+        m["max"] == math.inf
+        and m["min"] == -math.inf
+        and m["last"] == -math.inf
+        and m["count"] == 5
+    )
+    assert m["mean"] == pytest.approx(0.6)  # finite values only
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda r: r.log_metric("a\nb", 1.0), "invalid metric key"),
+        (lambda r: r.log_metric("x" * 251, 1.0), "invalid metric key"),
+        (lambda r: r.log_metric("acc", "high"), "must be a number"),
+        (lambda r: r.log_metric("acc", 1.0, step=1.5), "must be an integer"),
+        (lambda r: r.log_param("", 1), "invalid param key"),
+        (lambda r: r.log_param("p", "x" * 7000), "longer than"),
+        (lambda r: r.set_tag("t\x00", "v"), "invalid tag key"),
+    ],
+)
+def test_bad_logging_calls_are_refused(project: Project, call, fragment: str) -> None:
+    with start_run(project=project) as run, pytest.raises(UsageError, match=fragment):
+        call(run)
+
+
+def test_params_cannot_change_but_may_repeat(project: Project) -> None:
+    with start_run(project=project) as run:
+        run.log_param("lr", 0.1)
+        run.log_param("lr", 0.1)
+        with pytest.raises(UsageError, match=r"already '0\.1'"):
+            run.log_param("lr", 0.2)
+        run.log_metric("ünïcødé ключ 指标", 1.0)
+    assert "ünïcødé ключ 指标" in project.runs.get(run.id)["metrics"]
+
+
+KILLED = textwrap.dedent(
+    """
+    import sys, time
+    from workbench import Project
+    run = Project(sys.argv[1]).runs.start(experiment="k")
+    for i in range(2500):
+        run.log_metric("loss", float(i), step=i)
+    run.flush()
+    print(run.id, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_killed_run_is_recognised_with_every_flushed_point(
+    project: Project, tmp_path: Path
+) -> None:
+    script = tmp_path / "k.py"
+    script.write_text(KILLED)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(project.root)], stdout=subprocess.PIPE, text=True
+    )
+    run_id = proc.stdout.readline().strip()
+    assert project.runs.get(run_id)["status"] == "running"
+    assert len(project.runs.history(run_id, "loss")) == 2500  # a viewer follows the live file
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    info = project.runs.get(run_id)
+    assert info["status"] == "killed"
+    assert info["metrics"]["loss"]["count"] == 2500 and info["metrics"]["loss"]["last"] == 2499.0
+
+
+PARALLEL = textwrap.dedent(
+    """
+    import sys
+    from workbench import Project
+    with Project(sys.argv[1]).runs.start(experiment="par", name=sys.argv[2]) as run:
+        for step in range(1000):
+            run.log_metrics({f"m{k}": step * k for k in range(10)}, step=step)
+    """
+)
+
+
+def test_parallel_runs_log_every_point_without_lock_errors(
+    project: Project, tmp_path: Path
+) -> None:
+    script = tmp_path / "p.py"
+    script.write_text(PARALLEL)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(project.root), f"w{i}"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    with project.catalog.read() as con:
+        assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 4 * 10 * 1000
+    assert {r["status"] for r in project.runs.list(experiment="par")} == {"finished"}
+
+
+def test_soft_delete_restore_and_tags(project: Project) -> None:
+    with start_run(project=project) as run:
+        pass
+    project.runs.set_tag(run.id[:6], "stage", "review")
+    assert project.runs.get(run.id)["tags"] == {"stage": "review"}
+    project.runs.delete(run.id[:8])
+    assert project.runs.list() == [] and len(project.runs.list(include_deleted=True)) == 1
+    project.runs.restore(run.id[:8])
+    assert [r["id"] for r in project.runs.list()] == [run.id]

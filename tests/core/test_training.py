@@ -1,0 +1,188 @@
+"""Training from a dataset version: every model family, tracked and reproducible."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from workbench.core.errors import DataError, UsageError
+from workbench.core.project import Project
+from workbench.core.training import Recipe, train
+
+
+def churn(n: int = 600, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    plan = rng.choice(["basic", "plus", "pro"], n)
+    income = rng.normal(50, 15, n)
+    income[rng.random(n) < 0.05] = np.nan
+    logit = 0.05 * (age - 45) + np.where(plan == "basic", 1.0, -0.5) + rng.normal(0, 1, n)
+    return pl.DataFrame(
+        {
+            "age": age,
+            "plan": plan,
+            "income": income,
+            "signup": pl.date_range(
+                pl.date(2020, 1, 1), pl.date(2020, 1, 1) + pl.duration(days=n - 1), eager=True
+            ),
+            "churned": (logit > 0).astype(int),
+            "spend": 100 + 2 * age + rng.normal(0, 5, n),
+            "segment": rng.choice(["a", "b", "c"], n),
+        }
+    ).with_columns(
+        pl.when(pl.col("age") % 17 == 0).then(None).otherwise(pl.col("plan")).alias("plan")
+    )
+
+
+@pytest.fixture
+def data(project: Project, tmp_path: Path) -> Project:
+    churn().write_parquet(tmp_path / "c.parquet")
+    project.datasets.add(tmp_path / "c.parquet", name="churn")
+    return project
+
+
+def test_lightgbm_binary_run_logs_metrics_curves_and_a_usable_model(data: Project) -> None:
+    run_id = train(data, Recipe(dataset="churn@1", target="churned", params={"n_estimators": 50}))
+    info = data.runs.get(run_id)
+    assert info["status"] == "finished" and info["dataset_ref"] == "churn@1"
+    assert info["params"]["task"] == "binary" and info["params"]["model.n_estimators"] == "50"
+    assert info["params"]["model.learning_rate"] == "0.05"  # defaults that mattered are logged
+    m = info["metrics"]
+    assert 0.7 < m["val_auc"]["last"] <= 1.0 and m["val_auc"]["step"] == 50
+    for key in ("val_log_loss", "val_accuracy", "val_f1", "train_auc"):
+        assert key in m
+    assert m["val_log_loss_curve"]["count"] == 50 and m["val_auc_curve"]["count"] == 50
+    arts = {a["path"]: a for a in info["artifacts"]}
+    assert {
+        "model.pkl",
+        "signature.json",
+        "feature_importance.json",
+        "confusion_matrix.json",
+    } <= set(arts)
+    sig = json.loads(data.objects.read_bytes(arts["signature.json"]["hash"]))
+    assert sig["inputs"] == {
+        "age": "Int64",
+        "plan": "String",
+        "income": "Float64",
+        "signup": "Date",
+        "spend": "Float64",
+        "segment": "String",
+    }
+    cm = json.loads(data.objects.read_bytes(arts["confusion_matrix.json"]["hash"]))
+    assert sum(map(sum, cm["matrix"])) == int(info["params"]["n_val"])
+    model = pickle.loads(data.objects.read_bytes(arts["model.pkl"]["hash"]))
+    new = (
+        churn(20, seed=5).drop("churned").with_columns(pl.lit("enterprise").alias("plan"))
+    )  # unseen category
+    pred = model.predict(new)
+    assert pred.columns == ["prediction", "proba_0", "proba_1"] and pred.height == 20
+    assert np.allclose(pred["proba_0"] + pred["proba_1"], 1.0)
+
+
+@pytest.mark.parametrize(
+    ("model", "target", "task", "metric"),
+    [
+        ("random_forest", "spend", "regression", "val_r2"),
+        ("hist_gb", "segment", "multiclass", "val_accuracy"),
+        ("logistic", "churned", "binary", "val_auc"),
+        ("ridge", "spend", "regression", "val_rmse"),
+        ("extra_trees", "churned", "binary", "val_f1"),
+        ("lightgbm", "spend", "regression", "val_mae"),
+    ],
+)
+def test_every_family_trains_with_categoricals_and_nulls(
+    data: Project, model: str, target: str, task: str, metric: str
+) -> None:
+    params = {"n_estimators": 20} if model in ("random_forest", "extra_trees", "lightgbm") else {}
+    if model == "hist_gb":
+        params = {"max_iter": 20}
+    run_id = train(data, Recipe(dataset="churn", target=target, model=model, params=params))
+    info = data.runs.get(run_id)
+    assert info["status"] == "finished" and info["params"]["task"] == task
+    assert metric in info["metrics"]
+    if task == "regression" and model != "ridge":
+        assert info["metrics"]["val_r2"]["last"] > 0.8  # spend is 2*age plus noise
+
+
+def test_same_recipe_and_seed_give_the_same_metrics(data: Project) -> None:
+    recipe = Recipe(dataset="churn@1", target="churned", params={"n_estimators": 30}, seed=7)
+    a = data.runs.get(train(data, recipe))["metrics"]
+    b = data.runs.get(train(data, recipe))["metrics"]
+    assert {k: v["last"] for k, v in a.items() if k != "fit_seconds"} == {
+        k: v["last"] for k, v in b.items() if k != "fit_seconds"
+    }
+
+
+def test_time_split_trains_on_the_past(data: Project) -> None:
+    run_id = train(
+        data,
+        Recipe(
+            dataset="churn", target="churned", split="time:signup:0.25", params={"n_estimators": 10}
+        ),
+    )
+    p = data.runs.get(run_id)["params"]
+    assert (p["n_train"], p["n_val"]) == ("450", "150") and "signup" not in json.loads(
+        p["features"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("recipe", "error", "fragment"),
+    [
+        (
+            Recipe(dataset="churn", target="nope"),
+            UsageError,
+            "target column 'nope' is not in churn@1",
+        ),
+        (Recipe(dataset="churn", target="churned", model="svm"), UsageError, "unknown model 'svm'"),
+        (Recipe(dataset="churn", target="churned", split="random:2"), UsageError, "invalid split"),
+        (
+            Recipe(dataset="churn", target="churned", split="time:nope"),
+            UsageError,
+            "time split column",
+        ),
+        (
+            Recipe(dataset="churn", target="spend", model="logistic"),
+            UsageError,
+            "needs a classification",
+        ),
+        (
+            Recipe(dataset="churn", target="segment", task="regression"),
+            UsageError,
+            "regression needs numbers",
+        ),
+        (
+            Recipe(dataset="churn", target="churned", features=["nope"]),
+            UsageError,
+            "feature columns not in",
+        ),
+        (
+            Recipe(
+                dataset="churn", target="churned", params={"bogus_param": 1}, model="random_forest"
+            ),
+            UsageError,
+            "bad random_forest parameter",
+        ),
+        (Recipe(dataset="nope", target="x"), Exception, "no dataset named 'nope'"),
+    ],
+)
+def test_bad_recipes_are_refused_before_a_run_starts(
+    data: Project, recipe: Recipe, error: type, fragment: str
+) -> None:
+    before = len(data.runs.list(limit=None))
+    with pytest.raises(error, match=fragment):
+        train(data, recipe)
+    runs = data.runs.list(limit=None)
+    assert len(runs) == before or runs[0]["status"] == "failed"
+
+
+def test_single_class_target_is_refused(project: Project, tmp_path: Path) -> None:
+    pl.DataFrame({"x": range(50), "y": [1] * 50}).write_csv(tmp_path / "a.csv")
+    project.datasets.add(tmp_path / "a.csv", name="one")
+    with pytest.raises(DataError, match="single class"):
+        train(project, Recipe(dataset="one", target="y", task="binary"))

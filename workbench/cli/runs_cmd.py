@@ -1,0 +1,386 @@
+"""``workbench train`` and ``workbench runs …``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from workbench.cli.main import Ctx, pass_ctx
+from workbench.cli.output import console, escape, fmt_num, print_json, table
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _params(items: tuple[str, ...]) -> dict[str, Any]:
+    from workbench.core.errors import UsageError
+    from workbench.core.training import parse_value
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param takes KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+@click.command()
+@click.argument("dataset")
+@click.option("--target", "-t", required=True, help="Column to predict.")
+@click.option(
+    "--model",
+    "-m",
+    "model",
+    default=None,
+    help="lightgbm, random_forest, extra_trees, hist_gb, logistic, linear, ridge.",
+)
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Model parameter (repeatable).",
+)
+@click.option("--split", default=None, help="random:0.2 (default) or time:COLUMN[:0.2].")
+@click.option("--seed", type=int, default=None, help="Random seed (default 42).")
+@click.option(
+    "--task",
+    type=click.Choice(["binary", "multiclass", "regression"]),
+    help="Default: inferred from the target.",
+)
+@click.option("--features", help="Comma-separated feature columns (default: all but the target).")
+@click.option(
+    "--experiment", "-e", default=None, help="Experiment name (default: the dataset's name)."
+)
+@click.option("--name", help="Run name.")
+@json_option
+@pass_ctx
+def train(
+    ctx: Ctx,
+    dataset: str,
+    target: str,
+    model: str | None,
+    params: tuple[str, ...],
+    split: str | None,
+    seed: int | None,
+    task: str | None,
+    features: str | None,
+    experiment: str | None,
+    name: str | None,
+    as_json: bool,
+) -> None:
+    """Train a model on DATASET (e.g. churn@3) and track it as a run.
+
+    Defaults for --model, --split, --seed and params can live in workbench.toml under [train].
+    """
+    from workbench.core.refs import parse_ref
+    from workbench.core.training import Recipe
+    from workbench.core.training import train as run_train
+
+    project = ctx.project
+    defaults = project.config.get("train", {})
+    recipe = Recipe(
+        dataset=dataset,
+        target=target,
+        model=model or defaults.get("model", "lightgbm"),
+        params={**defaults.get("params", {}), **_params(params)},
+        split=split or defaults.get("split", "random:0.2"),
+        seed=seed if seed is not None else int(defaults.get("seed", 42)),
+        task=task,
+        features=[f.strip() for f in features.split(",")] if features else None,
+        experiment=experiment or parse_ref(dataset).name,
+        name=name,
+    )
+    run_id = run_train(project, recipe)
+    info = project.runs.get(run_id)
+    if as_json:
+        print_json(_jsonable(info))
+        return
+    click.echo(
+        f"Run run:{run_id[:8]} finished ({recipe.model} on {info['dataset_ref']}, "
+        f"{info['params'].get('task')}, {info['duration_s']:.1f}s)"
+    )
+    shown = {
+        k: v for k, v in info["metrics"].items() if not k.endswith("_curve") and k != "fit_seconds"
+    }
+    rows = [[k, fmt_num(v["last"])] for k, v in sorted(shown.items())]
+    console().print(table(None, ["metric", "value"], rows))
+
+
+def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(info, default=str))
+
+
+@click.group()
+def runs() -> None:
+    """Tracked runs: list, show, compare, tag, delete."""
+
+
+@runs.command("list")
+@click.option("--experiment", "-e", help="Only this experiment.")
+@click.option(
+    "--filter",
+    "-f",
+    "filter_",
+    help="e.g. \"metrics.val_auc > 0.8 and params.model = 'lightgbm'\".",
+)
+@click.option("--order-by", "-o", help='e.g. "metrics.val_auc desc".')
+@click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--columns", "-c", help="Extra columns, e.g. params.lr,metrics.val_auc.")
+@click.option("--deleted", is_flag=True, help="Include deleted runs.")
+@json_option
+@pass_ctx
+def list_(
+    ctx: Ctx,
+    experiment: str | None,
+    filter_: str | None,
+    order_by: str | None,
+    limit: int,
+    columns: str | None,
+    deleted: bool,
+    as_json: bool,
+) -> None:
+    """List runs, newest first (or as --order-by says)."""
+    items = ctx.project.runs.list(
+        experiment=experiment,
+        filter=filter_,
+        order_by=order_by,
+        limit=limit,
+        include_deleted=deleted,
+    )
+    if as_json:
+        print_json([_jsonable(i) for i in items])
+        return
+    if not items:
+        click.echo(
+            "No runs match."
+            if filter_ or experiment
+            else "No runs yet. Train one: workbench train DATASET --target COL"
+        )
+        return
+    extra = [c.strip() for c in columns.split(",")] if columns else _default_columns(items)
+    several = len({i["experiment"] for i in items}) > 1
+    header = [
+        "run",
+        *(["experiment"] if several else []),
+        "name",
+        "status",
+        "dataset",
+        "model",
+        *extra,
+    ]
+    rows = []
+    for i in items:
+        cells = [
+            i["ref"],
+            *([escape(i["experiment"])] if several else []),
+            escape(i["name"] or ""),
+            _status(i["status"]),
+            escape(i["dataset"] or ""),
+            escape(i["params"].get("model", "")),
+        ]
+        for c in extra:
+            kind, _, key = c.partition(".")
+            src = i["metrics"] if kind.startswith("metric") else i["params"]
+            cells.append(escape(fmt_num(src.get(key))))
+        rows.append(cells)
+    console().print(table(None, header, rows))
+
+
+def _default_columns(items: list[dict[str, Any]]) -> list[str]:
+    keys = {k for i in items for k in i["metrics"]}
+    for preferred in (["val_auc", "val_log_loss"], ["val_rmse", "val_r2"], ["val_accuracy"]):
+        found = [f"metrics.{k}" for k in preferred if k in keys]
+        if found:
+            return found
+    return [f"metrics.{k}" for k in sorted(keys) if not k.endswith("_curve")][:2]
+
+
+def _status(status: str) -> str:
+    color = {"finished": "green", "failed": "red", "killed": "yellow", "running": "cyan"}.get(
+        status, "white"
+    )
+    return f"[{color}]{status}[/]"
+
+
+@runs.command("show")
+@click.argument("run_ref")
+@json_option
+@pass_ctx
+def show(ctx: Ctx, run_ref: str, as_json: bool) -> None:
+    """Everything about one run: params, metrics, tags, environment, artifacts."""
+    info = ctx.project.runs.get(run_ref)
+    if as_json:
+        print_json(_jsonable(info))
+        return
+    c = console()
+    c.print(
+        f"[bold]run:{info['id'][:8]}[/] {escape(info['name'] or '')}  {_status(info['status'])}"
+        f"  experiment {escape(info['experiment'])}  dataset {escape(info['dataset_ref'] or '-')}"
+    )
+    c.print(
+        f"  id {info['id']}; started {info['start_time']:%Y-%m-%d %H:%M:%S} UTC; {info['duration_s']:.1f}s"
+    )
+    if info["error"]:
+        c.print(f"  [red]error: {escape(info['error'])}[/]")
+    if info["parent_id"]:
+        c.print(f"  parent run:{info['parent_id'][:8]}")
+    if info["children"]:
+        c.print(f"  {len(info['children'])} child runs")
+    c.print(
+        table(
+            "Params",
+            ["param", "value"],
+            [[escape(k), escape(v)] for k, v in info["params"].items()],
+        )
+    )
+    rows = [
+        [escape(k), fmt_num(v["last"]), v["step"], fmt_num(v["min"]), fmt_num(v["max"]), v["count"]]
+        for k, v in info["metrics"].items()
+    ]
+    c.print(table("Metrics", ["metric", "last", "step", "min", "max", "points"], rows))
+    if info["tags"]:
+        c.print(
+            table(
+                "Tags", ["tag", "value"], [[escape(k), escape(v)] for k, v in info["tags"].items()]
+            )
+        )
+    if info["artifacts"]:
+        c.print(
+            table(
+                "Artifacts",
+                ["path", "kind", "size", "sha256"],
+                [
+                    [escape(a["path"]), a["kind"], a["size"], a["hash"][:12]]
+                    for a in info["artifacts"]
+                ],
+            )
+        )
+    env = info["environment"]
+    if env:
+        pk = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
+        c.print(
+            f"  environment: Python {env.get('python')} on {env.get('platform')}; {pk}"
+            + (f"; git {env['git_commit'][:10]}" if env.get("git_commit") else "")
+        )
+
+
+@runs.command("compare")
+@click.argument("run_refs", nargs=-1, required=True)
+@click.option(
+    "--plot", "plot_metric", help="Overlay this metric's curve (e.g. val_log_loss_curve)."
+)
+@json_option
+@pass_ctx
+def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_json: bool) -> None:
+    """Runs side by side: differing params highlighted, best metric marked."""
+    from workbench.core.errors import UsageError
+
+    if len(run_refs) < 2:
+        raise UsageError("compare needs at least two runs")
+    runs_ = [ctx.project.runs.get(r) for r in run_refs]
+    if as_json:
+        print_json([_jsonable(r) for r in runs_])
+        return
+    header = ["", *[f"run:{r['id'][:8]}" for r in runs_]]
+    keys = sorted({k for r in runs_ for k in r["params"]})
+    prow = []
+    for k in keys:
+        values = [r["params"].get(k) for r in runs_]
+        differs = len(set(values)) > 1
+        prow.append(
+            [
+                f"[bold yellow]{escape(k)}[/]" if differs else escape(k),
+                *[
+                    (f"[yellow]{escape(v)}[/]" if differs else escape(v)) if v is not None else "-"
+                    for v in values
+                ],
+            ]
+        )
+    c = console()
+    c.print(table("Params (differences in yellow)", header, prow))
+    mkeys = sorted({k for r in runs_ for k in r["metrics"] if not k.endswith("_curve")})
+    mrow = []
+    for k in mkeys:
+        values = [r["metrics"].get(k, {}).get("last") for r in runs_]
+        present = [v for v in values if v is not None]
+        lower_better = any(t in k for t in ("loss", "rmse", "mae", "mse", "seconds"))
+        best = (min(present) if lower_better else max(present)) if present else None
+        mrow.append(
+            [
+                escape(k),
+                *[
+                    ("[bold green]" + fmt_num(v) + " *[/]")
+                    if v == best and len(present) > 1
+                    else fmt_num(v)
+                    for v in values
+                ],
+            ]
+        )
+    c.print(table("Metrics (* best)", header, mrow))
+    if plot_metric:
+        _plot(ctx, runs_, plot_metric)
+
+
+def _plot(ctx: Ctx, runs_: list[dict[str, Any]], metric: str) -> None:
+    import plotext as plt
+
+    from workbench.core.errors import UsageError
+
+    plt.clear_figure()
+    drawn = 0
+    for r in runs_:
+        pts = ctx.project.runs.history(r["id"], metric)
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            plt.plot(list(xs), list(ys), label=f"run:{r['id'][:8]}")
+            drawn += 1
+    if not drawn:
+        raise UsageError(f"none of these runs has points for metric {metric!r}")
+    plt.title(metric)
+    plt.xlabel("step")
+    plt.plotsize(min(console().width, 120), 20)
+    plt.theme("clear")
+    click.echo(plt.build())
+
+
+@runs.command("delete")
+@click.argument("run_refs", nargs=-1, required=True)
+@pass_ctx
+def delete(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
+    """Soft-delete runs (hidden from listings; `runs restore` brings them back)."""
+    for ref in run_refs:
+        rid = ctx.project.runs.delete(ref)
+        click.echo(f"Deleted run:{rid[:8]} (restore with: workbench runs restore {rid[:8]})")
+
+
+@runs.command("restore")
+@click.argument("run_refs", nargs=-1, required=True)
+@pass_ctx
+def restore(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
+    """Bring back deleted runs."""
+    for ref in run_refs:
+        rid = ctx.project.runs.restore(ref)
+        click.echo(f"Restored run:{rid[:8]}")
+
+
+@runs.command("tag")
+@click.argument("run_ref")
+@click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE|KEY-")
+@pass_ctx
+def tag(ctx: Ctx, run_ref: str, pairs: tuple[str, ...]) -> None:
+    """Set tags (KEY=VALUE) or remove them (KEY-)."""
+    from workbench.core.errors import UsageError
+
+    for pair in pairs:
+        if "=" in pair:
+            k, _, v = pair.partition("=")
+            ctx.project.runs.set_tag(run_ref, k, v)
+        elif pair.endswith("-"):
+            ctx.project.runs.delete_tag(run_ref, pair[:-1])
+        else:
+            raise UsageError(f"expected KEY=VALUE or KEY- , got {pair!r}")
+    click.echo("Tags updated")

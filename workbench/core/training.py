@@ -1,0 +1,572 @@
+"""Trainers: scikit-learn and LightGBM behind one small interface.
+
+The feature pipeline is ours and travels with the model, so that a model scores
+new data exactly as it was trained: numeric columns become float64 (nulls as
+NaN), dates become days since the epoch, text columns become integer category
+codes from the training data (unseen values and nulls become a missing code).
+LightGBM and histogram gradient boosting consume those codes as native
+categoricals; the other scikit-learn models get imputation, scaling and one-hot
+encoding in a Pipeline.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from workbench.core.project import Project
+
+MODELS = ("lightgbm", "random_forest", "extra_trees", "hist_gb", "logistic", "linear", "ridge")
+TASKS = ("binary", "multiclass", "regression")
+MAX_CATEGORIES = 1000
+
+
+@dataclass
+class Recipe:
+    """Everything needed to train (and re-train) a run."""
+
+    dataset: str
+    target: str
+    model: str = "lightgbm"
+    params: dict[str, Any] = field(default_factory=dict)
+    split: str = "random:0.2"
+    seed: int = 42
+    task: str | None = None
+    features: list[str] | None = None
+    experiment: str = "default"
+    name: str | None = None
+
+    def check(self) -> None:
+        if self.model not in MODELS:
+            raise UsageError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
+        if self.task is not None and self.task not in TASKS:
+            raise UsageError(f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
+        parse_split(self.split)
+
+
+def parse_split(text: str) -> tuple[str, Any]:
+    kind, _, arg = text.partition(":")
+    if kind == "random":
+        try:
+            frac = float(arg or "0.2")
+        except ValueError:
+            frac = -1.0
+        if not 0.0 < frac < 1.0:
+            raise UsageError(
+                f"invalid split {text!r}: random:FRACTION with 0 < FRACTION < 1, e.g. random:0.2"
+            )
+        return "random", frac
+    if kind == "time":
+        col, _, frac_text = arg.partition(":")
+        if not col:
+            raise UsageError(f"invalid split {text!r}: time:COLUMN[:FRACTION], e.g. time:date:0.2")
+        try:
+            frac = float(frac_text or "0.2")
+        except ValueError:
+            frac = -1.0
+        if not 0.0 < frac < 1.0:
+            raise UsageError(f"invalid split {text!r}: the fraction must be between 0 and 1")
+        return "time", (col, frac)
+    raise UsageError(f"invalid split {text!r}: use random:0.2 or time:COLUMN[:0.2]")
+
+
+def parse_value(text: str) -> Any:
+    """Parse ``--param k=v`` values: numbers, true/false/none, else the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+class Features:
+    """Turns a polars frame into a float matrix, identically at training and scoring."""
+
+    def __init__(self, schema: dict[str, str], categories: dict[str, list[str]]) -> None:
+        self.schema = schema  # column -> polars dtype string, the model's input signature
+        self.categories = categories  # text column -> known values (code = index)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema)
+
+    @property
+    def categorical(self) -> list[int]:
+        return [i for i, c in enumerate(self.schema) if c in self.categories]
+
+    @classmethod
+    def fit(cls, df: pl.DataFrame, columns: list[str]) -> Features:
+        import polars as pl
+
+        schema, cats = {}, {}
+        for c in columns:
+            dt = df.schema[c]
+            schema[c] = str(dt)
+            if not (dt.is_numeric() or dt == pl.Boolean or dt.is_temporal()):
+                counts = df.get_column(c).cast(pl.String).drop_nulls().value_counts(sort=True)
+                if counts.height > MAX_CATEGORIES:
+                    raise DataError(
+                        f"column {c!r} has {counts.height:,} distinct values; exclude it with "
+                        f"--features or encode it first (limit {MAX_CATEGORIES})"
+                    )
+                cats[c] = sorted(str(v) for v in counts.get_column(c).to_list())
+        return cls(schema, cats)
+
+    def matrix(self, df: pl.DataFrame) -> np.ndarray:
+        import numpy as np
+        import polars as pl
+
+        exprs = []
+        for c in self.schema:
+            col = pl.col(c)
+            dt = df.schema[c]
+            if c in self.categories:
+                mapping = {v: float(i) for i, v in enumerate(self.categories[c])}
+                exprs.append(
+                    col.cast(pl.String)
+                    .replace_strict(mapping, default=None, return_dtype=pl.Float64)
+                    .alias(c)
+                )
+            elif dt == pl.Date:
+                exprs.append(col.cast(pl.Int32).cast(pl.Float64).alias(c))
+            elif dt.is_temporal():
+                exprs.append((col.cast(pl.Datetime("ms")).dt.epoch("ms") / 86_400_000.0).alias(c))
+            else:
+                exprs.append(col.cast(pl.Float64).alias(c))
+        out = df.select(exprs).to_numpy()
+        return np.asarray(out, dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": self.schema, "categories": self.categories}
+
+
+class Model:
+    """A fitted model with its feature pipeline: what ``predict`` loads."""
+
+    def __init__(
+        self, estimator: Any, features: Features, task: str, target: str, classes: list[Any] | None
+    ) -> None:
+        self.estimator = estimator
+        self.features = features
+        self.task = task
+        self.target = target
+        self.classes = classes
+
+    def predict(self, df: pl.DataFrame) -> pl.DataFrame:
+        import polars as pl
+
+        x = self.features.matrix(df)
+        if self.task == "regression":
+            return pl.DataFrame({"prediction": self.estimator.predict(x)})
+        proba = self.estimator.predict_proba(x)
+        labels = [self.classes[i] for i in proba.argmax(axis=1)]
+        out = {"prediction": labels}
+        for i, cls in enumerate(self.classes):
+            out[f"proba_{cls}"] = proba[:, i]
+        return pl.DataFrame(out)
+
+
+def infer_task(y: pl.Series) -> str:
+    import polars as pl
+
+    n = y.drop_nulls().n_unique()
+    if y.dtype in (pl.String, pl.Boolean, pl.Categorical) or (y.dtype.is_integer() and n <= 20):
+        return "binary" if n == 2 else "multiclass"
+    if y.dtype.is_float() and n <= 2 and set(y.drop_nulls().unique().to_list()) <= {0.0, 1.0}:
+        return "binary"
+    return "regression"
+
+
+def _estimator(
+    recipe: Recipe, task: str, features: Features, n_classes: int
+) -> tuple[Any, dict[str, Any]]:
+    """The estimator and the full parameter set it was built with."""
+    seed = recipe.seed
+    p = dict(recipe.params)
+    cat_idx = features.categorical
+    if recipe.model == "lightgbm":
+        import lightgbm as lgb
+
+        defaults = {
+            "n_estimators": 200,
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "subsample": 1.0,
+            "colsample_bytree": 1.0,
+            "reg_lambda": 0.0,
+            "n_jobs": 2,
+        }
+        params = {**defaults, **p, "random_state": seed, "verbose": -1}
+        cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
+        try:
+            return cls(**params), params
+        except TypeError as exc:
+            raise UsageError(f"bad LightGBM parameter: {exc}") from None
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    reg = task == "regression"
+    table: dict[str, tuple[Any, dict[str, Any]]] = {
+        "random_forest": (
+            RandomForestRegressor if reg else RandomForestClassifier,
+            {"n_estimators": 200, "max_depth": None, "min_samples_leaf": 1, "n_jobs": 2},
+        ),
+        "extra_trees": (
+            ExtraTreesRegressor if reg else ExtraTreesClassifier,
+            {"n_estimators": 200, "max_depth": None, "min_samples_leaf": 1, "n_jobs": 2},
+        ),
+        "hist_gb": (
+            HistGradientBoostingRegressor if reg else HistGradientBoostingClassifier,
+            {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "early_stopping": False},
+        ),
+        "logistic": (LogisticRegression, {"C": 1.0, "max_iter": 1000}),
+        "linear": (LinearRegression, {}),
+        "ridge": (Ridge, {"alpha": 1.0}),
+    }
+    if recipe.model == "logistic" and reg:
+        raise UsageError("logistic regression needs a classification target; use linear or ridge")
+    if recipe.model in ("linear", "ridge") and not reg:
+        raise UsageError(f"{recipe.model} is for regression; use logistic for classification")
+    est_cls, defaults = table[recipe.model]
+    params = {**defaults, **p}
+    if recipe.model not in ("linear",):
+        params["random_state"] = seed
+    if recipe.model == "hist_gb":
+        mask = [i in cat_idx for i in range(len(features.columns))]
+        params["categorical_features"] = mask if any(mask) else None
+    try:
+        est = est_cls(**params)
+    except TypeError as exc:
+        raise UsageError(f"bad {recipe.model} parameter: {exc}") from None
+    if recipe.model == "hist_gb":
+        return est, {k: v for k, v in params.items() if k != "categorical_features"}
+    num_idx = [i for i in range(len(features.columns)) if i not in cat_idx]
+    numeric = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+    if recipe.model in ("logistic", "linear", "ridge"):
+        numeric.append(("scale", StandardScaler()))
+    parts = [("num", Pipeline(numeric), num_idx)]
+    if cat_idx:
+        parts.append(
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value=-1.0)),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                cat_idx,
+            )
+        )
+    return Pipeline([("prep", ColumnTransformer(parts)), ("model", est)]), params
+
+
+def _split(df: pl.DataFrame, recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame]:
+    import numpy as np
+    import polars as pl
+
+    kind, arg = parse_split(recipe.split)
+    if kind == "random":
+        rng = np.random.default_rng(recipe.seed)
+        is_val = rng.random(df.height) < arg
+        mask = pl.Series(is_val)
+        return df.filter(~mask), df.filter(mask)
+    col, frac = arg
+    if col not in df.columns:
+        raise UsageError(f"time split column {col!r} is not in the dataset")
+    ordered = df.sort(col, maintain_order=True)
+    cut = int(round(ordered.height * (1 - frac)))
+    return ordered.head(cut), ordered.slice(cut)
+
+
+def _metrics(
+    task: str, y: np.ndarray, model: Model, x: np.ndarray, prefix: str
+) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics as m
+
+    if task == "regression":
+        pred = model.estimator.predict(x)
+        return {
+            f"{prefix}_rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
+            f"{prefix}_mae": float(m.mean_absolute_error(y, pred)),
+            f"{prefix}_r2": float(m.r2_score(y, pred)),
+        }
+    proba = model.estimator.predict_proba(x)
+    pred = proba.argmax(axis=1)
+    labels = list(range(len(model.classes)))
+    out = {
+        f"{prefix}_accuracy": float(m.accuracy_score(y, pred)),
+        f"{prefix}_log_loss": float(m.log_loss(y, proba, labels=labels)),
+    }
+    if task == "binary":
+        out[f"{prefix}_f1"] = float(m.f1_score(y, pred, zero_division=0))
+        out[f"{prefix}_precision"] = float(m.precision_score(y, pred, zero_division=0))
+        out[f"{prefix}_recall"] = float(m.recall_score(y, pred, zero_division=0))
+        if len(np.unique(y)) == 2:
+            out[f"{prefix}_auc"] = float(m.roc_auc_score(y, proba[:, 1]))
+    else:
+        out[f"{prefix}_f1"] = float(m.f1_score(y, pred, average="macro", zero_division=0))
+        if len(np.unique(y)) == len(labels):
+            out[f"{prefix}_auc"] = float(
+                m.roc_auc_score(y, proba, multi_class="ovr", labels=labels)
+            )
+    return out
+
+
+def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
+    """Load, check and split the data; everything before fitting."""
+    import numpy as np
+    import polars as pl
+
+    recipe.check()
+    version = project.datasets.resolve(recipe.dataset)
+    df = project.datasets.load(version)
+    if recipe.target not in df.columns:
+        raise UsageError(
+            f"target column {recipe.target!r} is not in {version.ref} (columns: {', '.join(df.columns[:12])})"
+        )
+    df = df.filter(pl.col(recipe.target).is_not_null())
+    y_raw = df.get_column(recipe.target)
+    if y_raw.dtype.is_float():
+        df = df.filter(y_raw.is_finite())
+        y_raw = df.get_column(recipe.target)
+    if df.height < 10:
+        raise DataError(f"{version.ref} has {df.height} rows with a target value; need at least 10")
+    task = recipe.task or infer_task(y_raw)
+    features = [c for c in (recipe.features or df.columns) if c != recipe.target]
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise UsageError(f"feature columns not in {version.ref}: {', '.join(missing)}")
+    if recipe.split.startswith("time:"):
+        tcol = parse_split(recipe.split)[1][0]
+        features = [c for c in features if c != tcol]
+    if not features:
+        raise UsageError("no feature columns left to train on")
+    classes = None
+    if task != "regression":
+        classes = sorted(y_raw.unique().to_list(), key=lambda v: (str(type(v)), v))
+        if len(classes) < 2:
+            raise DataError(
+                f"target {recipe.target!r} has a single class ({classes[0]!r}); cannot train a classifier"
+            )
+        if task == "binary" and len(classes) != 2:
+            raise UsageError(
+                f"task binary needs 2 classes, target {recipe.target!r} has {len(classes)}"
+            )
+    elif not y_raw.dtype.is_numeric():
+        raise UsageError(f"target {recipe.target!r} is {y_raw.dtype}; regression needs numbers")
+    train_df, val_df = _split(df, recipe)
+    if train_df.height < 5 or val_df.height < 2:
+        raise DataError(
+            f"the split {recipe.split} leaves {train_df.height} training and {val_df.height} validation rows"
+        )
+    feats = Features.fit(train_df, features)
+
+    def encode_y(part: pl.DataFrame) -> np.ndarray:
+        y = part.get_column(recipe.target)
+        if classes is None:
+            return y.cast(pl.Float64).to_numpy()
+        index = {c: i for i, c in enumerate(classes)}
+        return np.array([index[v] for v in y.to_list()], dtype=np.int64)
+
+    return {
+        "version": version,
+        "task": task,
+        "features": feats,
+        "classes": classes,
+        "x_train": feats.matrix(train_df),
+        "y_train": encode_y(train_df),
+        "x_val": feats.matrix(val_df),
+        "y_val": encode_y(val_df),
+        "n_train": train_df.height,
+        "n_val": val_df.height,
+    }
+
+
+def fit(
+    recipe: Recipe, data: dict[str, Any], run: Any = None
+) -> tuple[Model, dict[str, Any], dict[str, float]]:
+    """Fit on prepared data, logging curves to ``run`` when given."""
+    task, feats, classes = data["task"], data["features"], data["classes"]
+    est, params = _estimator(recipe, task, feats, len(classes or []))
+    xt, yt, xv, yv = data["x_train"], data["y_train"], data["x_val"], data["y_val"]
+    t0 = time.perf_counter()
+    if recipe.model == "lightgbm":
+        import lightgbm as lgb
+
+        evals: dict[str, Any] = {}
+        metric = (
+            "l2"
+            if task == "regression"
+            else ("binary_logloss" if task == "binary" else "multi_logloss")
+        )
+        extra = ["auc"] if task == "binary" else []
+        with warnings.catch_warnings():
+            # LightGBM 4.7 deprecates eval_set for eval_X/eval_y, which 4.3-4.6 lack.
+            warnings.simplefilter("ignore", category=FutureWarning)
+            est.fit(
+                xt,
+                yt,
+                eval_set=[(xt, yt), (xv, yv)],
+                eval_names=["train", "val"],
+                eval_metric=[metric, *extra],
+                categorical_feature=feats.categorical or "auto",
+                callbacks=[lgb.record_evaluation(evals)],
+            )
+        if run is not None:
+            _log_curves(run, evals)
+    else:
+        try:
+            est.fit(xt, yt)
+        except ValueError as exc:
+            raise DataError(f"{recipe.model} could not fit this data: {exc}") from None
+        if run is not None and recipe.model == "hist_gb":
+            _log_staged(run, est, task, xt, yt, xv, yv)
+    fit_s = time.perf_counter() - t0
+    model = Model(est, feats, task, recipe.target, classes)
+    scores = {**_metrics(task, yt, model, xt, "train"), **_metrics(task, yv, model, xv, "val")}
+    scores["fit_seconds"] = fit_s
+    return model, params, scores
+
+
+_CURVE_NAMES = {
+    "binary_logloss": "log_loss",
+    "multi_logloss": "log_loss",
+    "l2": "mse",
+    "auc": "auc",
+}
+
+
+def _log_curves(run: Any, evals: dict[str, Any]) -> None:
+    for split, series in evals.items():
+        for metric, values in series.items():
+            key = f"{split}_{_CURVE_NAMES.get(metric, metric)}_curve"
+            for step, v in enumerate(values, start=1):
+                run.log_metric(key, float(v), step=step)
+
+
+def _log_staged(run: Any, est: Any, task: str, xt: Any, yt: Any, xv: Any, yv: Any) -> None:
+    import numpy as np
+    from sklearn import metrics as m
+
+    stages = est.staged_predict(xv) if task == "regression" else est.staged_predict_proba(xv)
+    for step, out in enumerate(stages, start=1):
+        if task == "regression":
+            run.log_metric("val_mse_curve", float(m.mean_squared_error(yv, out)), step=step)
+        else:
+            run.log_metric(
+                "val_log_loss_curve",
+                float(m.log_loss(yv, np.clip(out, 1e-15, 1), labels=list(range(out.shape[1])))),
+                step=step,
+            )
+
+
+def importance(model: Model) -> dict[str, float]:
+    est = model.estimator
+    names = model.features.columns
+    if hasattr(est, "booster_"):
+        gain = est.booster_.feature_importance(importance_type="gain")
+        return dict(sorted(zip(names, map(float, gain), strict=True), key=lambda kv: -kv[1]))
+    inner = est.named_steps["model"] if hasattr(est, "named_steps") else est
+    if hasattr(inner, "feature_importances_") and len(inner.feature_importances_) == len(names):
+        return dict(
+            sorted(
+                zip(names, map(float, inner.feature_importances_), strict=True),
+                key=lambda kv: -kv[1],
+            )
+        )
+    return {}
+
+
+def model_bytes(model: Model) -> bytes:
+    buf = io.BytesIO()
+    pickle.dump(model, buf, protocol=pickle.HIGHEST_PROTOCOL)
+    return buf.getvalue()
+
+
+def train(
+    project: Project, recipe: Recipe, parent_id: str | None = None, progress: Any = None
+) -> str:
+    """Train one tracked run; returns its id. A failure is recorded on the run."""
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    recipe.check()
+    data = prepare(project, recipe)
+    version = data["version"]
+    run = project.runs.start(
+        experiment=recipe.experiment,
+        name=recipe.name,
+        dataset=version.ref,
+        parent_id=parent_id,
+        source="workbench train",
+    )
+    with run:
+        run.log_params(
+            {
+                "model": recipe.model,
+                "target": recipe.target,
+                "task": data["task"],
+                "split": recipe.split,
+                "seed": recipe.seed,
+                "dataset": version.ref,
+                "features": json.dumps(data["features"].columns),
+                "n_train": data["n_train"],
+                "n_val": data["n_val"],
+            }
+        )
+        model, params, scores = fit(recipe, data, run)
+        run.log_params({f"model.{k}": v for k, v in params.items() if k not in ("verbose",)})
+        final_step = int(params.get("n_estimators") or params.get("max_iter") or 0)
+        run.log_metrics({k: v for k, v in scores.items()}, step=final_step)
+        run.log_json("feature_importance.json", importance(model))
+        if data["task"] != "regression":
+            pred = model.estimator.predict_proba(data["x_val"]).argmax(axis=1)
+            cm = confusion_matrix(data["y_val"], pred, labels=list(range(len(data["classes"]))))
+            run.log_json(
+                "confusion_matrix.json",
+                {"labels": [str(c) for c in data["classes"]], "matrix": np.asarray(cm).tolist()},
+            )
+        run.log_json(
+            "signature.json",
+            {
+                "inputs": data["features"].schema,
+                "target": recipe.target,
+                "task": data["task"],
+                "classes": data["classes"],
+            },
+        )
+        run.log_bytes("model.pkl", model_bytes(model), kind="model")
+        if progress:
+            progress(run.id, scores)
+    return run.id
