@@ -75,6 +75,8 @@ def _register() -> None:
     cli.add_command(data.data)
     cli.add_command(runs_cmd.train)
     cli.add_command(runs_cmd.runs)
+    cli.add_command(runs_cmd.sweep)
+    cli.add_command(runs_cmd.rerun)
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
 

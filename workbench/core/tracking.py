@@ -13,6 +13,7 @@ keeps every point it had flushed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import numbers
@@ -66,7 +67,17 @@ def param_text(value: Any) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1)
+def _environment() -> str:
+    return json.dumps(environment_uncached())
+
+
 def environment() -> dict[str, Any]:
+    """What reproducing this run needs; computed once per process (git is a subprocess)."""
+    return json.loads(_environment())
+
+
+def environment_uncached() -> dict[str, Any]:
     """What reproducing this run needs: interpreter, platform, packages, git commit."""
     from importlib import metadata
 

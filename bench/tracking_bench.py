@@ -1,0 +1,270 @@
+"""Experiment tracking against MLflow (sqlite backend), measured in one run.
+
+    python bench/tracking_bench.py [--runs 100 --metrics 10 --steps 1000 --search-runs 10000]
+
+1. Log 1M metric points (100 runs x 10 metrics x 1000 steps): workbench's
+   per-point ``run.log_metric`` versus MLflow's fastest path, ``log_batch`` with
+   1,000 metrics per call (and MLflow's per-point ``log_metric`` timed on one
+   run, for scale).
+2. Create N runs with params and metrics, then filter and order them:
+   ``metrics.auc > 0.8 and params.model = 'lightgbm'`` ordered by auc.
+3. Training overhead: a tracked LightGBM run versus LightGBM called directly on
+   the same 1M rows.
+
+MLflow runs in its own environment (bench/.venv-mlflow, with mlflow-skinny,
+sqlalchemy and alembic) so that its dependencies do not touch ours; this script
+drives it through a subprocess. Not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+MLFLOW_LOG = textwrap.dedent(
+    """
+    import sys, time, json
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+    uri, runs, metrics, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    exp = client.create_experiment("bench")
+    t = time.perf_counter()
+    for r in range(runs):
+        run = client.create_run(exp)
+        ts = int(time.time() * 1000)
+        batch = []
+        for s in range(steps):
+            for m in range(metrics):
+                batch.append(Metric(f"m{m}", float(s * m), ts, s))
+                if len(batch) == 1000:
+                    client.log_batch(run.info.run_id, metrics=batch)
+                    batch = []
+        if batch:
+            client.log_batch(run.info.run_id, metrics=batch)
+        client.set_terminated(run.info.run_id)
+    batched = time.perf_counter() - t
+    run = client.create_run(exp)
+    t = time.perf_counter()
+    n = min(2000, steps * metrics)
+    for i in range(n):
+        client.log_metric(run.info.run_id, "single", float(i), step=i)
+    per_point = (time.perf_counter() - t) / n
+    print(json.dumps({"batched_s": batched, "per_point_s": per_point}))
+    """
+)
+
+MLFLOW_SEARCH = textwrap.dedent(
+    """
+    import sys, time, json, random
+    import mlflow
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+    uri, n = sys.argv[1], int(sys.argv[2])
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    exp = client.create_experiment("search")
+    rng = random.Random(0)
+    t = time.perf_counter()
+    for i in range(n):
+        run = client.create_run(exp)
+        ts = int(time.time() * 1000)
+        client.log_batch(run.info.run_id, metrics=[Metric("auc", rng.random(), ts, 0)],
+                         params=[Param("model", rng.choice(["lightgbm", "random_forest", "logistic"])),
+                                 Param("lr", str(rng.choice([0.01, 0.05, 0.1])))])
+        client.set_terminated(run.info.run_id)
+    create = time.perf_counter() - t
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        res = client.search_runs([exp], "metrics.auc > 0.8 and params.model = 'lightgbm'",
+                                 order_by=["metrics.auc DESC"], max_results=100)
+        times.append(time.perf_counter() - t)
+    print(json.dumps({"create_s": create, "search_s": min(times), "found": len(res)}))
+    """
+)
+
+
+def workbench_log(root: Path, runs: int, metrics: int, steps: int) -> float:
+    from workbench.core.project import Project
+
+    project, _ = Project.init(root)
+    t = time.perf_counter()
+    for _ in range(runs):
+        with project.runs.start(experiment="bench") as run:
+            for s in range(steps):
+                for m in range(metrics):
+                    run.log_metric(f"m{m}", float(s * m), step=s)
+    elapsed = time.perf_counter() - t
+    with project.catalog.read() as con:
+        assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == runs * metrics * steps
+    return elapsed
+
+
+def workbench_search(root: Path, n: int) -> dict[str, float]:
+    import random
+
+    from workbench.core.project import Project
+
+    project, _ = Project.init(root)
+    rng = random.Random(0)
+    t = time.perf_counter()
+    for _ in range(n):
+        with project.runs.start(experiment="search") as run:
+            run.log_params(
+                {
+                    "model": rng.choice(["lightgbm", "random_forest", "logistic"]),
+                    "lr": rng.choice([0.01, 0.05, 0.1]),
+                }
+            )
+            run.log_metric("auc", rng.random())
+    create = time.perf_counter() - t
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        res = project.runs.list(
+            experiment="search",
+            filter="metrics.auc > 0.8 and params.model = 'lightgbm'",
+            order_by="metrics.auc desc",
+            limit=100,
+        )
+        times.append(time.perf_counter() - t)
+    return {"create_s": create, "search_s": min(times), "found": len(res)}
+
+
+def training_overhead(rows: int) -> dict[str, float]:
+    import lightgbm as lgb
+    import numpy as np
+    import polars as pl
+
+    from workbench.core.project import Project
+    from workbench.core.training import Recipe, prepare, train
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 10))
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(size=rows) > 0).astype(int)
+    df = pl.DataFrame({f"x{i}": x[:, i] for i in range(10)}).with_columns(pl.Series("y", y))
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        df.write_parquet(tmp / "d.parquet")
+        project, _ = Project.init(tmp / "p")
+        project.datasets.add(tmp / "d.parquet", name="d")
+        recipe = Recipe(dataset="d", target="y", params={"n_estimators": 100})
+        data = prepare(project, recipe)
+        params = {
+            "n_estimators": 100,
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "random_state": 42,
+            "verbose": -1,
+            "n_jobs": 2,
+        }
+        raw = []
+        for _ in range(3):
+            t = time.perf_counter()
+            lgb.LGBMClassifier(**params).fit(
+                data["x_train"],
+                data["y_train"],
+                eval_set=[(data["x_train"], data["y_train"]), (data["x_val"], data["y_val"])],
+                eval_metric=["binary_logloss", "auc"],
+            )
+            raw.append(time.perf_counter() - t)
+        tracked = []
+        for _ in range(3):
+            t = time.perf_counter()
+            train(project, recipe)
+            tracked.append(time.perf_counter() - t)
+        return {
+            "raw_fit_s": min(raw),
+            "tracked_train_s": min(tracked),
+            "overhead": min(tracked) / min(raw) - 1,
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--metrics", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--search-runs", type=int, default=10_000)
+    ap.add_argument("--train-rows", type=int, default=1_000_000)
+    ap.add_argument("--python", default=str(HERE / ".venv-mlflow" / "bin" / "python"))
+    args = ap.parse_args()
+    out: dict[str, object] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="wb-track-"))
+    try:
+        points = args.runs * args.metrics * args.steps
+        wb = workbench_log(tmp / "wb1", args.runs, args.metrics, args.steps)
+        ml = json.loads(
+            subprocess.run(
+                [
+                    args.python,
+                    "-c",
+                    MLFLOW_LOG,
+                    f"sqlite:///{tmp}/ml1.db",
+                    str(args.runs),
+                    str(args.metrics),
+                    str(args.steps),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        out["log_points"] = {
+            "points": points,
+            "workbench_s": wb,
+            "mlflow_log_batch_s": ml["batched_s"],
+            "mlflow_per_point_s": ml["per_point_s"],
+            "mlflow_per_point_extrapolated_s": ml["per_point_s"] * points,
+            "speedup_vs_log_batch": ml["batched_s"] / wb,
+            "speedup_vs_per_point": ml["per_point_s"] * points / wb,
+        }
+        print(json.dumps(out["log_points"], indent=2), flush=True)
+        ws = workbench_search(tmp / "wb2", args.search_runs)
+        ms = json.loads(
+            subprocess.run(
+                [
+                    args.python,
+                    "-c",
+                    MLFLOW_SEARCH,
+                    f"sqlite:///{tmp}/ml2.db",
+                    str(args.search_runs),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        out["search"] = {
+            "runs": args.search_runs,
+            "workbench": ws,
+            "mlflow": ms,
+            "search_speedup": ms["search_s"] / ws["search_s"],
+            "create_speedup": ms["create_s"] / ws["create_s"],
+        }
+        print(json.dumps(out["search"], indent=2), flush=True)
+        out["training"] = training_overhead(args.train_rows)
+        print(json.dumps(out["training"], indent=2), flush=True)
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "tracking.json").write_text(json.dumps(out, indent=2))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parent))
+    main()

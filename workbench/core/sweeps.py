@@ -1,0 +1,232 @@
+"""Sweeps and re-runs: many recipes, each an ordinary tracked run.
+
+A sweep is a parent run with one child run per trial. Trials run in separate
+processes (``parallel`` at a time); a failing trial is recorded as a failed
+child run and the sweep goes on. The best child is chosen on a metric.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import multiprocessing
+import random
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from workbench.core.errors import UsageError, WorkbenchError
+from workbench.core.project import Project
+from workbench.core.training import Recipe, parse_value, train
+
+
+def parse_grid(items: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
+    """``k=a,b,c`` -> {k: [a, b, c]}"""
+    grid = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise UsageError(f"--grid takes KEY=V1,V2,..., got {item!r}")
+        grid[key.strip()] = [parse_value(v) for v in values.split(",")]
+    return grid
+
+
+def parse_random(items: tuple[str, ...] | list[str]) -> dict[str, tuple[float, float, bool]]:
+    """``k=lo:hi`` (uniform) or ``k=lo:hi:log`` -> {k: (lo, hi, log)}; ints stay ints."""
+    space = {}
+    for item in items:
+        key, sep, rng = item.partition("=")
+        parts = rng.split(":")
+        if not sep or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+            raise UsageError(f"--random takes KEY=LOW:HIGH[:log], got {item!r}")
+        lo, hi = parse_value(parts[0]), parse_value(parts[1])
+        if not isinstance(lo, int | float) or not isinstance(hi, int | float) or lo >= hi:
+            raise UsageError(f"--random {key}: LOW and HIGH must be numbers with LOW < HIGH")
+        if len(parts) == 3 and lo <= 0:
+            raise UsageError(f"--random {key}: a log range needs LOW > 0")
+        space[key.strip()] = (lo, hi, len(parts) == 3)
+    return space
+
+
+def trials(
+    grid: dict[str, list[Any]],
+    space: dict[str, tuple[float, float, bool]],
+    n: int | None,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Grid points (all of them, or ``n`` sampled), each with random-space draws."""
+    import math
+
+    points = [
+        dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())
+    ] or [{}]
+    rng = random.Random(seed)
+    if n is None:
+        n = len(points) if grid or not space else 10
+    chosen = (
+        points if n >= len(points) and not space else [points[i % len(points)] for i in range(n)]
+    )
+    if n < len(points):
+        chosen = rng.sample(points, n)
+    out = []
+    for p in chosen:
+        q = dict(p)
+        for key, (lo, hi, log) in space.items():
+            v = math.exp(rng.uniform(math.log(lo), math.log(hi))) if log else rng.uniform(lo, hi)
+            q[key] = round(v) if isinstance(lo, int) and isinstance(hi, int) else v
+        out.append(q)
+    return out
+
+
+def _trial(root: str, recipe: dict[str, Any], parent_id: str) -> tuple[str | None, str | None]:
+    """Run one trial in a worker process; returns (run_id, error)."""
+    project = Project(root)
+    try:
+        return train(project, Recipe(**recipe), parent_id=parent_id), None
+    except WorkbenchError as exc:
+        return None, exc.message
+    except Exception as exc:  # the trial failed; the sweep goes on
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def sweep(
+    project: Project,
+    base: Recipe,
+    grid: dict[str, list[Any]],
+    space: dict[str, tuple[float, float, bool]],
+    n_trials: int | None = None,
+    parallel: int = 1,
+    metric: str | None = None,
+    on_trial: Callable[[int, int, str | None, str | None], None] | None = None,
+) -> dict[str, Any]:
+    """Run a sweep; returns the parent id, children and the best child."""
+    base.check()
+    if parallel < 1:
+        raise UsageError("--parallel must be at least 1")
+    points = trials(grid, space, n_trials, base.seed)
+    if len(points) > 1000:
+        raise UsageError(
+            f"the sweep has {len(points)} trials; at most 1000 (use --trials to sample)"
+        )
+    from workbench.core.training import prepare
+
+    data = prepare(project, base)  # fail fast on a bad recipe, before any run starts
+    task = data["task"]
+    metric = metric or ("val_rmse" if task == "regression" else "val_auc")
+    lower = any(t in metric for t in ("loss", "rmse", "mae", "mse"))
+    parent = project.runs.start(
+        experiment=base.experiment,
+        name=base.name or "sweep",
+        dataset=data["version"].ref,
+        source="workbench sweep",
+    )
+    results: list[dict[str, Any]] = []
+    try:
+        parent.log_params(
+            {
+                "sweep.model": base.model,
+                "sweep.trials": len(points),
+                "sweep.grid": json.dumps(grid),
+                "sweep.random": json.dumps(space),
+                "sweep.metric": metric,
+                "target": base.target,
+                "dataset": data["version"].ref,
+            }
+        )
+        recipes = []
+        for i, p in enumerate(points):
+            r = asdict(base)
+            r["params"] = {**base.params, **p}
+            r["name"] = f"{base.name or 'sweep'}-{i + 1}"
+            recipes.append(r)
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(_trial, str(project.root), r, parent.id): i
+                for i, r in enumerate(recipes)
+            }
+            for done, fut in enumerate(concurrent.futures.as_completed(futures), start=1):
+                i = futures[fut]
+                run_id, error = fut.result()
+                results.append(
+                    {"trial": i + 1, "run_id": run_id, "error": error, "params": points[i]}
+                )
+                if on_trial:
+                    on_trial(done, len(recipes), run_id, error)
+        scores = []
+        for r in results:
+            if r["run_id"]:
+                m = project.runs.get(r["run_id"])["metrics"].get(metric)
+                r["score"] = m["last"] if m else None
+                if r["score"] is not None:
+                    scores.append(r)
+        best = (min if lower else max)(scores, key=lambda r: r["score"]) if scores else None
+        failed = sum(1 for r in results if r["error"])
+        parent.log_metrics({"trials_finished": len(results) - failed, "trials_failed": failed})
+        if best:
+            parent.log_metric(f"best_{metric}", best["score"])
+            parent.set_tag("best_run", best["run_id"])
+    except BaseException:
+        parent.end("failed", "the sweep was interrupted")
+        raise
+    parent.end("finished" if best else "failed", None if best else "every trial failed")
+    return {
+        "parent_id": parent.id,
+        "metric": metric,
+        "trials": sorted(results, key=lambda r: r["trial"]),
+        "best": best,
+    }
+
+
+def _param_value(text: str) -> Any:
+    """Params were stored as JSON unless they were strings (see tracking.param_text)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def recipe_of(project: Project, ref: str) -> Recipe:
+    """The recipe a run was trained with, from its params."""
+    info = project.runs.get(ref)
+    p = info["params"]
+    if info["source"] != "workbench train" or "model" not in p or "target" not in p:
+        raise UsageError(
+            f"run:{info['id'][:8]} was not made by `workbench train`; only such runs can be re-run"
+        )
+    model_params = {
+        k[len("model.") :]: _param_value(v) for k, v in p.items() if k.startswith("model.")
+    }
+    for k in ("random_state", "verbose"):
+        model_params.pop(k, None)
+    features = json.loads(p["features"]) if "features" in p else None
+    return Recipe(
+        dataset=p["dataset"],
+        target=p["target"],
+        model=p["model"],
+        params=model_params,
+        split=p["split"],
+        seed=int(p["seed"]),
+        task=p.get("task"),
+        features=features,
+        experiment=info["experiment"],
+        name=f"rerun of {info['id'][:8]}",
+    )
+
+
+def rerun(project: Project, ref: str, tolerance: float = 1e-9) -> dict[str, Any]:
+    """Train again from a run's recipe and say whether every metric matches."""
+    original = project.runs.get(ref)
+    new_id = train(project, recipe_of(project, ref))
+    again = project.runs.get(new_id)
+    project.runs.set_tag(new_id, "rerun_of", original["id"])
+    rows, same = [], True
+    for key, m in sorted(original["metrics"].items()):
+        if key == "fit_seconds" or key.endswith("_curve"):
+            continue
+        new = again["metrics"].get(key, {}).get("last")
+        match = new is not None and abs(new - m["last"]) <= tolerance * max(1.0, abs(m["last"]))
+        same = same and match
+        rows.append({"metric": key, "original": m["last"], "rerun": new, "match": match})
+    return {"original": original["id"], "rerun": new_id, "reproduced": same, "metrics": rows}
