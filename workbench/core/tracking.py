@@ -397,15 +397,13 @@ class Runs:
             )
             con.unregister("wb_points")
 
-    def reconcile(self) -> list[str]:
-        """Mark runs whose process died as killed, keeping the points they flushed."""
+    def _dead(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        """Running runs whose process is gone (this host) or whose heartbeat is stale."""
         host = socket.gethostname()
-        with self.project.catalog.read() as con:
-            live = con.execute(
-                "SELECT id, host, pid FROM runs WHERE status = ?", [RUNNING]
-            ).fetchall()
         dead = []
-        for run_id, run_host, pid in live:
+        for run_id, run_host, pid in con.execute(
+            "SELECT id, host, pid FROM runs WHERE status = ?", [RUNNING]
+        ).fetchall():
             beat = self.project.store_dir / "runs" / run_id / "heartbeat"
             try:
                 age = time.time() - beat.stat().st_mtime
@@ -414,6 +412,9 @@ class Runs:
             gone = run_host == host and pid is not None and not _pid_alive(pid)
             if gone or age > STALE_SECONDS:
                 dead.append(run_id)
+        return dead
+
+    def _mark_killed(self, dead: list[str]) -> None:
         for run_id in dead:
             with self.project.catalog.write() as con:
                 still = con.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
@@ -424,18 +425,42 @@ class Runs:
                         [KILLED, "the process stopped without ending the run", audit.now(), run_id],
                     )
                     audit.append(con, "run.end", f"run:{run_id}", {"status": KILLED})
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read connection on a reconciled catalog: one open in the common case."""
+        for _ in range(2):
+            with self.project.catalog.read() as con:
+                dead = self._dead(con)
+                if not dead:
+                    yield con
+                    return
+            self._mark_killed(dead)
+        with self.project.catalog.read() as con:
+            yield con
+
+    def reconcile(self) -> list[str]:
+        """Mark runs whose process died as killed, keeping the points they flushed."""
+        with self.project.catalog.read() as con:
+            dead = self._dead(con)
+        self._mark_killed(dead)
         return dead
 
     # ---- reading --------------------------------------------------------------------
     def resolve_id(self, ref: str, include_deleted: bool = True) -> str:
+        with self.project.catalog.read() as con:
+            return self._resolve_id(con, ref, include_deleted)
+
+    def _resolve_id(
+        self, con: duckdb.DuckDBPyConnection, ref: str, include_deleted: bool = True
+    ) -> str:
         text = ref if ref.startswith("run:") else f"run:{ref}"
         parsed = parse_ref(text)
-        with self.project.catalog.read() as con:
-            rows = con.execute(
-                "SELECT id FROM runs WHERE starts_with(id, ?)"
-                + ("" if include_deleted else " AND deleted_at IS NULL"),
-                [parsed.run_id],
-            ).fetchall()
+        rows = con.execute(
+            "SELECT id FROM runs WHERE starts_with(id, ?)"
+            + ("" if include_deleted else " AND deleted_at IS NULL"),
+            [parsed.run_id],
+        ).fetchall()
         if not rows:
             raise NotFoundError(
                 f"no run with an id starting with {parsed.run_id} (see `workbench runs list`)"
@@ -445,9 +470,8 @@ class Runs:
         return rows[0][0]
 
     def get(self, ref: str) -> dict[str, Any]:
-        self.reconcile()
-        run_id = self.resolve_id(ref)
-        with self.project.catalog.read() as con:
+        with self._reading() as con:
+            run_id = self._resolve_id(con, ref)
             row = con.execute(
                 "SELECT id, experiment, name, status, error, start_time, end_time, host, pid, dataset, "
                 "dataset_version, parent_id, deleted_at, environment, source FROM runs WHERE id = ?",
@@ -571,7 +595,6 @@ class Runs:
 
         from workbench.core.search import order_sql, where_sql
 
-        self.reconcile()
         where, args = where_sql(filter)
         order, order_args = order_sql(order_by)
         sql = (
@@ -588,7 +611,7 @@ class Runs:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        with self.project.catalog.read() as con:
+        with self._reading() as con:
             try:
                 rows = con.execute(sql, args).fetchall()
             except duckdb.Error as exc:
