@@ -58,7 +58,9 @@ def test_sweep_runs_children_in_parallel_and_survives_a_failing_trial(data: Proj
 
 
 def test_rerun_reproduces_the_metrics(data: Project) -> None:
-    run_id = train(data, Recipe(dataset="churn@1", target="churned", params={"n_estimators": 20}, seed=5))
+    run_id = train(
+        data, Recipe(dataset="churn@1", target="churned", params={"n_estimators": 20}, seed=5)
+    )
     r = rerun(data, run_id[:8])
     assert r["reproduced"] and r["rerun"] != run_id
     assert {m["metric"] for m in r["metrics"]} >= {"val_auc", "val_log_loss", "train_auc"}

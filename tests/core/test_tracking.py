@@ -186,3 +186,23 @@ def test_soft_delete_restore_and_tags(project: Project) -> None:
     assert project.runs.list() == [] and len(project.runs.list(include_deleted=True)) == 1
     project.runs.restore(run.id[:8])
     assert [r["id"] for r in project.runs.list()] == [run.id]
+
+
+def test_log_model_stores_a_loadable_model_and_its_signature(project: Project) -> None:
+    import json
+    import pickle
+
+    from sklearn.linear_model import LinearRegression
+
+    df = frame(40)
+    model = LinearRegression().fit(df.select("age", "income").to_numpy(), df["churned"].to_numpy())
+    with start_run(project=project) as run:
+        digest = run.log_model(model, input_example=df.select("age", "income"))
+        with pytest.raises(UsageError, match="cannot store this model"):
+            run.log_model(lambda x: x)
+    arts = {a["path"]: a for a in project.runs.get(run.id)["artifacts"]}
+    assert arts["model.pkl"]["hash"] == digest and arts["model.pkl"]["kind"] == "model"
+    back = pickle.loads(project.objects.read_bytes(digest))
+    assert back.coef_.tolist() == model.coef_.tolist()
+    sig = json.loads(project.objects.read_bytes(arts["model.signature.json"]["hash"]))
+    assert sig == {"inputs": {"age": "Int64", "income": "Float64"}}

@@ -232,6 +232,29 @@ class Run:
         _write_json(self.dir / "artifacts.json", self.artifacts)
         return digest
 
+    def log_model(self, model: Any, name: str = "model.pkl", input_example: Any = None) -> str:
+        """Store a fitted model (pickled) and, from ``input_example``, its input signature.
+
+        A pickle is code: only load models from stores you trust (``verify`` checks
+        that no stored object changed since it was written).
+        """
+        import pickle
+
+        try:
+            data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise UsageError(f"cannot store this model: {type(exc).__name__}: {exc}") from None
+        digest = self.log_bytes(name, data, kind="model")
+        if input_example is not None:
+            schema = getattr(input_example, "schema", None)
+            if schema is None:
+                raise UsageError("input_example must be a polars DataFrame")
+            self.log_json(
+                name.rsplit(".", 1)[0] + ".signature.json",
+                {"inputs": {c: str(t) for c, t in schema.items()}},
+            )
+        return digest
+
     def log_json(self, name: str, data: Any, kind: str = "json") -> str:
         return self.log_bytes(name, json.dumps(data, indent=2, default=str).encode(), kind=kind)
 
