@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 MODELS = ("lightgbm", "random_forest", "extra_trees", "hist_gb", "logistic", "linear", "ridge")
 TASKS = ("binary", "multiclass", "regression")
 MAX_CATEGORIES = 1000
+TRAIN_METRIC_ROWS = 100_000
 
 
 @dataclass
@@ -310,7 +311,8 @@ def _split(df: pl.DataFrame, recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame
 
 def _metrics(
     task: str, y: np.ndarray, model: Model, x: np.ndarray, prefix: str
-) -> dict[str, float]:
+) -> tuple[dict[str, float], np.ndarray]:
+    """Standard metrics for the task, and the predictions they were computed from."""
     import numpy as np
     from sklearn import metrics as m
 
@@ -320,7 +322,7 @@ def _metrics(
             f"{prefix}_rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
             f"{prefix}_mae": float(m.mean_absolute_error(y, pred)),
             f"{prefix}_r2": float(m.r2_score(y, pred)),
-        }
+        }, pred
     proba = model.estimator.predict_proba(x)
     pred = proba.argmax(axis=1)
     labels = list(range(len(model.classes)))
@@ -340,7 +342,7 @@ def _metrics(
             out[f"{prefix}_auc"] = float(
                 m.roc_auc_score(y, proba, multi_class="ovr", labels=labels)
             )
-    return out
+    return out, pred
 
 
 def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
@@ -454,9 +456,19 @@ def fit(
             _log_staged(run, est, task, xt, yt, xv, yv)
     fit_s = time.perf_counter() - t0
     model = Model(est, feats, task, recipe.target, classes)
-    scores = {**_metrics(task, yt, model, xt, "train"), **_metrics(task, yv, model, xv, "val")}
-    scores["fit_seconds"] = fit_s
-    return model, params, scores
+    # Training-set metrics are a sanity check for overfitting, not a result: on large
+    # data they come from a seeded sample so scoring does not cost a second training.
+    if len(yt) > TRAIN_METRIC_ROWS:
+        import numpy as np
+
+        idx = np.random.default_rng(recipe.seed).choice(len(yt), TRAIN_METRIC_ROWS, replace=False)
+        xt_m, yt_m = xt[idx], yt[idx]
+    else:
+        xt_m, yt_m = xt, yt
+    train_scores, _ = _metrics(task, yt_m, model, xt_m, "train")
+    val_scores, val_pred = _metrics(task, yv, model, xv, "val")
+    scores = {**train_scores, **val_scores, "fit_seconds": fit_s}
+    return model, params, scores, val_pred
 
 
 _CURVE_NAMES = {
@@ -545,14 +557,13 @@ def train(
                 "n_val": data["n_val"],
             }
         )
-        model, params, scores = fit(recipe, data, run)
+        model, params, scores, val_pred = fit(recipe, data, run)
         run.log_params({f"model.{k}": v for k, v in params.items() if k not in ("verbose",)})
         final_step = int(params.get("n_estimators") or params.get("max_iter") or 0)
         run.log_metrics({k: v for k, v in scores.items()}, step=final_step)
         run.log_json("feature_importance.json", importance(model))
         if data["task"] != "regression":
-            pred = model.estimator.predict_proba(data["x_val"]).argmax(axis=1)
-            cm = confusion_matrix(data["y_val"], pred, labels=list(range(len(data["classes"]))))
+            cm = confusion_matrix(data["y_val"], val_pred, labels=list(range(len(data["classes"]))))
             run.log_json(
                 "confusion_matrix.json",
                 {"labels": [str(c) for c in data["classes"]], "matrix": np.asarray(cm).tolist()},
