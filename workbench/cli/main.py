@@ -70,13 +70,14 @@ def init(directory: str, name: str | None) -> None:
 
 
 def _register() -> None:
-    from workbench.cli import audit_cmd, data, runs_cmd
+    from workbench.cli import audit_cmd, data, drift_cmd, runs_cmd
 
     cli.add_command(data.data)
     cli.add_command(runs_cmd.train)
     cli.add_command(runs_cmd.runs)
     cli.add_command(runs_cmd.sweep)
     cli.add_command(runs_cmd.rerun)
+    cli.add_command(drift_cmd.drift)
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
 

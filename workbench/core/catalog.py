@@ -25,7 +25,7 @@ from workbench.core.errors import StoreError
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # One connection per process at a time: DuckDB refuses a second connection to the
 # same file with a different read_only setting, and threads (TUI workers) share it.
@@ -87,10 +87,32 @@ def _migration_2(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Drift reports: one row per comparison, one per column finding."""
+    con.execute(
+        """
+        CREATE TABLE drift_reports (
+            id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL,
+            reference VARCHAR NOT NULL, reference_id VARCHAR,
+            current VARCHAR NOT NULL, current_id VARCHAR, options JSON NOT NULL,
+            drift_share DOUBLE NOT NULL, n_tested INTEGER NOT NULL, n_drifted INTEGER NOT NULL,
+            share DOUBLE NOT NULL, drifted BOOLEAN NOT NULL, series_id VARCHAR);
+        CREATE TABLE drift_results (
+            report_id VARCHAR NOT NULL, pos INTEGER NOT NULL, column_name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL, status VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+            method VARCHAR, statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN,
+            ref_dtype VARCHAR, cur_dtype VARCHAR, ref_count BIGINT, cur_count BIGINT,
+            ref_null_share DOUBLE, cur_null_share DOUBLE, notes JSON NOT NULL, plot JSON,
+            PRIMARY KEY (report_id, pos));
+        """
+    )
+
+
 # Append-only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
+    3: _migration_3,
 }
 
 

@@ -17,6 +17,7 @@ from workbench.core.errors import StoreError, UsageError
 if TYPE_CHECKING:
     from workbench.core.catalog import Catalog
     from workbench.core.datasets import Datasets
+    from workbench.core.drift import Drift
     from workbench.core.objects import ObjectStore
     from workbench.core.tracking import Runs
 
@@ -126,3 +127,9 @@ class Project:
         from workbench.core.tracking import Runs
 
         return Runs(self)
+
+    @functools.cached_property
+    def drift(self) -> Drift:
+        from workbench.core.drift import Drift
+
+        return Drift(self)

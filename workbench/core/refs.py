@@ -106,3 +106,20 @@ def parse_ref(text: str) -> Ref:
     raise UsageError(
         f"invalid reference {_show(raw)}: after @ give a version number, sha:HASH or an alias"
     )
+
+
+_RANGE = re.compile(r"^(?P<name>[^@]+)@(?P<lo>\d+)\.\.(?P<hi>\d+)$")
+
+
+def expand_range(text: str) -> list[str]:
+    """``flights@2..5`` -> ``flights@2 … flights@5``; anything else is returned as is."""
+    m = _RANGE.match(text.strip())
+    if not m:
+        return [text]
+    lo, hi = int(m["lo"]), int(m["hi"])
+    if lo < 1 or hi < lo:
+        raise UsageError(f"invalid version range {_show(text)}: use NAME@FROM..TO with 1 <= FROM <= TO")
+    if hi - lo >= 1000:
+        raise UsageError(f"version range {_show(text)} spans {hi - lo + 1} versions; at most 1000")
+    parse_ref(f"{m['name']}@{lo}")
+    return [f"{m['name']}@{n}" for n in range(lo, hi + 1)]

@@ -1,0 +1,153 @@
+"""Drift against Evidently's DataDriftPreset, measured in one run on the same data.
+
+    python bench/drift_bench.py [--rows 100000 1000000] [--python bench/.venv-evidently/bin/python]
+
+Generated data: 20 numeric and 5 categorical columns, ROWS rows per side; in the current
+side 3 numeric and 2 categorical columns are shifted. For each size:
+
+- workbench: `workbench drift ref@1 ref@2 --json` on versions added beforehand (the
+  ingest is not timed; drift reads the stored Parquet), as a separate process;
+- Evidently: a process that reads the same two Parquet files with pandas and runs
+  `Report([DataDriftPreset()])`, printing each column's verdict;
+
+both under GNU time for wall seconds and peak RSS, then the per-column verdicts and
+methods are compared. Evidently needs pandas < 3, so it lives in its own environment:
+python -m venv bench/.venv-evidently && bench/.venv-evidently/bin/pip install
+"evidently==0.7.*" "pandas<3" pyarrow. Not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from datasets_bench import timed  # noqa: E402
+
+SHIFTED = ["n00", "n01", "n02", "c0", "c1"]
+
+EVIDENTLY = textwrap.dedent(
+    """
+    import json, sys, warnings
+    warnings.filterwarnings("ignore")
+    import pandas as pd
+    from evidently.legacy.metric_preset import DataDriftPreset
+    from evidently.legacy.report import Report
+    ref = pd.read_parquet(sys.argv[1])
+    cur = pd.read_parquet(sys.argv[2])
+    report = Report(metrics=[DataDriftPreset()])
+    report.run(reference_data=ref, current_data=cur)
+    for m in report.as_dict()["metrics"]:
+        by = m["result"].get("drift_by_columns")
+        if by:
+            print(json.dumps({c: {"method": v["stattest_name"], "score": v["drift_score"],
+                                  "drifted": v["drift_detected"]} for c, v in by.items()}))
+    """
+)
+
+
+# Evidently's display names of its default tests -> ours.
+EVIDENTLY_NAMES = {
+    "K-S": "ks",
+    "chi-square": "chisquare",
+    "Z-test": "z",
+    "Wasserstein": "wasserstein",
+    "Jensen-Shannon": "jensenshannon",
+    "PSI": "psi",
+}
+
+
+def evidently_name(display: str) -> str:
+    for prefix, name in EVIDENTLY_NAMES.items():
+        if display.startswith(prefix):
+            return name
+    return display
+
+
+def generate(rows: int, seed: int, shifted: bool) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    cols: dict[str, np.ndarray] = {}
+    for i in range(20):
+        shift = 0.5 if shifted and f"n{i:02d}" in SHIFTED else 0.0
+        if i % 4 == 3:  # some integer columns with few values
+            cols[f"n{i:02d}"] = rng.poisson(3 + 3 * shift, rows)
+        else:
+            cols[f"n{i:02d}"] = rng.normal(10 * i + shift * (i + 1), i + 1, rows)
+    for j in range(5):
+        values = [f"v{k}" for k in range(3 + 4 * j)]
+        p = np.ones(len(values))
+        if shifted and f"c{j}" in SHIFTED:
+            p[0] *= 4
+        cols[f"c{j}"] = rng.choice(values, rows, p=p / p.sum())
+    return pl.DataFrame(cols)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--python", default=str(HERE / ".venv-evidently" / "bin" / "python"))
+    args = ap.parse_args()
+    data = HERE / ".data" / "drift"
+    out: list[dict[str, object]] = []
+    try:
+        for rows in args.rows:
+            shutil.rmtree(data, ignore_errors=True)
+            data.mkdir(parents=True)
+            ref_path, cur_path = data / "ref.parquet", data / "cur.parquet"
+            generate(rows, 1, False).write_parquet(ref_path)
+            generate(rows, 2, True).write_parquet(cur_path)
+            proj = data / "proj"
+            wb = [sys.executable, "-m", "workbench", "--project", str(proj)]
+            timed([sys.executable, "-m", "workbench", "init", str(proj)])
+            timed([*wb, "data", "add", str(ref_path), "--name", "d"])
+            timed([*wb, "data", "add", str(cur_path), "--name", "d"])
+
+            wb_s, wb_mb, wb_out = timed([*wb, "drift", "d@1", "d@2", "--json"])
+            ev_s, ev_mb, ev_out = timed(
+                [args.python, "-c", EVIDENTLY, str(ref_path), str(cur_path)]
+            )
+            ours = {c["column"]: c for c in json.loads(wb_out)["columns"]}
+            theirs = json.loads(ev_out.strip().splitlines()[-1])
+            verdicts = sum(ours[c]["drifted"] == v["drifted"] for c, v in theirs.items())
+            methods = sum(
+                ours[c]["method"] == evidently_name(v["method"]) for c, v in theirs.items()
+            )
+            scores = max(
+                abs(
+                    (ours[c]["p_value"] if ours[c]["p_value"] is not None else ours[c]["statistic"])
+                    - v["score"]
+                )
+                for c, v in theirs.items()
+            )
+            row = {
+                "rows_per_side": rows,
+                "workbench_s": wb_s,
+                "evidently_s": ev_s,
+                "speedup": ev_s / wb_s,
+                "workbench_peak_mb": wb_mb,
+                "evidently_peak_mb": ev_mb,
+                "memory_ratio": wb_mb / ev_mb,
+                "same_verdicts": f"{verdicts}/{len(theirs)}",
+                "same_methods": f"{methods}/{len(theirs)}",
+                "max_score_difference": scores,
+                "drifted_columns": sorted(c for c, v in ours.items() if v["drifted"]),
+                "evidently_methods": sorted({v["method"] for v in theirs.values()}),
+            }
+            print(json.dumps(row, indent=2), flush=True)
+            out.append(row)
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "drift.json").write_text(json.dumps(out, indent=2))
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

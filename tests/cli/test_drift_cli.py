@@ -1,0 +1,99 @@
+"""``workbench drift`` as a user types it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, store_snapshot
+from tests.core.test_drift import batch
+from workbench.core.project import Project
+
+
+@pytest.fixture
+def versions(project: Project, tmp_path: Path) -> Project:
+    for i, shift in enumerate((0.0, 0.0, 1.0, 2.0)):
+        path = tmp_path / f"users{i}.parquet"
+        batch(
+            3000, i, shift=shift, plan_p=(0.5, 0.3, 0.2) if i < 3 else (0.1, 0.2, 0.7)
+        ).write_parquet(path)
+        assert run_cli("data", "add", str(path), "--name", "users", cwd=project.root).code == 0
+    return project
+
+
+def test_compare_prints_a_table_sorted_by_severity(versions: Project) -> None:
+    r = run_cli("drift", "users@1", "users@4", cwd=versions.root)
+    assert r.code == 0, r.err
+    assert "users@1 → users@4" in r.out and "DATASET DRIFT" not in r.out
+    lines = [ln for ln in r.out.splitlines() if ln.startswith("│ ")]
+    assert lines[0].split("│")[1].strip() in ("age", "plan")
+    assert "DRIFT" in lines[0] and "DRIFT" in lines[1]
+
+
+def test_json_output_and_stored_report(versions: Project) -> None:
+    r = run_cli("drift", "users@1", "users@3", "--json", cwd=versions.root)
+    data = json.loads(r.out)
+    assert data["reference"] == "users@1" and data["current"] == "users@3"
+    age = next(c for c in data["columns"] if c["column"] == "age")
+    assert age["drifted"] is True and age["method"] == "wasserstein" and age["statistic"] > 0.1
+    listed = json.loads(run_cli("drift", "list", "--json", cwd=versions.root).out)
+    assert listed[0]["id"] == data["id"]
+    shown = json.loads(run_cli("drift", "show", data["id"][:10], "--json", cwd=versions.root).out)
+    assert shown["columns"][0]["plot"] and shown["n_drifted"] == data["n_drifted"]
+
+
+def test_a_range_gives_a_timeline(versions: Project) -> None:
+    r = run_cli("drift", "users@1", "users@2..4", cwd=versions.root)
+    assert r.code == 0, r.err
+    assert "users@2" in r.out and "users@3" in r.out and "users@4" in r.out
+    age_row = next(ln for ln in r.out.splitlines() if ln.startswith("│ age"))
+    assert age_row.count("*") == 2  # drifted at @3 and @4, not at @2
+    data = json.loads(
+        run_cli("drift", "users@1", "users@2..4", "--json", "--no-save", cwd=versions.root).out
+    )
+    assert [d["current"] for d in data] == ["users@2", "users@3", "users@4"]
+
+
+def test_plot_and_reports(versions: Project, tmp_path: Path) -> None:
+    r = run_cli("drift", "users@1", "users@4", "--plot", "plan", cwd=versions.root)
+    assert r.code == 0 and "plan: DRIFTED" in r.out and "users@1" in r.out
+    md, page = tmp_path / "drift.md", tmp_path / "drift.html"
+    assert run_cli("drift", "users@1", "users@4", "--report", str(md), cwd=versions.root).code == 0
+    text = md.read_text()
+    assert (
+        text.startswith("# Drift: users@1 → users@4") and "| age | numeric | wasserstein |" in text
+    )
+    assert "## plan" in text and "```" in text
+    assert (
+        run_cli("drift", "users@1", "users@4", "--report", str(page), cwd=versions.root).code == 0
+    )
+    html = page.read_text()
+    assert "<svg" in html and "<script" not in html and "users@4" in html
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["users@1", "users@9"], 1, "users has no version 9 (versions 1..4)"),
+        (["users@1", "nosuch"], 1, "no dataset"),
+        (["users@1", "users@2", "--method", "kss"], 2, "unknown drift method 'kss'"),
+        (["users@1", "users@2", "--columns", "nope"], 2, "no column 'nope'"),
+        (["users@1", "users@2", "--column-method", "plan"], 2, "COLUMN=METHOD"),
+        (["users@1", "users@2", "--plot", "nope"], 2, "no column 'nope' in this report"),
+        (["users@1", "users@2", "--report", "out.pdf"], 2, ".md or .html"),
+        (["users@1", "users@4..2"], 2, "invalid version range"),
+        (["users@1", "users@2..3", "--plot", "age"], 2, "take one CURRENT"),
+        (["show", "ffff"], 1, "no drift report"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_no_report(
+    versions: Project, args: list[str], code: int, message: str
+) -> None:
+    before = store_snapshot(versions)
+    r = run_cli("drift", *args, cwd=versions.root)
+    assert r.code == code, (r.out, r.err)
+    assert message in r.err and len(r.err.strip().splitlines()) == 1
+    assert "Traceback" not in r.err
+    assert store_snapshot(versions) == before

@@ -1,0 +1,219 @@
+"""The drift engine on real dataset versions in a real store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from workbench.core.drift import MISSING, SKIPPED, TESTED, Options
+from workbench.core.errors import DataError, NotFoundError, UsageError
+from workbench.core.project import Project
+
+
+def batch(
+    n: int, seed: int, shift: float = 0.0, plan_p: tuple[float, ...] = (0.5, 0.3, 0.2)
+) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "age": rng.normal(40 + 10 * shift, 10, n).round(1),
+            "income": rng.lognormal(10, 0.5, n),
+            "plan": rng.choice(["basic", "plus", "pro"], n, p=list(plan_p)),
+            "active": rng.integers(0, 2, n).astype(bool),
+            "visits": rng.poisson(3, n),
+        }
+    )
+
+
+def add(project: Project, df: pl.DataFrame, tmp: Path, name: str = "users") -> str:
+    path = tmp / f"{name}-{df.height}-{abs(hash(df.to_numpy().tobytes())) % 10**8}.parquet"
+    df.write_parquet(path)
+    return project.datasets.add(path, name=name).version.ref
+
+
+def test_shifted_columns_drift_and_stable_ones_do_not(project: Project, tmp_path: Path) -> None:
+    ref = add(project, batch(5000, 1), tmp_path)
+    cur = add(project, batch(5000, 2, shift=1.0, plan_p=(0.2, 0.3, 0.5)), tmp_path)
+    report = project.drift.compare(ref, cur)
+    by = {c.column: c for c in report.columns}
+    assert by["age"].drifted and by["age"].method == "wasserstein"
+    assert by["plan"].drifted and by["plan"].method == "jensenshannon"
+    assert not by["income"].drifted and not by["visits"].drifted and not by["active"].drifted
+    assert report.n_drifted == 2 and len(report.tested) == 5
+    assert report.share == pytest.approx(0.4) and not report.drifted
+    # the statistic is scipy's, on the non-null values of each side
+    a = project.datasets.load(ref)["age"].to_numpy()
+    b = project.datasets.load(cur)["age"].to_numpy()
+    want = stats.wasserstein_distance(a, b) / np.std(a)
+    assert by["age"].statistic == pytest.approx(want, rel=1e-12)
+    assert "ref values > 1000" in by["age"].reason
+
+
+def test_small_reference_uses_hypothesis_tests_like_evidently(
+    project: Project, tmp_path: Path
+) -> None:
+    ref = add(project, batch(400, 1), tmp_path)
+    cur = add(project, batch(400, 2), tmp_path)
+    by = {c.column: c for c in project.drift.compare(ref, cur).columns}
+    assert by["age"].method == "ks" and by["age"].p_value is not None
+    assert by["plan"].method == "chisquare"
+    assert by["active"].method == "z"
+
+
+def test_dataset_verdict_uses_the_drift_share(project: Project, tmp_path: Path) -> None:
+    ref = add(project, batch(3000, 1), tmp_path)
+    cur = add(project, batch(3000, 2, shift=1.0, plan_p=(0.2, 0.3, 0.5)), tmp_path)
+    assert not project.drift.compare(ref, cur).drifted
+    assert project.drift.compare(ref, cur, Options(drift_share=0.4)).drifted
+
+
+def test_schema_drift_is_reported_not_raised(project: Project, tmp_path: Path) -> None:
+    base = batch(2000, 1).with_columns(
+        pl.lit(None, dtype=pl.Float64).alias("empty_later"),
+        pl.lit("same").alias("constant"),
+        pl.col("visits").alias("retyped"),
+        pl.lit(1).alias("dropped"),
+    )
+    base = base.with_columns(pl.col("income").alias("empty_later"))
+    ref = add(project, base, tmp_path)
+    cur_df = (
+        batch(2000, 2)
+        .with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("empty_later"),
+            pl.lit("same").alias("constant"),
+            pl.col("visits").cast(pl.String).alias("retyped"),
+            pl.lit("x").alias("added"),
+        )
+        .with_columns(
+            pl.when(pl.int_range(pl.len()) < 300)
+            .then(pl.lit("enterprise"))
+            .otherwise(pl.col("plan"))
+            .alias("plan")
+        )
+    )
+    cur = add(project, cur_df, tmp_path)
+    report = project.drift.compare(ref, cur)
+    by = {c.column: c for c in report.columns}
+    assert by["dropped"].status == MISSING and "not in users@2" in by["dropped"].reason
+    assert by["added"].status == MISSING and "not in users@1" in by["added"].reason
+    assert by["empty_later"].drifted and by["empty_later"].method == "nulls"
+    assert by["constant"].status == TESTED and not by["constant"].drifted
+    assert any("constant in users@1" in n for n in by["constant"].notes)
+    assert by["retyped"].kind == "categorical"
+    assert any("type changed: Int64 → String" in n for n in by["retyped"].notes)
+    unseen = [n for n in by["plan"].notes if "never seen" in n]
+    assert unseen and "'enterprise'" in unseen[0] and "15.0% of rows" in unseen[0]
+    assert by["plan"].drifted
+
+
+def test_datetime_and_id_like_columns_are_skipped_unless_named(
+    project: Project, tmp_path: Path
+) -> None:
+    def frame(seed: int) -> pl.DataFrame:
+        df = batch(3000, seed)
+        return df.with_columns(
+            pl.Series(
+                "when",
+                pl.datetime_range(
+                    pl.datetime(2024, 1, 1),
+                    pl.datetime(2024, 1, 1) + pl.duration(hours=2999),
+                    "1h",
+                    eager=True,
+                ),
+            ),
+            pl.Series("user_id", [f"u{seed}-{i}" for i in range(3000)]),
+        )
+
+    ref = add(project, frame(1), tmp_path)
+    cur = add(project, frame(2), tmp_path)
+    by = {c.column: c for c in project.drift.compare(ref, cur).columns}
+    assert by["when"].status == SKIPPED and "name the column" in by["when"].reason
+    assert by["user_id"].status == SKIPPED and "identifier" in by["user_id"].reason
+    named = project.drift.compare(ref, cur, Options(columns=["when", "user_id"]))
+    assert [c.status for c in named.columns] == [TESTED, TESTED]
+
+
+def test_methods_per_column_type_and_column(project: Project, tmp_path: Path) -> None:
+    ref = add(project, batch(3000, 1), tmp_path)
+    cur = add(project, batch(3000, 2), tmp_path)
+    opts = Options(
+        method="ks", cat_method="chisquare", column_methods={"income": "psi:0.2"}, threshold=0.01
+    )
+    by = {c.column: c for c in project.drift.compare(ref, cur, opts).columns}
+    assert by["age"].method == "ks" and by["age"].threshold == 0.01
+    assert by["plan"].method == "chisquare" and "column type" in by["plan"].reason
+    assert by["income"].method == "psi" and by["income"].threshold == 0.2
+    with pytest.raises(UsageError, match="numeric columns only"):
+        project.drift.compare(ref, cur, Options(column_methods={"plan": "ks"}))
+    with pytest.raises(UsageError, match="unknown drift method"):
+        project.drift.compare(ref, cur, Options(method="nope"))
+
+
+def test_reports_are_stored_and_read_back(project: Project, tmp_path: Path) -> None:
+    ref = add(project, batch(2000, 1), tmp_path)
+    cur = add(project, batch(2000, 2, shift=1.0), tmp_path)
+    report = project.drift.compare(ref, cur)
+    again = project.drift.get(report.id[:8])
+    assert again.to_dict(plots=True) == json.loads(json.dumps(report.to_dict(plots=True)))
+    listed = project.drift.list()
+    assert listed[0]["id"] == report.id and listed[0]["n_drifted"] == report.n_drifted
+    with project.catalog.read() as con:
+        logged = con.execute(
+            "SELECT subject, details FROM audit WHERE action = 'drift.report'"
+        ).fetchall()
+    assert len(logged) == 1 and logged[0][0] == f"drift:{report.id}"
+    assert json.loads(logged[0][1])["n_drifted"] == report.n_drifted
+    project.drift.compare(ref, cur, save=False)
+    assert len(project.drift.list()) == 1
+    with pytest.raises(NotFoundError, match="no drift report"):
+        project.drift.get("ffffffff")
+
+
+def test_plot_data_covers_both_sides(project: Project, tmp_path: Path) -> None:
+    ref = add(project, batch(2000, 1), tmp_path)
+    cur = add(project, batch(2000, 2, shift=1.0), tmp_path)
+    report = project.drift.compare(ref, cur)
+    age = report.column("age").plot
+    assert age["type"] == "histogram" and len(age["edges"]) == len(age["ref"]) + 1
+    assert sum(age["ref"]) == pytest.approx(1) and sum(age["cur"]) == pytest.approx(1)
+    plan = report.column("plan").plot
+    assert plan["type"] == "bars" and set(plan["labels"]) == {"basic", "plus", "pro"}
+
+
+def test_series_gives_one_report_per_version(project: Project, tmp_path: Path) -> None:
+    refs = [add(project, batch(2000, i, shift=0.25 * i), tmp_path) for i in range(4)]
+    reports = project.drift.series(refs[0], refs[1:])
+    assert [r.current for r in reports] == refs[1:]
+    assert len({r.series_id for r in reports}) == 1 and reports[0].series_id
+    ages = [r.column("age").statistic for r in reports]
+    assert ages == sorted(ages) and ages[-1] > ages[0]
+
+
+def test_current_can_be_a_file_not_yet_added(project: Project, tmp_path: Path) -> None:
+    ref = add(project, batch(2000, 1), tmp_path)
+    new = tmp_path / "new_batch.csv"
+    batch(1500, 9, shift=1.0).write_csv(new)
+    report = project.drift.compare(ref, str(new))
+    assert report.current == "new_batch.csv" and report.column("age").drifted
+
+
+def test_bad_input_is_a_clear_error(project: Project, tmp_path: Path) -> None:
+    ref = add(project, batch(200, 1), tmp_path)
+    other = add(project, pl.DataFrame({"x": [1, 2, 3]}), tmp_path, name="other")
+    with pytest.raises(DataError, match="no column in common"):
+        project.drift.compare(ref, other)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("age,income\n")
+    with pytest.raises(DataError, match="no rows"):
+        project.drift.compare(ref, str(empty))
+    with pytest.raises(NotFoundError):
+        project.drift.compare(ref, "users@9")
+    with pytest.raises(UsageError, match="no column 'nope'"):
+        project.drift.compare(ref, ref, Options(columns=["nope"]))
+    with pytest.raises(UsageError, match="drift-share"):
+        project.drift.compare(ref, ref, Options(drift_share=0))

@@ -1,0 +1,243 @@
+"""Every drift statistic equals its reference implementation to 1e-9.
+
+The references are written here independently: scipy called directly, and the binning
+of PSI / Jensen-Shannon / K-L spelled out from Evidently's documented formula
+(../shared/DRIFT.md), so a change in our binning or a wrong argument order fails.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.spatial import distance
+
+from workbench.core.errors import UsageError
+from workbench.core.stattests import METHODS, default_method, get_method
+
+TOL = 1e-9
+
+
+def close(a: float | None, b: float) -> bool:
+    assert a is not None
+    if math.isinf(b) or math.isnan(b):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return abs(a - b) <= TOL * max(1.0, abs(b))
+
+
+def evidently_shares(ref: np.ndarray, cur: np.ndarray, numeric: bool, fill: bool):
+    """DRIFT.md: Sturges bins over both sides when the reference has > 20 values."""
+    if numeric and len(set(ref.tolist())) > 20:
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+        r = np.histogram(ref, edges)[0] / len(ref)
+        c = np.histogram(cur, edges)[0] / len(cur)
+    else:
+        keys = sorted(set(ref.tolist()) | set(cur.tolist()))
+        r = np.array([np.sum(ref == k) for k in keys]) / len(ref)
+        c = np.array([np.sum(cur == k) for k in keys]) / len(cur)
+    if fill:
+        for arr in (r, c):
+            m = min(arr[arr != 0])
+            arr[arr == 0] = m / 1e6 if m <= 0.0001 else 0.0001
+    return r, c
+
+
+def counts(ref: np.ndarray, cur: np.ndarray):
+    keys = sorted(set(ref.tolist()) | set(cur.tolist()))
+    return (
+        np.array([np.sum(ref == k) for k in keys], dtype=float),
+        np.array([np.sum(cur == k) for k in keys], dtype=float),
+    )
+
+
+def reference(
+    name: str, ref: np.ndarray, cur: np.ndarray, numeric: bool
+) -> tuple[float, float | None]:
+    if name == "ks":
+        res = stats.ks_2samp(ref, cur)
+        return res.statistic, res.pvalue
+    if name == "wasserstein":
+        return stats.wasserstein_distance(ref, cur) / max(np.std(ref), 0.001), None
+    if name == "psi":
+        r, c = evidently_shares(ref, cur, numeric, fill=True)
+        return float(np.sum((r - c) * np.log(r / c))), None
+    if name == "jensenshannon":
+        r, c = evidently_shares(ref, cur, numeric, fill=False)
+        return distance.jensenshannon(r, c), None
+    if name == "kl_div":
+        r, c = evidently_shares(ref, cur, numeric, fill=True)
+        return stats.entropy(r, c), None
+    if name == "hellinger":
+        r, c = evidently_shares(ref, cur, numeric, fill=False)
+        return math.sqrt(0.5 * np.sum((np.sqrt(r / r.sum()) - np.sqrt(c / c.sum())) ** 2)), None
+    if name in ("chisquare", "g_test"):
+        rc, cc = counts(ref, cur)
+        exp = rc * len(cur) / len(ref)
+        lam = "pearson" if name == "chisquare" else "log-likelihood"
+        res = stats.power_divergence(cc, exp, lambda_=lam)
+        return res.statistic, res.pvalue
+    if name == "z":
+        rc, cc = counts(ref, cur)
+        p1, p2 = rc[0] / len(ref), cc[0] / len(cur)
+        p = (rc[0] + cc[0]) / (len(ref) + len(cur))
+        z = (p1 - p2) / math.sqrt(p * (1 - p) * (1 / len(ref) + 1 / len(cur)))
+        return z, 2 * stats.norm.sf(abs(z))
+    if name == "fisher_exact":
+        rc, cc = counts(ref, cur)
+        res = stats.fisher_exact([rc.astype(int).tolist(), cc.astype(int).tolist()])
+        return res.statistic, res.pvalue
+    if name == "anderson":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = stats.anderson_ksamp([ref, cur])
+        return res.statistic, res.pvalue
+    if name == "cramer_von_mises":
+        res = stats.cramervonmises_2samp(ref, cur)
+        return res.statistic, res.pvalue
+    if name == "mannw":
+        res = stats.mannwhitneyu(ref, cur, alternative="two-sided")
+        return res.statistic, res.pvalue
+    if name == "t_test":
+        res = stats.ttest_ind(ref, cur, equal_var=False)
+        return res.statistic, res.pvalue
+    if name == "energy_distance":
+        return stats.energy_distance(ref, cur), None
+    if name == "epps_singleton":
+        res = stats.epps_singleton_2samp(ref, cur)
+        return res.statistic, res.pvalue
+    raise AssertionError(name)
+
+
+NUMERIC = [m for m in METHODS if m not in ("z", "fisher_exact")]
+BINARY = ["z", "fisher_exact", "chisquare", "g_test", "psi", "jensenshannon", "kl_div", "hellinger"]
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+def test_numeric_methods_equal_their_reference(name: str, shift: float) -> None:
+    rng = np.random.default_rng(7)
+    ref = rng.normal(0, 1, 800)
+    cur = rng.normal(shift, 1.2, 600)
+    if name in ("chisquare", "g_test"):  # counts: use a column with few values
+        ref, cur = np.round(ref).clip(-2, 2), np.round(cur).clip(-2, 2)
+    stat, p = get_method(name).fn(ref, cur, True)
+    want_stat, want_p = reference(name, ref, cur, True)
+    assert close(stat, want_stat), (stat, want_stat)
+    if want_p is None:
+        assert p is None
+    else:
+        assert close(p, want_p), (p, want_p)
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_and_category_methods_equal_their_reference(name: str) -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.choice([0, 1], 500, p=[0.7, 0.3])
+    cur = rng.choice([0, 1], 400, p=[0.6, 0.4])
+    stat, p = get_method(name).fn(ref, cur, False)
+    want_stat, want_p = reference(name, ref, cur, False)
+    assert close(stat, want_stat)
+    assert (p is None) == (want_p is None)
+    if want_p is not None:
+        assert close(p, want_p)
+
+
+def test_a_shift_is_detected_and_identical_samples_are_not() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 1, 5000)
+    same = ref.copy()
+    moved = ref + 1.0
+    for name in ("ks", "wasserstein", "psi", "jensenshannon", "anderson", "mannw", "t_test"):
+        m = get_method(name)
+        threshold = m.threshold
+        assert not m.drifted(*m.fn(ref, same, True), threshold), name
+        assert m.drifted(*m.fn(ref, moved, True), threshold), name
+
+
+def test_category_never_seen_in_reference_is_certain_drift_for_count_tests() -> None:
+    ref = np.array([0, 0, 1, 1, 1])
+    cur = np.array([0, 1, 2, 2])
+    for name in ("chisquare", "g_test"):
+        stat, p = get_method(name).fn(ref, cur, False)
+        assert stat == math.inf and p == 0.0
+
+
+def test_z_test_on_one_shared_value_is_no_drift_and_refuses_three_values() -> None:
+    assert get_method("z").fn(np.array([1, 1]), np.array([1, 1, 1]), False) == (0.0, 1.0)
+    with pytest.raises(UsageError, match="at most 2 values"):
+        get_method("z").fn(np.array([0, 1, 2]), np.array([0, 1]), False)
+
+
+def test_unknown_method_lists_the_known_ones() -> None:
+    with pytest.raises(UsageError, match=r"unknown drift method 'kss'.*ks, wasserstein"):
+        get_method("kss")
+
+
+@pytest.mark.parametrize(
+    ("numeric", "rows", "n_unique", "method"),
+    [
+        (True, 1000, 6, "ks"),
+        (True, 1000, 5, "chisquare"),
+        (True, 1000, 3, "chisquare"),
+        (True, 1000, 2, "z"),
+        (False, 1000, 3, "chisquare"),
+        (False, 1000, 2, "z"),
+        (True, 1001, 6, "wasserstein"),
+        (True, 1001, 5, "jensenshannon"),
+        (False, 1001, 2, "jensenshannon"),
+        (False, 50_000, 400, "jensenshannon"),
+    ],
+)
+def test_default_choice_follows_evidentlys_table(
+    numeric: bool, rows: int, n_unique: int, method: str
+) -> None:
+    chosen, why = default_method(numeric, rows, n_unique)
+    assert chosen == method
+    assert f"{rows:,} ref values" in why and f"{n_unique}" in why
+
+
+floats = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ref=st.lists(floats, min_size=2, max_size=200),
+    cur=st.lists(floats, min_size=2, max_size=200),
+    name=st.sampled_from(["ks", "wasserstein", "psi", "jensenshannon", "kl_div", "hellinger"]),
+)
+def test_numeric_statistics_match_on_random_samples(
+    ref: list[float], cur: list[float], name: str
+) -> None:
+    r, c = np.array(ref), np.array(cur)
+    stat, p = get_method(name).fn(r, c, True)
+    want_stat, want_p = reference(name, r, c, True)
+    assert close(stat, want_stat), (stat, want_stat)
+    if want_p is not None:
+        assert close(p, want_p)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ref=st.lists(st.integers(0, 6), min_size=1, max_size=300),
+    cur=st.lists(st.integers(0, 6), min_size=1, max_size=300),
+    name=st.sampled_from(["psi", "jensenshannon", "chisquare", "g_test", "hellinger"]),
+)
+def test_category_statistics_match_on_random_samples(
+    ref: list[int], cur: list[int], name: str
+) -> None:
+    r, c = np.array(ref), np.array(cur)
+    stat, p = get_method(name).fn(r, c, False)
+    rc, _ = counts(r, c)
+    if name in ("chisquare", "g_test") and (rc == 0).any():
+        assert stat == math.inf and p == 0.0  # a value the reference never had
+        return
+    want_stat, want_p = reference(name, r, c, False)
+    assert close(stat, want_stat), (stat, want_stat)
+    if want_p is not None:
+        assert close(p, want_p)

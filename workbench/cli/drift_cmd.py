@@ -1,0 +1,283 @@
+"""``workbench drift …``: compare dataset versions (or a new file) column by column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from workbench.cli.main import Ctx, pass_ctx
+from workbench.cli.output import console, escape, print_json, table
+
+
+class _DefaultGroup(click.Group):
+    """``workbench drift A B`` means ``workbench drift compare A B``; subcommands still work."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args.insert(0, "compare")
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup)
+def drift() -> None:
+    """Drift between dataset versions: `workbench drift REF CURRENT [CURRENT...]`.
+
+    REF and CURRENT are dataset references (churn@1, churn@sha:1a2b) or data files.
+    Several CURRENTs, or a range such as churn@2..12, give a timeline. `drift list`
+    shows stored reports, `drift show ID` one of them.
+    """
+
+
+def _split_columns(values: tuple[str, ...]) -> list[str] | None:
+    cols = [c.strip() for v in values for c in v.split(",") if c.strip()]
+    return cols or None
+
+
+@drift.command("compare")
+@click.argument("reference")
+@click.argument("currents", nargs=-1, required=True)
+@click.option(
+    "--columns", "-c", multiple=True, help="Columns to compare (comma-separated or repeated)."
+)
+@click.option("--method", help="Method for every column where it applies (see docs/drift.md).")
+@click.option("--num-method", help="Method for numeric columns.")
+@click.option("--cat-method", help="Method for categorical columns.")
+@click.option(
+    "--column-method",
+    "column_methods",
+    multiple=True,
+    metavar="COL=METHOD[:THRESHOLD]",
+    help="Method (and threshold) for one column; repeatable.",
+)
+@click.option("--threshold", type=float, help="Threshold for every method (default: the method's).")
+@click.option(
+    "--drift-share",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Share of drifted columns that makes the dataset drifted.",
+)
+@click.option(
+    "--plot", "plot_column", metavar="COLUMN", help="Draw reference vs current for COLUMN."
+)
+@click.option("--report", "report_file", metavar="FILE", help="Write FILE.md or FILE.html.")
+@click.option("--no-save", is_flag=True, help="Do not store the report in the catalog.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def compare(
+    ctx: Ctx,
+    reference: str,
+    currents: tuple[str, ...],
+    columns: tuple[str, ...],
+    method: str | None,
+    num_method: str | None,
+    cat_method: str | None,
+    column_methods: tuple[str, ...],
+    threshold: float | None,
+    drift_share: float,
+    plot_column: str | None,
+    report_file: str | None,
+    no_save: bool,
+    as_json: bool,
+) -> None:
+    """Compare CURRENT with REFERENCE, column by column."""
+    from workbench.core.drift import Options
+    from workbench.core.errors import UsageError
+    from workbench.core.refs import expand_range
+
+    per_column = {}
+    for item in column_methods:
+        col, sep, spec = item.partition("=")
+        if not sep or not col or not spec:
+            raise UsageError(f"invalid --column-method {item!r}: use COLUMN=METHOD[:THRESHOLD]")
+        per_column[col] = spec
+    opts = Options(
+        columns=_split_columns(columns),
+        method=method,
+        num_method=num_method,
+        cat_method=cat_method,
+        column_methods=per_column,
+        threshold=threshold,
+        drift_share=drift_share,
+    )
+    targets = [t for c in currents for t in expand_range(c)]
+    if len(targets) > 1 and (plot_column or report_file):
+        raise UsageError("--plot and --report take one CURRENT; a timeline has several")
+    if report_file:
+        from workbench.core.drift_report import check_path
+
+        check_path(report_file)
+    reports = ctx.project.drift.series(reference, targets, opts, save=False)
+    if plot_column:
+        reports[0].column(plot_column)  # refuse an unknown column before anything is stored
+    if not no_save:
+        for r in reports:
+            ctx.project.drift.save(r)
+    if as_json:
+        out = [r.to_dict() for r in reports]
+        print_json(out[0] if len(out) == 1 else out)
+    elif len(reports) == 1:
+        _print_report(reports[0])
+    else:
+        _print_timeline(reports)
+    if report_file:
+        from workbench.core.drift_report import write
+
+        path = write(reports[0], report_file)
+        click.echo(f"Wrote {path}", err=as_json)
+    if plot_column:
+        from workbench.core.drift_report import plot_text
+
+        r = reports[0]
+        click.echo(
+            plot_text(r.column(plot_column), r.reference, r.current, min(console().width, 120))
+        )
+
+
+def _verdict(c: Any) -> str:
+    if c.drifted:
+        return "[bold red]DRIFT[/]"
+    if c.drifted is False:
+        return "[green]no[/]"
+    return f"[dim]{c.status}[/]"
+
+
+def _print_report(report: Any) -> None:
+    from workbench.core.drift_report import fmt, ordered
+
+    c = console()
+    head = "[bold red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
+    c.print(
+        f"Drift {escape(report.reference)} → {escape(report.current)}: {head}, "
+        f"{report.n_drifted} of {len(report.tested)} columns drifted ({report.share:.0%}; "
+        f"threshold {report.drift_share:.0%})  [dim]report {report.id[:12]}[/]"
+    )
+    rows = []
+    for col in ordered(report):
+        why = "; ".join([col.reason, *col.notes])
+        rows.append(
+            [
+                escape(col.column),
+                col.kind,
+                col.method or "-",
+                fmt(col.statistic),
+                fmt(col.p_value),
+                fmt(col.threshold),
+                _verdict(col),
+                escape(why),
+            ]
+        )
+    c.print(
+        table(
+            None,
+            [
+                "column",
+                "type",
+                "method",
+                "statistic",
+                "p-value",
+                "threshold",
+                "drifted",
+                "why / notes",
+            ],
+            rows,
+        )
+    )
+
+
+def _print_timeline(reports: list[Any]) -> None:
+    from workbench.core.drift_report import fmt
+
+    c = console()
+    names = list(dict.fromkeys(col.column for r in reports for col in r.columns))
+    rows = []
+    for name in names:
+        cells = []
+        method = "-"
+        for r in reports:
+            col = next((x for x in r.columns if x.column == name), None)
+            if col is None or col.statistic is None:
+                cells.append("[dim]-[/]")
+                continue
+            method = col.method or method
+            value = fmt(col.p_value if col.p_value is not None else col.statistic)
+            cells.append(f"[bold red]{value}*[/]" if col.drifted else value)
+        rows.append([escape(name), method, *cells])
+    rows.append(
+        [
+            "[bold]dataset[/]",
+            "share",
+            *[(f"[bold red]{r.share:.0%}*[/]" if r.drifted else f"{r.share:.0%}") for r in reports],
+        ]
+    )
+    c.print(
+        f"Drift against {escape(reports[0].reference)}: statistic (p-value for tests) per "
+        "version; * = drifted"
+    )
+    c.print(table(None, ["column", "method", *[escape(r.current) for r in reports]], rows))
+
+
+@drift.command("list")
+@click.option("--dataset", help="Only reports that involve this dataset.")
+@click.option("--limit", "-n", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def list_(ctx: Ctx, dataset: str | None, limit: int, as_json: bool) -> None:
+    """Stored drift reports, newest first."""
+    items = ctx.project.drift.list(limit=limit, dataset=dataset)
+    if as_json:
+        print_json(items)
+        return
+    rows = [
+        [
+            i["id"][:12],
+            f"{i['created_at']:%Y-%m-%d %H:%M}",
+            escape(i["reference"]),
+            escape(i["current"]),
+            f"{i['n_drifted']}/{i['n_tested']}",
+            "[bold red]DRIFT[/]" if i["drifted"] else "[green]no[/]",
+        ]
+        for i in items
+    ]
+    console().print(
+        table(
+            None,
+            ["report", "created (UTC)", "reference", "current", "drifted cols", "dataset"],
+            rows,
+        )
+    )
+
+
+@drift.command("show")
+@click.argument("report_id")
+@click.option(
+    "--plot", "plot_column", metavar="COLUMN", help="Draw reference vs current for COLUMN."
+)
+@click.option("--report", "report_file", metavar="FILE", help="Write FILE.md or FILE.html.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def show(
+    ctx: Ctx, report_id: str, plot_column: str | None, report_file: str | None, as_json: bool
+) -> None:
+    """One stored report (by id prefix, as `drift list` shows it)."""
+    report = ctx.project.drift.get(report_id)
+    if as_json:
+        print_json(report.to_dict(plots=True))
+    else:
+        _print_report(report)
+    if report_file:
+        from workbench.core.drift_report import write
+
+        click.echo(f"Wrote {write(report, report_file)}", err=as_json)
+    if plot_column:
+        from workbench.core.drift_report import plot_text
+
+        click.echo(
+            plot_text(
+                report.column(plot_column),
+                report.reference,
+                report.current,
+                min(console().width, 120),
+            )
+        )

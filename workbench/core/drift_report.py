@@ -1,0 +1,198 @@
+"""Drift reports as files people share: Markdown (with text plots) or self-contained HTML.
+
+Kept apart from the engine: it only reads a finished :class:`DriftReport`, so the CLI
+and the TUI write identical files. The HTML has no scripts and loads nothing, so it
+opens the same in an air-gapped room.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from workbench.core.drift import ColumnDrift, DriftReport
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v == float("inf"):
+        return "inf"
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.3g}"
+    return f"{v:.4f}"
+
+
+def ordered(report: DriftReport) -> list[ColumnDrift]:
+    """Drifted first, then by how far past the threshold; untested columns last."""
+    return sorted(
+        report.columns,
+        key=lambda c: (c.severity is None, not c.drifted, -(c.severity or 0.0)),
+    )
+
+
+def plot_labels(plot: dict[str, Any]) -> list[str]:
+    if plot["type"] == "bars":
+        return [str(x)[:18] for x in plot["labels"]]
+    edges = plot["edges"]
+    return [fmt((edges[i] + edges[i + 1]) / 2) for i in range(len(edges) - 1)]
+
+
+def plot_text(col: ColumnDrift, ref_label: str, cur_label: str, width: int = 100) -> str:
+    """Reference and current shares side by side as a plotext bar chart."""
+    import plotext as plt
+
+    if not col.plot:
+        raise UsageError(f"column {col.column!r} has no distribution to draw ({col.reason})")
+    plt.clear_figure()
+    plt.multiple_bar(
+        plot_labels(col.plot),
+        [[100 * v for v in col.plot["ref"]], [100 * v for v in col.plot["cur"]]],
+        labels=[ref_label, cur_label],
+    )
+    verdict = "DRIFTED" if col.drifted else "no drift" if col.drifted is False else col.status
+    plt.title(f"{col.column}: {verdict} ({col.method or '-'} {fmt(col.statistic)})")
+    plt.ylabel("% of rows")
+    plt.plotsize(width, 22)
+    plt.theme("clear")
+    return plt.build()
+
+
+def _summary(report: DriftReport) -> str:
+    verdict = "DRIFTED" if report.drifted else "no dataset drift"
+    return (
+        f"{report.n_drifted} of {len(report.tested)} tested columns drifted "
+        f"({report.share:.0%}); dataset: {verdict} (threshold {report.drift_share:.0%})"
+    )
+
+
+def _row(c: ColumnDrift) -> list[str]:
+    drifted = "yes" if c.drifted else "no" if c.drifted is False else c.status
+    return [
+        c.column,
+        c.kind,
+        c.method or "-",
+        fmt(c.statistic),
+        fmt(c.p_value),
+        fmt(c.threshold),
+        drifted,
+        "; ".join([c.reason, *c.notes]),
+    ]
+
+
+HEADER = ["column", "type", "method", "statistic", "p-value", "threshold", "drifted", "why / notes"]
+
+
+def to_markdown(report: DriftReport) -> str:
+    def cell(x: str) -> str:
+        return x.replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        f"# Drift: {report.reference} → {report.current}",
+        "",
+        f"{_summary(report)}. Report `{report.id[:12]}`, {report.created_at:%Y-%m-%d %H:%M} UTC.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
+    lines += ["| " + " | ".join(cell(x) for x in _row(c)) + " |" for c in ordered(report)]
+    for c in ordered(report):
+        if c.plot:
+            lines += [
+                "",
+                f"## {c.column}",
+                "",
+                "```",
+                plot_text(c, report.reference, report.current, 90),
+                "```",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+tr.drift td{background:#fde8e8}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px}
+"""
+
+
+def _svg(c: ColumnDrift) -> str:
+    plot = c.plot or {}
+    labels = plot_labels(plot)
+    ref, cur = plot["ref"], plot["cur"]
+    top = max([*ref, *cur, 1e-9])
+    w, h, pad = 34, 160, 20
+    parts = [f'<svg width="{len(labels) * w + 2 * pad}" height="{h + 70}" role="img">']
+    for i, label in enumerate(labels):
+        x = pad + i * w
+        for j, (vals, color) in enumerate(((ref, "#4e79a7"), (cur, "#e15759"))):
+            bh = h * vals[i] / top
+            parts.append(
+                f'<rect x="{x + 3 + j * 14}" y="{pad + h - bh:.1f}" width="13" height="{bh:.1f}" '
+                f'fill="{color}"><title>{html.escape(label)}: {100 * vals[i]:.2f}%</title></rect>'
+            )
+        parts.append(
+            f'<text x="{x + w / 2}" y="{pad + h + 12}" font-size="9" text-anchor="end" '
+            f'transform="rotate(-45 {x + w / 2} {pad + h + 12})">{html.escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def to_html(report: DriftReport) -> str:
+    e = html.escape
+    rows = []
+    for c in ordered(report):
+        cls = ' class="drift"' if c.drifted else ""
+        rows.append(f"<tr{cls}>" + "".join(f"<td>{e(x)}</td>" for x in _row(c)) + "</tr>")
+    plots = [
+        f"<h2>{e(c.column)}</h2><p>{e(c.method or '')} {fmt(c.statistic)} — {e(c.reason)}</p>{_svg(c)}"
+        for c in ordered(report)
+        if c.plot
+    ]
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>Drift {e(report.reference)} → {e(report.current)}</title><style>{_CSS}</style>"
+        f"</head><body><h1>Drift: {e(report.reference)} → {e(report.current)}</h1>"
+        f"<p>{e(_summary(report))}. Report {e(report.id[:12])}, "
+        f"{report.created_at:%Y-%m-%d %H:%M} UTC.</p>"
+        f"<p class='legend'><span style='background:#4e79a7'></span>{e(report.reference)}"
+        f"<span style='background:#e15759'></span>{e(report.current)}</p>"
+        "<table><tr>"
+        + "".join(f"<th>{e(h)}</th>" for h in HEADER)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
+        + "".join(plots)
+        + "</body></html>\n"
+    )
+
+
+def check_path(path: str | Path) -> Path:
+    """Refuse a report path before any work is done (and before anything is stored)."""
+    target = Path(path).expanduser()
+    if target.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
+        raise UsageError(f"report file must end in .md or .html, not {target.name!r}")
+    if not target.parent.is_dir():
+        raise UsageError(f"no such folder for the report: {target.parent}")
+    return target
+
+
+def write(report: DriftReport, path: str | Path) -> Path:
+    """Write ``.md`` or ``.html`` atomically (a temp file renamed), so no half report stays."""
+    import os
+
+    target = check_path(path)
+    text = to_html(report) if target.suffix.lower() in (".html", ".htm") else to_markdown(report)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    return target

@@ -1,0 +1,298 @@
+"""Drift statistics for one column: the methods, their thresholds, and the default choice.
+
+Every method takes the reference and current values of one column with nulls (and,
+for numbers, NaN and +-inf) already removed, and returns its statistic and, for
+hypothesis tests, a p-value. The formulas and the automatic choice follow Evidently's
+(see docs/drift.md for the table) so that a user moving from it gets the same
+verdicts; the statistics themselves are scipy's, so they are the textbook ones.
+
+Plain numpy arrays go in: the engine (``drift.py``) does the columnar work of
+loading, cleaning and counting with Polars; this module is the arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from workbench.core.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+P_VALUE, DISTANCE = "p_value", "distance"
+SMALL_REFERENCE_ROWS = 1000  # Evidently: <= 1000 reference rows use hypothesis tests
+FEW_VALUES = 5  # numeric columns with at most this many values are treated as categories
+BIN_BY_VALUE_MAX = 20  # numeric columns with more reference values are binned (Sturges)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Value counts of one column on both sides over the union of their values."""
+
+    keys: list[object]
+    ref: np.ndarray
+    cur: np.ndarray
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    title: str
+    kind: str  # P_VALUE: drifted when p < threshold; DISTANCE: when statistic >= threshold
+    threshold: float
+    numeric_only: bool
+    fn: Callable[[np.ndarray, np.ndarray, bool], tuple[float, float | None]]
+    # Evidently's KS calls drift at p <= threshold, every other test at p < threshold.
+    inclusive: bool = False
+
+    def drifted(self, statistic: float, p_value: float | None, threshold: float) -> bool:
+        if self.kind == P_VALUE:
+            assert p_value is not None
+            return p_value <= threshold if self.inclusive else p_value < threshold
+        return statistic >= threshold
+
+
+def value_counts(ref: np.ndarray, cur: np.ndarray) -> Counts:
+    """Counts per distinct value seen on either side, in one shared order."""
+    import numpy as np
+
+    keys, inverse = np.unique(np.concatenate([ref, cur]), return_inverse=True)
+    n = len(keys)
+    return Counts(
+        list(keys),
+        np.bincount(inverse[: len(ref)], minlength=n),
+        np.bincount(inverse[len(ref) :], minlength=n),
+    )
+
+
+def binned_shares(
+    ref: np.ndarray, cur: np.ndarray, numeric: bool, fill_zeroes: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evidently's binning for PSI, Jensen-Shannon, K-L and Hellinger.
+
+    Numbers with more than 20 distinct reference values share Sturges bins over the
+    combined range; anything else gets one bin per value. With ``fill_zeroes`` an empty
+    bin becomes 0.0001 (or the smallest non-zero share / 1e6 when that is smaller), so
+    that logarithms stay finite.
+    """
+    import numpy as np
+
+    if numeric and len(np.unique(ref)) > BIN_BY_VALUE_MAX:
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+        r = np.histogram(ref, edges)[0] / len(ref)
+        c = np.histogram(cur, edges)[0] / len(cur)
+    else:
+        counts = value_counts(ref, cur)
+        r = counts.ref / len(ref)
+        c = counts.cur / len(cur)
+    if fill_zeroes:
+        for shares in (r, c):
+            nonzero = shares[shares != 0]
+            smallest = nonzero.min() if nonzero.size else 0.0001
+            shares[shares == 0] = smallest / 1e6 if smallest <= 0.0001 else 0.0001
+    return r, c
+
+
+# ---- the methods ---------------------------------------------------------------------
+def _ks(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    res = stats.ks_2samp(ref, cur)
+    return float(res.statistic), float(res.pvalue)
+
+
+def _wasserstein(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    import numpy as np
+    from scipy import stats
+
+    # Normed by the reference's spread so one threshold fits every column's unit.
+    norm = max(float(np.std(ref)), 0.001)
+    return float(stats.wasserstein_distance(ref, cur)) / norm, None
+
+
+def _psi(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    import numpy as np
+
+    r, c = binned_shares(ref, cur, numeric, fill_zeroes=True)
+    return float(np.sum((r - c) * np.log(r / c))), None
+
+
+def _jensenshannon(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy.spatial import distance
+
+    r, c = binned_shares(ref, cur, numeric, fill_zeroes=False)
+    return float(distance.jensenshannon(r, c)), None
+
+
+def _kl_div(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    r, c = binned_shares(ref, cur, numeric, fill_zeroes=True)
+    return float(stats.entropy(r, c)), None
+
+
+def _hellinger(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    import numpy as np
+
+    r, c = binned_shares(ref, cur, numeric, fill_zeroes=False)
+    r, c = r / r.sum(), c / c.sum()
+    return float(np.sqrt(np.sum((np.sqrt(r) - np.sqrt(c)) ** 2)) / np.sqrt(2)), None
+
+
+def _chisquare(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    counts = value_counts(ref, cur)
+    # Expected: the reference's shape scaled to the current's size (goodness of fit).
+    expected = counts.ref * (len(cur) / len(ref))
+    if (expected == 0).any():
+        # A value the reference never had: any count of it is infinitely unlikely.
+        return float("inf"), 0.0
+    res = stats.chisquare(counts.cur, expected)
+    return float(res.statistic), float(res.pvalue)
+
+
+def _g_test(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    counts = value_counts(ref, cur)
+    expected = counts.ref * (len(cur) / len(ref))
+    if (expected == 0).any():
+        return float("inf"), 0.0
+    res = stats.power_divergence(counts.cur, expected, lambda_="log-likelihood")
+    return float(res.statistic), float(res.pvalue)
+
+
+def _z(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    """Two-proportion z-test on the share of one of (at most) two values."""
+    import numpy as np
+    from scipy import stats
+
+    counts = value_counts(ref, cur)
+    if len(counts.keys) > 2:
+        raise UsageError(f"the z-test needs a column with at most 2 values, not {len(counts.keys)}")
+    n1, n2 = len(ref), len(cur)
+    p1, p2 = counts.ref[0] / n1, counts.cur[0] / n2
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    if pooled in (0.0, 1.0):  # one value everywhere: identical distributions
+        return 0.0, 1.0
+    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return float(z), float(2 * (1 - stats.norm.cdf(abs(z))))
+
+
+def _fisher(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    counts = value_counts(ref, cur)
+    if len(counts.keys) > 2:
+        raise UsageError(
+            f"Fisher's exact test needs a column with at most 2 values, not {len(counts.keys)}"
+        )
+    if len(counts.keys) == 1:
+        return 1.0, 1.0
+    res = stats.fisher_exact([list(counts.ref), list(counts.cur)])
+    return float(res.statistic), float(res.pvalue)
+
+
+def _anderson(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    import warnings
+
+    from scipy import stats
+
+    with warnings.catch_warnings():  # scipy warns when it caps the p-value to [0.001, 0.25]
+        warnings.simplefilter("ignore")
+        res = stats.anderson_ksamp([ref, cur])
+    return float(res.statistic), float(res.pvalue)
+
+
+def _cramer_von_mises(
+    ref: np.ndarray, cur: np.ndarray, numeric: bool
+) -> tuple[float, float | None]:
+    from scipy import stats
+
+    res = stats.cramervonmises_2samp(ref, cur)
+    return float(res.statistic), float(res.pvalue)
+
+
+def _mann_whitney(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    res = stats.mannwhitneyu(ref, cur, alternative="two-sided")
+    return float(res.statistic), float(res.pvalue)
+
+
+def _t_test(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    res = stats.ttest_ind(ref, cur, equal_var=False)
+    return float(res.statistic), float(res.pvalue)
+
+
+def _energy(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    return float(stats.energy_distance(ref, cur)), None
+
+
+def _epps_singleton(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy import stats
+
+    res = stats.epps_singleton_2samp(ref, cur)
+    return float(res.statistic), float(res.pvalue)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("ks", "Kolmogorov-Smirnov", P_VALUE, 0.05, True, _ks, inclusive=True),
+        Method("wasserstein", "Wasserstein distance (normed)", DISTANCE, 0.1, True, _wasserstein),
+        Method("psi", "Population Stability Index", DISTANCE, 0.1, False, _psi),
+        Method("jensenshannon", "Jensen-Shannon distance", DISTANCE, 0.1, False, _jensenshannon),
+        Method("kl_div", "Kullback-Leibler divergence", DISTANCE, 0.1, False, _kl_div),
+        Method("hellinger", "Hellinger distance", DISTANCE, 0.1, False, _hellinger),
+        Method("chisquare", "chi-square", P_VALUE, 0.05, False, _chisquare),
+        Method("g_test", "G-test (log-likelihood ratio)", P_VALUE, 0.05, False, _g_test),
+        Method("z", "two-proportion z-test", P_VALUE, 0.05, False, _z),
+        Method("fisher_exact", "Fisher's exact test", P_VALUE, 0.05, False, _fisher),
+        Method("anderson", "Anderson-Darling (k-sample)", P_VALUE, 0.05, True, _anderson),
+        Method("cramer_von_mises", "Cramer-von Mises", P_VALUE, 0.05, True, _cramer_von_mises),
+        Method("mannw", "Mann-Whitney U", P_VALUE, 0.05, True, _mann_whitney),
+        Method("t_test", "Welch's t-test", P_VALUE, 0.05, True, _t_test),
+        Method("energy_distance", "energy distance", DISTANCE, 0.1, True, _energy),
+        Method("epps_singleton", "Epps-Singleton", P_VALUE, 0.05, True, _epps_singleton),
+    )
+}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown drift method {name!r}: choose one of {', '.join(METHODS)}"
+        ) from None
+
+
+def default_method(numeric: bool, ref_rows: int, n_unique: int) -> tuple[str, str]:
+    """Evidently's automatic choice, and the rule that fired (shown to the user).
+
+    ``ref_rows`` counts the reference's non-null values; ``n_unique`` the distinct
+    values of reference and current together.
+    """
+    small = ref_rows <= SMALL_REFERENCE_ROWS
+    size = f"{ref_rows:,} ref values {'<=' if small else '>'} {SMALL_REFERENCE_ROWS}"
+    if numeric and n_unique > FEW_VALUES:
+        why = f"numeric, {n_unique:,} distinct > {FEW_VALUES}; {size}"
+        return ("ks" if small else "wasserstein"), why
+    what = (
+        f"numeric, {n_unique} distinct <= {FEW_VALUES}"
+        if numeric
+        else f"categorical, {n_unique:,} distinct"
+    )
+    if not small:
+        return "jensenshannon", f"{what}; {size}"
+    if n_unique <= 2:
+        return "z", f"{what} (binary); {size}"
+    return "chisquare", f"{what}; {size}"
