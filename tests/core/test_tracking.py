@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,27 @@ def test_a_killed_run_is_recognised_with_every_flushed_point(
     info = project.runs.get(run_id)
     assert info["status"] == "killed"
     assert info["metrics"]["loss"]["count"] == 2500 and info["metrics"]["loss"]["last"] == 2499.0
+
+
+def test_a_stalled_run_marked_killed_and_then_ended_keeps_each_point_once(
+    project: Project,
+) -> None:
+    run = project.runs.start(experiment="stall")
+    for step in range(1500):
+        run.log_metric("loss", float(step), step=step)
+    run.flush()
+    stale = time.time() - 600  # as if the heartbeat had stopped ten minutes ago
+    os.utime(project.store_dir / "runs" / run.id / "heartbeat", (stale, stale))
+    assert project.runs.reconcile() == [run.id]
+    assert project.runs.get(run.id)["status"] == "killed"
+    run.log_metric("loss", 1500.0, step=1500)
+    run.end()  # the process was alive after all: its end folds again, replacing
+    info = project.runs.get(run.id)
+    assert info["status"] == "finished"
+    assert info["metrics"]["loss"]["count"] == 1501
+    with project.catalog.read() as con:
+        n = con.execute("SELECT count(*) FROM metrics WHERE run_id = ?", [run.id]).fetchone()[0]
+    assert n == 1501
 
 
 PARALLEL = textwrap.dedent(

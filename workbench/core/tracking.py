@@ -201,9 +201,16 @@ class Run:
         if enc is None:
             check_key(key, "metric")
             enc = self._keys[key] = json.dumps(key, ensure_ascii=False)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise UsageError(f"metric {key!r} must be a number, not {type(value).__name__}")
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        # This is the hot path (a million calls in a long run): exact type checks first,
+        # the slower ABC checks only for numpy scalars and other number types.
+        tv = type(value)
+        if tv is not float and (
+            tv is bool or (tv is not int and not isinstance(value, numbers.Real))
+        ):
+            raise UsageError(f"metric {key!r} must be a number, not {tv.__name__}")
+        if type(step) is not int and (
+            isinstance(step, bool) or not isinstance(step, numbers.Integral)
+        ):
             raise UsageError(f"step of metric {key!r} must be an integer")
         line = f"{enc}\t{int(step)}\t{float(value)!r}\t{time.time_ns() // 1_000_000}\n"
         with self._lock:
@@ -370,20 +377,29 @@ class Runs:
 
     def _finish(self, run_id: str, status: str, error: str | None) -> None:
         with self.project.catalog.write() as con:
-            self._fold(con, run_id)
+            # Still running means never folded; otherwise (another process marked it killed
+            # while its heartbeat stalled) fold again over what that fold wrote.
+            # (fetchall: DuckDB 2 refuses register() while a result is not fully fetched)
+            current = con.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchall()
+            self._fold(con, run_id, replace=not current or current[0][0] != RUNNING)
             con.execute(
                 "UPDATE runs SET status = ?, error = ?, end_time = ? WHERE id = ?",
                 [status, error, audit.now(), run_id],
             )
             audit.append(con, "run.end", f"run:{run_id}", {"status": status, "error": error})
 
-    def _fold(self, con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-        """Move a run's files into the catalog (idempotent: replaces what was folded)."""
+    def _fold(self, con: duckdb.DuckDBPyConnection, run_id: str, replace: bool) -> None:
+        """Move a run's files into the catalog.
+
+        ``replace`` first removes what an earlier fold wrote; a first fold skips that,
+        because deleting from ``metrics`` scans the whole table (it has no index).
+        """
         import polars as pl
 
         d = self.project.store_dir / "runs" / run_id
-        for table in ("params", "tags", "metrics", "metric_summary", "artifacts"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        if replace:
+            for table in ("params", "tags", "metrics", "metric_summary", "artifacts"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         for table, name in (("params", "params.json"), ("tags", "tags.json")):
             items = _read_json(d / name, {})
             if items:
@@ -440,9 +456,9 @@ class Runs:
     def _mark_killed(self, dead: list[str]) -> None:
         for run_id in dead:
             with self.project.catalog.write() as con:
-                still = con.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
-                if still and still[0] == RUNNING:
-                    self._fold(con, run_id)
+                still = con.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchall()
+                if still and still[0][0] == RUNNING:
+                    self._fold(con, run_id, replace=False)
                     con.execute(
                         "UPDATE runs SET status = ?, error = ?, end_time = ? WHERE id = ?",
                         [KILLED, "the process stopped without ending the run", audit.now(), run_id],
