@@ -70,7 +70,7 @@ def init(directory: str, name: str | None) -> None:
 
 
 def _register() -> None:
-    from workbench.cli import audit_cmd, data, drift_cmd, runs_cmd
+    from workbench.cli import audit_cmd, data, drift_cmd, model_cmd, runs_cmd
 
     cli.add_command(data.data)
     cli.add_command(runs_cmd.train)
@@ -78,6 +78,8 @@ def _register() -> None:
     cli.add_command(runs_cmd.sweep)
     cli.add_command(runs_cmd.rerun)
     cli.add_command(drift_cmd.drift)
+    cli.add_command(model_cmd.model)
+    cli.add_command(model_cmd.predict)
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
 

@@ -25,7 +25,7 @@ from workbench.core.errors import StoreError
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # One connection per process at a time: DuckDB refuses a second connection to the
 # same file with a different read_only setting, and threads (TUI workers) share it.
@@ -108,11 +108,39 @@ def _migration_3(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_4(con: duckdb.DuckDBPyConnection) -> None:
+    """The model registry: versions, aliases and their history, and batch scorings."""
+    con.execute(
+        """
+        CREATE TABLE models (name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL,
+            description VARCHAR);
+        CREATE TABLE model_versions (
+            model VARCHAR NOT NULL, version INTEGER NOT NULL, run_id VARCHAR NOT NULL,
+            artifact VARCHAR NOT NULL, signature JSON, metrics JSON NOT NULL,
+            params JSON NOT NULL, dataset VARCHAR, dataset_version INTEGER, description VARCHAR,
+            status VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model, version));
+        CREATE TABLE model_aliases (model VARCHAR NOT NULL, alias VARCHAR NOT NULL,
+            version INTEGER NOT NULL, since TIMESTAMP NOT NULL, PRIMARY KEY (model, alias));
+        CREATE TABLE alias_history (
+            model VARCHAR NOT NULL, alias VARCHAR NOT NULL, seq INTEGER NOT NULL,
+            ts TIMESTAMP NOT NULL, action VARCHAR NOT NULL, version INTEGER NOT NULL,
+            previous INTEGER, reason VARCHAR, forced BOOLEAN NOT NULL, gates JSON,
+            actor VARCHAR NOT NULL, PRIMARY KEY (model, alias, seq));
+        CREATE TABLE scorings (
+            id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, model VARCHAR NOT NULL,
+            version INTEGER NOT NULL, input VARCHAR NOT NULL, input_id VARCHAR,
+            n_rows BIGINT NOT NULL, output VARCHAR, distribution JSON NOT NULL);
+        """
+    )
+
+
 # Append-only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
+    4: _migration_4,
 }
 
 

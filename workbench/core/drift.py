@@ -18,12 +18,12 @@ import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core import audit
 from workbench.core.errors import DataError, UsageError
 from workbench.core.profile import kind_of
+from workbench.core.sources import Table
 from workbench.core.stattests import default_method, get_method
 
 if TYPE_CHECKING:
@@ -133,45 +133,6 @@ class DriftReport:
             "series_id": self.series_id,
             "columns": cols,
         }
-
-
-class Side:
-    """One side of a comparison: a dataset version or a data file, read a column at a time."""
-
-    def __init__(self, project: Project, spec: str) -> None:
-        from workbench.core import ingest
-
-        self.spec = spec
-        path = Path(spec).expanduser()
-        if path.is_file():
-            src = ingest.open_source(path)
-            self.label = path.name
-            self.version = None
-            self.lf = ingest.scan(src)
-            try:
-                self.schema = self.lf.collect_schema()
-                self.rows = self.lf.select(_len()).collect().item()
-            except Exception as exc:
-                raise DataError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-        else:
-            self.version = project.datasets.resolve(spec)
-            self.label = self.version.ref
-            self.lf = project.datasets.scan(self.version)
-            self.schema = self.lf.collect_schema()
-            self.rows = self.version.n_rows
-        self._cache: dict[str, pl.Series] = {}
-
-    def column(self, name: str) -> pl.Series:
-        s = self._cache.get(name)
-        if s is None:
-            s = self._cache[name] = self.lf.select(name).collect().get_column(name)
-        return s
-
-
-def _len() -> pl.Expr:
-    import polars as pl
-
-    return pl.len()
 
 
 def _numeric_values(s: pl.Series) -> np.ndarray:
@@ -284,7 +245,7 @@ def _choose(
     return method, f"default: {why}", None
 
 
-def compare_column(name: str, ref: Side, cur: Side, opts: Options, explicit: bool) -> ColumnDrift:
+def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: bool) -> ColumnDrift:
     """One column's drift; every schema oddity becomes a finding, never an exception."""
     import polars as pl
 
@@ -393,13 +354,13 @@ class Drift:
         current: str,
         options: Options | None = None,
         save: bool = True,
-        _ref_side: Side | None = None,
+        _ref_side: Table | None = None,
         _series_id: str | None = None,
     ) -> DriftReport:
         opts = options or Options()
         opts.check()
-        ref = _ref_side or Side(self.project, reference)
-        cur = Side(self.project, current)
+        ref = _ref_side or Table(self.project, reference)
+        cur = Table(self.project, current)
         for side in (ref, cur):
             if side.rows == 0:
                 raise DataError(f"{side.label} has no rows: nothing to compare")
@@ -416,8 +377,8 @@ class Drift:
             columns=found,
             options={k: v for k, v in asdict(opts).items() if v not in (None, {}, [])},
             series_id=_series_id,
-            reference_id=ref.version.id if ref.version else None,
-            current_id=cur.version.id if cur.version else None,
+            reference_id=ref.content_id,
+            current_id=cur.content_id,
         )
         if save:
             self.save(report)
@@ -431,7 +392,7 @@ class Drift:
             raise UsageError("give at least one current dataset version or file")
         opts = options or Options()
         opts.check()
-        ref = Side(self.project, reference)
+        ref = Table(self.project, reference)
         series_id = uuid.uuid4().hex if len(currents) > 1 else None
         return [
             self.compare(reference, c, opts, save=save, _ref_side=ref, _series_id=series_id)
@@ -568,7 +529,7 @@ class Drift:
         )
 
 
-def _columns(ref: Side, cur: Side, opts: Options) -> list[str]:
+def _columns(ref: Table, cur: Table, opts: Options) -> list[str]:
     """Columns to compare: those asked for, else both sides' columns (reference order first)."""
     if opts.columns is not None:
         unknown = [c for c in opts.columns if c not in ref.schema and c not in cur.schema]

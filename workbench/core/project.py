@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from workbench.core.datasets import Datasets
     from workbench.core.drift import Drift
     from workbench.core.objects import ObjectStore
+    from workbench.core.registry import Registry
     from workbench.core.tracking import Runs
 
 CONFIG = "workbench.toml"
@@ -133,3 +134,9 @@ class Project:
         from workbench.core.drift import Drift
 
         return Drift(self)
+
+    @functools.cached_property
+    def models(self) -> Registry:
+        from workbench.core.registry import Registry
+
+        return Registry(self)

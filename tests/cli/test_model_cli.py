@@ -1,0 +1,91 @@
+"""``workbench model …`` and ``workbench predict`` as a user types them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, store_snapshot
+from tests.core.test_registry import models, with_gates  # noqa: F401 (fixture)
+from workbench.core.project import Project
+
+
+def test_register_promote_predict_rollback_card(models: Project, tmp_path: Path) -> None:  # noqa: F811
+    p = with_gates(models, 'production = ["metrics.val_auc >= champion.val_auc"]\n')
+    root = p.root
+    listed = json.loads(run_cli("model", "list", "--json", cwd=root).out)
+    assert listed[0]["name"] == "churn-model" and listed[0]["versions"] == 2
+
+    r = run_cli(
+        "model", "promote", "churn-model", "1", "--to", "production", "-r", "baseline", cwd=root
+    )
+    assert r.code == 0 and "churn-model@production -> v1" in r.out and "pass" in r.out
+    r = run_cli("model", "promote", "churn-model", "2", "--to", "production", cwd=root)
+    assert r.code == 0 and "-> v2 (was v1)" in r.out
+    r = run_cli("model", "promote", "churn-model", "1", "--to", "production", cwd=root)
+    assert r.code == 1 and "FAIL" in r.out and "not promoted" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+
+    out = tmp_path / "scored.parquet"
+    r = run_cli("predict", "churn-model@production", "churn@2", "-o", str(out), cwd=root)
+    assert r.code == 0 and "Scored 600 rows of churn@2 with churn-model@2" in r.out and out.exists()
+
+    r = run_cli("model", "rollback", "churn-model", "-r", "regression", cwd=root)
+    assert r.code == 0 and "churn-model@production -> v1 (rolled back from v2)" in r.out
+    shown = json.loads(run_cli("model", "show", "churn-model", "--json", cwd=root).out)
+    assert [h["action"] for h in shown["history"]] == [
+        "model.promote",
+        "model.promote",
+        "model.rollback",
+    ]
+    one = json.loads(run_cli("model", "show", "churn-model@production", "--json", cwd=root).out)
+    assert one["version"] == 1 and one["aliases"] == ["production"] and one["dataset"] == "churn@1"
+
+    card = run_cli("model", "card", "churn-model@production", cwd=root).out
+    assert card.startswith("# Model card: churn-model v1")
+    assert "who will churn next month" in card and "dataset `churn@1` → run `run:" in card
+    assert "| val_auc |" in card and "rollback" in card
+
+    audit = json.loads(run_cli("audit", "--json", cwd=root).out)
+    actions = [e["action"] for e in audit]
+    assert {"model.register", "model.promote", "model.rollback", "model.predict"} <= set(actions)
+    assert run_cli("verify", cwd=root).code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["model", "show", "nope"], 1, "no model 'nope'"),
+        (["model", "show", "churn-model@7"], 1, "has no version 7"),
+        (["model", "promote", "churn-model", "7", "--to", "production"], 1, "has no version 7"),
+        (["model", "promote", "churn-model", "1", "--to", "prod uction"], 2, "invalid alias"),
+        (
+            ["model", "promote", "churn-model", "1", "--to", "production", "--force"],
+            2,
+            "needs a --reason",
+        ),
+        (["model", "rollback", "churn-model"], 1, "no alias 'production' to roll back"),
+        (["model", "register", "run:ffffffff", "--name", "x"], 1, "no run"),
+        (
+            ["predict", "churn-model@production", "churn@1", "-o", "x.parquet"],
+            1,
+            "no alias 'production'",
+        ),
+        (["predict", "churn-model@1", "nope.csv", "-o", "x.parquet"], 1, "no such file: nope.csv"),
+        (["predict", "churn-model@1", "nope@3", "-o", "x.parquet"], 1, "no dataset"),
+        (["model", "card", "churn-model@staging"], 1, "no alias 'staging'"),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(
+    models: Project,
+    args: list[str],
+    code: int,
+    message: str,  # noqa: F811
+) -> None:
+    before = store_snapshot(models)
+    r = run_cli(*args, cwd=models.root)
+    assert r.code == code, (r.out, r.err)
+    assert message in r.err and len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert store_snapshot(models) == before

@@ -1,0 +1,62 @@
+"""A table to read: a dataset version (``churn@3``) or a data file not yet added.
+
+Drift compares two of these and scoring reads one, so both accept a new batch as a
+file without making the user add it first. Nothing is read until asked: the rows come
+from the version's record or a count over the lazy scan, and columns load one at a time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workbench.core.errors import DataError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from workbench.core.project import Project
+
+
+_DATA_SUFFIXES = {".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".json", ".txt"}
+
+
+class Table:
+    def __init__(self, project: Project, spec: str) -> None:
+        import polars as pl
+
+        from workbench.core import ingest
+
+        self.spec = spec
+        path = Path(spec).expanduser()
+        if path.is_file():
+            src = ingest.open_source(path)
+            self.label = path.name
+            self.version = None
+            self.lf = ingest.scan(src)
+            try:
+                self.schema = self.lf.collect_schema()
+                self.rows = int(self.lf.select(pl.len()).collect().item())
+            except Exception as exc:
+                raise DataError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+        else:
+            if "/" in spec or path.suffix.lower() in _DATA_SUFFIXES:
+                raise DataError(f"no such file: {path}")
+            self.version = project.datasets.resolve(spec)
+            self.label = self.version.ref
+            self.lf = project.datasets.scan(self.version)
+            self.schema = self.lf.collect_schema()
+            self.rows = self.version.n_rows
+        self._cache: dict[str, pl.Series] = {}
+
+    @property
+    def content_id(self) -> str | None:
+        """The version's content hash; None for a file (hashing it would cost a full read)."""
+        return self.version.id if self.version else None
+
+    def column(self, name: str) -> pl.Series:
+        """One column, read once and kept (a timeline compares the reference many times)."""
+        s = self._cache.get(name)
+        if s is None:
+            s = self._cache[name] = self.lf.select(name).collect().get_column(name)
+        return s
