@@ -115,3 +115,36 @@ def store_snapshot(project: Project) -> tuple[dict[str, list[tuple]], list[str]]
         if p.is_file()
     )
     return rows, objects
+
+
+def with_gates(project: Project, text: str) -> Project:
+    cfg = project.root / "workbench.toml"
+    cfg.write_text(cfg.read_text() + "\n[gates]\n" + text)
+    return Project(project.root)
+
+
+@pytest.fixture
+def models(project: Project, tmp_path: Path) -> Project:
+    """churn@1 (600 rows) and churn@2 (a shifted batch); a weak and a strong run on churn@1,
+    registered as churn-model v1 and v2."""
+    from tests.core.test_training import churn
+    from workbench.core.training import Recipe, train
+
+    churn(600, 0).write_parquet(tmp_path / "c1.parquet")
+    project.datasets.add(tmp_path / "c1.parquet", name="churn")
+    shifted = churn(600, 1).with_columns((churn(600, 1)["age"] + 30).alias("age"))
+    shifted.write_parquet(tmp_path / "c2.parquet")
+    project.datasets.add(tmp_path / "c2.parquet", name="churn")
+    weak = train(
+        project,
+        Recipe(
+            dataset="churn@1", target="churned", model="logistic", features=["income"], name="weak"
+        ),
+    )
+    strong = train(
+        project,
+        Recipe(dataset="churn@1", target="churned", params={"n_estimators": 40}, name="strong"),
+    )
+    project.models.register(weak, "churn-model", "who will churn next month")
+    project.models.register(strong, "churn-model")
+    return project

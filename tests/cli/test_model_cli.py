@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, store_snapshot
-from tests.core.test_registry import models, with_gates  # noqa: F401 (fixture)
+from tests.conftest import run_cli, store_snapshot, with_gates
 from workbench.core.project import Project
 
 
-def test_register_promote_predict_rollback_card(models: Project, tmp_path: Path) -> None:  # noqa: F811
+def test_register_promote_predict_rollback_card(models: Project, tmp_path: Path) -> None:
     p = with_gates(models, 'production = ["metrics.val_auc >= champion.val_auc"]\n')
     root = p.root
     listed = json.loads(run_cli("model", "list", "--json", cwd=root).out)
@@ -82,10 +81,24 @@ def test_bad_input_is_one_line_and_changes_nothing(
     models: Project,
     args: list[str],
     code: int,
-    message: str,  # noqa: F811
+    message: str,
 ) -> None:
     before = store_snapshot(models)
     r = run_cli(*args, cwd=models.root)
     assert r.code == code, (r.out, r.err)
     assert message in r.err and len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
     assert store_snapshot(models) == before
+
+
+def test_drift_with_model_needs_only_the_new_batch(models: Project, tmp_path: Path) -> None:
+    root = models.root
+    assert run_cli("model", "promote", "churn-model", "2", "--to", "production", cwd=root).code == 0
+    batch = tmp_path / "batch.parquet"
+    models.datasets.load("churn@2").write_parquet(batch)
+    r = run_cli("drift", "--model", "churn-model@production", str(batch), "--json", cwd=root)
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert data["reference"] == "churn@1" and data["current"] == "batch.parquet"
+    assert data["columns"][-1]["column"] == "prediction (churn-model@2)"
+    r = run_cli("drift", "churn@1", cwd=root)
+    assert r.code == 2 and "give REF and CURRENT" in r.err

@@ -8,42 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import store_snapshot
-from tests.core.test_training import churn
+from tests.conftest import store_snapshot, with_gates
 from workbench.core import audit
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.core.project import Project
 from workbench.core.registry import PromotionRefused, Registry
 from workbench.core.training import Recipe, train
-
-
-def with_gates(project: Project, text: str) -> Project:
-    cfg = project.root / "workbench.toml"
-    cfg.write_text(cfg.read_text() + "\n[gates]\n" + text)
-    return Project(project.root)
-
-
-@pytest.fixture
-def models(project: Project, tmp_path: Path) -> Project:
-    """churn@1 (600 rows) and churn@2 (a shifted batch); a weak and a strong run on churn@1."""
-    churn(600, 0).write_parquet(tmp_path / "c1.parquet")
-    project.datasets.add(tmp_path / "c1.parquet", name="churn")
-    shifted = churn(600, 1).with_columns((churn(600, 1)["age"] + 30).alias("age"))
-    shifted.write_parquet(tmp_path / "c2.parquet")
-    project.datasets.add(tmp_path / "c2.parquet", name="churn")
-    weak = train(
-        project,
-        Recipe(
-            dataset="churn@1", target="churned", model="logistic", features=["income"], name="weak"
-        ),
-    )
-    strong = train(
-        project,
-        Recipe(dataset="churn@1", target="churned", params={"n_estimators": 40}, name="strong"),
-    )
-    project.models.register(weak, "churn-model", "who will churn next month")
-    project.models.register(strong, "churn-model")
-    return project
 
 
 def test_register_snapshots_lineage_signature_and_metrics(models: Project) -> None:
@@ -220,3 +190,19 @@ def test_two_concurrent_promotions_cannot_both_win(
     assert len(models.models.history("churn-model", "production")) == 1
     with models.catalog.read() as con:
         assert audit.verify_chain(con) == []
+
+
+def test_drift_against_a_models_training_data_with_its_predictions(models: Project) -> None:
+    models.models.promote("churn-model", 1, "production")  # the model that only reads income
+    report = models.drift.compare(None, "churn@2", model="churn-model@production")
+    assert report.reference == "churn@1" and report.options["model"] == "churn-model@1"
+    names = [c.column for c in report.columns]
+    assert names == ["income", "prediction (churn-model@1)"]
+    pred = report.columns[-1]
+    assert pred.status == "tested" and pred.kind == "numeric" and pred.ref_count == 600
+    assert "probability of 1" in pred.notes[-1]
+    full = models.drift.compare(None, "churn@2", model="churn-model@2")
+    age = full.column("age")
+    assert age.drifted  # churn@2 is 30 years older
+    with pytest.raises(UsageError, match="give a reference dataset"):
+        models.drift.compare(None, "churn@2")

@@ -36,7 +36,13 @@ def _split_columns(values: tuple[str, ...]) -> list[str] | None:
 
 @drift.command("compare")
 @click.argument("reference")
-@click.argument("currents", nargs=-1, required=True)
+@click.argument("currents", nargs=-1)
+@click.option(
+    "--model",
+    metavar="NAME@ALIAS",
+    help="Compare against this model's training data (then REF may be left out), "
+    "only its inputs, plus its predictions.",
+)
 @click.option(
     "--columns", "-c", multiple=True, help="Columns to compare (comma-separated or repeated)."
 )
@@ -69,6 +75,7 @@ def compare(
     ctx: Ctx,
     reference: str,
     currents: tuple[str, ...],
+    model: str | None,
     columns: tuple[str, ...],
     method: str | None,
     num_method: str | None,
@@ -81,7 +88,11 @@ def compare(
     no_save: bool,
     as_json: bool,
 ) -> None:
-    """Compare CURRENT with REFERENCE, column by column."""
+    """Compare CURRENT with REFERENCE, column by column.
+
+    `workbench drift --model churn-model@production new.csv` compares a new batch with
+    the data the production model was trained on.
+    """
     from workbench.core.drift import Options
     from workbench.core.errors import UsageError
     from workbench.core.refs import expand_range
@@ -101,6 +112,11 @@ def compare(
         threshold=threshold,
         drift_share=drift_share,
     )
+    ref: str | None = reference
+    if not currents:
+        if not model:
+            raise UsageError("give REF and CURRENT (or --model NAME@ALIAS and CURRENT)")
+        ref, currents = None, (reference,)
     targets = [t for c in currents for t in expand_range(c)]
     if len(targets) > 1 and (plot_column or report_file):
         raise UsageError("--plot and --report take one CURRENT; a timeline has several")
@@ -108,7 +124,7 @@ def compare(
         from workbench.core.drift_report import check_path
 
         check_path(report_file)
-    reports = ctx.project.drift.series(reference, targets, opts, save=False)
+    reports = ctx.project.drift.series(ref, targets, opts, save=False, model=model)
     if plot_column:
         reports[0].column(plot_column)  # refuse an unknown column before anything is stored
     if not no_save:

@@ -17,7 +17,7 @@ import json
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from workbench.core import audit
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from workbench.core.project import Project
+    from workbench.core.registry import ModelVersion
 
 DRIFT_SHARE = 0.5
 PLOT_BINS = 20
@@ -350,24 +351,37 @@ class Drift:
 
     def compare(
         self,
-        reference: str,
+        reference: str | None,
         current: str,
         options: Options | None = None,
         save: bool = True,
+        model: str | None = None,
         _ref_side: Table | None = None,
         _series_id: str | None = None,
     ) -> DriftReport:
+        """Compare ``current`` with ``reference`` column by column.
+
+        With ``model`` (``churn-model@production``) the reference defaults to the dataset
+        version that model was trained on, only its input columns are compared, and the
+        distribution of its predictions on both sides is compared too.
+        """
         opts = options or Options()
         opts.check()
+        mv = self.project.models.resolve(model) if model else None
+        reference = _model_reference(reference, mv)
         ref = _ref_side or Table(self.project, reference)
         cur = Table(self.project, current)
         for side in (ref, cur):
             if side.rows == 0:
                 raise DataError(f"{side.label} has no rows: nothing to compare")
+        if mv is not None and opts.columns is None and mv.inputs:
+            opts = replace(opts, columns=[c for c in mv.inputs if c in ref.schema or c in cur.schema])
         names = _columns(ref, cur, opts)
-        explicit = opts.columns is not None
+        explicit = opts.columns is not None and mv is None
         with ThreadPoolExecutor(_workers()) as pool:
             found = list(pool.map(lambda n: compare_column(n, ref, cur, opts, explicit), names))
+        if mv is not None:
+            found.append(self._prediction_drift(mv, ref, cur, opts))
         report = DriftReport(
             id=uuid.uuid4().hex,
             created_at=audit.now(),
@@ -375,7 +389,10 @@ class Drift:
             current=cur.label,
             drift_share=opts.drift_share,
             columns=found,
-            options={k: v for k, v in asdict(opts).items() if v not in (None, {}, [])},
+            options={
+                **{k: v for k, v in asdict(opts).items() if v not in (None, {}, [])},
+                **({"model": mv.ref} if mv else {}),
+            },
             series_id=_series_id,
             reference_id=ref.content_id,
             current_id=cur.content_id,
@@ -385,19 +402,57 @@ class Drift:
         return report
 
     def series(
-        self, reference: str, currents: list[str], options: Options | None = None, save: bool = True
+        self,
+        reference: str | None,
+        currents: list[str],
+        options: Options | None = None,
+        save: bool = True,
+        model: str | None = None,
     ) -> list[DriftReport]:
         """One report per current side against one reference, read once: a timeline."""
         if not currents:
             raise UsageError("give at least one current dataset version or file")
         opts = options or Options()
         opts.check()
-        ref = Table(self.project, reference)
+        mv = self.project.models.resolve(model) if model else None
+        ref = Table(self.project, _model_reference(reference, mv))
         series_id = uuid.uuid4().hex if len(currents) > 1 else None
         return [
-            self.compare(reference, c, opts, save=save, _ref_side=ref, _series_id=series_id)
+            self.compare(
+                ref.spec, c, opts, save=save, model=model, _ref_side=ref, _series_id=series_id
+            )
             for c in currents
         ]
+
+    def _prediction_drift(
+        self, mv: ModelVersion, ref: Table, cur: Table, opts: Options
+    ) -> ColumnDrift:
+        """The model's output on both sides, compared like any column."""
+        from workbench.core.scoring import conform, predict_frame
+
+        model = self.project.models.load(mv)
+        inputs = mv.signature.get("inputs") or {}
+        frames = {}
+        for side in (ref, cur):
+            df = conform(side.lf.select(list(inputs)).collect(), inputs, side.label)
+            pred = predict_frame(model, df, list(inputs))
+            probas = [c for c in pred.columns if c.startswith("proba_")]
+            # binary: the positive class's probability; otherwise the label or the value
+            col = pred.get_column(probas[-1] if len(probas) == 2 else "prediction")
+            frames[side.label] = col.alias("prediction")
+        name = frames[ref.label].name
+        result = compare_column(
+            name,
+            Table.of_frame(ref.label, frames[ref.label].to_frame()),
+            Table.of_frame(cur.label, frames[cur.label].to_frame()),
+            opts,
+            explicit=True,
+        )
+        result.column = f"prediction ({mv.ref})"
+        result.notes.append(
+            f"{mv.ref}'s {'probability of ' + probas[-1][6:] if len(probas) == 2 else 'output'}"
+        )
+        return result
 
     def save(self, report: DriftReport) -> None:
         """Store a report (and its audit entry) in one transaction."""
@@ -527,6 +582,16 @@ class Drift:
             ref_id,
             cur_id,
         )
+
+
+def _model_reference(reference: str | None, mv: ModelVersion | None) -> str:
+    if reference is not None:
+        return reference
+    if mv is None:
+        raise UsageError("give a reference dataset, or --model NAME@ALIAS to use its training data")
+    if mv.dataset_ref is None:
+        raise UsageError(f"{mv.ref} has no recorded training dataset; give a reference")
+    return mv.dataset_ref
 
 
 def _columns(ref: Table, cur: Table, opts: Options) -> list[str]:

@@ -49,6 +49,15 @@ class Table:
             self.rows = self.version.n_rows
         self._cache: dict[str, pl.Series] = {}
 
+    @classmethod
+    def of_frame(cls, label: str, df: pl.DataFrame) -> Table:
+        """A table over a frame already in memory (e.g. a model's predictions)."""
+        t = cls.__new__(cls)
+        t.spec, t.label, t.version = label, label, None
+        t.lf, t.schema, t.rows = df.lazy(), df.schema, df.height
+        t._cache = {c: df.get_column(c) for c in df.columns}
+        return t
+
     @property
     def content_id(self) -> str | None:
         """The version's content hash; None for a file (hashing it would cost a full read)."""
