@@ -20,6 +20,7 @@ from workbench.core.project import Project
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORKBENCH_PROJECT", raising=False)
     monkeypatch.delenv("WORKBENCH_DEBUG", raising=False)
+    monkeypatch.setenv("COLUMNS", "160")  # tables wrap by terminal width: keep it fixed
 
 
 @pytest.fixture

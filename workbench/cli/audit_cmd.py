@@ -7,7 +7,7 @@ import sys
 import click
 
 from workbench.cli.main import Ctx, pass_ctx
-from workbench.cli.output import console, escape, print_json, table
+from workbench.cli.output import console, escape, json_option, print_json, table
 
 
 @click.command()
@@ -15,7 +15,7 @@ from workbench.cli.output import console, escape, print_json, table
 @click.option(
     "--limit", default=50, show_default=True, type=click.IntRange(1), help="Most recent N entries."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_ctx
 def audit(ctx: Ctx, subject: str | None, limit: int, as_json: bool) -> None:
     """The audit trail: every change to the project, newest first."""
@@ -47,7 +47,7 @@ def _summary(details: dict) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_ctx
 def verify(ctx: Ctx, as_json: bool) -> None:
     """Check the audit chain and re-hash every object in the store."""

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from workbench.cli.main import Ctx, pass_ctx
-from workbench.cli.output import console, escape, print_json, table
+from workbench.cli.output import console, escape, json_option, print_json, table
 
 
 class _DefaultGroup(click.Group):
@@ -69,7 +69,7 @@ def _split_columns(values: tuple[str, ...]) -> list[str] | None:
 )
 @click.option("--report", "report_file", metavar="FILE", help="Write FILE.md or FILE.html.")
 @click.option("--no-save", is_flag=True, help="Do not store the report in the catalog.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option
 @pass_ctx
 def compare(
     ctx: Ctx,
@@ -237,7 +237,7 @@ def _print_timeline(reports: list[Any]) -> None:
 @drift.command("list")
 @click.option("--dataset", help="Only reports that involve this dataset.")
 @click.option("--limit", "-n", type=int, default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option
 @pass_ctx
 def list_(ctx: Ctx, dataset: str | None, limit: int, as_json: bool) -> None:
     """Stored drift reports, newest first."""
@@ -271,7 +271,7 @@ def list_(ctx: Ctx, dataset: str | None, limit: int, as_json: bool) -> None:
     "--plot", "plot_column", metavar="COLUMN", help="Draw reference vs current for COLUMN."
 )
 @click.option("--report", "report_file", metavar="FILE", help="Write FILE.md or FILE.html.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option
 @pass_ctx
 def show(
     ctx: Ctx, report_id: str, plot_column: str | None, report_file: str | None, as_json: bool

@@ -7,9 +7,7 @@ from typing import Any
 import click
 
 from workbench.cli.main import Ctx, pass_ctx
-from workbench.cli.output import console, escape, fmt_num, print_json, table
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+from workbench.cli.output import console, escape, fmt_num, json_option, print_json, table
 
 
 @click.group()

@@ -10,7 +10,12 @@ import os
 import sys
 from typing import Any
 
+import click
+
 _console = None
+
+# One --json for every listing, so they all read the same in --help.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
 def console() -> Any:
