@@ -102,3 +102,19 @@ def test_drift_with_model_needs_only_the_new_batch(models: Project, tmp_path: Pa
     assert data["columns"][-1]["column"] == "prediction (churn-model@2)"
     r = run_cli("drift", "churn@1", cwd=root)
     assert r.code == 2 and "give REF and CURRENT" in r.err
+
+
+def test_verify_catches_an_alias_or_model_hash_edited_behind_workbench(models: Project) -> None:
+    root = models.root
+    assert run_cli("model", "promote", "churn-model", "1", "--to", "production", cwd=root).code == 0
+    assert run_cli("verify", cwd=root).code == 0
+    with models.catalog.write() as con:  # swap the production model without a promotion
+        con.execute("UPDATE model_aliases SET version = 2 WHERE alias = 'production'")
+    r = run_cli("verify", cwd=root)
+    assert r.code == 1
+    assert "alias churn-model@production points at v2, but the audit trail last moved it to v1" in r.out
+    with models.catalog.write() as con:
+        con.execute("UPDATE model_aliases SET version = 1 WHERE alias = 'production'")
+        con.execute("UPDATE model_versions SET artifact = 'ab' || artifact[3:] WHERE version = 2")
+    r = run_cli("verify", cwd=root)
+    assert r.code == 1 and "churn-model@2's artifact differs from the one registered" in r.out

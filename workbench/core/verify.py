@@ -7,12 +7,15 @@ between writing a blob and recording it; harmless, reported for cleanup).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from workbench.core import audit
 
 if TYPE_CHECKING:
+    import duckdb
+
     from workbench.core.project import Project
 
 
@@ -42,12 +45,46 @@ def referenced_objects(project: Project) -> dict[str, str]:
     return refs
 
 
+def registry_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The registry must say what the (hash-chained) audit trail says it did.
+
+    An alias or a version's model hash edited in the catalog directly, bypassing
+    workbench, would otherwise go unseen: the chain covers audit rows, not these tables.
+    """
+    problems = []
+    moves = {}
+    registered = {}
+    for action, subject, details in con.execute(
+        "SELECT action, subject, details FROM audit WHERE starts_with(action, 'model.') ORDER BY seq"
+    ).fetchall():
+        d = json.loads(details)
+        if action in ("model.promote", "model.promote.forced", "model.rollback"):
+            moves[subject] = d.get("version")
+        elif action == "model.register":
+            registered[subject] = d.get("artifact")
+    for model, alias, version in con.execute(
+        "SELECT model, alias, version FROM model_aliases ORDER BY model, alias"
+    ).fetchall():
+        if moves.get(f"{model}@{alias}") != version:
+            problems.append(
+                f"alias {model}@{alias} points at v{version}, but the audit trail last moved it "
+                f"to {'v' + str(moves[f'{model}@{alias}']) if f'{model}@{alias}' in moves else 'nothing'}"
+            )
+    for model, version, artifact in con.execute(
+        "SELECT model, version, artifact FROM model_versions ORDER BY model, version"
+    ).fetchall():
+        if registered.get(f"{model}@{version}") != artifact:
+            problems.append(f"model {model}@{version}'s artifact differs from the one registered")
+    return problems
+
+
 def verify(project: Project) -> VerifyReport:
     report = VerifyReport()
     with project.catalog.read() as con:
         report.audit_entries = con.execute("SELECT count(*) FROM audit").fetchone()[0]
         for p in audit.verify_chain(con):
             report.problems.append(f"audit entry {p.seq} {p.problem}")
+        report.problems += registry_problems(con)
     refs = referenced_objects(project)
     store = project.objects
     for digest, owner in sorted(refs.items()):
