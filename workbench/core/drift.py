@@ -295,13 +295,15 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         else:
             out.reason = "no values on either side"
         return out
-    n_unique = int(pl.Series(rv).append(pl.Series(cv)).n_unique())
-    if not numeric:
-        n_ref_unique = int(pl.Series(rv).n_unique())
+    if numeric:
+        n_unique = int(pl.Series(rv).append(pl.Series(cv)).n_unique())
+    else:  # codes already number the union of values: count, don't hash
+        import numpy as np
+
+        n_unique = len(keys)
+        n_ref_unique = int(np.count_nonzero(np.bincount(rv, minlength=n_unique)))
         unseen = n_unique - n_ref_unique
         if unseen:
-            import numpy as np
-
             new = np.setdiff1d(cv, rv).tolist()
             share = float(np.isin(cv, new).mean())
             shown = ", ".join(repr(keys[k]) for k in new[:5]) + (" …" if len(new) > 5 else "")
@@ -319,7 +321,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
             )
             out.plot = _bar_plot(rv, cv, keys)
             return out
-    if int(pl.Series(rv).n_unique()) == 1:
+    if rv.min() == rv.max():
         out.notes.append(f"constant in {ref.label}")
     method_name, why, thr = _choose(opts, name, numeric, int(rv.size), n_unique)
     method = get_method(method_name)
@@ -415,7 +417,7 @@ class Drift:
         opts = options or Options()
         opts.check()
         mv = self.project.models.resolve(model) if model else None
-        ref = Table(self.project, _model_reference(reference, mv))
+        ref = Table(self.project, _model_reference(reference, mv), keep_columns=len(currents) > 1)
         series_id = uuid.uuid4().hex if len(currents) > 1 else None
         return [
             self.compare(

@@ -22,7 +22,7 @@ _DATA_SUFFIXES = {".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".json", ".tx
 
 
 class Table:
-    def __init__(self, project: Project, spec: str) -> None:
+    def __init__(self, project: Project, spec: str, keep_columns: bool = False) -> None:
         import polars as pl
 
         from workbench.core import ingest
@@ -47,6 +47,9 @@ class Table:
             self.lf = project.datasets.scan(self.version)
             self.schema = self.lf.collect_schema()
             self.rows = self.version.n_rows
+        # Keeping columns costs their memory until the table goes: only worth it for a
+        # reference that a timeline compares again and again.
+        self.keep_columns = keep_columns
         self._cache: dict[str, pl.Series] = {}
 
     @classmethod
@@ -55,6 +58,7 @@ class Table:
         t = cls.__new__(cls)
         t.spec, t.label, t.version = label, label, None
         t.lf, t.schema, t.rows = df.lazy(), df.schema, df.height
+        t.keep_columns = True
         t._cache = {c: df.get_column(c) for c in df.columns}
         return t
 
@@ -64,8 +68,10 @@ class Table:
         return self.version.id if self.version else None
 
     def column(self, name: str) -> pl.Series:
-        """One column, read once and kept (a timeline compares the reference many times)."""
+        """One column (kept for the next call when ``keep_columns``)."""
         s = self._cache.get(name)
         if s is None:
-            s = self._cache[name] = self.lf.select(name).collect().get_column(name)
+            s = self.lf.select(name).collect().get_column(name)
+            if self.keep_columns:
+                self._cache[name] = s
         return s
