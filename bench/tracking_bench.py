@@ -202,67 +202,82 @@ def main() -> None:
     ap.add_argument("--search-runs", type=int, default=10_000)
     ap.add_argument("--train-rows", type=int, default=1_000_000)
     ap.add_argument("--python", default=str(HERE / ".venv-mlflow" / "bin" / "python"))
+    ap.add_argument(
+        "--only",
+        choices=["log", "search", "train"],
+        action="append",
+        help="Run only these parts (repeatable); results merge into results/tracking.json.",
+    )
     args = ap.parse_args()
-    out: dict[str, object] = {}
+    parts = set(args.only or ["log", "search", "train"])
+    result_file = HERE / "results" / "tracking.json"
+    out: dict[str, object] = (
+        json.loads(result_file.read_text()) if args.only and result_file.exists() else {}
+    )
     tmp = Path(tempfile.mkdtemp(prefix="wb-track-"))
     try:
         points = args.runs * args.metrics * args.steps
-        wb = workbench_log(tmp / "wb1", args.runs, args.metrics, args.steps)
-        ml = json.loads(
-            subprocess.run(
-                [
-                    args.python,
-                    "-c",
-                    MLFLOW_LOG,
-                    f"sqlite:///{tmp}/ml1.db",
-                    str(args.runs),
-                    str(args.metrics),
-                    str(args.steps),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        out["log_points"] = {
-            "points": points,
-            "workbench_s": wb,
-            "mlflow_log_batch_s": ml["batched_s"],
-            "mlflow_per_point_s": ml["per_point_s"],
-            "mlflow_per_point_extrapolated_s": ml["per_point_s"] * points,
-            "speedup_vs_log_batch": ml["batched_s"] / wb,
-            "speedup_vs_per_point": ml["per_point_s"] * points / wb,
-        }
-        print(json.dumps(out["log_points"], indent=2), flush=True)
-        ws = workbench_search(tmp / "wb2", args.search_runs)
-        ms = json.loads(
-            subprocess.run(
-                [
-                    args.python,
-                    "-c",
-                    MLFLOW_SEARCH,
-                    f"sqlite:///{tmp}/ml2.db",
-                    str(args.search_runs),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        out["search"] = {
-            "runs": args.search_runs,
-            "workbench": ws,
-            "mlflow": ms,
-            "search_speedup": ms["search_s"] / ws["search_s"],
-            "create_speedup": ms["create_s"] / ws["create_s"],
-        }
-        print(json.dumps(out["search"], indent=2), flush=True)
-        out["training"] = training_overhead(args.train_rows)
-        print(json.dumps(out["training"], indent=2), flush=True)
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "tracking.json").write_text(json.dumps(out, indent=2))
+        if "log" in parts:
+            log_points(out, tmp, args, points)
+        if "search" in parts:
+            search(out, tmp, args)
+        if "train" in parts:
+            out["training"] = training_overhead(args.train_rows)
+            print(json.dumps(out["training"], indent=2), flush=True)
+        result_file.parent.mkdir(exist_ok=True)
+        result_file.write_text(json.dumps(out, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def log_points(out: dict[str, object], tmp: Path, args: argparse.Namespace, points: int) -> None:
+    wb = workbench_log(tmp / "wb1", args.runs, args.metrics, args.steps)
+    ml = json.loads(
+        subprocess.run(
+            [
+                args.python,
+                "-c",
+                MLFLOW_LOG,
+                f"sqlite:///{tmp}/ml1.db",
+                str(args.runs),
+                str(args.metrics),
+                str(args.steps),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    out["log_points"] = {
+        "points": points,
+        "workbench_s": wb,
+        "mlflow_log_batch_s": ml["batched_s"],
+        "mlflow_per_point_s": ml["per_point_s"],
+        "mlflow_per_point_extrapolated_s": ml["per_point_s"] * points,
+        "speedup_vs_log_batch": ml["batched_s"] / wb,
+        "speedup_vs_per_point": ml["per_point_s"] * points / wb,
+    }
+    print(json.dumps(out["log_points"], indent=2), flush=True)
+
+
+def search(out: dict[str, object], tmp: Path, args: argparse.Namespace) -> None:
+    ws = workbench_search(tmp / "wb2", args.search_runs)
+    ms = json.loads(
+        subprocess.run(
+            [args.python, "-c", MLFLOW_SEARCH, f"sqlite:///{tmp}/ml2.db", str(args.search_runs)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    out["search"] = {
+        "runs": args.search_runs,
+        "workbench": ws,
+        "mlflow": ms,
+        "search_speedup": ms["search_s"] / ws["search_s"],
+        "create_speedup": ms["create_s"] / ws["create_s"],
+    }
+    print(json.dumps(out["search"], indent=2), flush=True)
 
 
 if __name__ == "__main__":
