@@ -424,9 +424,6 @@ def fit(
     xt, yt, xv, yv = data["x_train"], data["y_train"], data["x_val"], data["y_val"]
     t0 = time.perf_counter()
     if recipe.model == "lightgbm":
-        import lightgbm as lgb
-
-        evals: dict[str, Any] = {}
         metric = (
             "l2"
             if task == "regression"
@@ -443,10 +440,8 @@ def fit(
                 eval_names=["train", "val"],
                 eval_metric=[metric, *extra],
                 categorical_feature=feats.categorical or "auto",
-                callbacks=[lgb.record_evaluation(evals)],
+                callbacks=[_live_curves(run)] if run is not None else [],
             )
-        if run is not None:
-            _log_curves(run, evals)
     else:
         try:
             est.fit(xt, yt)
@@ -479,12 +474,17 @@ _CURVE_NAMES = {
 }
 
 
-def _log_curves(run: Any, evals: dict[str, Any]) -> None:
-    for split, series in evals.items():
-        for metric, values in series.items():
+def _live_curves(run: Any) -> Any:
+    """A LightGBM callback that logs every iteration's evaluation as it happens, so a
+    viewer (the TUI, `runs show`) sees the curve grow while the model trains."""
+
+    def callback(env: Any) -> None:
+        for split, metric, value, *_ in env.evaluation_result_list:
             key = f"{split}_{_CURVE_NAMES.get(metric, metric)}_curve"
-            for step, v in enumerate(values, start=1):
-                run.log_metric(key, float(v), step=step)
+            run.log_metric(key, float(value), step=env.iteration + 1)
+
+    callback.order = 30  # type: ignore[attr-defined]  # after LightGBM's own callbacks
+    return callback
 
 
 def _log_staged(run: Any, est: Any, task: str, xt: Any, yt: Any, xv: Any, yv: Any) -> None:
