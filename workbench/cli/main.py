@@ -52,7 +52,34 @@ def cli(ctx: click.Context, project_dir: str | None) -> None:
     """
     ctx.obj = Ctx(project_dir)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        # `workbench` alone opens the app inside a project on a terminal; else help.
+        if sys.stdin.isatty() and sys.stdout.isatty() and _in_project(project_dir):
+            _open_ui(ctx.obj)
+        else:
+            click.echo(ctx.get_help())
+
+
+def _in_project(project_dir: str | None) -> bool:
+    from workbench.core.errors import WorkbenchError
+
+    try:
+        Ctx(project_dir).project  # noqa: B018 (finding the project is the check)
+    except WorkbenchError:
+        return False
+    return True
+
+
+def _open_ui(ctx: Ctx) -> None:
+    from workbench.tui.app import run
+
+    run(ctx.project)
+
+
+@cli.command()
+@pass_ctx
+def ui(ctx: Ctx) -> None:
+    """Open the workbench app (the TUI) on this project."""
+    _open_ui(ctx)
 
 
 @cli.command()

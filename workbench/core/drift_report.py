@@ -42,21 +42,32 @@ def plot_labels(plot: dict[str, Any]) -> list[str]:
     return [fmt((edges[i] + edges[i + 1]) / 2) for i in range(len(edges) - 1)]
 
 
-def plot_text(col: ColumnDrift, ref_label: str, cur_label: str, width: int = 100) -> str:
-    """Reference and current shares side by side as a plotext bar chart."""
-    import plotext as plt
-
+def draw(plt: Any, col: ColumnDrift, ref_label: str, cur_label: str, max_ticks: int = 8) -> None:
+    """Reference and current shares side by side on a plotext figure (the CLI's module or
+    the TUI widget's). Ticks are chosen here: left to plotext, which ones show varies
+    with Python's string-hash seed, so the same report would not draw the same twice."""
     if not col.plot:
         raise UsageError(f"column {col.column!r} has no distribution to draw ({col.reason})")
-    plt.clear_figure()
+    labels = plot_labels(col.plot)
+    xs = list(range(1, len(labels) + 1))  # numbers, not strings: see above
     plt.multiple_bar(
-        plot_labels(col.plot),
+        xs,
         [[100 * v for v in col.plot["ref"]], [100 * v for v in col.plot["cur"]]],
         labels=[ref_label, cur_label],
     )
+    step = max(1, -(-len(labels) // max_ticks))
+    plt.xticks(xs[::step], labels[::step])
     verdict = "DRIFTED" if col.drifted else "no drift" if col.drifted is False else col.status
     plt.title(f"{col.column}: {verdict} ({col.method or '-'} {fmt(col.statistic)})")
     plt.ylabel("% of rows")
+
+
+def plot_text(col: ColumnDrift, ref_label: str, cur_label: str, width: int = 100) -> str:
+    """The chart as text, for the terminal and Markdown reports."""
+    import plotext as plt
+
+    plt.clear_figure()
+    draw(plt, col, ref_label, cur_label)
     plt.plotsize(width, 22)
     plt.theme("clear")
     return plt.build()

@@ -1,0 +1,165 @@
+"""The TUI on a big project: first paint and run filtering, headless, in one run.
+
+    python bench/tui_bench.py [--runs 10000 --versions 100]
+
+Generates a project with VERSIONS versions of one dataset (through the API) and RUNS
+finished runs with params and metrics. The runs are bulk-inserted into the catalog
+tables, because creating 10k runs one by one through the API takes about 25 minutes
+on two cores (the tracking benchmark measures that path); what is measured here is
+reading and showing them. Then, in Textual's headless mode:
+
+- first paint: from starting the app until the overview's tables are filled;
+- filter: from submitting a filter on the runs screen until its table shows the result.
+
+There is no peer here: MLflow's UI is a web server, not comparable in process. Not in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def generate(root: Path, runs: int, versions: int) -> None:
+    import numpy as np
+    import polars as pl
+
+    from workbench.core import audit
+    from workbench.core.project import Project
+
+    project, _ = Project.init(root)
+    rng = np.random.default_rng(0)
+    for v in range(versions):
+        df = pl.DataFrame({"x": rng.normal(size=200), "y": rng.integers(0, 2, 200)})
+        path = root / f"v{v}.parquet"
+        df.write_parquet(path)
+        project.datasets.add(path, name="batches")
+        path.unlink()
+    r = random.Random(0)
+    now = audit.now()
+    ids = [uuid.UUID(int=r.getrandbits(128), version=4).hex for _ in range(runs)]
+    models = ["lightgbm", "random_forest", "logistic"]
+    run_rows = pl.DataFrame(
+        {
+            "id": ids,
+            "experiment": ["bench"] * runs,
+            "name": [f"trial-{i}" for i in range(runs)],
+            "status": ["finished"] * runs,
+            "start_time": [now] * runs,
+            "end_time": [now] * runs,
+            "dataset": ["batches"] * runs,
+            "dataset_version": [r.randint(1, versions) for _ in ids],
+        }
+    )
+    params = pl.DataFrame(
+        {
+            "run_id": ids * 2,
+            "key": ["model"] * runs + ["learning_rate"] * runs,
+            "value": [r.choice(models) for _ in ids]
+            + [str(r.choice([0.01, 0.05, 0.1])) for _ in ids],
+        }
+    )
+    auc = [r.random() for _ in ids]
+    summary = pl.DataFrame(
+        {
+            "run_id": ids,
+            "key": ["val_auc"] * runs,
+            "last": auc,
+            "last_step": [0] * runs,
+            "min": auc,
+            "max": auc,
+            "mean": auc,
+            "count": [1] * runs,
+        }
+    )
+    with project.catalog.write() as con:
+        con.execute("INSERT OR IGNORE INTO experiments VALUES ('bench', ?)", [now])
+        con.register("r", run_rows.to_arrow())
+        con.execute(
+            "INSERT INTO runs (id, experiment, name, status, start_time, end_time, dataset, "
+            "dataset_version) SELECT * FROM r"
+        )
+        con.register("p", params.to_arrow())
+        con.execute("INSERT INTO params SELECT * FROM p")
+        con.register("s", summary.to_arrow())
+        con.execute("INSERT INTO metric_summary SELECT * FROM s")
+
+
+async def measure(root: Path) -> dict[str, float]:
+    from textual.widgets import DataTable, Input
+
+    from workbench.core.project import Project
+    from workbench.tui.app import WorkbenchApp
+
+    async def until(pilot, check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.perf_counter() + timeout
+        while not check():
+            if time.perf_counter() > deadline:
+                raise SystemExit("timed out waiting for the TUI")
+            await pilot.pause(0.005)
+
+    app = WorkbenchApp(Project(root))
+    t0 = time.perf_counter()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(
+            pilot,
+            lambda: (
+                app.screen.query("#ov-runs")
+                and app.screen.query_one("#ov-runs", DataTable).row_count > 0
+            ),
+        )
+        first_paint = time.perf_counter() - t0
+        await pilot.press("r")
+        runs = lambda: app.screen.query_one("#runs", DataTable)  # noqa: E731
+        await until(pilot, lambda: app.screen.query("#runs") and runs().row_count > 0)
+        times = []
+        for flt in (
+            "params.model = 'lightgbm' and metrics.val_auc > 0.9",
+            "metrics.val_auc > 0.5",
+            "params.learning_rate = 0.01",
+        ):
+            box = app.screen.query_one("#runs-filter", Input)
+            box.value = flt
+            box.focus()
+            t = time.perf_counter()
+            await pilot.press("enter")
+            # the worker hands its rows to the UI with call_from_thread, which returns only
+            # once the table is filled: the worker's end is the moment the result shows
+            await pilot.app.workers.wait_for_complete()
+            times.append(time.perf_counter() - t)
+    return {"first_paint_s": first_paint, "filter_s_max": max(times), "filter_s": times}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10_000)
+    ap.add_argument("--versions", type=int, default=100)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="wb-tui-"))
+    try:
+        t = time.perf_counter()
+        generate(tmp / "p", args.runs, args.versions)
+        print(
+            f"generated {args.runs:,} runs and {args.versions} versions in {time.perf_counter() - t:.1f}s"
+        )
+        out = {"runs": args.runs, "versions": args.versions, **asyncio.run(measure(tmp / "p"))}
+        print(json.dumps(out, indent=2))
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "tui.json").write_text(json.dumps(out, indent=2))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The TUI driven by the pilot pressing real keys, on a real project."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Button, DataTable, Input, Label, Static
+
+from tests.tui.conftest import SIZE, SMALL
+from workbench.core.project import Project
+from workbench.tui.app import WorkbenchApp
+
+Steps = Callable[[WorkbenchApp, Pilot[None]], Awaitable[None]]
+
+
+async def settle(pilot: Pilot[None], rounds: int = 3) -> None:
+    """Let workers finish and their results land on screen."""
+    for _ in range(rounds):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def drive(project: Project, steps: Steps, size: tuple[int, int] = SIZE) -> None:
+    async def main() -> None:
+        app = WorkbenchApp(project)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await steps(app, pilot)
+
+    asyncio.run(main())
+
+
+def table(app: WorkbenchApp, selector: str) -> DataTable[Any]:
+    return app.screen.query_one(selector, DataTable)
+
+
+def text(widget: Static | Label) -> str:
+    return str(widget.render())
+
+
+def test_overview_shows_datasets_runs_models_drift_and_audit(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        assert table(app, "#ov-datasets").row_count == 1
+        assert table(app, "#ov-runs").row_count == 2
+        models = table(app, "#ov-models")
+        assert models.row_count == 1 and models.get_row_at(0)[:2] == ["churn-model", "v1"]
+        assert table(app, "#ov-drift").row_count == 1
+        assert table(app, "#ov-audit").row_count > 5
+        # enter on a run opens its detail
+        table(app, "#ov-runs").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "RunScreen"
+        assert table(app, "#run-metrics").row_count > 5
+
+    drive(tui_project, steps)
+
+
+def test_runs_filter_sort_errors_and_compare(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("r")
+        await settle(pilot)
+        runs = table(app, "#runs")
+        assert runs.row_count == 2
+        await pilot.press("slash")
+        await pilot.press(*"params.model = 'logistic'", "enter")
+        await settle(pilot)
+        assert runs.row_count == 1 and "logistic" in runs.get_row_at(0)
+        filt = app.screen.query_one("#runs-filter", Input)
+        filt.value = "metrics.val_auc >"
+        await pilot.press("slash", "enter")
+        await settle(pilot)
+        assert "the filter ends too early" in text(app.screen.query_one("#runs-error", Label))
+        filt.value = ""
+        await pilot.press("slash", "enter")
+        await settle(pilot)
+        assert runs.row_count == 2
+        runs.focus()
+        await pilot.press("space", "space", "c")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "CompareScreen"
+        params = table(app, "#cmp-params")
+        model_row = next(
+            params.get_row_at(i)
+            for i in range(params.row_count)
+            if "model" in str(params.get_row_at(i)[0])
+            and "yellow" in str(params.get_row_at(i)[0])
+            and "model." not in str(params.get_row_at(i)[0])
+        )
+        assert "lightgbm" in str(model_row) and "logistic" in str(model_row)
+        assert table(app, "#cmp-metrics").row_count > 5
+
+    drive(tui_project, steps)
+
+
+def test_dataset_version_profile_rows_and_diff(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("d")
+        await settle(pilot)
+        versions = table(app, "#ds-versions")
+        assert versions.row_count == 2
+        versions.focus()
+        await pilot.press("enter")  # the newest version
+        await settle(pilot)
+        assert type(app.screen).__name__ == "VersionScreen"
+        assert table(app, "#profile").row_count == 7
+        assert "churn@2" in text(app.screen.query_one("#version-head", Static))
+        rows = table(app, "#rows")
+        assert rows.row_count == 100
+        await pilot.press("n")
+        await settle(pilot)
+        assert "rows 101-200 of 600" in text(app.screen.query_one("#rows-pos", Label))
+        diff_input = app.screen.query_one("#diff-with", Input)
+        assert diff_input.value == "churn@1"  # the parent, prefilled
+        diff_input.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "churn@1 → churn@2" in text(app.screen.query_one("#diff-summary", Static))
+        assert table(app, "#diff-stats").row_count > 0
+
+    drive(tui_project, steps)
+
+
+def test_drift_compare_and_open_a_stored_report(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("f")
+        await settle(pilot)
+        assert table(app, "#drift-reports").row_count == 1
+        app.screen.query_one("#drift-ref", Input).value = "churn@1"
+        cur = app.screen.query_one("#drift-cur", Input)
+        cur.value = "churn@2"
+        cur.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        drift = table(app, "#drift-table")
+        assert drift.row_count == 7
+        assert drift.get_row_at(0)[0] == "age" and "DRIFT" in str(drift.get_row_at(0)[6])
+        assert "churn@1 → churn@2" in text(app.screen.query_one("#drift-summary", Static))
+        assert table(app, "#drift-reports").row_count == 2
+
+    drive(tui_project, steps)
+
+
+def test_promote_is_refused_by_a_failing_gate_then_passes_to_staging(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("m")
+        await settle(pilot)
+        versions = table(app, "#model-versions")
+        assert versions.row_count == 2
+        versions.focus()
+        await pilot.press("p")  # v2, the newest, is selected
+        await settle(pilot)
+        dialog = app.screen
+        assert type(dialog).__name__ == "PromoteDialog"
+        dialog.query_one("#promote-alias", Input).value = "production"
+        await pilot.click("#check")
+        await settle(pilot)
+        gates = dialog.query_one("#gates", DataTable)
+        assert gates.row_count == 2 and "FAIL" in str(gates.get_row_at(1)[0])
+        assert dialog.query_one("#do-promote", Button).disabled
+        assert "refused" in text(dialog.query_one("#promote-status", Static))
+        dialog.query_one("#promote-alias", Input).value = "staging"
+        await pilot.click("#check")
+        await settle(pilot)
+        assert not dialog.query_one("#do-promote", Button).disabled
+        await pilot.click("#do-promote")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "ModelsScreen"
+        assert tui_project.models.resolve("churn-model@staging").version == 2
+        assert tui_project.models.resolve("churn-model@production").version == 1
+
+    drive(tui_project, steps)
+
+
+def test_launch_a_small_run_and_see_it_finish(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("l")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#launch-dataset", Input).value = "churn@2"
+        screen.query_one("#launch-target", Input).value = "churned"
+        screen.query_one("#launch-params", Input).value = "n_estimators=20"
+        await pilot.press("ctrl+s")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            await pilot.pause(0.5)
+            await settle(pilot, 1)
+            if "finished" in text(screen.query_one("#launch-status", Static)):
+                break
+        status = text(screen.query_one("#launch-status", Static))
+        assert "finished" in status and "val_auc" in status
+        assert "points of val_" in status
+
+    drive(tui_project, steps)
+    runs = tui_project.runs.list()
+    assert len(runs) == 3 and runs[0]["dataset"] == "churn@2" and runs[0]["status"] == "finished"
+
+
+def test_audit_verify_and_help(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("a")
+        await settle(pilot)
+        audit = table(app, "#audit")
+        assert audit.row_count > 5
+        audit.focus()
+        await pilot.press("v")
+        await settle(pilot)
+        assert "verify: OK" in text(app.screen.query_one("#audit-status", Static))
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "AuditScreen"
+
+    drive(tui_project, steps)
+
+
+def test_bad_input_in_a_form_is_a_notification_not_a_crash(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("f")
+        await settle(pilot)
+        cur = app.screen.query_one("#drift-cur", Input)
+        app.screen.query_one("#drift-ref", Input).value = "churn@1'; DROP TABLE runs; --"
+        cur.value = "nope@3"
+        cur.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        messages = [n.message for n in app._notifications]
+        assert any("invalid reference" in m for m in messages), messages
+        await pilot.press("escape", "l")  # leave the form, then go to launch
+        await settle(pilot)
+        await pilot.press("ctrl+s")  # empty form
+        await settle(pilot)
+        assert any("give a dataset version and a target" in n.message for n in app._notifications)
+        assert app.is_running
+
+    drive(tui_project, steps)
+    assert len(tui_project.runs.list()) == 2
+
+
+def test_usable_at_80_by_24(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        for key in ("o", "d", "r", "f", "m", "a", "l"):
+            await pilot.press(key)
+            await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert table(app, "#runs").row_count == 2
+
+    drive(tui_project, steps, size=SMALL)

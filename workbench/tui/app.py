@@ -1,0 +1,243 @@
+"""The workbench TUI: one Textual app over the same core as the CLI.
+
+Top-level screens are Textual *modes* (each keeps its own stack, so going from Runs to
+Datasets and back returns to where you were). The app never holds the catalog open: it
+reads in short transactions from thread workers and, every two seconds, looks at a
+cheap change stamp (the audit trail's length and the running runs) so that work done
+by the CLI or a training process shows up without a manual refresh.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Markdown
+
+from workbench.tui.screens import MODES
+
+if TYPE_CHECKING:
+    from workbench.core.project import Project
+
+POLL_SECONDS = 2.0
+
+HELP = """\
+# workbench
+
+| key | where |
+|---|---|
+| `o` | overview |
+| `d` | datasets |
+| `r` | runs (filter with the CLI's filter language; `space` marks, `c` compares) |
+| `l` | launch a training run or a sweep |
+| `f` | drift |
+| `m` | models (promote, roll back, archive) |
+| `a` | audit trail (`v` runs verify) |
+| `enter` | open the selected item |
+| `escape` | back |
+| `ctrl+p` | command palette: open any dataset, run or model by name |
+| `ctrl+t` | light / dark theme |
+| `q` | quit |
+
+Everything here is also a CLI command and a Python call over the same core; the
+store is the `.workbench/` folder of this project, shared with any other process.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)
+
+
+class OpenAnything(Provider):
+    """Command palette: every dataset, version, run, model and drift report by name."""
+
+    async def startup(self) -> None:
+        import asyncio
+
+        app: WorkbenchApp = self.app  # type: ignore[assignment]
+        try:  # read the catalog off the event loop, once per palette opening
+            self.items = await asyncio.to_thread(app.palette_items)
+        except Exception:
+            self.items = []
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for label, help_text, action in getattr(self, "items", []):
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), action, help=help_text)
+
+
+class WorkbenchApp(App[None]):
+    TITLE = "workbench"
+    CSS_PATH = "workbench.tcss"
+    COMMANDS = App.COMMANDS | {OpenAnything}
+    BINDINGS = [
+        Binding("o", "mode('overview')", "Overview"),
+        Binding("d", "mode('datasets')", "Datasets"),
+        Binding("r", "mode('runs')", "Runs"),
+        Binding("l", "mode('launch')", "Launch"),
+        Binding("f", "mode('drift')", "Drift"),
+        Binding("m", "mode('models')", "Models"),
+        Binding("a", "mode('audit')", "Audit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    MODES = MODES
+
+    def __init__(self, project: Project) -> None:
+        super().__init__()
+        self.project = project
+        self._stamp: tuple[Any, ...] | None = None
+        self.sub_title = project.root.name
+
+    def on_mount(self) -> None:
+        self.theme = "textual-dark"
+        self.switch_mode("overview")
+        self.set_interval(POLL_SECONDS, self._poll)
+
+    def compose(self) -> ComposeResult:
+        yield Footer()
+
+    # ---- actions ---------------------------------------------------------------------
+    def action_mode(self, mode: str) -> None:
+        self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def error(self, message: str) -> None:
+        self.notify(message, title="error", severity="error", timeout=8, markup=False)
+
+    # ---- opening things --------------------------------------------------------------
+    def open_dataset(self, ref: str) -> None:
+        from workbench.tui.screens.datasets import VersionScreen
+
+        self.switch_mode("datasets")
+        self.push_screen(VersionScreen(ref))
+
+    def open_run(self, run_id: str) -> None:
+        from workbench.tui.screens.runs import RunScreen
+
+        self.switch_mode("runs")
+        self.push_screen(RunScreen(run_id))
+
+    def open_model(self, name: str) -> None:
+        self.switch_mode("models")
+        self.screen.select_model(name)  # type: ignore[attr-defined]
+
+    def open_drift(self, report_id: str) -> None:
+        self.switch_mode("drift")
+        self.screen.show_report(report_id)  # type: ignore[attr-defined]
+
+    def promote(self, name: str, version: int) -> None:
+        from workbench.tui.screens.models import PromoteDialog
+
+        self.open_model(name)
+        self.push_screen(
+            PromoteDialog(name, version),
+            lambda _: self.screen.refresh_data(),  # type: ignore[attr-defined]
+        )
+
+    def verify(self) -> None:
+        self.switch_mode("audit")
+        self.screen.action_verify()  # type: ignore[attr-defined]
+
+    def palette_items(self) -> list[tuple[str, str, Any]]:
+        """(label, help, action) for everything that can be opened; read in one go."""
+        p = self.project
+        items: list[tuple[str, str, Any]] = []
+        for d in p.datasets.list():
+            for v in p.datasets.versions(d["name"]):
+                items.append(
+                    (
+                        f"dataset {v.ref}",
+                        f"{v.n_rows:,} rows, {v.message or ''}",
+                        partial(self.open_dataset, v.ref),
+                    )
+                )
+        for r in p.runs.list(limit=500):
+            label = f"run {r['ref']} {r['name'] or ''} {r['params'].get('model', '')}".strip()
+            items.append(
+                (label, f"{r['status']}, {r['experiment']}", partial(self.open_run, r["id"]))
+            )
+        for m in p.models.list():
+            items.append(
+                (
+                    f"model {m['name']}",
+                    f"{m['versions']} versions",
+                    partial(self.open_model, m["name"]),
+                )
+            )
+        for m in p.models.list():
+            for v in range(1, m["versions"] + 1):
+                items.append(
+                    (
+                        f"promote {m['name']} v{v}",
+                        "check the gates, then move an alias",
+                        partial(self.promote, m["name"], v),
+                    )
+                )
+        items.append(
+            ("launch a training run", "the launch form", partial(self.switch_mode, "launch"))
+        )
+        items.append(
+            ("verify the store", "re-hash every object, check the audit chain", self.verify)
+        )
+        for rep in p.drift.list(limit=100):
+            items.append(
+                (
+                    f"drift {rep['reference']} → {rep['current']}",
+                    f"report {rep['id'][:8]}",
+                    partial(self.open_drift, rep["id"]),
+                )
+            )
+        for mode in ("overview", "datasets", "runs", "launch", "drift", "models", "audit"):
+            items.append((f"go to {mode}", "screen", partial(self.switch_mode, mode)))
+        return items
+
+    # ---- noticing changes made elsewhere ------------------------------------------------
+    def _poll(self) -> None:
+        def stamp() -> tuple[Any, ...]:
+            with self.project.catalog.read() as con:
+                return con.execute(
+                    "SELECT (SELECT max(seq) FROM audit), "
+                    "(SELECT count(*) FROM runs WHERE status = 'running')"
+                ).fetchone()
+
+        def check() -> None:
+            try:
+                now = stamp()
+            except Exception:
+                return  # busy or gone for a moment: try again at the next tick
+            self.call_from_thread(self._changed, now)
+
+        self.run_worker(check, thread=True, group="poll", exclusive=True)
+
+    def _changed(self, now: tuple[Any, ...]) -> None:
+        running = bool(now[1])
+        if now != self._stamp or running:
+            first = self._stamp is None
+            self._stamp = now
+            if not first:
+                refresh = getattr(self.screen, "refresh_data", None)
+                if refresh is not None:
+                    refresh()
+
+
+def run(project: Project) -> None:
+    WorkbenchApp(project).run()

@@ -1,0 +1,92 @@
+"""What every screen shares: background loading, one-line errors, number formatting.
+
+A screen never talks SQL and never blocks: it calls core in a thread worker and gets
+the result back on the UI thread. A WorkbenchError becomes a notification with the
+same one-line message the CLI prints; the app keeps running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from workbench.core.project import Project
+    from workbench.tui.app import WorkbenchApp
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        if v in (float("inf"), float("-inf")):
+            return str(v)
+        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+            return f"{v:.{digits}g}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: list[int] | None) -> str:
+    if not counts:
+        return ""
+    top = max(counts) or 1
+    return "".join(
+        SPARK[min(len(SPARK) - 1, int(c / top * (len(SPARK) - 1) + 0.5))] for c in counts
+    )
+
+
+class Loader:
+    """Mixin: ``self.load(fn, then)`` runs ``fn`` off the UI thread, then ``then(result)`` on it."""
+
+    @property
+    def project(self) -> Project:
+        return self.app.project  # type: ignore[attr-defined]
+
+    def load(
+        self,
+        fn: Callable[[], Any],
+        then: Callable[[Any], None],
+        group: str = "load",
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        from workbench.core.errors import WorkbenchError
+
+        app: WorkbenchApp = self.app  # type: ignore[attr-defined]
+
+        def work() -> None:
+            try:
+                result = fn()
+            except WorkbenchError as exc:
+                app.call_from_thread(on_error or app.error, exc.message)
+                return
+            except Exception as exc:  # never crash the app on what a user typed
+                text = " ".join(str(exc).split())[:300]
+                app.call_from_thread(
+                    on_error or app.error, f"unexpected {type(exc).__name__}: {text}"
+                )
+                return
+            app.call_from_thread(then, result)
+
+        self.run_worker(work, thread=True, group=group, exclusive=True)  # type: ignore[attr-defined]
+
+
+class WBScreen(Loader, Screen):
+    """A screen that reloads its data when the project changes elsewhere."""
+
+    def refresh_data(self) -> None:
+        """Load (again) what the screen shows; called on mount and on changes."""
+
+    def on_mount(self) -> None:
+        self.refresh_data()

@@ -1,0 +1,19 @@
+"""The app's top-level screens, one per mode (each mode keeps its own screen stack)."""
+
+from workbench.tui.screens.audit import AuditScreen
+from workbench.tui.screens.datasets import DatasetsScreen
+from workbench.tui.screens.drift import DriftScreen
+from workbench.tui.screens.launch import LaunchScreen
+from workbench.tui.screens.models import ModelsScreen
+from workbench.tui.screens.overview import OverviewScreen
+from workbench.tui.screens.runs import RunsScreen
+
+MODES = {
+    "overview": OverviewScreen,
+    "datasets": DatasetsScreen,
+    "runs": RunsScreen,
+    "launch": LaunchScreen,
+    "drift": DriftScreen,
+    "models": ModelsScreen,
+    "audit": AuditScreen,
+}

@@ -1,0 +1,91 @@
+"""Audit: the hash-chained trail, filterable by subject, with ``verify`` one key away."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from workbench.tui.base import WBScreen
+
+LIMIT = 500
+
+
+class AuditScreen(WBScreen):
+    AUTO_FOCUS = "#audit"
+    BINDINGS = [
+        Binding("v", "verify", "Verify store"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "focus_table", "To table", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(
+            placeholder="subject (e.g. churn, churn-model@production, run:4f2a…), then enter",
+            id="audit-filter",
+        )
+        yield Static(id="audit-status")
+        yield DataTable(id="audit", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#audit", DataTable).add_columns(
+            "#", "time (UTC)", "actor", "action", "subject", "details"
+        )
+        super().on_mount()
+
+    def refresh_data(self) -> None:
+        subject = self.query_one("#audit-filter", Input).value.strip() or None
+
+        def read() -> list[dict[str, Any]]:
+            from workbench.core import audit
+
+            with self.project.catalog.read() as con:
+                return audit.entries(con, subject=subject, limit=LIMIT)
+
+        self.load(read, self._show)
+
+    def _show(self, entries: list[dict[str, Any]]) -> None:
+        table = self.query_one("#audit", DataTable)
+        table.clear()
+        for e in entries:
+            details = ", ".join(
+                f"{k}={v}"
+                for k, v in e["details"].items()
+                if v not in (None, "", [], {}) and k != "gates"
+            )
+            table.add_row(
+                str(e["seq"]), e["at"], e["actor"], e["action"], e["subject"], details[:120]
+            )
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.refresh_data()
+        self.query_one("#audit", DataTable).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#audit-filter", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one("#audit", DataTable).focus()
+
+    def action_verify(self) -> None:
+        from workbench.core.verify import verify
+
+        self.query_one("#audit-status", Static).update("verifying: re-hashing every object…")
+        self.load(lambda: verify(self.project), self._verified, group="verify")
+
+    def _verified(self, report: Any) -> None:
+        status = self.query_one("#audit-status", Static)
+        if report.ok:
+            status.update(
+                f"[green]verify: OK[/] — {report.audit_entries:,} audit entries chained, "
+                f"{report.objects_checked:,} objects re-hashed"
+                + (f", {len(report.orphans)} unreferenced" if report.orphans else "")
+            )
+            self.notify("verify: OK")
+        else:
+            status.update("[red]verify: FAILED[/]\n" + "\n".join(report.problems[:10]))
+            self.app.error(f"verify found {len(report.problems)} problem(s): {report.problems[0]}")

@@ -1,0 +1,211 @@
+"""Launch: a form that trains (or sweeps) in a separate process, with live progress.
+
+Training runs as ``workbench train`` / ``workbench sweep`` in a child process, not in
+the app: the UI never freezes, the run is tracked exactly as from the CLI, and cancel
+sends it an interrupt, which ends the run as killed with every point it had logged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual_plotext import PlotextPlot
+
+from workbench.core.training import MODELS
+from workbench.tui.base import WBScreen, fmt
+
+FIELDS = (
+    ("dataset", "dataset version, e.g. churn@2"),
+    ("target", "target column"),
+    ("params", "params: n_estimators=200, learning_rate=0.05"),
+    ("split", "split: random:0.2 or time:COLUMN:0.2"),
+    ("seed", "seed (default 42)"),
+    ("experiment", "experiment (default: default)"),
+    ("grid", "sweep grid (optional): num_leaves=15,31,63; learning_rate=0.05,0.1"),
+)
+
+
+def command(values: dict[str, str], model: str, project_root: str) -> list[str]:
+    """The CLI command the form stands for (shown to the user, so they can script it)."""
+    from workbench.core.errors import UsageError
+
+    if not values.get("dataset") or not values.get("target"):
+        raise UsageError("give a dataset version and a target column")
+    sweep = bool(values.get("grid"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "--project",
+        project_root,
+        "sweep" if sweep else "train",
+        values["dataset"],
+        "--target",
+        values["target"],
+        "--model",
+        model,
+    ]
+    for item in filter(None, (x.strip() for x in values.get("params", "").split(","))):
+        cmd += ["--param", item]
+    for flag in ("split", "seed", "experiment"):
+        if values.get(flag):
+            cmd += [f"--{flag}", values[flag]]
+    if sweep:
+        for item in filter(None, (x.strip() for x in values["grid"].split(";"))):
+            cmd += ["--grid", item]
+    return cmd
+
+
+class LaunchScreen(WBScreen):
+    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+k", "cancel", "Cancel run")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.run_id: str | None = None
+        self.timer: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with VerticalScroll(classes="main", id="launch-form"):
+                yield Label("Train a model (ctrl+s starts, ctrl+k cancels)", classes="panel-title")
+                yield Select(
+                    [(m, m) for m in MODELS], value="lightgbm", allow_blank=False, id="launch-model"
+                )
+                for name, hint in FIELDS:
+                    yield Input(placeholder=hint, id=f"launch-{name}")
+                with Horizontal(id="launch-buttons"):
+                    yield Button("Start", id="start", variant="success")
+                    yield Button("Cancel run", id="cancel", variant="error", disabled=True)
+                yield Static(id="launch-command")
+            with Vertical(classes="side-wide"):
+                yield Static("no run launched yet", id="launch-status")
+                yield PlotextPlot(id="launch-plot")
+        yield Footer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self.action_start()
+        elif event.button.id == "cancel":
+            self.action_cancel()
+
+    def action_start(self) -> None:
+        from workbench.core.errors import WorkbenchError
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.notify("a run is already going; cancel it or wait", severity="warning")
+            return
+        values = {
+            name: self.query_one(f"#launch-{name}", Input).value.strip() for name, _ in FIELDS
+        }
+        model = str(self.query_one("#launch-model", Select).value)
+        try:
+            cmd = command(values, model, str(self.project.root))
+        except WorkbenchError as exc:
+            self.app.error(exc.message)  # type: ignore[attr-defined]
+            return
+        shown = " ".join(cmd[3:])
+        self.query_one("#launch-command", Static).update(
+            f"[dim]running:[/] workbench {shown.split(' ', 2)[2]}"
+        )
+        self.started = time.time()
+        self.run_id = None
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        self.query_one("#cancel", Button).disabled = False
+        self.query_one("#launch-status", Static).update("starting…")
+        if self.timer is not None:
+            self.timer.stop()
+        self.timer = self.set_interval(1.0, self._follow)
+
+    def action_cancel(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # the run ends as killed, points kept
+            self.notify("cancelling: the run will end as killed")
+
+    def _follow(self) -> None:
+        started = self.started
+
+        def read() -> tuple[dict[str, Any] | None, list[tuple[int, float]], str | None]:
+            rid = self.run_id
+            if rid is None:  # the launched run: the earliest top-level run since the start
+                fresh = [
+                    r
+                    for r in self.project.runs.list(limit=50)
+                    if r["parent_id"] is None and _after(r["start_time"], started)
+                ]
+                if not fresh:
+                    return None, [], None
+                rid = fresh[-1]["id"]
+            info = self.project.runs.get(rid)
+            # a sweep's parent has no curve: follow its newest trial
+            source = self.project.runs.get(info["children"][-1]) if info["children"] else info
+            curves = sorted(
+                k
+                for k, m in source["metrics"].items()
+                if k.startswith("val_") and k.endswith("_curve")
+            )
+            key = curves[0] if curves else None
+            return info, (self.project.runs.history(source["id"], key) if key else []), key
+
+        self.load(read, self._show, group="follow")
+
+    def _show(
+        self, data: tuple[dict[str, Any] | None, list[tuple[int, float]], str | None]
+    ) -> None:
+        info, points, key = data
+        done = self.proc is not None and self.proc.poll() is not None
+        status = self.query_one("#launch-status", Static)
+        if info is not None:
+            self.run_id = info["id"]
+            metrics = info["metrics"]
+            best = next((k for k in ("val_auc", "val_r2", "val_accuracy") if k in metrics), None)
+            status.update(
+                f"[b]run:{info['id'][:8]}[/] {info['status']}  {info['duration_s']:.0f}s  "
+                f"{len(points)} points of {key or 'no curve yet'}"
+                + (f"  {best}={fmt(metrics[best]['last'])}" if best else "")
+            )
+            widget = self.query_one("#launch-plot", PlotextPlot)
+            widget.plt.clear_data()
+            if points:
+                xs, ys = zip(*points, strict=True)
+                widget.plt.plot(list(xs), list(ys), marker="braille")
+            widget.plt.title(key or "waiting for points")
+            widget.refresh()
+        if done:
+            if self.timer is not None:
+                self.timer.stop()
+                self.timer = None
+            self.query_one("#cancel", Button).disabled = True
+            err = (
+                self.proc.stderr.read().decode(errors="replace").strip()
+                if self.proc and self.proc.stderr
+                else ""
+            )
+            if self.proc and self.proc.returncode not in (0, None) and err:
+                self.app.error(err.splitlines()[-1].removeprefix("error: "))  # type: ignore[attr-defined]
+            elif info is not None:
+                self.notify(f"run:{info['id'][:8]} {info['status']}")
+
+
+def _after(start: Any, t: float) -> bool:
+    """Catalog times are naive UTC; compare with a wall-clock launch time."""
+    import calendar
+
+    return calendar.timegm(start.timetuple()) + start.microsecond / 1e6 >= t - 1

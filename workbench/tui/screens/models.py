@@ -1,0 +1,285 @@
+"""Models: registry → versions → aliases; promote past the gates, roll back, archive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+
+from workbench.tui.base import Loader, WBScreen, fmt
+
+
+class ModelsScreen(WBScreen):
+    AUTO_FOCUS = "#models"
+    BINDINGS = [
+        Binding("p", "promote", "Promote"),
+        Binding("b", "rollback", "Roll back"),
+        Binding("x", "archive", "Archive"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(classes="side"):
+                yield Label("Models", classes="panel-title")
+                yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+            with Vertical(classes="main"):
+                yield Label("Versions (p promote, b roll back, x archive)", classes="panel-title")
+                yield DataTable(id="model-versions", cursor_type="row", zebra_stripes=True)
+                yield Static(id="model-lineage")
+                yield Label("Alias history", classes="panel-title")
+                yield DataTable(id="model-history", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#models", DataTable).add_columns("model", "versions", "aliases")
+        self.query_one("#model-history", DataTable).add_columns(
+            "when (UTC)", "alias", "action", "change", "by", "reason"
+        )
+        super().on_mount()
+
+    def select_model(self, name: str) -> None:
+        self.model = name
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        self.load(self.project.models.list, self._show_models, group="models")
+
+    def _show_models(self, items: list[dict[str, Any]]) -> None:
+        table = self.query_one("#models", DataTable)
+        table.clear()
+        for m in items:
+            aliases = ", ".join(f"{a}=v{v}" for a, v in m["aliases"].items()) or "-"
+            table.add_row(m["name"], fmt(m["versions"]), aliases, key=m["name"])
+        if items:
+            names = [m["name"] for m in items]
+            self.model = self.model if self.model in names else names[0]
+            table.move_cursor(row=names.index(self.model))
+            self._versions(self.model)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if (
+            event.data_table.id == "models"
+            and event.row_key.value
+            and event.row_key.value != self.model
+        ):
+            self.model = event.row_key.value
+            self._versions(self.model)
+        elif event.data_table.id == "model-versions" and event.row_key.value:
+            self._lineage(event.row_key.value)
+
+    def _versions(self, name: str) -> None:
+        def read() -> tuple[list[Any], list[dict[str, Any]]]:
+            return self.project.models.versions(name), self.project.models.history(name)
+
+        self.load(read, self._show_versions, group="versions")
+
+    def _show_versions(self, data: tuple[list[Any], list[dict[str, Any]]]) -> None:
+        versions, history = data
+        self._by_ref = {v.ref: v for v in versions}
+        keys = sorted({k for v in versions for k in v.metrics if k.startswith("val_")})[:4]
+        table = self.query_one("#model-versions", DataTable)
+        table.clear(columns=True)
+        table.add_columns("version", "aliases", "status", "run", "dataset", *keys)
+        for v in reversed(versions):
+            table.add_row(
+                f"v{v.version}",
+                ", ".join(v.aliases) or "-",
+                v.status,
+                f"run:{v.run_id[:8]}",
+                v.dataset_ref or "-",
+                *[fmt(v.metrics.get(k)) for k in keys],
+                key=v.ref,
+            )
+        hist = self.query_one("#model-history", DataTable)
+        hist.clear()
+        for h in reversed(history):
+            change = (
+                f"v{h['previous']} → v{h['version']}" if h["previous"] else f"→ v{h['version']}"
+            )
+            action = h["action"].removeprefix("model.")
+            hist.add_row(
+                f"{h['ts']:%Y-%m-%d %H:%M}",
+                h["alias"],
+                f"[b red]{action}[/]" if h["forced"] else action,
+                change,
+                h["actor"],
+                h["reason"] or "",
+            )
+        if versions:
+            self._lineage(versions[-1].ref)
+
+    def _lineage(self, ref: str) -> None:
+        v = getattr(self, "_by_ref", {}).get(ref)
+        if v is None:
+            return
+        self.query_one("#model-lineage", Static).update(
+            f"[b]{v.ref}[/] lineage: {v.dataset_ref or '?'} → run:{v.run_id[:8]} → {v.ref}"
+            f"{' → ' + ', '.join(v.aliases) if v.aliases else ''}   "
+            f"status {v.status}   artifact {v.artifact[:12]}"
+            + (f"\n{v.description}" if v.description else "")
+        )
+
+    def _current(self) -> Any:
+        table = self.query_one("#model-versions", DataTable)
+        if not table.row_count:
+            return None
+        ref = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return getattr(self, "_by_ref", {}).get(ref)
+
+    def action_promote(self) -> None:
+        v = self._current()
+        if v is None:
+            self.notify("select a model version first", severity="warning")
+            return
+        self.app.push_screen(PromoteDialog(v.model, v.version), lambda _: self.refresh_data())
+
+    def action_rollback(self) -> None:
+        if self.model is None:
+            return
+        name = self.model
+
+        def done(res: tuple[int, int]) -> None:
+            self.notify(f"{name}@production -> v{res[1]} (rolled back from v{res[0]})")
+            self.refresh_data()
+
+        self.load(
+            lambda: self.project.models.rollback(name, "production", "from the TUI"),
+            done,
+            group="act",
+        )
+
+    def action_archive(self) -> None:
+        v = self._current()
+        if v is None:
+            return
+
+        def done(mv: Any) -> None:
+            self.notify(f"Archived {mv.ref}")
+            self.refresh_data()
+
+        self.load(
+            lambda: self.project.models.archive(v.model, v.version, "from the TUI"),
+            done,
+            group="act",
+        )
+
+
+class PromoteDialog(Loader, ModalScreen[bool]):
+    """Shows every gate with its value and verdict before asking to confirm, and a reason."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, model: str, version: int) -> None:
+        super().__init__()
+        self.model, self.version = model, version
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="promote"):
+            yield Label(f"Promote {self.model} v{self.version}", classes="panel-title")
+            yield Input(
+                value="staging", placeholder="alias, e.g. staging or production", id="promote-alias"
+            )
+            yield Input(placeholder="reason (required to force)", id="promote-reason")
+            yield Button("Check gates", id="check", variant="primary")
+            yield DataTable(id="gates", zebra_stripes=True)
+            yield Static(id="promote-status")
+            with Horizontal(id="promote-buttons"):
+                yield Button("Promote", id="do-promote", variant="success", disabled=True)
+                yield Button("Force", id="do-force", variant="error", disabled=True)
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#gates", DataTable).add_columns("", "gate", "value", "target", "note")
+        self.query_one("#promote-alias", Input).focus()
+
+    def _alias(self) -> str:
+        return self.query_one("#promote-alias", Input).value.strip()
+
+    def _reason(self) -> str | None:
+        return self.query_one("#promote-reason", Input).value.strip() or None
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._check()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "check":
+            self._check()
+        elif event.button.id == "do-promote":
+            self._promote(force=False)
+        elif event.button.id == "do-force":
+            if not self._reason():
+                self.query_one("#promote-status", Static).update("[red]forcing needs a reason[/]")
+                self.query_one("#promote-reason", Input).focus()
+                return
+            self._promote(force=True)
+        elif event.button.id == "cancel":
+            self.dismiss(False)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def _check(self) -> None:
+        alias = self._alias()
+        self.query_one("#promote-status", Static).update("checking gates…")
+        self.load(
+            lambda: self.project.models.check(self.model, self.version, alias)[2],
+            self._gates,
+            on_error=self._failed,
+        )
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#promote-status", Static).update(f"[red]{message}[/]")
+        self.app.error(message)  # type: ignore[attr-defined]
+
+    def _gates(self, results: list[Any]) -> None:
+        table = self.query_one("#gates", DataTable)
+        table.clear()
+        for r in results:
+            table.add_row(
+                "[green]pass[/]" if r.passed else "[b red]FAIL[/]",
+                r.gate,
+                fmt(r.value),
+                fmt(r.target),
+                r.note,
+            )
+        ok = all(r.passed for r in results)
+        self.query_one("#do-promote", Button).disabled = not ok
+        self.query_one("#do-force", Button).disabled = ok
+        self.query_one("#promote-status", Static).update(
+            "[green]every gate passes: confirm with Promote[/]"
+            if ok
+            else "[red]a gate fails: promotion refused[/] (Force overrides, with a reason, and is audited)"
+        )
+
+    def _promote(self, force: bool) -> None:
+        from workbench.core.registry import PromotionRefused
+
+        alias, reason = self._alias(), self._reason()
+
+        def act() -> Any:
+            try:
+                return self.project.models.promote(
+                    self.model, self.version, alias, reason=reason, force=force
+                )
+            except PromotionRefused as exc:
+                return exc
+
+        def done(res: Any) -> None:
+            if isinstance(res, PromotionRefused):
+                self._gates(res.results)
+                self._failed(res.message)
+                return
+            forced = " (forced)" if res.forced else ""
+            self.app.notify(f"{self.model}@{alias} -> v{self.version}{forced}")
+            self.dismiss(True)
+
+        self.load(act, done, on_error=self._failed)

@@ -1,0 +1,162 @@
+"""Overview: datasets, recent runs, models, drift verdicts and audit entries at a glance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.widgets import DataTable, Footer, Header, Label
+
+from workbench.tui.base import WBScreen, fmt
+
+RECENT = 12
+
+
+def _panel(title: str, table_id: str) -> Vertical:
+    table: DataTable[Any] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
+    box = Vertical(
+        Label(title, classes="panel-title"), table, classes="panel", id=f"{table_id}-panel"
+    )
+    return box
+
+
+class OverviewScreen(WBScreen):
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Grid(id="overview"):
+            yield _panel("Datasets", "ov-datasets")
+            yield _panel("Recent runs", "ov-runs")
+            yield _panel("Models", "ov-models")
+            yield _panel("Drift", "ov-drift")
+            yield _panel("Audit", "ov-audit")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for tid, cols in (
+            ("ov-datasets", ("dataset", "latest", "rows", "versions")),
+            ("ov-runs", ("run", "status", "model", "dataset", "val metric")),
+            ("ov-models", ("model", "production", "staging", "versions")),
+            ("ov-drift", ("reference → current", "drifted", "verdict")),
+            ("ov-audit", ("#", "action", "subject")),
+        ):
+            self.query_one(f"#{tid}", DataTable).add_columns(*cols)
+        super().on_mount()
+
+    def refresh_data(self) -> None:
+        def read() -> dict[str, Any]:
+            from workbench.core import audit
+
+            p = self.project
+            with p.catalog.read() as con:
+                trail = audit.entries(con, limit=RECENT)
+            return {
+                "datasets": p.datasets.list(),
+                "runs": p.runs.list(limit=RECENT),
+                "models": p.models.list(),
+                "drift": p.drift.list(limit=RECENT),
+                "audit": trail,
+            }
+
+        self.load(read, self._show)
+
+    def _fill(self, tid: str, rows: list[tuple[str, list[Any]]]) -> None:
+        table = self.query_one(f"#{tid}", DataTable)
+        table.clear()
+        for key, cells in rows:
+            table.add_row(*cells, key=key)
+
+    def _show(self, data: dict[str, Any]) -> None:
+        self._fill(
+            "ov-datasets",
+            [
+                (
+                    f"dataset:{d['latest']}",
+                    [d["name"], d["latest"], fmt(d["rows"]), fmt(d["versions"])],
+                )
+                for d in data["datasets"]
+            ],
+        )
+        runs = []
+        for r in data["runs"]:
+            metric = next(
+                (k for k in ("val_auc", "val_r2", "val_accuracy") if k in r["metrics"]), None
+            )
+            shown = f"{metric}={fmt(r['metrics'][metric])}" if metric else "-"
+            runs.append(
+                (
+                    f"run:{r['id']}",
+                    [
+                        r["ref"],
+                        _status(r["status"]),
+                        r["params"].get("model", "-"),
+                        r["dataset"] or "-",
+                        shown,
+                    ],
+                )
+            )
+        self._fill("ov-runs", runs)
+        self._fill(
+            "ov-models",
+            [
+                (
+                    f"model:{m['name']}",
+                    [
+                        m["name"],
+                        _v(m["aliases"].get("production")),
+                        _v(m["aliases"].get("staging")),
+                        fmt(m["versions"]),
+                    ],
+                )
+                for m in data["models"]
+            ],
+        )
+        self._fill(
+            "ov-drift",
+            [
+                (
+                    f"drift:{d['id']}",
+                    [
+                        f"{d['reference']} → {d['current']}",
+                        f"{d['n_drifted']}/{d['n_tested']}",
+                        "[b red]DRIFT[/]" if d["drifted"] else "[green]ok[/]",
+                    ],
+                )
+                for d in data["drift"]
+            ],
+        )
+        self._fill(
+            "ov-audit",
+            [
+                (f"audit:{e['seq']}", [str(e["seq"]), e["action"], e["subject"]])
+                for e in data["audit"]
+            ],
+        )
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.open_key(event.row_key.value or "")
+
+    def open_key(self, key: str) -> None:
+        kind, _, value = key.partition(":")
+        app: Any = self.app
+        if kind == "dataset":
+            app.open_dataset(value)
+        elif kind == "run":
+            app.open_run(value)
+        elif kind == "model":
+            app.open_model(value)
+        elif kind == "drift":
+            app.open_drift(value)
+        elif kind == "audit":
+            app.switch_mode("audit")
+
+
+def _v(version: int | None) -> str:
+    return f"v{version}" if version else "-"
+
+
+def _status(status: str) -> str:
+    colour = {"finished": "green", "running": "yellow", "failed": "red", "killed": "red"}.get(
+        status, "white"
+    )
+    return f"[{colour}]{status}[/]"

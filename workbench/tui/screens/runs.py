@@ -1,0 +1,345 @@
+"""Runs: a filterable, sortable table (the CLI's filter language), run detail, compare."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual_plotext import PlotextPlot
+
+from workbench.tui.base import WBScreen, fmt
+
+BASE_COLUMNS = ("", "run", "name", "status", "experiment", "dataset", "model", "duration")
+DEFAULT_EXTRA = "metrics.val_auc, metrics.val_rmse"
+
+
+class RunsScreen(WBScreen):
+    AUTO_FOCUS = "#runs"
+    BINDINGS = [
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare marked"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "focus_table", "To table", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: set[str] = set()
+        self.order: str | None = None
+        self.extra: list[str] = [c.strip() for c in DEFAULT_EXTRA.split(",")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="runs-bar"):
+            yield Input(
+                placeholder="filter, e.g. metrics.val_auc > 0.8 and params.model = 'lightgbm'",
+                id="runs-filter",
+            )
+            yield Input(
+                value=DEFAULT_EXTRA, placeholder="columns: params.x, metrics.y", id="runs-columns"
+            )
+        yield Label("", id="runs-error")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def refresh_data(self) -> None:
+        flt = self.query_one("#runs-filter", Input).value.strip() or None
+        order = self.order
+
+        def read() -> list[dict[str, Any]]:
+            return self.project.runs.list(filter=flt, order_by=order, limit=1000)
+
+        self.load(read, self._show, on_error=self._bad_filter)
+
+    def _bad_filter(self, message: str) -> None:
+        self.query_one("#runs-error", Label).update(f"[red]{message}[/]")
+
+    def _show(self, runs: list[dict[str, Any]]) -> None:
+        self.query_one("#runs-error", Label).update(
+            f"{len(runs):,} runs" + (f", sorted by {self.order}" if self.order else "")
+        )
+        table = self.query_one("#runs", DataTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        for col in (*BASE_COLUMNS, *self.extra):
+            table.add_column(col, key=col)
+        for r in runs:
+            cells = [
+                "●" if r["id"] in self.marked else "",
+                r["ref"],
+                r["name"] or "",
+                _status(r["status"]),
+                r["experiment"],
+                r["dataset"] or "-",
+                r["params"].get("model", "-"),
+                f"{r['duration_s']:.1f}s",
+            ]
+            for col in self.extra:
+                kind, _, key = col.partition(".")
+                source = (
+                    r["metrics"] if kind == "metrics" else r["params"] if kind == "params" else {}
+                )
+                cells.append(fmt(source.get(key)))
+            table.add_row(*cells, key=r["id"])
+        if runs:
+            table.move_cursor(row=min(cursor, len(runs) - 1))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "runs-columns":
+            self.extra = [c.strip() for c in event.value.split(",") if c.strip()]
+        self.refresh_data()
+        self.query_one("#runs", DataTable).focus()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        col = str(event.column_key.value)
+        field = {
+            "run": "id",
+            "status": "status",
+            "name": "name",
+            "experiment": "experiment",
+            "model": "params.model",
+            "duration": None,
+        }.get(col, col)
+        if field is None or col in ("", "dataset"):
+            return
+        field = "start_time" if field == "id" else field
+        self.order = f"{field} desc" if self.order != f"{field} desc" else f"{field} asc"
+        self.refresh_data()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.app.push_screen(RunScreen(event.row_key.value))
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#runs-filter", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one("#runs", DataTable).focus()
+
+    def action_mark(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        rid = key.value or ""
+        self.marked.symmetric_difference_update({rid})
+        table.update_cell(key, "", "●" if rid in self.marked else "")
+        table.move_cursor(row=table.cursor_row + 1)
+
+    def action_compare(self) -> None:
+        if len(self.marked) < 2:
+            self.notify("mark at least two runs with space, then press c", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(sorted(self.marked)))
+
+
+class RunScreen(WBScreen):
+    """One run: params, metrics, tags, environment, artifacts, and its curves."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.metric: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="run-head")
+        with Horizontal():
+            with TabbedContent(id="run-tabs", classes="main"):
+                for name in ("Metrics", "Params", "Tags", "Environment", "Artifacts"):
+                    with TabPane(name, id=f"tab-{name.lower()}"):
+                        yield DataTable(id=f"run-{name.lower()}", zebra_stripes=True)
+            with Vertical(classes="side-wide"):
+                yield Select([], prompt="metric to plot", id="run-metric")
+                yield PlotextPlot(id="run-plot")
+        yield Footer()
+
+    def refresh_data(self) -> None:
+        rid = self.run_id
+
+        def read() -> tuple[dict[str, Any], list[tuple[int, float]]]:
+            info = self.project.runs.get(rid)
+            keys = [k for k, m in info["metrics"].items() if m["count"] > 1]
+            keys.sort(key=lambda k: (not k.startswith("val_"), k))  # validation first
+            metric = self.metric if self.metric in keys else (keys[0] if keys else None)
+            points = self.project.runs.history(rid, metric) if metric else []
+            return {**info, "_metric": metric, "_curves": keys}, points
+
+        self.load(read, self._show)
+
+    def _show(self, data: tuple[dict[str, Any], list[tuple[int, float]]]) -> None:
+        info, points = data
+        self.title = f"run:{info['id'][:8]}"
+        dur = f"{info['duration_s']:.1f}s"
+        head = (
+            f"[b]run:{info['id'][:8]}[/] {info['name'] or ''}  {_status(info['status'])}  "
+            f"experiment {info['experiment']}  dataset {info['dataset_ref'] or '-'}  {dur}"
+        )
+        if info.get("error"):
+            head += f"\n[red]{info['error']}[/]"
+        self.query_one("#run-head", Static).update(head)
+        self._table(
+            "run-metrics",
+            ("metric", "last", "step", "min", "max", "points"),
+            [
+                (k, fmt(m["last"]), fmt(m["step"]), fmt(m["min"]), fmt(m["max"]), fmt(m["count"]))
+                for k, m in info["metrics"].items()
+            ],
+        )
+        self._table("run-params", ("param", "value"), sorted(info["params"].items()))
+        self._table("run-tags", ("tag", "value"), sorted(info["tags"].items()))
+        env = info["environment"]
+        rows = [(k, str(v)) for k, v in env.items() if k != "packages"]
+        rows += [(f"package {k}", v) for k, v in (env.get("packages") or {}).items()]
+        self._table("run-environment", ("", "value"), rows)
+        self._table(
+            "run-artifacts",
+            ("path", "kind", "size", "hash"),
+            [(a["path"], a["kind"], fmt(a["size"]), a["hash"][:12]) for a in info["artifacts"]],
+        )
+        select = self.query_one("#run-metric", Select)
+        options = [(k, k) for k in info["_curves"]]
+        if [o[0] for o in options] != [o for o in getattr(self, "_options", [])]:
+            self._options = [o[0] for o in options]
+            select.set_options(options)
+        if info["_metric"] and select.value != info["_metric"]:
+            self.metric = info["_metric"]
+            select.value = info["_metric"]
+        self._plot(info["_metric"], points)
+
+    def _table(self, tid: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        table = self.query_one(f"#{tid}", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*columns)
+        for r in rows:
+            table.add_row(*[str(x) for x in r])
+
+    def _plot(self, metric: str | None, points: list[tuple[int, float]]) -> None:
+        widget = self.query_one("#run-plot", PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        if points:
+            xs, ys = zip(*points, strict=True)
+            plt.plot(list(xs), list(ys), marker="braille")
+        plt.title(metric or "no curves logged")
+        plt.xlabel("step")
+        widget.refresh()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.value is not Select.BLANK and event.value != self.metric:
+            self.metric = str(event.value)
+            self.refresh_data()
+
+
+class CompareScreen(WBScreen):
+    """Marked runs side by side: params (differences highlighted), metrics (best marked), curves."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+        self.metric: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(classes="main"):
+                yield Label("Params (differences in yellow)", classes="panel-title")
+                yield DataTable(id="cmp-params", zebra_stripes=True)
+                yield Label(
+                    "Metrics (best in green; lower is better for loss/error)", classes="panel-title"
+                )
+                yield DataTable(id="cmp-metrics", zebra_stripes=True)
+            with Vertical(classes="side-wide"):
+                yield Select([], prompt="curve to overlay", id="cmp-metric")
+                yield PlotextPlot(id="cmp-plot")
+        yield Footer()
+
+    def refresh_data(self) -> None:
+        ids, metric = self.run_ids, self.metric
+
+        def read() -> tuple[list[dict[str, Any]], dict[str, list[tuple[int, float]]], list[str]]:
+            runs = [self.project.runs.get(r) for r in ids]
+            curves = sorted({k for r in runs for k, m in r["metrics"].items() if m["count"] > 1})
+            chosen = metric if metric in curves else (curves[0] if curves else None)
+            hist = (
+                {r["id"]: self.project.runs.history(r["id"], chosen) for r in runs}
+                if chosen
+                else {}
+            )
+            return runs, hist, curves
+
+        self.load(read, self._show)
+
+    def _show(
+        self, data: tuple[list[dict[str, Any]], dict[str, list[tuple[int, float]]], list[str]]
+    ) -> None:
+        runs, hist, curves = data
+        heads = [f"run:{r['id'][:8]}" for r in runs]
+        params = self.query_one("#cmp-params", DataTable)
+        params.clear(columns=True)
+        params.add_columns("param", *heads)
+        for k in sorted({k for r in runs for k in r["params"]}):
+            values = [r["params"].get(k) for r in runs]
+            differs = len(set(values)) > 1
+            cells = [f"[yellow]{v}[/]" if differs else str(v) for v in values]
+            params.add_row(f"[b yellow]{k}[/]" if differs else k, *cells)
+        metrics = self.query_one("#cmp-metrics", DataTable)
+        metrics.clear(columns=True)
+        metrics.add_columns("metric", *heads)
+        for k in sorted({k for r in runs for k in r["metrics"]}):
+            values = [r["metrics"].get(k, {}).get("last") for r in runs]
+            nums = [v for v in values if isinstance(v, float | int) and v == v]
+            lower = any(w in k for w in ("loss", "rmse", "mae", "error", "seconds"))
+            best = (min(nums) if lower else max(nums)) if nums else None
+            metrics.add_row(
+                k,
+                *[
+                    f"[b green]{fmt(v)}[/]" if v == best and len(nums) > 1 else fmt(v)
+                    for v in values
+                ],
+            )
+        select = self.query_one("#cmp-metric", Select)
+        if curves and not getattr(self, "_set", False):
+            self._set = True
+            select.set_options([(c, c) for c in curves])
+            self.metric = curves[0]
+            select.value = curves[0]
+        widget = self.query_one("#cmp-plot", PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        for r, head in zip(runs, heads, strict=True):
+            pts = hist.get(r["id"]) or []
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                plt.plot(list(xs), list(ys), label=head, marker="braille")
+        plt.title(self.metric or "no curves")
+        widget.refresh()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.value is not Select.BLANK and event.value != self.metric:
+            self.metric = str(event.value)
+            self.refresh_data()
+
+
+def _status(status: str) -> str:
+    colour = {"finished": "green", "running": "yellow", "failed": "red", "killed": "red"}.get(
+        status, "white"
+    )
+    return f"[{colour}]{status}[/]"
