@@ -11,11 +11,11 @@ from workbench.cli.output import (
     console,
     escape,
     fmt_num,
-    human_bytes,
     json_option,
     print_json,
     table,
 )
+from workbench.textfmt import human_bytes
 
 
 @click.group()

@@ -35,6 +35,13 @@ def fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+STATUS_COLOURS = {"finished": "green", "running": "yellow", "failed": "red", "killed": "red"}
+
+
+def status_markup(status: str) -> str:
+    return f"[{STATUS_COLOURS.get(status, 'white')}]{status}[/]"
+
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 

@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
 
+from workbench.textfmt import human_bytes
 from workbench.tui.base import WBScreen, fmt, sparkline
 
 PAGE_ROWS = 100
@@ -74,7 +75,7 @@ class DatasetsScreen(WBScreen):
                 v.id[:12],
                 fmt(v.n_rows),
                 str(v.n_cols),
-                _bytes(v.stored_bytes),
+                human_bytes(v.stored_bytes),
                 v.message or "",
                 f"{v.created_at:%Y-%m-%d %H:%M}",
                 key=v.ref,
@@ -130,7 +131,7 @@ class VersionScreen(WBScreen):
         self.title = v.ref
         self.query_one("#version-head", Static).update(
             f"[b]{v.ref}[/]  sha256 {v.id[:16]}  {v.n_rows:,} rows × {v.n_cols} columns  "
-            f"stored {_bytes(v.stored_bytes)} new of {_bytes(v.total_bytes)}  "
+            f"stored {human_bytes(v.stored_bytes)} new of {human_bytes(v.total_bytes)}  "
             f"{v.created_at:%Y-%m-%d %H:%M} UTC\n{v.message or ''}"
         )
         table = self.query_one("#profile", DataTable)
@@ -224,14 +225,3 @@ class VersionScreen(WBScreen):
                         fmt(val.get("b")),
                         fmt(val.get("delta")),
                     )
-
-
-def _bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"

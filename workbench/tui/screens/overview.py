@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Footer, Header, Label
 
-from workbench.tui.base import WBScreen, fmt
+from workbench.tui.base import WBScreen, fmt, status_markup
 
 RECENT = 12
 
@@ -88,7 +88,7 @@ class OverviewScreen(WBScreen):
                     f"run:{r['id']}",
                     [
                         r["ref"],
-                        _status(r["status"]),
+                        status_markup(r["status"]),
                         r["params"].get("model", "-"),
                         r["dataset"] or "-",
                         shown,
@@ -153,10 +153,3 @@ class OverviewScreen(WBScreen):
 
 def _v(version: int | None) -> str:
     return f"v{version}" if version else "-"
-
-
-def _status(status: str) -> str:
-    colour = {"finished": "green", "running": "yellow", "failed": "red", "killed": "red"}.get(
-        status, "white"
-    )
-    return f"[{colour}]{status}[/]"
