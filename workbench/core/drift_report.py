@@ -81,7 +81,8 @@ def _summary(report: DriftReport) -> str:
     )
 
 
-def _row(c: ColumnDrift) -> list[str]:
+def row_cells(c: ColumnDrift) -> list[str]:
+    """One column's cells in HEADER order (the CLI, the TUI and the reports share it)."""
     drifted = "yes" if c.drifted else "no" if c.drifted is False else c.status
     return [
         c.column,
@@ -110,7 +111,7 @@ def to_markdown(report: DriftReport) -> str:
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
     ]
-    lines += ["| " + " | ".join(cell(x) for x in _row(c)) + " |" for c in ordered(report)]
+    lines += ["| " + " | ".join(cell(x) for x in row_cells(c)) + " |" for c in ordered(report)]
     for c in ordered(report):
         if c.plot:
             lines += [
@@ -159,7 +160,7 @@ def to_html(report: DriftReport) -> str:
     rows = []
     for c in ordered(report):
         cls = ' class="drift"' if c.drifted else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{e(x)}</td>" for x in _row(c)) + "</tr>")
+        rows.append(f"<tr{cls}>" + "".join(f"<td>{e(x)}</td>" for x in row_cells(c)) + "</tr>")
     plots = [
         f"<h2>{e(c.column)}</h2><p>{e(c.method or '')} {fmt(c.statistic)} — {e(c.reason)}</p>{_svg(c)}"
         for c in ordered(report)

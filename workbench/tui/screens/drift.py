@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from textual_plotext import PlotextPlot
 
-from workbench.tui.base import WBScreen, fmt
+from workbench.tui.base import WBScreen
 
 
 class DriftScreen(WBScreen):
@@ -97,7 +97,7 @@ class DriftScreen(WBScreen):
         self.load(lambda: self.project.drift.get(report_id), self._show_report, group="compare")
 
     def _show_report(self, report: Any) -> None:
-        from workbench.core.drift_report import ordered
+        from workbench.core.drift_report import ordered, row_cells
 
         self.report = report
         verdict = "[b red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
@@ -109,24 +109,10 @@ class DriftScreen(WBScreen):
         table = self.query_one("#drift-table", DataTable)
         table.clear()
         for c in ordered(report):
-            verdict = (
-                "[b red]DRIFT[/]"
-                if c.drifted
-                else "[green]no[/]"
-                if c.drifted is False
-                else c.status
-            )
-            table.add_row(
-                c.column,
-                c.kind,
-                c.method or "-",
-                fmt(c.statistic),
-                fmt(c.p_value),
-                fmt(c.threshold),
-                verdict,
-                "; ".join([c.reason, *c.notes]),
-                key=c.column,
-            )
+            cells = row_cells(c)
+            if c.drifted is not None:  # the verdict cell, coloured
+                cells[6] = "[b red]DRIFT[/]" if c.drifted else "[green]no[/]"
+            table.add_row(*cells, key=c.column)
         table.focus()
         if report.columns:
             self._plot(ordered(report)[0].column)
