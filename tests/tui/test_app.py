@@ -17,9 +17,13 @@ from workbench.tui.app import WorkbenchApp
 Steps = Callable[[WorkbenchApp, Pilot[None]], Awaitable[None]]
 
 
-async def settle(pilot: Pilot[None], rounds: int = 3) -> None:
-    """Let workers finish and their results land on screen."""
+async def settle(pilot: Pilot[None], rounds: int = 3, timeout: float = 30) -> None:
+    """Let every load started so far land on screen (the app counts them)."""
+    deadline = time.monotonic() + timeout
     for _ in range(rounds):
+        await pilot.pause()
+        while pilot.app.loading and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            await pilot.pause(0.01)
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
 

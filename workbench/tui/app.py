@@ -100,6 +100,7 @@ class WorkbenchApp(App[None]):
         super().__init__()
         self.project = project
         self._stamp: tuple[Any, ...] | None = None
+        self.loading = 0  # see Loader.load
         self.sub_title = project.root.name
 
     def on_mount(self) -> None:

@@ -71,22 +71,34 @@ class Loader:
         from workbench.core.errors import WorkbenchError
 
         app: WorkbenchApp = self.app  # type: ignore[attr-defined]
+        # Every load runs and delivers (so `app.loading`, the loads in flight, always gets
+        # back to 0), but only the newest load of a group shows its result: an older one
+        # that finishes late must not overwrite what a newer filter or page put there.
+        app.loading += 1
+        generations: dict[str, int] = self.__dict__.setdefault("_load_generations", {})
+        mine = generations[group] = generations.get(group, 0) + 1
+
+        def deliver(handler: Callable[[Any], None], value: Any) -> None:
+            try:
+                if generations.get(group) == mine:
+                    handler(value)
+            finally:
+                app.loading -= 1
 
         def work() -> None:
             try:
                 result = fn()
             except WorkbenchError as exc:
-                app.call_from_thread(on_error or app.error, exc.message)
+                app.call_from_thread(deliver, on_error or app.error, exc.message)
                 return
             except Exception as exc:  # never crash the app on what a user typed
                 text = " ".join(str(exc).split())[:300]
-                app.call_from_thread(
-                    on_error or app.error, f"unexpected {type(exc).__name__}: {text}"
-                )
+                message = f"unexpected {type(exc).__name__}: {text}"
+                app.call_from_thread(deliver, on_error or app.error, message)
                 return
-            app.call_from_thread(then, result)
+            app.call_from_thread(deliver, then, result)
 
-        self.run_worker(work, thread=True, group=group, exclusive=True)  # type: ignore[attr-defined]
+        self.run_worker(work, thread=True, group=group)  # type: ignore[attr-defined]
 
 
 class WBScreen(Loader, Screen):
