@@ -160,7 +160,7 @@ def _verdict(c: Any) -> str:
 
 
 def _print_report(report: Any) -> None:
-    from workbench.core.drift_report import fmt, ordered
+    from workbench.core.drift_report import HEADER, ordered, row_cells
 
     c = console()
     head = "[bold red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
@@ -171,35 +171,10 @@ def _print_report(report: Any) -> None:
     )
     rows = []
     for col in ordered(report):
-        why = "; ".join([col.reason, *col.notes])
-        rows.append(
-            [
-                escape(col.column),
-                col.kind,
-                col.method or "-",
-                fmt(col.statistic),
-                fmt(col.p_value),
-                fmt(col.threshold),
-                _verdict(col),
-                escape(why),
-            ]
-        )
-    c.print(
-        table(
-            None,
-            [
-                "column",
-                "type",
-                "method",
-                "statistic",
-                "p-value",
-                "threshold",
-                "drifted",
-                "why / notes",
-            ],
-            rows,
-        )
-    )
+        cells = [escape(x) for x in row_cells(col)]
+        cells[6] = _verdict(col)
+        rows.append(cells)
+    c.print(table(None, HEADER, rows))
 
 
 def _print_timeline(reports: list[Any]) -> None:
