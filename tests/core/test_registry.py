@@ -206,3 +206,25 @@ def test_drift_against_a_models_training_data_with_its_predictions(models: Proje
     assert age.drifted  # churn@2 is 30 years older
     with pytest.raises(UsageError, match="give a reference dataset"):
         models.drift.compare(None, "churn@2")
+
+
+def test_a_model_timeline_loads_the_model_once_and_matches_single_reports(
+    models: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models.models.promote("churn-model", 2, "production")
+    loads = []
+    original = Registry.load
+    monkeypatch.setattr(
+        Registry, "load", lambda self, mv: loads.append(mv.ref) or original(self, mv)
+    )
+    series = models.drift.series(
+        None, ["churn@1", "churn@2"], model="churn-model@production", save=False
+    )
+    assert loads == ["churn-model@2"]
+    for report in series:
+        alone = models.drift.compare(
+            None, report.current, model="churn-model@production", save=False
+        )
+        assert report.columns[-1].statistic == alone.columns[-1].statistic
+        assert report.columns[-1].column == "prediction (churn-model@2)"
+    assert series[0].columns[-1].statistic == 0.0  # the training data against itself

@@ -369,9 +369,10 @@ class Drift:
         current: str,
         options: Options | None = None,
         save: bool = True,
-        model: str | None = None,
+        model: str | ModelVersion | None = None,
         _ref_side: Table | None = None,
         _series_id: str | None = None,
+        _model_cache: dict[str, Any] | None = None,
     ) -> DriftReport:
         """Compare ``current`` with ``reference`` column by column.
 
@@ -381,7 +382,7 @@ class Drift:
         """
         opts = options or Options()
         opts.check()
-        mv = self.project.models.resolve(model) if model else None
+        mv = self.project.models.resolve(model) if isinstance(model, str) else model
         reference = _model_reference(reference, mv)
         ref = _ref_side or Table(self.project, reference)
         cur = Table(self.project, current)
@@ -389,13 +390,15 @@ class Drift:
             if side.rows == 0:
                 raise DataError(f"{side.label} has no rows: nothing to compare")
         if mv is not None and opts.columns is None and mv.inputs:
-            opts = replace(opts, columns=[c for c in mv.inputs if c in ref.schema or c in cur.schema])
+            opts = replace(
+                opts, columns=[c for c in mv.inputs if c in ref.schema or c in cur.schema]
+            )
         names = _columns(ref, cur, opts)
         explicit = opts.columns is not None and mv is None
         with ThreadPoolExecutor(_workers()) as pool:
             found = list(pool.map(lambda n: compare_column(n, ref, cur, opts, explicit), names))
         if mv is not None:
-            found.append(self._prediction_drift(mv, ref, cur, opts))
+            found.append(self._prediction_drift(mv, ref, cur, opts, _model_cache))
         report = DriftReport(
             id=uuid.uuid4().hex,
             created_at=audit.now(),
@@ -431,41 +434,64 @@ class Drift:
         mv = self.project.models.resolve(model) if model else None
         ref = Table(self.project, _model_reference(reference, mv), keep_columns=len(currents) > 1)
         series_id = uuid.uuid4().hex if len(currents) > 1 else None
+        cache: dict[str, Any] = {}  # the loaded model and its reference predictions, once
         return [
             self.compare(
-                ref.spec, c, opts, save=save, model=model, _ref_side=ref, _series_id=series_id
+                ref.spec,
+                c,
+                opts,
+                save=save,
+                model=mv,
+                _ref_side=ref,
+                _series_id=series_id,
+                _model_cache=cache,
             )
             for c in currents
         ]
 
     def _prediction_drift(
-        self, mv: ModelVersion, ref: Table, cur: Table, opts: Options
+        self,
+        mv: ModelVersion,
+        ref: Table,
+        cur: Table,
+        opts: Options,
+        cache: dict[str, Any] | None = None,
     ) -> ColumnDrift:
-        """The model's output on both sides, compared like any column."""
+        """The model's output on both sides, compared like any column.
+
+        ``cache`` carries the loaded model and the reference's predictions from one report
+        of a timeline to the next: only the current side is new each time.
+        """
         from workbench.core.scoring import conform, predict_frame
 
-        model = self.project.models.load(mv)
+        cache = {} if cache is None else cache
+        if "model" not in cache:
+            cache["model"] = self.project.models.load(mv)
         inputs = mv.signature.get("inputs") or {}
-        frames = {}
-        for side in (ref, cur):
+
+        def predictions(side: Table) -> tuple[pl.Series, str]:
             df = conform(side.lf.select(list(inputs)).collect(), inputs, side.label)
-            pred = predict_frame(model, df, list(inputs))
+            pred = predict_frame(cache["model"], df, list(inputs))
             probas = [c for c in pred.columns if c.startswith("proba_")]
             # binary: the positive class's probability; otherwise the label or the value
-            col = pred.get_column(probas[-1] if len(probas) == 2 else "prediction")
-            frames[side.label] = col.alias("prediction")
-        name = frames[ref.label].name
+            if len(probas) == 2:
+                return pred.get_column(probas[-1]).alias(
+                    "prediction"
+                ), f"probability of {probas[-1][6:]}"
+            return pred.get_column("prediction"), "output"
+
+        if "reference" not in cache:
+            cache["reference"] = predictions(ref)
+        (ref_pred, what), (cur_pred, _) = cache["reference"], predictions(cur)
         result = compare_column(
-            name,
-            Table.of_frame(ref.label, frames[ref.label].to_frame()),
-            Table.of_frame(cur.label, frames[cur.label].to_frame()),
+            "prediction",
+            Table.of_frame(ref.label, ref_pred.to_frame()),
+            Table.of_frame(cur.label, cur_pred.to_frame()),
             opts,
             explicit=True,
         )
         result.column = f"prediction ({mv.ref})"
-        result.notes.append(
-            f"{mv.ref}'s {'probability of ' + probas[-1][6:] if len(probas) == 2 else 'output'}"
-        )
+        result.notes.append(f"{mv.ref}'s {what}")
         return result
 
     def save(self, report: DriftReport) -> None:
