@@ -189,28 +189,26 @@ def _hellinger(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, 
     return float(np.sqrt(np.sum((np.sqrt(r) - np.sqrt(c)) ** 2)) / np.sqrt(2)), None
 
 
-def _chisquare(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+def _goodness_of_fit(ref: np.ndarray, cur: np.ndarray, lambda_: str) -> tuple[float, float | None]:
+    """Current counts against the reference's shape scaled to the current's size; scipy's
+    power divergence family: "pearson" is chi-square, "log-likelihood" the G-test."""
     from scipy import stats
 
     counts = value_counts(ref, cur)
-    # Expected: the reference's shape scaled to the current's size (goodness of fit).
     expected = counts.ref * (len(cur) / len(ref))
     if (expected == 0).any():
         # A value the reference never had: any count of it is infinitely unlikely.
         return float("inf"), 0.0
-    res = stats.chisquare(counts.cur, expected)
+    res = stats.power_divergence(counts.cur, expected, lambda_=lambda_)
     return float(res.statistic), float(res.pvalue)
+
+
+def _chisquare(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    return _goodness_of_fit(ref, cur, "pearson")
 
 
 def _g_test(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
-    from scipy import stats
-
-    counts = value_counts(ref, cur)
-    expected = counts.ref * (len(cur) / len(ref))
-    if (expected == 0).any():
-        return float("inf"), 0.0
-    res = stats.power_divergence(counts.cur, expected, lambda_="log-likelihood")
-    return float(res.statistic), float(res.pvalue)
+    return _goodness_of_fit(ref, cur, "log-likelihood")
 
 
 def _z(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
