@@ -8,12 +8,14 @@ sends it an interrupt, which ends the run as killed with every point it had logg
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -115,9 +117,9 @@ class LaunchScreen(WBScreen):
         except WorkbenchError as exc:
             self.app.error(exc.message)  # type: ignore[attr-defined]
             return
-        shown = " ".join(cmd[3:])
+        # what the user would type: everything after `python -m workbench --project ROOT`
         self.query_one("#launch-command", Static).update(
-            f"[dim]running:[/] workbench {shown.split(' ', 2)[2]}"
+            f"[dim]running:[/] workbench {escape(shlex.join(cmd[5:]))}"
         )
         self.started = time.time()
         self.run_id = None
