@@ -74,22 +74,21 @@ def train(
 
     Defaults for --model, --split, --seed and params can live in workbench.toml under [train].
     """
-    from workbench.core.refs import parse_ref
-    from workbench.core.training import Recipe
+    from workbench.core.training import recipe_for
     from workbench.core.training import train as run_train
 
     project = ctx.project
-    defaults = project.config.get("train", {})
-    recipe = Recipe(
-        dataset=dataset,
-        target=target,
-        model=model or defaults.get("model", "lightgbm"),
-        params={**defaults.get("params", {}), **_params(params)},
-        split=split or defaults.get("split", "random:0.2"),
-        seed=seed if seed is not None else int(defaults.get("seed", 42)),
+    recipe = recipe_for(
+        project,
+        dataset,
+        target,
+        model=model,
+        params=_params(params),
+        split=split,
+        seed=seed,
         task=task,
         features=[f.strip() for f in features.split(",")] if features else None,
-        experiment=experiment or parse_ref(dataset).name,
+        experiment=experiment,
         name=name,
     )
     run_id = run_train(project, recipe)

@@ -140,3 +140,37 @@ class Project:
         from workbench.core.registry import Registry
 
         return Registry(self)
+
+    def train(self, dataset: str, target: str, **options: Any) -> str:
+        """Train one tracked run with the built-in trainers, as `workbench train` does.
+
+        ``options`` are the CLI's: model, params (a dict), split, seed, task, features,
+        experiment, name; anything not given comes from ``[train]`` in workbench.toml.
+        Returns the run id (``project.runs.get(id)`` has its metrics).
+        """
+        from workbench.core.training import recipe_for, train
+
+        return train(self, recipe_for(self, dataset, target, **options))
+
+    def sweep(
+        self,
+        dataset: str,
+        target: str,
+        grid: dict[str, list[Any]] | None = None,
+        space: dict[str, tuple[float, float, bool]] | None = None,
+        trials: int | None = None,
+        parallel: int = 1,
+        metric: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Train variants as child runs of one parent run, as `workbench sweep` does.
+
+        ``grid`` maps a param to the values to try; ``space`` maps a param to
+        ``(low, high, log)`` for random search over ``trials`` draws. Returns the parent
+        id, every trial and the best one by ``metric`` (val_auc or val_rmse by default).
+        """
+        from workbench.core.sweeps import sweep
+        from workbench.core.training import recipe_for
+
+        base = recipe_for(self, dataset, target, **options)
+        return sweep(self, base, grid or {}, space or {}, trials, parallel, metric)

@@ -11,6 +11,7 @@ import concurrent.futures
 import itertools
 import json
 import multiprocessing
+import os
 import random
 from collections.abc import Callable
 from dataclasses import asdict
@@ -19,6 +20,8 @@ from typing import Any
 from workbench.core.errors import UsageError, WorkbenchError
 from workbench.core.project import Project
 from workbench.core.training import Recipe, parse_value, train
+
+THREADED = ("lightgbm", "random_forest", "extra_trees")  # models that take n_jobs
 
 
 def parse_grid(items: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
@@ -134,10 +137,15 @@ def sweep(
                 "dataset": data["version"].ref,
             }
         )
+        # Trials in parallel share the cores: each gets its slice of threads, since
+        # OpenMP pools that together ask for more threads than cores slow each other down.
+        threads = {}
+        if parallel > 1 and base.model in THREADED and "n_jobs" not in base.params:
+            threads = {"n_jobs": max(1, (os.cpu_count() or 1) // parallel)}
         recipes = []
         for i, p in enumerate(points):
             r = asdict(base)
-            r["params"] = {**base.params, **p}
+            r["params"] = {**threads, **base.params, **p}
             r["name"] = f"{base.name or 'sweep'}-{i + 1}"
             recipes.append(r)
         ctx = multiprocessing.get_context("spawn")

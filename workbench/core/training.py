@@ -56,6 +56,46 @@ class Recipe:
         parse_split(self.split)
 
 
+def recipe_for(
+    project: Project,
+    dataset: str,
+    target: str,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    split: str | None = None,
+    seed: int | None = None,
+    task: str | None = None,
+    features: list[str] | None = None,
+    experiment: str | None = None,
+    name: str | None = None,
+) -> Recipe:
+    """A recipe where anything not given comes from ``[train]`` in workbench.toml.
+
+    ``[train.params]`` apply only when training the ``[train]`` model family.
+
+    The CLI and the Python API both build recipes here, so a script and a command line
+    with the same arguments train the same model.
+    """
+    from workbench.core.refs import parse_ref
+
+    defaults = project.config.get("train", {})
+    default_model = defaults.get("model", "lightgbm")
+    # [train.params] belong to the default model: n_estimators means nothing to `logistic`.
+    base = defaults.get("params", {}) if model in (None, default_model) else {}
+    return Recipe(
+        dataset=dataset,
+        target=target,
+        model=model or default_model,
+        params={**base, **(params or {})},
+        split=split or defaults.get("split", "random:0.2"),
+        seed=seed if seed is not None else int(defaults.get("seed", 42)),
+        task=task,
+        features=features,
+        experiment=experiment or parse_ref(dataset).name,
+        name=name,
+    )
+
+
 def parse_split(text: str) -> tuple[str, Any]:
     kind, _, arg = text.partition(":")
     if kind == "random":
