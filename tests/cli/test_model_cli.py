@@ -112,7 +112,10 @@ def test_verify_catches_an_alias_or_model_hash_edited_behind_workbench(models: P
         con.execute("UPDATE model_aliases SET version = 2 WHERE alias = 'production'")
     r = run_cli("verify", cwd=root)
     assert r.code == 1
-    assert "alias churn-model@production points at v2, but the audit trail last moved it to v1" in r.out
+    assert (
+        "alias churn-model@production points at v2, but the audit trail last moved it to v1"
+        in r.out
+    )
     with models.catalog.write() as con:
         con.execute("UPDATE model_aliases SET version = 1 WHERE alias = 'production'")
         con.execute("UPDATE model_versions SET artifact = 'ab' || artifact[3:] WHERE version = 2")

@@ -26,6 +26,12 @@ async def settle(pilot: Pilot[None], rounds: int = 3, timeout: float = 30) -> No
             await pilot.pause(0.01)
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+        # A DataTable sizes its columns to new rows on its next idle, which a busy machine
+        # can push past the screenshot: wait for every table to have done so.
+        while time.monotonic() < deadline and any(
+            t._require_update_dimensions for t in pilot.app.screen.query(DataTable)
+        ):
+            await pilot.pause(0.01)
 
 
 def drive(project: Project, steps: Steps, size: tuple[int, int] = SIZE) -> None:

@@ -97,7 +97,7 @@ def init(directory: str, name: str | None) -> None:
 
 
 def _register() -> None:
-    from workbench.cli import audit_cmd, data, drift_cmd, model_cmd, runs_cmd
+    from workbench.cli import audit_cmd, data, demo_cmd, drift_cmd, model_cmd, runs_cmd
 
     cli.add_command(data.data)
     cli.add_command(runs_cmd.train)
@@ -109,6 +109,7 @@ def _register() -> None:
     cli.add_command(model_cmd.predict)
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
+    cli.add_command(demo_cmd.demo)
 
 
 _register()

@@ -118,7 +118,9 @@ def expand_range(text: str) -> list[str]:
         return [text]
     lo, hi = int(m["lo"]), int(m["hi"])
     if lo < 1 or hi < lo:
-        raise UsageError(f"invalid version range {_show(text)}: use NAME@FROM..TO with 1 <= FROM <= TO")
+        raise UsageError(
+            f"invalid version range {_show(text)}: use NAME@FROM..TO with 1 <= FROM <= TO"
+        )
     if hi - lo >= 1000:
         raise UsageError(f"version range {_show(text)} spans {hi - lo + 1} versions; at most 1000")
     parse_ref(f"{m['name']}@{lo}")

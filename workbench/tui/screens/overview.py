@@ -35,7 +35,7 @@ class OverviewScreen(WBScreen):
     def on_mount(self) -> None:
         for tid, cols in (
             ("ov-datasets", ("dataset", "latest", "rows", "versions")),
-            ("ov-runs", ("run", "status", "model", "dataset", "val metric")),
+            ("ov-runs", ("run", "name", "status", "model", "dataset", "val metric")),
             ("ov-models", ("model", "production", "staging", "versions")),
             ("ov-drift", ("reference → current", "drifted", "verdict")),
             ("ov-audit", ("#", "action", "subject")),
@@ -88,8 +88,9 @@ class OverviewScreen(WBScreen):
                     f"run:{r['id']}",
                     [
                         r["ref"],
+                        r["name"] or "-",
                         status_markup(r["status"]),
-                        r["params"].get("model", "-"),
+                        r["params"].get("model") or r["params"].get("sweep.model", "-"),
                         r["dataset"] or "-",
                         shown,
                     ],
