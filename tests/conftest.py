@@ -149,3 +149,13 @@ def models(project: Project, tmp_path: Path) -> Project:
     project.models.register(weak, "churn-model", "who will churn next month")
     project.models.register(strong, "churn-model")
     return project
+
+
+@pytest.fixture(scope="session")
+def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The flights demo, built once per test process by the real command (read-only: copy
+    it before changing anything)."""
+    root = tmp_path_factory.mktemp("demo") / "flights-demo"
+    res = run_subprocess("demo", str(root), "--no-ui", timeout=300)
+    assert res.code == 0, res.err
+    return root, res.out

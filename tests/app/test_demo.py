@@ -8,18 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import run_cli, run_subprocess, store_snapshot
+from tests.conftest import run_cli, store_snapshot
 from workbench.core.project import Project
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    root = tmp_path_factory.mktemp("demo") / "flights"
-    res = run_subprocess("demo", str(root), "--no-ui", timeout=300)
-    assert res.code == 0, res.err
-    return root, res.out
 
 
 def test_demo_builds_versions_runs_sweep_models_drift_and_scoring(

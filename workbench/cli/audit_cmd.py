@@ -13,7 +13,12 @@ from workbench.cli.output import console, escape, json_option, print_json, table
 @click.command()
 @click.option("--subject", help="Only entries about this subject, e.g. churn or churn@2.")
 @click.option(
-    "--limit", default=50, show_default=True, type=click.IntRange(1), help="Most recent N entries."
+    "--limit",
+    "-n",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most recent N entries.",
 )
 @json_option
 @pass_ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -134,11 +135,8 @@ class VersionScreen(WBScreen):
             f"stored {human_bytes(v.stored_bytes)} new of {human_bytes(v.total_bytes)}  "
             f"{v.created_at:%Y-%m-%d %H:%M} UTC\n{v.message or ''}"
         )
-        table = self.query_one("#profile", DataTable)
-        table.clear(columns=True)
-        table.add_columns(
-            "column", "type", "nulls", "distinct", "min", "mean", "max", "distribution"
-        )
+        header = ("column", "type", "nulls", "distinct", "min", "mean", "max", "distribution")
+        rows = []
         for c in profile["columns"]:
             hist = (c.get("histogram") or {}).get("counts")
             if not hist and c.get("top"):
@@ -146,16 +144,26 @@ class VersionScreen(WBScreen):
                 dist = sparkline(hist) + "  " + ", ".join(str(t["value"]) for t in c["top"][:3])
             else:
                 dist = sparkline(hist)
-            table.add_row(
-                c["name"],
-                c["dtype"],
-                f"{c['null_share']:.1%}",
-                fmt(c["n_unique"]),
-                fmt(c.get("min")),
-                fmt(c.get("mean")),
-                fmt(c.get("max")),
-                dist,
+            rows.append(
+                [
+                    c["name"],
+                    c["dtype"],
+                    f"{c['null_share']:.1%}",
+                    fmt(c["n_unique"]),
+                    fmt(c.get("min")),
+                    fmt(c.get("mean")),
+                    fmt(c.get("max")),
+                    dist,
+                ]
             )
+        table = self.query_one("#profile", DataTable)
+        table.clear(columns=True)
+        # Widths set here, not measured by the table on its next idle: a repaint that
+        # came first could keep header-wide columns on screen (seen under load).
+        for i, name in enumerate(header):
+            table.add_column(name, width=max(cell_len(str(r[i])) for r in [[*header], *rows]))
+        for r in rows:
+            table.add_row(*r)
         if v.parent and not self.query_one("#diff-with", Input).value:
             self.query_one("#diff-with", Input).value = f"{v.dataset}@{v.parent}"
 
