@@ -11,10 +11,26 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from textual.screen import Screen
+from textual.widgets import DataTable
 
 if TYPE_CHECKING:
     from workbench.core.project import Project
     from workbench.tui.app import WorkbenchApp
+
+
+class Table(DataTable):  # type: ignore[type-arg]
+    """A DataTable that redraws once its columns are sized to new rows.
+
+    Textual's DataTable measures new rows on its next idle, but a line it drew before
+    that stays cached (the cache key does not change), so a busy moment could leave
+    columns cut to their header's width until the next cursor move. Clearing the line
+    caches after the measuring makes the next paint use the real widths.
+    """
+
+    def _update_dimensions(self, new_rows: Any) -> None:
+        super()._update_dimensions(new_rows)
+        self._clear_caches()
+        self.refresh()
 
 
 def fmt(v: Any, digits: int = 4) -> str:

@@ -7,6 +7,7 @@ from workbench.tui.screens.launch import LaunchScreen
 from workbench.tui.screens.models import ModelsScreen
 from workbench.tui.screens.overview import OverviewScreen
 from workbench.tui.screens.runs import RunsScreen
+from workbench.tui.screens.sql import SqlScreen
 
 MODES = {
     "overview": OverviewScreen,
@@ -16,4 +17,5 @@ MODES = {
     "drift": DriftScreen,
     "models": ModelsScreen,
     "audit": AuditScreen,
+    "sql": SqlScreen,
 }

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from workbench.tui.base import WBScreen
+from workbench.tui.base import Table, WBScreen
 
 LIMIT = 500
 
@@ -28,7 +28,7 @@ class AuditScreen(WBScreen):
             id="audit-filter",
         )
         yield Static(id="audit-status")
-        yield DataTable(id="audit", cursor_type="row", zebra_stripes=True)
+        yield Table(id="audit", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
 
 from workbench.textfmt import human_bytes
-from workbench.tui.base import WBScreen, fmt, sparkline
+from workbench.tui.base import Table, WBScreen, fmt, sparkline
 
 PAGE_ROWS = 100
 
@@ -26,10 +26,10 @@ class DatasetsScreen(WBScreen):
         with Horizontal():
             with Vertical(classes="side"):
                 yield Label("Datasets", classes="panel-title")
-                yield DataTable(id="ds-list", cursor_type="row", zebra_stripes=True)
+                yield Table(id="ds-list", cursor_type="row", zebra_stripes=True)
             with Vertical(classes="main"):
                 yield Label("Versions (enter opens)", classes="panel-title", id="versions-title")
-                yield DataTable(id="ds-versions", cursor_type="row", zebra_stripes=True)
+                yield Table(id="ds-versions", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -107,14 +107,14 @@ class VersionScreen(WBScreen):
         yield Static(id="version-head")
         with TabbedContent(id="version-tabs"):
             with TabPane("Profile", id="tab-profile"):
-                yield DataTable(id="profile", zebra_stripes=True, cursor_type="row")
+                yield Table(id="profile", zebra_stripes=True, cursor_type="row")
             with TabPane("Rows", id="tab-rows"):
                 yield Label("", id="rows-pos")
-                yield DataTable(id="rows", zebra_stripes=True)
+                yield Table(id="rows", zebra_stripes=True)
             with TabPane("Diff", id="tab-diff"):
                 yield Input(placeholder="compare with (e.g. churn@1), then enter", id="diff-with")
                 yield Static(id="diff-summary")
-                yield DataTable(id="diff-stats", zebra_stripes=True)
+                yield Table(id="diff-stats", zebra_stripes=True)
         yield Footer()
 
     def refresh_data(self) -> None:

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from textual_plotext import PlotextPlot
 
-from workbench.tui.base import WBScreen
+from workbench.tui.base import Table, WBScreen
 
 
 class DriftScreen(WBScreen):
@@ -41,9 +41,9 @@ class DriftScreen(WBScreen):
         )
         with Horizontal():
             with Vertical(classes="main"):
-                yield DataTable(id="drift-table", cursor_type="row", zebra_stripes=True)
+                yield Table(id="drift-table", cursor_type="row", zebra_stripes=True)
                 yield Label("Recent reports (enter opens)", classes="panel-title")
-                yield DataTable(id="drift-reports", cursor_type="row", zebra_stripes=True)
+                yield Table(id="drift-reports", cursor_type="row", zebra_stripes=True)
             with Vertical(classes="side-wide"):
                 yield PlotextPlot(id="drift-plot")
         yield Footer()

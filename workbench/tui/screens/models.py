@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
-from workbench.tui.base import Loader, WBScreen, fmt
+from workbench.tui.base import Loader, Table, WBScreen, fmt
 
 
 class ModelsScreen(WBScreen):
@@ -30,13 +30,13 @@ class ModelsScreen(WBScreen):
         with Horizontal():
             with Vertical(classes="side"):
                 yield Label("Models", classes="panel-title")
-                yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+                yield Table(id="models", cursor_type="row", zebra_stripes=True)
             with Vertical(classes="main"):
                 yield Label("Versions (p promote, b roll back, x archive)", classes="panel-title")
-                yield DataTable(id="model-versions", cursor_type="row", zebra_stripes=True)
+                yield Table(id="model-versions", cursor_type="row", zebra_stripes=True)
                 yield Static(id="model-lineage")
                 yield Label("Alias history", classes="panel-title")
-                yield DataTable(id="model-history", zebra_stripes=True)
+                yield Table(id="model-history", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -190,7 +190,7 @@ class PromoteDialog(Loader, ModalScreen[bool]):
             )
             yield Input(placeholder="reason (required to force)", id="promote-reason")
             yield Button("Check gates", id="check", variant="primary")
-            yield DataTable(id="gates", zebra_stripes=True)
+            yield Table(id="gates", zebra_stripes=True)
             yield Static(id="promote-status")
             with Horizontal(id="promote-buttons"):
                 yield Button("Promote", id="do-promote", variant="success", disabled=True)

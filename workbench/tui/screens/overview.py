@@ -8,13 +8,13 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Footer, Header, Label
 
-from workbench.tui.base import WBScreen, fmt, status_markup
+from workbench.tui.base import Table, WBScreen, fmt, status_markup
 
 RECENT = 12
 
 
 def _panel(title: str, table_id: str) -> Vertical:
-    table: DataTable[Any] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
+    table: DataTable[Any] = Table(id=table_id, cursor_type="row", zebra_stripes=True)
     box = Vertical(
         Label(title, classes="panel-title"), table, classes="panel", id=f"{table_id}-panel"
     )

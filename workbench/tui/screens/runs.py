@@ -20,7 +20,7 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
-from workbench.tui.base import WBScreen, fmt, status_markup
+from workbench.tui.base import Table, WBScreen, fmt, status_markup
 
 BASE_COLUMNS = ("", "run", "name", "status", "experiment", "dataset", "model", "duration")
 DEFAULT_EXTRA = "metrics.val_auc, metrics.val_rmse"
@@ -57,7 +57,7 @@ class RunsScreen(WBScreen):
                 value=DEFAULT_EXTRA, placeholder="columns: params.x, metrics.y", id="runs-columns"
             )
         yield Label("", id="runs-error")
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Table(id="runs", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def refresh_data(self) -> None:
@@ -177,7 +177,7 @@ class RunScreen(WBScreen):
             with TabbedContent(id="run-tabs", classes="main"):
                 for name in ("Metrics", "Params", "Tags", "Environment", "Artifacts"):
                     with TabPane(name, id=f"tab-{name.lower()}"):
-                        yield DataTable(id=f"run-{name.lower()}", zebra_stripes=True)
+                        yield Table(id=f"run-{name.lower()}", zebra_stripes=True)
             with Vertical(classes="side-wide"):
                 yield Select([], prompt="metric to plot", id="run-metric")
                 yield PlotextPlot(id="run-plot")
@@ -275,11 +275,11 @@ class CompareScreen(WBScreen):
         with Horizontal():
             with Vertical(classes="main"):
                 yield Label("Params (differences in yellow)", classes="panel-title")
-                yield DataTable(id="cmp-params", zebra_stripes=True)
+                yield Table(id="cmp-params", zebra_stripes=True)
                 yield Label(
                     "Metrics (best in green; lower is better for loss/error)", classes="panel-title"
                 )
-                yield DataTable(id="cmp-metrics", zebra_stripes=True)
+                yield Table(id="cmp-metrics", zebra_stripes=True)
             with Vertical(classes="side-wide"):
                 yield Select([], prompt="curve to overlay", id="cmp-metric")
                 yield PlotextPlot(id="cmp-plot")
