@@ -263,3 +263,35 @@ def test_usable_at_80_by_24(tui_project: Project) -> None:
         assert table(app, "#runs").row_count == 2
 
     drive(tui_project, steps, size=SMALL)
+
+
+def test_sql_panel_queries_views_and_refuses_writes(tui_project: Project) -> None:
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("s")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "SqlScreen"
+        assert table(app, "#sql-views").row_count >= 15
+        query = app.screen.query_one("#sql-query", Input)
+        query.value = "SELECT name, status FROM runs ORDER BY name"
+        query.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        results = table(app, "#sql-results")
+        assert [str(results.get_row_at(i)[0]) for i in range(results.row_count)] == [
+            "baseline",
+            "lgbm",
+        ]
+        assert "2 rows" in text(app.screen.query_one("#sql-status", Label))
+        query.value = "DELETE FROM runs"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "read-only" in text(app.screen.query_one("#sql-status", Label))
+        assert results.row_count == 2  # the last good result stays
+        views = table(app, "#sql-views")
+        views.focus()
+        await pilot.press("down", "down", "enter")  # the third view: tags
+        await settle(pilot)
+        assert query.value == "SELECT * FROM tags LIMIT 100"
+        assert len(tui_project.runs.list()) == 2
+
+    drive(tui_project, steps)

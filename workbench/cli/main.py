@@ -97,7 +97,7 @@ def init(directory: str, name: str | None) -> None:
 
 
 def _register() -> None:
-    from workbench.cli import audit_cmd, data, demo_cmd, drift_cmd, model_cmd, runs_cmd
+    from workbench.cli import audit_cmd, data, demo_cmd, drift_cmd, model_cmd, runs_cmd, sql_cmd
 
     cli.add_command(data.data)
     cli.add_command(runs_cmd.train)
@@ -110,6 +110,8 @@ def _register() -> None:
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
     cli.add_command(demo_cmd.demo)
+    cli.add_command(sql_cmd.sql)
+    cli.add_command(sql_cmd.export)
 
 
 _register()

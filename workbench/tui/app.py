@@ -38,6 +38,7 @@ HELP = """\
 | `f` | drift |
 | `m` | models (promote, roll back, archive) |
 | `a` | audit trail (`v` runs verify) |
+| `s` | SQL: read-only queries over the views of `workbench sql` |
 | `enter` | open the selected item |
 | `escape` | back |
 | `ctrl+p` | command palette: open any dataset, run or model by name |
@@ -89,6 +90,7 @@ class WorkbenchApp(App[None]):
         Binding("f", "mode('drift')", "Drift"),
         Binding("m", "mode('models')", "Models"),
         Binding("a", "mode('audit')", "Audit"),
+        Binding("s", "mode('sql')", "SQL"),
         Binding("question_mark", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
         Binding("q", "quit", "Quit"),
@@ -207,7 +209,7 @@ class WorkbenchApp(App[None]):
                     partial(self.open_drift, rep["id"]),
                 )
             )
-        for mode in ("overview", "datasets", "runs", "launch", "drift", "models", "audit"):
+        for mode in ("overview", "datasets", "runs", "launch", "drift", "models", "audit", "sql"):
             items.append((f"go to {mode}", "screen", partial(self.switch_mode, mode)))
         return items
 

@@ -1,0 +1,115 @@
+"""``workbench sql`` (read-only queries over documented views) and ``workbench export``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import click
+
+from workbench.cli.main import Ctx, pass_ctx
+from workbench.cli.output import console, escape, fmt_num, print_json, table
+from workbench.core.sql import EXPORTS
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option(
+    "--limit",
+    "-n",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Return at most N rows.",
+)
+@click.option("--views", "list_views", is_flag=True, help="List the views and their columns.")
+@pass_ctx
+def sql(
+    ctx: Ctx, query: str | None, as_json: bool, as_csv: bool, limit: int, list_views: bool
+) -> None:
+    """Run a read-only SQL QUERY over the project's views (see --views, docs/sql.md).
+
+    Views: runs, params, tags, metrics, latest_metrics, artifacts, datasets,
+    dataset_versions, models, model_versions, aliases, alias_history, drift_reports,
+    drift_results, scorings, audit. Writes, files and extensions are refused.
+    """
+    from workbench.core import sql as core_sql
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    if list_views:
+        views = core_sql.describe(ctx.project)
+        if as_json:
+            print_json(views)
+            return
+        rows = [
+            [name, escape(v["about"]), ", ".join(c for c, _ in v["columns"])]
+            for name, v in views.items()
+        ]
+        console().print(table(None, ["view", "one row per…", "columns"], rows))
+        return
+    if not query:
+        raise click.UsageError('give a QUERY, e.g. workbench sql "SELECT * FROM runs LIMIT 5"')
+    res = core_sql.query(ctx.project, query, limit=limit)
+    if as_json:
+        print_json(
+            [
+                {c: core_sql.jsonable(v) for c, v in zip(res.columns, r, strict=True)}
+                for r in res.rows
+            ]
+        )
+    elif as_csv:
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(res.columns)
+        for r in res.rows:
+            w.writerow([_csv_cell(v) for v in r])
+    else:
+        console().print(
+            table(
+                None,
+                [escape(c) for c in res.columns],
+                [[escape(fmt_num(v)) for v in r] for r in res.rows],
+            )
+        )
+        click.echo(f"{len(res.rows):,} row{'s' if len(res.rows) != 1 else ''}", err=True)
+    if res.truncated:
+        click.echo(f"(stopped at {limit:,} rows; raise --limit for more)", err=True)
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def export() -> None:
+    """Take metadata out as Parquet or CSV, for pandas, notebooks or a warehouse."""
+
+
+def _export_command(what: str, about: str) -> click.Command:
+    @click.command(what, help=f"Export {about}.")
+    @click.option(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE|DIR",
+        help="A .parquet or .csv file, or a folder (then WHAT.parquet in it).",
+    )
+    @pass_ctx
+    def command(ctx: Ctx, output: str) -> None:
+        from workbench.core.sql import export as run_export
+
+        path, rows = run_export(ctx.project, what, output)
+        click.echo(f"Wrote {rows:,} {what} rows to {path}")
+
+    return command
+
+
+for _what, _about in EXPORTS.items():
+    export.add_command(_export_command(_what, _about))
