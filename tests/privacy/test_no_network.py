@@ -115,6 +115,8 @@ def test_the_main_commands_work_with_the_network_blocked(tmp_path: Path) -> None
         ["--project", str(project), "model", "card", "flight-delays@production"],
         ["--project", str(project), "sql", "SELECT count(*) FROM metrics"],
         ["--project", str(project), "export", "runs", "-o", str(tmp_path / "runs.parquet")],
+        ["--project", str(project), "export", "mlflow", str(tmp_path / "ml")],
+        ["--project", str(project), "import", "mlflow", str(tmp_path / "ml")],
         ["--project", str(project), "verify"],
     ]
     for args in commands:

@@ -112,6 +112,7 @@ def _register() -> None:
     cli.add_command(demo_cmd.demo)
     cli.add_command(sql_cmd.sql)
     cli.add_command(sql_cmd.export)
+    cli.add_command(sql_cmd.import_)
 
 
 _register()

@@ -113,3 +113,70 @@ def _export_command(what: str, about: str) -> click.Command:
 
 for _what, _about in EXPORTS.items():
     export.add_command(_export_command(_what, _about))
+
+
+@export.command("mlflow")
+@click.argument("directory", type=click.Path(file_okay=False))
+@pass_ctx
+def export_mlflow(ctx: Ctx, directory: str) -> None:
+    """Write every run and the registry as an MLflow file store in DIRECTORY.
+
+    Read it with mlflow.MlflowClient("file:DIRECTORY") (MLflow 3 asks for
+    MLFLOW_ALLOW_FILE_STORE=true), or move it to a database with `mlflow migrate-filestore`.
+    """
+    from workbench.core.mlflow_io import export_store
+
+    counts = export_store(ctx.project, directory)
+    click.echo(
+        f"Wrote an MLflow store to {directory}: {counts['experiments']} experiments, "
+        f"{counts['runs']} runs, {counts['points']:,} metric points, {counts['artifacts']} "
+        f"artifacts, {counts['models']} models with {counts['versions']} versions"
+    )
+
+
+@click.group("import", context_settings={"help_option_names": ["-h", "--help"]})
+def import_() -> None:
+    """Bring history in from another tool."""
+
+
+@import_.command("mlflow")
+@click.argument("store")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_ctx
+def import_mlflow(ctx: Ctx, store: str, as_json: bool) -> None:
+    """Import an MLflow store: an mlruns/ folder or sqlite:///path.db.
+
+    Experiments, runs with params, tags, every metric point and artifacts, registered
+    models with their versions and aliases. Safe to run again: what came in before is
+    skipped. Each run keeps its MLflow id in the tag mlflow.run_id.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from workbench.core.mlflow_io import import_store
+
+    with Progress(
+        TextColumn("importing runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console(),
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, run_id: str) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = import_store(ctx.project, store, progress)
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    s = summary
+    click.echo(
+        f"Imported {s.runs} runs ({s.runs_skipped} already here) in {len(s.experiments)} "
+        f"experiments: {s.points:,} metric points, {s.params:,} params, {s.tags:,} tags, "
+        f"{s.artifacts} artifact files ({s.artifact_bytes:,} bytes); {s.versions} model versions "
+        f"({s.versions_skipped} already here) of {s.models} new models, {s.aliases} aliases"
+    )
+    for p in s.problems:
+        click.echo(f"  not imported as is: {p}")

@@ -507,6 +507,11 @@ class Registry:
         A pickle runs code when loaded, so a model file is trusted code: the hash check
         makes sure it is the very file that was registered, not one swapped in the store.
         """
+        if mv.signature.get("kind") == "mlflow-reference":
+            raise WorkbenchError(
+                f"{mv.ref} was imported from MLflow without a pickled model file, so it cannot "
+                "score; register a run that logged one"
+            )
         path = self.project.objects.path(mv.artifact)
         try:
             data = path.read_bytes()
