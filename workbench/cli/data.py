@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -132,8 +133,9 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
     ds = ctx.project.datasets
     v = ds.resolve(ref)
     prof = ds.profile(v)
+    checks = ds.checks_of(v)
     if as_json:
-        print_json({**v.to_dict(), "profile": prof})
+        print_json({**v.to_dict(), "profile": prof, "checks": checks})
         return
     c = console()
     c.print(f"[bold]{escape(v.ref)}[/]  sha256 {v.id}")
@@ -149,6 +151,13 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
     c.print(f"  created {v.created_at:%Y-%m-%d %H:%M:%S} UTC; lineage: {lineage}")
     if v.message:
         c.print(f"  message: {escape(v.message)}")
+    if checks is not None:
+        failed = [r["check"] for r in checks["results"] if not r["passed"]]
+        c.print(
+            f"  checks: [green]all {len(checks['results'])} passed[/]"
+            if not failed
+            else f"  checks: [red]{len(failed)} failed[/]: {escape(', '.join(failed))}"
+        )
     _print_changes(v.schema_changes)
     rows = []
     for col in prof["columns"]:
@@ -283,3 +292,31 @@ def export(ctx: Ctx, ref: str, output: str) -> None:
     v = ctx.project.datasets.resolve(ref)
     path = ctx.project.datasets.export(v, output)
     click.echo(f"Wrote {v.ref} ({v.n_rows:,} rows) to {path}")
+
+
+@data.command("check")
+@click.argument("ref")
+@json_option
+@pass_ctx
+def check(ctx: Ctx, ref: str, as_json: bool) -> None:
+    """Run the dataset's [checks] (workbench.toml) on version REF and record the outcome.
+
+    Exit code 1 when a check fails. The same checks run on every `data add`.
+    """
+    report = ctx.project.datasets.check(ref)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        rows = []
+        for r in report.results:
+            examples = ", ".join(
+                f"row {e['row']}" + (f": {e['value']!r}" if "value" in e else "")
+                for e in r.examples
+            )
+            verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+            rows.append([verdict, escape(r.check), escape(r.detail), escape(examples)])
+        v = ctx.project.datasets.resolve(ref)
+        console().print(table(f"Checks of {v.ref}", ["", "check", "found", "e.g."], rows))
+        click.echo(f"{v.ref}: {report.summary()}")
+    if not report.passed:
+        sys.exit(1)

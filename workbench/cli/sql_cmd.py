@@ -33,7 +33,7 @@ def sql(
     """Run a read-only SQL QUERY over the project's views (see --views, docs/sql.md).
 
     Views: runs, params, tags, metrics, latest_metrics, artifacts, datasets,
-    dataset_versions, models, model_versions, aliases, alias_history, drift_reports,
+    dataset_versions, dataset_checks, models, model_versions, aliases, alias_history, drift_reports,
     drift_results, scorings, audit. Writes, files and extensions are refused.
     """
     from workbench.core import sql as core_sql

@@ -25,7 +25,7 @@ from workbench.core.errors import StoreError
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # One connection per process at a time: DuckDB refuses a second connection to the
 # same file with a different read_only setting, and threads (TUI workers) share it.
@@ -135,12 +135,24 @@ def _migration_4(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_5(con: duckdb.DuckDBPyConnection) -> None:
+    """Data checks: every run of a dataset's expectations, on add and on demand."""
+    con.execute(
+        """
+        CREATE TABLE dataset_checks (
+            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, checked_at TIMESTAMP NOT NULL,
+            passed BOOLEAN NOT NULL, report JSON NOT NULL);
+        """
+    )
+
+
 # Append-only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
     4: _migration_4,
+    5: _migration_5,
 }
 
 

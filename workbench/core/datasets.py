@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
+    from workbench.core.checks import CheckReport
     from workbench.core.objects import Staging
     from workbench.core.project import Project
 
@@ -370,6 +371,7 @@ class Datasets:
                 for s in segments
                 for d in s.digests
             }
+            report = self._check(name, scan_segments(segments, path_of))
             stage.commit()
             version = self._record(
                 name,
@@ -385,8 +387,54 @@ class Datasets:
                 sizes,
                 previous,
                 chunk_rows,
+                report,
             )
         return version
+
+    def _check(self, name: str, lf: pl.LazyFrame) -> CheckReport | None:
+        """Run the dataset's [checks] on rows about to be stored; refuse them if told to."""
+        from workbench.core.checks import run_checks, spec_for
+
+        spec = spec_for(self.project.config, name)
+        if spec is None:
+            return None
+        report = run_checks(lf, name, spec)
+        if not report.passed and report.on_fail == "refuse":
+            raise ChecksFailed(report)
+        return report
+
+    def check(self, ref: str | Ref | Version) -> CheckReport:
+        """Run the dataset's [checks] on a stored version, and record the outcome."""
+        from workbench.core.checks import run_checks, spec_for
+
+        v = self.resolve(ref)
+        spec = spec_for(self.project.config, v.dataset)
+        if spec is None:
+            raise UsageError(
+                f"no checks for {v.dataset}: add a [checks.{v.dataset}] table to workbench.toml "
+                "(see docs/checks.md)"
+            )
+        report = run_checks(self.scan(v), v.dataset, spec)
+        with self.project.catalog.write() as con:
+            _store_check(con, v.dataset, v.number, report)
+            audit.append(
+                con,
+                "dataset.check",
+                v.ref,
+                {"passed": report.passed, "failed": [r.check for r in report.failed]},
+            )
+        return report
+
+    def checks_of(self, ref: str | Ref | Version) -> dict[str, Any] | None:
+        """The latest recorded check report of a version (None if never checked)."""
+        v = self.resolve(ref)
+        with self.project.catalog.read() as con:
+            row = con.execute(
+                "SELECT report FROM dataset_checks WHERE dataset = ? AND number = ? "
+                "ORDER BY checked_at DESC LIMIT 1",
+                [v.dataset, v.number],
+            ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def _write_segments(
         self,
@@ -443,6 +491,7 @@ class Datasets:
         sizes: dict[str, int],
         previous: Version | None,
         chunk_rows: int,
+        report: CheckReport | None = None,
     ) -> AddResult:
         created_at = audit.now()
         with self.project.catalog.write() as con:
@@ -502,8 +551,28 @@ class Datasets:
                     "source": src.path.name,
                     "message": message,
                     "schema_changes": changes,
+                    "checks": None
+                    if report is None
+                    else ("passed" if report.passed else f"failed: {report.summary()}"),
                 },
             )
+            if report is not None:
+                _store_check(con, name, number, report)
             version = self._version_rows(con, "dataset = ? AND number = ?", [name, number])[0]
         version.segments = segments
         return AddResult(version, created=True)
+
+
+class ChecksFailed(DataError):
+    """A new version broke its dataset's checks and was refused; ``report`` says how."""
+
+    def __init__(self, report: CheckReport) -> None:
+        super().__init__(f"{report.dataset}: version refused by its checks, {report.summary()}")
+        self.report = report
+
+
+def _store_check(con: Any, dataset: str, number: int, report: CheckReport) -> None:
+    con.execute(
+        "INSERT INTO dataset_checks VALUES (?, ?, ?, ?, ?)",
+        [dataset, number, audit.now(), report.passed, json.dumps(report.to_dict(), default=str)],
+    )

@@ -69,6 +69,12 @@ VIEWS: dict[str, tuple[str, str]] = {
             parent, schema
         FROM catalog.main.dataset_versions""",
     ),
+    "dataset_checks": (
+        "one row per run of a dataset's checks (on add, or `data check`), with its report",
+        """SELECT dataset, number AS version, dataset || '@' || number AS ref, checked_at,
+            passed, report
+        FROM catalog.main.dataset_checks""",
+    ),
     "models": (
         "one row per registered model",
         """SELECT m.name, m.description, m.created_at, count(v.version) AS versions
