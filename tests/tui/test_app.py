@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
@@ -295,3 +296,31 @@ def test_sql_panel_queries_views_and_refuses_writes(tui_project: Project) -> Non
         assert len(tui_project.runs.list()) == 2
 
     drive(tui_project, steps)
+
+
+def test_pipelines_screen_lists_runs_and_their_steps(tui_project: Project, tmp_path: Path) -> None:
+    import shutil
+
+    from workbench.app.pipeline import Pipeline
+
+    cfg = tui_project.root / "workbench.toml"
+    cfg.write_text(
+        cfg.read_text()
+        + '\n[pipeline.loop]\ndataset = "churn"\nmodel = "churn-model"\ntarget = "churned"\n'
+        + 'retrain = "drift"\nmetric = "val_auc"\n'
+    )
+    project = Project(tui_project.root)
+    batch = tmp_path / "batch.parquet"
+    project.datasets.export("churn@1", batch)
+    shutil.copy(batch, tmp_path / "again.parquet")
+    first = Pipeline(project, "loop").run(batch)
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("i")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "PipelinesScreen"
+        runs = table(app, "#pl-runs")
+        assert runs.row_count == 1 and first.id[:8] in str(runs.get_row_at(0)[0])
+        assert table(app, "#pl-steps").row_count == len(first.steps)
+
+    drive(project, steps)

@@ -97,7 +97,16 @@ def init(directory: str, name: str | None) -> None:
 
 
 def _register() -> None:
-    from workbench.cli import audit_cmd, data, demo_cmd, drift_cmd, model_cmd, runs_cmd, sql_cmd
+    from workbench.cli import (
+        audit_cmd,
+        data,
+        demo_cmd,
+        drift_cmd,
+        model_cmd,
+        pipeline_cmd,
+        runs_cmd,
+        sql_cmd,
+    )
 
     cli.add_command(data.data)
     cli.add_command(runs_cmd.train)
@@ -113,6 +122,7 @@ def _register() -> None:
     cli.add_command(sql_cmd.sql)
     cli.add_command(sql_cmd.export)
     cli.add_command(sql_cmd.import_)
+    cli.add_command(pipeline_cmd.pipeline)
 
 
 _register()

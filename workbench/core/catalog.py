@@ -25,7 +25,7 @@ from workbench.core.errors import StoreError
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # One connection per process at a time: DuckDB refuses a second connection to the
 # same file with a different read_only setting, and threads (TUI workers) share it.
@@ -146,6 +146,18 @@ def _migration_5(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_6(con: duckdb.DuckDBPyConnection) -> None:
+    """Continuous training: one row per run of a declared pipeline, with its steps."""
+    con.execute(
+        """
+        CREATE TABLE pipeline_runs (
+            id VARCHAR PRIMARY KEY, pipeline VARCHAR NOT NULL, batch VARCHAR NOT NULL,
+            batch_hash VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP,
+            outcome VARCHAR NOT NULL, steps JSON NOT NULL);
+        """
+    )
+
+
 # Append-only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
@@ -153,6 +165,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     3: _migration_3,
     4: _migration_4,
     5: _migration_5,
+    6: _migration_6,
 }
 
 

@@ -302,12 +302,20 @@ class Registry:
 
     # ---- aliases --------------------------------------------------------------------
     def check(
-        self, name: str, version: int, alias: str, evidence: list[Any] | None = None
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        evidence: list[Any] | None = None,
+        measured: dict[str, tuple[float, float]] | None = None,
     ) -> tuple[ModelVersion, ModelVersion | None, list[gates.GateResult]]:
         """Evaluate the gates for moving ``alias`` to ``name@version`` (changes nothing).
 
         Drift reports that gates compute are appended to ``evidence`` unsaved; a
         promotion stores them only if the alias moves, so a refusal leaves no trace.
+        ``measured`` maps a metric to (candidate, champion) values measured on the same
+        rows (a pipeline's holdout); gates on that metric use them instead of each run's
+        own validation value, which came from different data.
         """
         if not gates_alias_ok(alias):
             raise UsageError(
@@ -337,11 +345,15 @@ class Registry:
                 evidence.append(report)
             return report.share, f"{target.dataset_ref} → {report.current}, report {report.id[:12]}"
 
+        same = measured or {}
+        holder = None if champion is None or champion.version == version else champion.metrics
         cand = gates.Candidate(
             status=run_status,
-            metrics=target.metrics,
-            champion=None if champion is None or champion.version == version else champion.metrics,
-            champion_label=champion.ref if champion else None,
+            metrics={**target.metrics, **{k: v[0] for k, v in same.items()}},
+            champion=None if holder is None else {**holder, **{k: v[1] for k, v in same.items()}},
+            champion_label=(champion.ref + (", same holdout" if same else ""))
+            if champion
+            else None,
             drift_share=drift_share,
         )
         results = [
@@ -353,14 +365,20 @@ class Registry:
         return target, champion, results
 
     def promote(
-        self, name: str, version: int, alias: str, reason: str | None = None, force: bool = False
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        reason: str | None = None,
+        force: bool = False,
+        measured: dict[str, tuple[float, float]] | None = None,
     ) -> Promotion:
         """Move ``alias`` to ``name@version`` if every gate passes (or ``force`` with a reason)."""
         if force and not (reason and reason.strip()):
             raise UsageError("--force needs a --reason: say why the gates are overridden")
         _check_text(reason, "reason")
         evidence: list[Any] = []
-        target, champion, results = self.check(name, version, alias, evidence)
+        target, champion, results = self.check(name, version, alias, evidence, measured)
         failed = [r for r in results if not r.passed]
         if failed and not force:
             raise PromotionRefused(

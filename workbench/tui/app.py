@@ -39,6 +39,7 @@ HELP = """\
 | `m` | models (promote, roll back, archive) |
 | `a` | audit trail (`v` runs verify) |
 | `s` | SQL: read-only queries over the views of `workbench sql` |
+| `i` | pipelines: each run of a continuous-training loop and the step that decided it |
 | `enter` | open the selected item |
 | `escape` | back |
 | `ctrl+p` | command palette: open any dataset, run or model by name |
@@ -91,6 +92,7 @@ class WorkbenchApp(App[None]):
         Binding("m", "mode('models')", "Models"),
         Binding("a", "mode('audit')", "Audit"),
         Binding("s", "mode('sql')", "SQL"),
+        Binding("i", "mode('pipelines')", "Pipelines"),
         Binding("question_mark", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
         Binding("q", "quit", "Quit"),
@@ -209,7 +211,17 @@ class WorkbenchApp(App[None]):
                     partial(self.open_drift, rep["id"]),
                 )
             )
-        for mode in ("overview", "datasets", "runs", "launch", "drift", "models", "audit", "sql"):
+        for mode in (
+            "overview",
+            "datasets",
+            "runs",
+            "launch",
+            "drift",
+            "models",
+            "audit",
+            "sql",
+            "pipelines",
+        ):
             items.append((f"go to {mode}", "screen", partial(self.switch_mode, mode)))
         return items
 

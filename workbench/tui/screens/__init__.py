@@ -6,6 +6,7 @@ from workbench.tui.screens.drift import DriftScreen
 from workbench.tui.screens.launch import LaunchScreen
 from workbench.tui.screens.models import ModelsScreen
 from workbench.tui.screens.overview import OverviewScreen
+from workbench.tui.screens.pipelines import PipelinesScreen
 from workbench.tui.screens.runs import RunsScreen
 from workbench.tui.screens.sql import SqlScreen
 
@@ -18,4 +19,5 @@ MODES = {
     "models": ModelsScreen,
     "audit": AuditScreen,
     "sql": SqlScreen,
+    "pipelines": PipelinesScreen,
 }

@@ -1,0 +1,88 @@
+"""Pipelines: every run of the continuous-training loops, and the steps that decided it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Header, Static
+
+from workbench.tui.base import Table, WBScreen
+
+OUTCOME = {
+    "promoted": "[green]promoted[/]",
+    "kept": "[yellow]kept champion[/]",
+    "no_retrain": "no retrain",
+    "refused": "[red]refused[/]",
+    "failed": "[red]failed[/]",
+}
+MARK = {"ok": "[green]✓[/]", "stop": "[yellow]■[/]", "fail": "[red]✗[/]"}
+
+
+class PipelinesScreen(WBScreen):
+    AUTO_FOCUS = "#pl-runs"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical():
+            yield Static(
+                "Pipeline runs ([pipeline.NAME] in workbench.toml; `workbench pipeline run`)",
+                classes="panel-title",
+            )
+            yield Table(id="pl-runs", cursor_type="row", zebra_stripes=True)
+            yield Static("Steps of the selected run", classes="panel-title")
+            yield Table(id="pl-steps", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#pl-runs", DataTable).add_columns(
+            "run", "pipeline", "started (UTC)", "batch", "outcome", "why"
+        )
+        self.query_one("#pl-steps", DataTable).add_columns("", "step", "detail", "seconds")
+        self._steps: dict[str, list[dict[str, Any]]] = {}
+        super().on_mount()
+
+    def refresh_data(self) -> None:
+        def read() -> list[tuple[Any, ...]]:
+            with self.project.catalog.read() as con:
+                return con.execute(
+                    "SELECT id, pipeline, started_at, batch, outcome, steps FROM pipeline_runs "
+                    "ORDER BY started_at DESC LIMIT 500"
+                ).fetchall()
+
+        self.load(read, self._show)
+
+    def _show(self, rows: list[tuple[Any, ...]]) -> None:
+        table = self.query_one("#pl-runs", DataTable)
+        table.clear()
+        self._steps = {}
+        for run_id, pipeline, started, batch, outcome, steps in rows:
+            parsed = json.loads(steps)
+            self._steps[run_id] = parsed
+            last = parsed[-1]["detail"] if parsed else ""
+            table.add_row(
+                run_id[:8],
+                escape(pipeline),
+                f"{started:%Y-%m-%d %H:%M}",
+                escape(batch),
+                OUTCOME.get(outcome, outcome),
+                escape(last[:100]),
+                key=run_id,
+            )
+        if rows:
+            self._show_steps(rows[0][0])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "pl-runs" and event.row_key.value:
+            self._show_steps(event.row_key.value)
+
+    def _show_steps(self, run_id: str) -> None:
+        table = self.query_one("#pl-steps", DataTable)
+        table.clear()
+        for s in self._steps.get(run_id, []):
+            table.add_row(
+                MARK.get(s["status"], "?"), s["step"], escape(s["detail"]), f"{s['seconds']:.1f}"
+            )
