@@ -416,6 +416,8 @@ def _import_run(project: Project, run: MLRun, summary: ImportSummary, pl: Any) -
                 [[h, n, "artifact", audit.now()] for h, n, _ in arts.values()],
             )
         if run.metrics:
+            from workbench.core.tracking import store_points
+
             frame = pl.DataFrame(
                 run.metrics,
                 schema={"key": pl.String, "step": pl.Int64, "value": pl.Float64, "ms": pl.Int64},
@@ -427,19 +429,7 @@ def _import_run(project: Project, run: MLRun, summary: ImportSummary, pl: Any) -
                 "value",
                 pl.from_epoch("ms", time_unit="ms").alias("ts"),
             )
-            con.register("wb_points", frame.to_arrow())
-            con.execute("INSERT INTO metrics SELECT run_id, key, step, value, ts FROM wb_points")
-            con.execute(
-                """
-                INSERT INTO metric_summary
-                SELECT run_id, key, last(value ORDER BY step, ts), max(step),
-                       min(value) FILTER (WHERE NOT isnan(value)),
-                       max(value) FILTER (WHERE NOT isnan(value)),
-                       avg(value) FILTER (WHERE isfinite(value)), count(*)
-                FROM wb_points GROUP BY run_id, key
-                """
-            )
-            con.unregister("wb_points")
+            store_points(con, frame)
         audit.append(
             con,
             "run.import",

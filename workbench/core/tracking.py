@@ -419,22 +419,12 @@ class Runs:
             )
         points = read_points(d / "metrics.tsv")
         if points is not None and points.height:
-            frame = points.with_columns(pl.lit(run_id).alias("run_id")).select(
-                "run_id", "key", "step", "value", "ts"
+            store_points(
+                con,
+                points.with_columns(pl.lit(run_id).alias("run_id")).select(
+                    "run_id", "key", "step", "value", "ts"
+                ),
             )
-            con.register("wb_points", frame.to_arrow())
-            con.execute("INSERT INTO metrics SELECT run_id, key, step, value, ts FROM wb_points")
-            con.execute(
-                """
-                INSERT INTO metric_summary
-                SELECT run_id, key, last(value ORDER BY step, ts), max(step),
-                       min(value) FILTER (WHERE NOT isnan(value)),
-                       max(value) FILTER (WHERE NOT isnan(value)),
-                       avg(value) FILTER (WHERE isfinite(value)), count(*)
-                FROM wb_points GROUP BY run_id, key
-                """
-            )
-            con.unregister("wb_points")
 
     def _dead(self, con: duckdb.DuckDBPyConnection) -> list[str]:
         """Running runs whose process is gone (this host) or whose heartbeat is stale."""
@@ -733,6 +723,28 @@ class Runs:
             con.execute("UPDATE runs SET deleted_at = NULL WHERE id = ?", [run_id])
             audit.append(con, "run.restore", f"run:{run_id}", {})
         return run_id
+
+
+def store_points(con: duckdb.DuckDBPyConnection, frame: Any) -> None:
+    """Insert metric points (run_id, key, step, value, ts) and their per-key summary.
+
+    The summary (last value by step then time, min/max without NaN, mean of finite
+    values, count) is what filters and ordering read, so every writer of points must
+    compute it the same way: runs as they end, and imported histories.
+    """
+    con.register("wb_points", frame.to_arrow())
+    con.execute("INSERT INTO metrics SELECT run_id, key, step, value, ts FROM wb_points")
+    con.execute(
+        """
+        INSERT INTO metric_summary
+        SELECT run_id, key, last(value ORDER BY step, ts), max(step),
+               min(value) FILTER (WHERE NOT isnan(value)),
+               max(value) FILTER (WHERE NOT isnan(value)),
+               avg(value) FILTER (WHERE isfinite(value)), count(*)
+        FROM wb_points GROUP BY run_id, key
+        """
+    )
+    con.unregister("wb_points")
 
 
 def read_points(path: Path) -> Any:
