@@ -575,54 +575,25 @@ def _import_model(
             continue
         if aliases_now.get(alias) == numbers[mlflow_version]:
             continue  # already there: importing again changes nothing
-        _set_alias(project, name, alias, numbers[mlflow_version], model.name, mlflow_version)
-        summary.aliases += 1
-
-
-def _set_alias(
-    project: Project, name: str, alias: str, version: int, ml_name: str, ml_version: int
-) -> None:
-    now = audit.now()
-    with project.catalog.write() as con:
-        prev = con.execute(
-            "SELECT version FROM model_aliases WHERE model = ? AND alias = ?", [name, alias]
-        ).fetchone()
-        con.execute("DELETE FROM model_aliases WHERE model = ? AND alias = ?", [name, alias])
-        con.execute("INSERT INTO model_aliases VALUES (?, ?, ?, ?)", [name, alias, version, now])
-        seq = con.execute(
-            "SELECT coalesce(max(seq), 0) + 1 FROM alias_history WHERE model = ? AND alias = ?",
-            [name, alias],
-        ).fetchone()[0]
-        con.execute(
-            "INSERT INTO alias_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                name,
-                alias,
-                seq,
-                now,
-                "import",
-                version,
-                prev[0] if prev else None,
-                "imported from MLflow",
-                False,
-                None,
-                audit.actor(),
-            ],
-        )
-        audit.append(
-            con,
+        previous = aliases_now.get(alias)
+        project.models._move(
+            name,
+            alias,
+            previous,
+            numbers[mlflow_version],
             "model.promote",
-            f"{name}@{alias}",
             {
-                "version": version,
-                "previous": prev[0] if prev else None,
+                "version": numbers[mlflow_version],
+                "previous": previous,
                 "reason": "imported from MLflow",
                 "imported_from": "mlflow",
-                "mlflow_model": ml_name,
+                "mlflow_model": model.name,
                 "alias": alias,
-                "mlflow_version": ml_version,
+                "mlflow_version": mlflow_version,
             },
+            history_action="import",
         )
+        summary.aliases += 1
 
 
 # ---- exporting ------------------------------------------------------------------------

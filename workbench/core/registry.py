@@ -452,7 +452,10 @@ class Registry:
         version: int,
         action: str,
         details: dict[str, Any],
+        history_action: str | None = None,
     ) -> None:
+        """Compare-and-set ``alias`` from ``expected`` to ``version``, with its history row
+        (``history_action``, default ``action``) and audit entry, in one transaction."""
         with self.project.catalog.write() as con:
             now_row = con.execute(
                 "SELECT version FROM model_aliases WHERE model = ? AND alias = ?", [name, alias]
@@ -483,7 +486,7 @@ class Registry:
                     alias,
                     seq,
                     audit.now(),
-                    action,
+                    history_action or action,
                     version,
                     expected,
                     details.get("reason"),
