@@ -550,14 +550,10 @@ class Pipeline:
 
 
 def _read(path: Path) -> pl.DataFrame:
-    import polars as pl
+    """A batch file's rows, read as `data add` reads them (same formats, types and dates)."""
+    from workbench.core import ingest
 
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pl.read_parquet(path)
-    if suffix in (".jsonl", ".ndjson"):
-        return pl.read_ndjson(path)
-    return pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",", infer_schema_length=None)
+    return ingest.scan(ingest.open_source(path)).collect()
 
 
 def watch(
