@@ -1,8 +1,10 @@
 """``workbench verify``: is the store what the catalog says it is?
 
 Checks the audit hash chain, that every object the catalog references exists
-and still hashes to its name, and lists unreferenced objects (left by a crash
-between writing a blob and recording it; harmless, reported for cleanup).
+and still hashes to its name, that no catalog row points at a row that is not
+there (a version without its segments, a metric of an unknown run, an alias of a
+missing version, …), and lists unreferenced objects (left by a crash between
+writing a blob and recording it; harmless, reported for cleanup).
 """
 
 from __future__ import annotations
@@ -31,10 +33,98 @@ class VerifyReport:
         return not self.problems
 
 
+# (what, query returning one text per dangling row): each names rows that point at a row
+# that does not exist. Every write that could leave one is a single transaction, so any
+# hit here means a bug or a hand edit, never a crash.
+DANGLING: list[tuple[str, str]] = [
+    (
+        "dataset version without its dataset",
+        "SELECT v.dataset || '@' || v.number FROM dataset_versions v "
+        "ANTI JOIN datasets d ON d.name = v.dataset",
+    ),
+    (
+        "dataset version whose segments do not add up to its rows",
+        "SELECT v.dataset || '@' || v.number FROM dataset_versions v LEFT JOIN "
+        "(SELECT dataset, number, sum(n_rows) AS n FROM dataset_segments GROUP BY ALL) s "
+        "USING (dataset, number) WHERE coalesce(s.n, 0) <> v.n_rows",
+    ),
+    (
+        "segment of a missing dataset version",
+        "SELECT DISTINCT s.dataset || '@' || s.number FROM dataset_segments s "
+        "ANTI JOIN dataset_versions v USING (dataset, number)",
+    ),
+    (
+        "check of a missing dataset version",
+        "SELECT DISTINCT c.dataset || '@' || c.number FROM dataset_checks c "
+        "ANTI JOIN dataset_versions v USING (dataset, number)",
+    ),
+    *[
+        (
+            f"{table} row of a missing run",
+            f"SELECT DISTINCT 'run:' || left(t.run_id, 8) FROM {table} t "
+            "ANTI JOIN runs r ON r.id = t.run_id",
+        )
+        for table in ("params", "tags", "metrics", "metric_summary", "artifacts")
+    ],
+    (
+        "artifact missing from the objects table",
+        "SELECT 'run:' || left(a.run_id, 8) || ' ' || a.path FROM artifacts a "
+        "ANTI JOIN objects o ON o.hash = a.hash",
+    ),
+    (
+        "run of a missing experiment",
+        "SELECT 'run:' || left(r.id, 8) FROM runs r ANTI JOIN experiments e ON e.name = r.experiment",
+    ),
+    (
+        "model version of a missing model",
+        "SELECT v.model || '@' || v.version FROM model_versions v "
+        "ANTI JOIN models m ON m.name = v.model",
+    ),
+    (
+        "model version of a missing run",
+        "SELECT v.model || '@' || v.version FROM model_versions v ANTI JOIN runs r ON r.id = v.run_id",
+    ),
+    (
+        "model version whose model file is not in the objects table",
+        "SELECT v.model || '@' || v.version FROM model_versions v "
+        "WHERE v.artifact NOT IN (SELECT hash FROM objects)",
+    ),
+    (
+        "alias pointing at a missing model version",
+        "SELECT a.model || '@' || a.alias FROM model_aliases a "
+        "ANTI JOIN model_versions v ON v.model = a.model AND v.version = a.version",
+    ),
+    (
+        "drift result of a missing report",
+        "SELECT DISTINCT left(r.report_id, 12) FROM drift_results r "
+        "ANTI JOIN drift_reports d ON d.id = r.report_id",
+    ),
+]
+
+
+def dangling_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Catalog rows that point at rows which are not there, one line per kind."""
+    problems = []
+    for what, query in DANGLING:
+        found = [r[0] for r in con.execute(query).fetchall()]
+        if found:
+            shown = ", ".join(sorted(found)[:5]) + (" …" if len(found) > 5 else "")
+            problems.append(f"{len(found)} {what}: {shown}")
+    return problems
+
+
 def referenced_objects(project: Project) -> dict[str, str]:
-    """Every digest the catalog points at, with what points at it."""
+    """Every digest the catalog points at, with what points at it.
+
+    A live run's artifacts are stored as it logs them but reach the catalog only when
+    it ends: they count as referenced (by its run folder), not as orphans.
+    """
+
     refs: dict[str, str] = {}
     with project.catalog.read() as con:
+        live = [
+            r[0] for r in con.execute("SELECT id FROM runs WHERE status = 'running'").fetchall()
+        ]
         for ds, num, blob, patches in con.execute(
             "SELECT dataset, number, blob, patches FROM dataset_segments ORDER BY dataset, number, seq"
         ).fetchall():
@@ -42,6 +132,13 @@ def referenced_objects(project: Project) -> dict[str, str]:
                 refs.setdefault(d, f"{ds}@{num}")
         for (d,) in con.execute("SELECT hash FROM objects").fetchall():
             refs.setdefault(d, "objects table")
+    for run_id in live:
+        try:
+            arts = json.loads((project.store_dir / "runs" / run_id / "artifacts.json").read_text())
+        except (OSError, ValueError):
+            continue
+        for a in arts.values():
+            refs.setdefault(a["hash"], f"live run:{run_id[:8]}")
     return refs
 
 
@@ -85,6 +182,7 @@ def verify(project: Project) -> VerifyReport:
         for p in audit.verify_chain(con):
             report.problems.append(f"audit entry {p.seq} {p.problem}")
         report.problems += registry_problems(con)
+        report.problems += dangling_rows(con)
     refs = referenced_objects(project)
     store = project.objects
     for digest, owner in sorted(refs.items()):
@@ -96,4 +194,7 @@ def verify(project: Project) -> VerifyReport:
                 f"object {digest[:12]} ({owner}) was altered: its content no longer matches its hash"
             )
     report.orphans = sorted(d for d in store.all_digests() if d not in refs)
+    for digest in report.orphans:  # unreferenced, but never allowed to be half-written
+        if not store.verify(digest):
+            report.problems.append(f"unreferenced object {digest[:12]} is damaged")
     return report
