@@ -27,6 +27,9 @@ def register(ctx: Ctx, run_ref: str, name: str, description: str | None, as_json
     if as_json:
         print_json(mv.to_dict())
         return
+    if ctx.project.models.last_register_existed:
+        click.echo(f"{mv.ref} already holds run:{mv.run_id[:8]}'s model; no new version")
+        return
     click.echo(
         f"Registered {mv.ref} from run:{mv.run_id[:8]} (trained on {mv.dataset_ref or 'unknown data'}, "
         f"{len(mv.inputs)} inputs)"

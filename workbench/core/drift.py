@@ -27,6 +27,7 @@ from workbench.core.sources import Table
 from workbench.core.stattests import default_method, get_method
 
 if TYPE_CHECKING:
+    import duckdb
     import numpy as np
     import polars as pl
 
@@ -496,6 +497,12 @@ class Drift:
 
     def save(self, report: DriftReport) -> None:
         """Store a report (and its audit entry) in one transaction."""
+        with self.project.catalog.write() as con:
+            self.save_in(con, report)
+
+    def save_in(self, con: duckdb.DuckDBPyConnection, report: DriftReport) -> None:
+        """Store a report inside the caller's transaction (a promotion keeps the reports
+        its gates computed in the same transaction as the alias move)."""
         rows = [
             [
                 report.id,
@@ -520,40 +527,39 @@ class Drift:
             ]
             for i, c in enumerate(report.columns)
         ]
-        with self.project.catalog.write() as con:
-            con.execute(
-                "INSERT INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    report.id,
-                    report.created_at,
-                    report.reference,
-                    report.reference_id,
-                    report.current,
-                    report.current_id,
-                    json.dumps(report.options),
-                    report.drift_share,
-                    len(report.tested),
-                    report.n_drifted,
-                    report.share,
-                    report.drifted,
-                    report.series_id,
-                ],
-            )
-            if rows:
-                con.executemany(f"INSERT INTO drift_results VALUES ({', '.join('?' * 19)})", rows)
-            audit.append(
-                con,
-                "drift.report",
-                f"drift:{report.id}",
-                {
-                    "reference": report.reference,
-                    "current": report.current,
-                    "drifted": report.drifted,
-                    "share": round(report.share, 6),
-                    "n_drifted": report.n_drifted,
-                    "n_tested": len(report.tested),
-                },
-            )
+        con.execute(
+            "INSERT INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                report.id,
+                report.created_at,
+                report.reference,
+                report.reference_id,
+                report.current,
+                report.current_id,
+                json.dumps(report.options),
+                report.drift_share,
+                len(report.tested),
+                report.n_drifted,
+                report.share,
+                report.drifted,
+                report.series_id,
+            ],
+        )
+        if rows:
+            con.executemany(f"INSERT INTO drift_results VALUES ({', '.join('?' * 19)})", rows)
+        audit.append(
+            con,
+            "drift.report",
+            f"drift:{report.id}",
+            {
+                "reference": report.reference,
+                "current": report.current,
+                "drifted": report.drifted,
+                "share": round(report.share, 6),
+                "n_drifted": report.n_drifted,
+                "n_tested": len(report.tested),
+            },
+        )
 
     # ---- reading stored reports ---------------------------------------------------
     def list(self, limit: int | None = 50, dataset: str | None = None) -> list[dict[str, Any]]:

@@ -23,6 +23,8 @@ from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.core.refs import check_name, parse_ref
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
     from workbench.core.project import Project
@@ -105,6 +107,7 @@ class Registry:
 
     def __init__(self, project: Project) -> None:
         self.project = project
+        self.last_register_existed = False
 
     # ---- reading --------------------------------------------------------------------
     def _rows(
@@ -248,7 +251,13 @@ class Registry:
 
     # ---- registering ---------------------------------------------------------------
     def register(self, run_ref: str, name: str, description: str | None = None) -> ModelVersion:
-        """Version N+1 of model ``name`` from a run that logged a model."""
+        """Version N+1 of model ``name`` from a run that logged a model.
+
+        Registering the same run's model under the same name again returns the active
+        version that already holds it: after a crash or a lost terminal the user cannot
+        tell whether the first attempt landed, and rerunning must not make a twin.
+        ``self.last_register_existed`` says which happened.
+        """
         check_name(name, "model name")
         if description is not None and len(description) > 2000:
             raise UsageError("the description is longer than 2000 characters")
@@ -268,7 +277,16 @@ class Registry:
                 signature = json.loads(self.project.objects.read_bytes(arts[cand]["hash"]))
                 break
         metrics = {k: v["last"] for k, v in info["metrics"].items() if not k.endswith("_curve")}
+        self.last_register_existed = False
         with self.project.catalog.write() as con:
+            twin = con.execute(
+                "SELECT version FROM model_versions WHERE model = ? AND run_id = ? "
+                "AND artifact = ? AND status = ? ORDER BY version LIMIT 1",
+                [name, info["id"], model_art["hash"], ACTIVE],
+            ).fetchall()
+            if twin:
+                self.last_register_existed = True
+                return self._resolve(con, f"{name}@{twin[0][0]}")
             con.execute(
                 "INSERT OR IGNORE INTO models VALUES (?, ?, ?)", [name, audit.now(), description]
             )
@@ -397,9 +415,15 @@ class Registry:
             "forced": bool(failed),
             "gates": [r.to_dict() for r in results],
         }
-        self._move(name, alias, expected, version, action, details)
-        for report in evidence:
-            self.project.drift.save(report)
+        self._move(
+            name,
+            alias,
+            expected,
+            version,
+            action,
+            details,
+            also=lambda con: [self.project.drift.save_in(con, r) for r in evidence],
+        )
         return Promotion(target, alias, expected, results, bool(failed), moved=True)
 
     def rollback(self, name: str, alias: str, reason: str | None = None) -> tuple[int, int]:
@@ -453,9 +477,11 @@ class Registry:
         action: str,
         details: dict[str, Any],
         history_action: str | None = None,
+        also: Callable[[duckdb.DuckDBPyConnection], Any] | None = None,
     ) -> None:
         """Compare-and-set ``alias`` from ``expected`` to ``version``, with its history row
-        (``history_action``, default ``action``) and audit entry, in one transaction."""
+        (``history_action``, default ``action``), its audit entry and ``also`` (the drift
+        reports its gates computed) in one transaction: a crash keeps all or none."""
         with self.project.catalog.write() as con:
             now_row = con.execute(
                 "SELECT version FROM model_aliases WHERE model = ? AND alias = ?", [name, alias]
@@ -495,6 +521,8 @@ class Registry:
                     audit.actor(),
                 ],
             )
+            if also is not None:
+                also(con)
             audit.append(con, action, f"{name}@{alias}", details)
 
     def archive(self, name: str, version: int, reason: str | None = None) -> ModelVersion:
