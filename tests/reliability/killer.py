@@ -1,0 +1,92 @@
+"""Run the real ``workbench`` CLI and SIGKILL it at a chosen write point.
+
+Used by ``test_kills.py`` as ``python killer.py ARGS...`` with:
+
+- ``WB_KILL_LOG=path``: write the list of write points reached, one per line (count mode);
+- ``WB_KILL_AT=k``: SIGKILL this process when it reaches write point ``k`` (0-based).
+
+A write point is every place where the store changes on disk: before and after each
+rename (objects moving into place, run files, exported files), half-way through
+writing an object, on opening a catalog write transaction, after its last statement but
+before COMMIT, and after COMMIT, and after each flush of a run's metric file. Killing
+at each one in turn covers every gap between two writes, which a random delay finds
+only by luck.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+LOG = os.environ.get("WB_KILL_LOG")
+AT = int(os.environ.get("WB_KILL_AT", "-1"))
+reached: list[str] = []
+
+
+def hit(name: str) -> None:
+    reached.append(name)
+    if LOG:
+        with open(LOG, "a") as f:  # written as we go: survives the kill
+            f.write(name + "\n")
+    if len(reached) - 1 == AT:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install() -> None:
+    from workbench.core import catalog, objects, tracking
+
+    real_replace = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        what = Path(dst).name if "objects" not in str(dst) else "object"
+        hit(f"before rename -> {what}")
+        real_replace(src, dst)
+        hit(f"after rename -> {what}")
+
+    os.replace = replace  # type: ignore[assignment]
+
+    def write_durable(path: Path, data: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            hit("object half-written")
+            f.write(data[len(data) // 2 :])
+            f.flush()
+            os.fsync(f.fileno())
+
+    objects._write_durable = write_durable  # type: ignore[assignment]
+
+    real_connect = catalog.Catalog.connect.__wrapped__  # type: ignore[attr-defined]
+
+    @contextlib.contextmanager
+    def connect(self: catalog.Catalog, write: bool = False) -> Iterator[object]:
+        inner = contextlib.contextmanager(real_connect)(self, write)
+        with inner as con:
+            if write:
+                hit("catalog transaction opened")
+            yield con
+            if write:
+                hit("catalog transaction before COMMIT")
+        if write:
+            hit("catalog transaction committed")
+
+    catalog.Catalog.connect = connect  # type: ignore[assignment]
+
+    real_flush = tracking.Run._flush_locked
+
+    def flush(self: tracking.Run) -> None:
+        real_flush(self)
+        hit("run metrics flushed")
+
+    tracking.Run._flush_locked = flush  # type: ignore[assignment]
+
+
+if __name__ == "__main__":
+    install()
+    from workbench.cli.main import main
+
+    main(sys.argv[1:])
