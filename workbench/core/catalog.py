@@ -179,6 +179,13 @@ def _lock_timeout() -> float:
 _PID = re.compile(r"\(PID (\d+)\)")
 
 
+def _disk_trouble(exc: BaseException) -> bool:
+    low = str(exc).lower()
+    return any(
+        t in low for t in ("no space left", "disk is full", "read-only", "permission denied")
+    )
+
+
 class Catalog:
     """Access to ``catalog.duckdb``; every use is one short transaction."""
 
@@ -225,17 +232,34 @@ class Catalog:
                     con.execute("BEGIN TRANSACTION")
                     try:
                         yield con
-                    except BaseException:
-                        con.execute("ROLLBACK")
+                    except BaseException as exc:
+                        with contextlib.suppress(Exception):
+                            con.execute("ROLLBACK")
+                        if type(exc).__module__.startswith("duckdb") and _disk_trouble(exc):
+                            raise self._save_error(exc) from None
                         raise
                     try:
                         con.execute("COMMIT")
-                    except Exception as exc:  # e.g. a constraint violated at commit
-                        raise StoreError(f"could not save to the catalog: {exc}") from None
+                    except Exception as exc:  # a full disk, or a constraint violated at commit
+                        with contextlib.suppress(Exception):
+                            con.execute("ROLLBACK")
+                        raise self._save_error(exc) from None
                 else:
                     yield con
             finally:
                 con.close()
+
+    def _save_error(self, exc: Exception) -> StoreError:
+        """One line for a failed commit: a full disk and a read-only store named as such
+        (DuckDB reports both as an error writing its log file)."""
+        text = str(exc)
+        low = text.lower()
+        where = self.path.parent
+        if "no space left" in low or "disk is full" in low:
+            return StoreError(f"no space left on the disk holding the project store ({where})")
+        if "read-only" in low or "permission denied" in low:
+            return StoreError(f"the project store is read-only: {where}")
+        return StoreError(f"could not save to the catalog: {' '.join(text.split())[:300]}")
 
     def read(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return self.connect(write=False)

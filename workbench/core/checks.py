@@ -105,7 +105,52 @@ def spec_for(config: dict[str, Any], dataset: str) -> dict[str, Any] | None:
         )
     if spec.get("on_fail", "refuse") not in ("refuse", "record"):
         raise UsageError(f'[checks.{dataset}] on_fail must be "refuse" or "record"')
+    _check_shapes(spec, f"[checks.{dataset}]")
     return spec
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_shapes(spec: dict[str, Any], where: str) -> None:
+    """Refuse a mistyped expectation with the line to write instead of failing mid-check
+    (a hand-edited TOML is user input like any other)."""
+
+    def bad(key: str, want: str) -> UsageError:
+        return UsageError(f"{where} {key} must be {want}, not {spec[key]!r}"[:300])
+
+    def table(key: str) -> dict[str, Any]:
+        v = spec.get(key, {})
+        if not isinstance(v, dict):
+            raise bad(key, "a table like { COLUMN = ... }")
+        return v
+
+    rows = spec.get("rows", [])
+    if not (isinstance(rows, list) and len(rows) <= 2 and all(_number(x) for x in rows)):
+        raise bad("rows", "[LOW, HIGH] (numbers; -1 for no bound)")
+    if not all(isinstance(t, str) for t in table("columns").values()):
+        raise bad("columns", 'a table of type names like { age = "Int" }')
+    nn = spec.get("not_null", [])
+    if not (isinstance(nn, list) and all(isinstance(c, str) for c in nn)):
+        raise bad("not_null", 'a list of column names like ["id", "date"]')
+    uq = spec.get("unique", [])
+    if not (
+        isinstance(uq, list)
+        and all(
+            isinstance(k, str) or (isinstance(k, list) and k and all(isinstance(c, str) for c in k))
+            for k in uq
+        )
+    ):
+        raise bad("unique", 'a list of keys like [["date", "id"]]')
+    for b in table("ranges").values():
+        if not (isinstance(b, list) and 1 <= len(b) <= 2 and all(_number(x) for x in b)):
+            raise bad("ranges", "a table of [LOW, HIGH] number pairs like { age = [0, 120] }")
+    if not all(isinstance(v, list) for v in table("allowed").values()):
+        raise bad("allowed", 'a table of value lists like { plan = ["basic", "pro"] }')
+    for v in table("max_null_share").values():
+        if not (_number(v) and 0 <= v <= 1):
+            raise bad("max_null_share", 'a table of shares from 0 to 1 like { "*" = 0.5 }')
 
 
 def _examples(

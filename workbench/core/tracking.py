@@ -343,6 +343,27 @@ class Runs:
             raise store_write_error(exc, run_dir) from None
         env = environment()
         now = audit.now()
+        try:
+            self._insert(run_id, experiment, name, now, ds_name, ds_version, parent_id, env, source)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)  # no folder without its catalog row
+            raise
+        return Run(self.project, run_id, experiment, name)
+
+    def _insert(
+        self,
+        run_id: str,
+        experiment: str,
+        name: str | None,
+        now: Any,
+        ds_name: str | None,
+        ds_version: int | None,
+        parent_id: str | None,
+        env: dict[str, Any],
+        source: str | None,
+    ) -> None:
         with self.project.catalog.write() as con:
             con.execute("INSERT OR IGNORE INTO experiments VALUES (?, ?)", [experiment, now])
             con.execute(
@@ -373,7 +394,6 @@ class Runs:
                     "dataset": f"{ds_name}@{ds_version}" if ds_name else None,
                 },
             )
-        return Run(self.project, run_id, experiment, name)
 
     def _finish(self, run_id: str, status: str, error: str | None) -> None:
         with self.project.catalog.write() as con:
