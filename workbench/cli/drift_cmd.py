@@ -151,6 +151,9 @@ def compare(
         )
 
 
+SHOW_MISSING = 20
+
+
 def _verdict(c: Any) -> str:
     if c.drifted:
         return "[bold red]DRIFT[/]"
@@ -170,11 +173,21 @@ def _print_report(report: Any) -> None:
         f"threshold {report.drift_share:.0%})  [dim]report {report.id[:12]}[/]"
     )
     rows = []
+    # A wide table compared with a narrow one has thousands of columns on one side only:
+    # past a screenful, each such side is one line, not a row per column.
+    one_side: dict[str, list[str]] = {}
+    many = sum(col.status == "missing" for col in report.columns) > SHOW_MISSING
     for col in ordered(report):
+        if many and col.status == "missing":
+            one_side.setdefault(col.reason, []).append(col.column)
+            continue
         cells = [escape(x) for x in row_cells(col)]
         cells[6] = _verdict(col)
         rows.append(cells)
     c.print(table(None, HEADER, rows))
+    for reason, names in one_side.items():
+        shown = ", ".join(names[:SHOW_MISSING]) + (", …" if len(names) > SHOW_MISSING else "")
+        c.print(f"{len(names):,} columns {escape(reason)}: {escape(shown)}")
 
 
 def _print_timeline(reports: list[Any]) -> None:

@@ -129,7 +129,8 @@ _register()
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    # One line, whatever the message quotes (a CSV parser error cites the bad line)
+    click.echo(f"error: {' '.join(str(message).split())}", err=True)
     sys.exit(code)
 
 

@@ -41,10 +41,11 @@ class Source:
     format: str
     size: int
     dates: dict[str, str] | None = None  # text columns that hold dates: name -> "date"/"datetime"
+    delimiter: str | None = None  # sniffed from the header of a .csv that is not comma-separated
 
     @property
     def separator(self) -> str:
-        return "\t" if self.format == "tsv" else ","
+        return self.delimiter or ("\t" if self.format == "tsv" else ",")
 
 
 def detect_format(path: Path, head: bytes, fmt: str | None) -> str:
@@ -98,6 +99,12 @@ def _check_parquet(src: Source) -> None:
 
 
 def _check_text(src: Source, head: bytes) -> None:
+    if head.startswith(b"\x1f\x8b"):
+        raise DataError(f"{src.path} is gzip-compressed; decompress it first (gunzip)")
+    if head.startswith(b"PK\x03\x04"):
+        raise DataError(
+            f"{src.path} is a ZIP archive (an Excel workbook?); save or export it as CSV first"
+        )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(f"{src.path} is UTF-16 encoded; re-save it as UTF-8")
     if b"\x00" in head:
@@ -108,6 +115,11 @@ def _check_text(src: Source, head: bytes) -> None:
     first = text.split("\n", 1)[0].rstrip("\r")
     if not first.strip():
         raise DataError(f"{src.path} has no header line (the first line is blank)")
+    if src.format == "csv" and "," not in first:
+        # European spreadsheets write ';', other tools '|' or tabs, still naming it .csv
+        found = [d for d in (";", "\t", "|") if d in first]
+        if found:
+            src.delimiter = max(found, key=first.count)
     try:
         header = next(csv.reader(io.StringIO(first), delimiter=src.separator))
     except csv.Error as exc:
@@ -230,7 +242,7 @@ def batches(
 def _read_error(src: Source, exc: Exception, infer_rows: int | None) -> Exception:
     if infer_rows is not None and src.format != "parquet" and _RETRY.search(str(exc)):
         return NeedsFullInference()
-    return _data_error(src, exc)
+    return data_error(src, exc)
 
 
 def sample(src: Source, infer_rows: int | None = INFER_ROWS, rows: int = 2000) -> pl.DataFrame:
@@ -244,10 +256,10 @@ def schema_of(src: Source) -> pl.Schema:
     try:
         return scan(src).collect_schema()
     except Exception as exc:
-        raise _data_error(src, exc) from None
+        raise data_error(src, exc) from None
 
 
-def _data_error(src: Source, exc: Exception) -> DataError:
+def data_error(src: Source, exc: Exception) -> DataError:
     if isinstance(exc, DataError):
         return exc
     text = str(exc)

@@ -129,11 +129,12 @@ class Profiler:
                     c.str.len_chars().min().alias(f"{i}|min_len"),
                     c.str.len_chars().max().alias(f"{i}|max_len"),
                 ]
-        stats = df.select(exprs).row(0, named=True)
+        per_column: list[dict[str, Any]] = [{} for _ in self.names]
+        for key, v in df.select(exprs).row(0, named=True).items():  # one pass: 10k columns
+            i, stat = key.split("|", 1)
+            per_column[int(i)][stat] = v
         for i, name in enumerate(self.names):
-            self._merge(
-                name, {k.split("|", 1)[1]: v for k, v in stats.items() if k.startswith(f"{i}|")}
-            )
+            self._merge(name, per_column[i])
             if self.track_counts[name]:
                 self._count_values(name, df.get_column(name))
             if self.sketched[name]:

@@ -61,7 +61,8 @@ def conform(df: pl.DataFrame, inputs: dict[str, str], where: str) -> pl.DataFram
     """The signature's columns in the signature's types, or a DataError that names them."""
     import polars as pl
 
-    missing = [c for c in inputs if c not in df.columns]
+    schema = df.schema  # built anew on every access: once, not per column
+    missing = [c for c in inputs if c not in schema]
     if missing:
         raise DataError(
             f"{where} lacks column(s) the model needs: {', '.join(missing[:10])}"
@@ -69,7 +70,7 @@ def conform(df: pl.DataFrame, inputs: dict[str, str], where: str) -> pl.DataFram
         )
     exprs = []
     for col, text in inputs.items():
-        want, have = dtype_of(text), df.schema[col]
+        want, have = dtype_of(text), schema[col]
         if want is None or have == want or (want == pl.String and have == pl.Categorical):
             continue
         c = pl.col(col)
@@ -225,6 +226,12 @@ def predict(
     model = project.models.load(mv)
     rng = np.random.default_rng(0)
     keep = min(1.0, SAMPLE_ROWS / table.rows)
+    nested = [c for c, t in table.schema.items() if t.is_nested()]
+    if fmt == "csv" and nested:
+        raise UsageError(
+            f"a CSV file cannot hold {table.label}'s nested column(s) {', '.join(nested[:5])}: "
+            "write .parquet or .jsonl"
+        )
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     append, close = _writer(tmp, fmt)
     kept: list[pl.DataFrame] = []

@@ -35,10 +35,16 @@ class Table:
             self.version = None
             self.lf = ingest.scan(src)
             try:
+                # the first rows through the same reader as `data add`: the same refusals
+                # (a quote never closed, bad JSON) in the same words
+                ingest.sample(src, rows=1000)
+            except ingest.NeedsFullInference:
+                self.lf = ingest.scan(src, infer_rows=None)
+            try:
                 self.schema = self.lf.collect_schema()
                 self.rows = int(self.lf.select(pl.len()).collect().item())
             except Exception as exc:
-                raise DataError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+                raise ingest.data_error(src, exc) from None
         else:
             if "/" in spec or path.suffix.lower() in _DATA_SUFFIXES:
                 raise DataError(f"no such file: {path}")

@@ -208,7 +208,14 @@ def recipe_of(project: Project, ref: str) -> Recipe:
     }
     for k in ("random_state", "verbose"):
         model_params.pop(k, None)
-    features = json.loads(p["features"]) if "features" in p else None
+    from workbench.core.training import ALL_FEATURES, FEATURES_FILE
+
+    features = None
+    if p.get("features") == FEATURES_FILE:
+        art = next(a for a in info["artifacts"] if a["path"] == FEATURES_FILE)
+        features = json.loads(project.objects.read_bytes(art["hash"]))
+    elif p.get("features") not in (None, ALL_FEATURES):
+        features = json.loads(p["features"])
     return Recipe(
         dataset=p["dataset"],
         target=p["target"],

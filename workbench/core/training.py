@@ -157,8 +157,9 @@ class Features:
         import polars as pl
 
         schema, cats = {}, {}
+        have = df.schema  # built anew on every access: once, not per column (10k columns)
         for c in columns:
-            dt = df.schema[c]
+            dt = have[c]
             schema[c] = str(dt)
             if not (dt.is_numeric() or dt == pl.Boolean or dt.is_temporal()):
                 counts = df.get_column(c).cast(pl.String).drop_nulls().value_counts(sort=True)
@@ -175,9 +176,10 @@ class Features:
         import polars as pl
 
         exprs = []
+        have = df.schema
         for c in self.schema:
             col = pl.col(c)
-            dt = df.schema[c]
+            dt = have[c]
             if c in self.categories:
                 mapping = {v: float(i) for i, v in enumerate(self.categories[c])}
                 exprs.append(
@@ -385,6 +387,31 @@ def _metrics(
     return out, pred
 
 
+ALL_FEATURES = "all"  # the "features" param of a wide table trained on every column
+FEATURES_FILE = "features.json"
+
+
+def _features_param(recipe: Recipe, columns: list[str], run: Any) -> str:
+    """The feature list as a param, or, past a param's size limit (a 10k-column table),
+    "all" when every column was used, else a pointer to an artifact holding the list."""
+    from workbench.core.tracking import MAX_VALUE
+
+    text = json.dumps(columns)
+    if len(text) <= MAX_VALUE:
+        return text
+    if recipe.features is None:
+        return ALL_FEATURES
+    run.log_json(FEATURES_FILE, columns)
+    return FEATURES_FILE
+
+
+def _usable(dtype: Any) -> bool:
+    """Can a column of this type be a feature? (Nested and raw bytes cannot.)"""
+    import polars as pl
+
+    return not dtype.is_nested() and dtype not in (pl.Binary, pl.Object)
+
+
 def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
     """Load, check and split the data; everything before fitting."""
     import numpy as np
@@ -406,9 +433,17 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
         raise DataError(f"{version.ref} has {df.height} rows with a target value; need at least 10")
     task = recipe.task or infer_task(y_raw)
     features = [c for c in (recipe.features or df.columns) if c != recipe.target]
-    missing = [c for c in features if c not in df.columns]
+    have = df.schema
+    missing = [c for c in features if c not in have]
     if missing:
         raise UsageError(f"feature columns not in {version.ref}: {', '.join(missing)}")
+    nested = [c for c in features if not _usable(have[c])]
+    if nested and recipe.features:
+        raise UsageError(
+            f"column {nested[0]!r} is {have[nested[0]]}: lists, structs and binary "
+            "columns cannot be features"
+        )
+    features = [c for c in features if c not in nested]  # by default: left out
     if recipe.split.startswith("time:"):
         tcol = parse_split(recipe.split)[1][0]
         features = [c for c in features if c != tcol]
@@ -592,7 +627,7 @@ def train(
                 "split": recipe.split,
                 "seed": recipe.seed,
                 "dataset": version.ref,
-                "features": json.dumps(data["features"].columns),
+                "features": _features_param(recipe, data["features"].columns, run),
                 "n_train": data["n_train"],
                 "n_val": data["n_val"],
             }
