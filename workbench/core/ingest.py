@@ -269,6 +269,11 @@ def data_error(src: Source, exc: Exception) -> DataError:
         return DataError(
             f"{src.path} is not valid UTF-8 text; re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8"
         )
+    if "not properly escaped" in low:
+        return DataError(
+            f"{src.path} has a quoted field that is never closed (a '\"' opens it and no "
+            "matching '\"' ends it)"
+        )
     if "more fields than defined" in low:
         return DataError(f"{src.path} has ragged rows: a row has more fields than the header")
     if src.format == "parquet":

@@ -8,7 +8,7 @@ from the version's record or a count over the lazy scan, and columns load one at
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import DataError
 
@@ -34,12 +34,13 @@ class Table:
             self.label = path.name
             self.version = None
             self.lf = ingest.scan(src)
+            # the first rows through the same reader as `data add`: the same refusals
+            # (a quote never closed, bad JSON, short rows) in the same words
             try:
-                # the first rows through the same reader as `data add`: the same refusals
-                # (a quote never closed, bad JSON) in the same words
-                ingest.sample(src, rows=1000)
-            except ingest.NeedsFullInference:
+                self._check_first_rows(src, ingest.INFER_ROWS)
+            except ingest.NeedsFullInference:  # a later value needs wider types
                 self.lf = ingest.scan(src, infer_rows=None)
+                self._check_first_rows(src, None)
             try:
                 self.schema = self.lf.collect_schema()
                 self.rows = int(self.lf.select(pl.len()).collect().item())
@@ -57,6 +58,14 @@ class Table:
         # reference that a timeline compares again and again.
         self.keep_columns = keep_columns
         self._cache: dict[str, pl.Series] = {}
+
+    @staticmethod
+    def _check_first_rows(src: Any, infer_rows: int | None) -> None:
+        from workbench.core import ingest
+
+        first = next(iter(ingest.batches(src, chunk_rows=2000, infer_rows=infer_rows)), None)
+        if first is not None and first.width and first.get_column(first.columns[-1]).null_count():
+            ingest.check_short_rows(src, first.width)  # short rows leave the last column null
 
     @classmethod
     def of_frame(cls, label: str, df: pl.DataFrame) -> Table:
