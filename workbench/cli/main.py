@@ -134,24 +134,6 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _os_error(exc: OSError) -> str:
-    import errno
-
-    where = f" ({exc.filename})" if exc.filename else ""
-    text = " ".join(str(exc).split())
-    if exc.errno is None and "no space left" in text.lower():  # polars says it in words
-        exc.errno = errno.ENOSPC
-    if exc.errno is None and "read-only" in text.lower():
-        exc.errno = errno.EROFS
-    if exc.errno == errno.ENOSPC:
-        return f"no space left on the disk{' holding ' + str(exc.filename) if exc.filename else ''}"
-    if exc.errno == errno.EROFS:
-        return f"cannot write: the file system is read-only{where}"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"permission denied{where}"
-    return f"{exc.strerror or text[:300] or type(exc).__name__}{where}"
-
-
 def main(argv: list[str] | None = None) -> None:
     from workbench.core.errors import WorkbenchError
 
@@ -179,7 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # the machine said no: a full disk, a read-only folder, …
         if debug:
             raise
-        _fail(_os_error(exc), 1)
+        from workbench.core.errors import os_error_message
+
+        _fail(os_error_message(exc), 1)
     except Exception as exc:
         if debug:
             raise

@@ -82,6 +82,8 @@ def parse_ref(text: str) -> Ref:
         return Ref(run_id=rid)
     name, sep, selector = raw.partition("@")
     if not NAME_RE.match(name):
+        if NAME_RE.match(name[:128]) and len(name) > 128:
+            raise UsageError(f"invalid reference {_show(raw)}: a name has at most 128 characters")
         raise UsageError(
             f"invalid reference {_show(raw)}: the name must be letters, digits, '.', '_' or '-'"
         )

@@ -29,7 +29,11 @@ class Table:
 
         self.spec = spec
         path = Path(spec).expanduser()
-        if path.is_file():
+        try:
+            is_file = path.is_file()
+        except OSError:  # a name too long to be a path is a reference (and a bad one)
+            is_file = False
+        if is_file:
             src = ingest.open_source(path)
             self.label = path.name
             self.version = None

@@ -11,11 +11,14 @@ encoding in a Pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pickle
+import re
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +34,9 @@ MODELS = ("lightgbm", "random_forest", "extra_trees", "hist_gb", "logistic", "li
 TASKS = ("binary", "multiclass", "regression")
 MAX_CATEGORIES = 1000
 TRAIN_METRIC_ROWS = 100_000
+
+
+_PARAM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 @dataclass
@@ -54,6 +60,12 @@ class Recipe:
         if self.task is not None and self.task not in TASKS:
             raise UsageError(f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
         parse_split(self.split)
+        for key in self.params:
+            if not (isinstance(key, str) and _PARAM_KEY.fullmatch(key)):
+                raise UsageError(
+                    f"invalid parameter name {str(key)[:60]!r}: use letters, digits and '_' "
+                    "(e.g. n_estimators)"
+                )
 
 
 def recipe_for(
@@ -308,7 +320,8 @@ def _estimator(
         params["categorical_features"] = mask if any(mask) else None
     try:
         est = est_cls(**params)
-    except TypeError as exc:
+        est._validate_params()  # what fit() would refuse, refused before a run exists
+    except (TypeError, ValueError) as exc:
         raise UsageError(f"bad {recipe.model} parameter: {exc}") from None
     if recipe.model == "hist_gb":
         return est, {k: v for k, v in params.items() if k != "categorical_features"}
@@ -490,6 +503,56 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[None]:
+    """Silence what C++ prints straight to the terminal ("[LightGBM] [Fatal] ..."): the
+    user gets our one line instead."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
+def preflight(recipe: Recipe, data: dict[str, Any]) -> None:
+    """Refuse parameters the library would refuse, before a run exists to record a failure.
+
+    scikit-learn checks values when the estimator is built (``_estimator``); LightGBM
+    only when it fits, so fit one round on a few rows (milliseconds).
+    """
+    if recipe.model != "lightgbm":
+        _estimator(recipe, data["task"], data["features"], len(data["classes"] or []))
+        return
+    import warnings
+
+    est, _ = _estimator(recipe, data["task"], data["features"], len(data["classes"] or []))
+    est.set_params(n_estimators=1)
+    x, y = data["x_train"][:50], data["y_train"][:50]
+    try:
+        with warnings.catch_warnings(), _quiet_fds():
+            warnings.simplefilter("ignore")
+            est.fit(x, y)
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:300]
+        raise UsageError(f"bad lightgbm parameter: {text}") from None
+
+
 def fit(
     recipe: Recipe, data: dict[str, Any], run: Any = None
 ) -> tuple[Model, dict[str, Any], dict[str, float]]:
@@ -610,6 +673,7 @@ def train(
 
     recipe.check()
     data = prepare(project, recipe)
+    preflight(recipe, data)
     version = data["version"]
     run = project.runs.start(
         experiment=recipe.experiment,

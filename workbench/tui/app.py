@@ -126,7 +126,10 @@ class WorkbenchApp(App[None]):
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
     def error(self, message: str) -> None:
-        self.notify(message, title="error", severity="error", timeout=8, markup=False)
+        # one line, as the CLI prints it (a parser's message may quote a whole line)
+        self.notify(
+            " ".join(message.split()), title="error", severity="error", timeout=8, markup=False
+        )
 
     # ---- opening things --------------------------------------------------------------
     def open_dataset(self, ref: str) -> None:

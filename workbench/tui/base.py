@@ -84,7 +84,7 @@ class Loader:
         group: str = "load",
         on_error: Callable[[str], None] | None = None,
     ) -> None:
-        from workbench.core.errors import WorkbenchError
+        from workbench.core.errors import WorkbenchError, os_error_message
 
         app: WorkbenchApp = self.app  # type: ignore[attr-defined]
         # Every load runs and delivers (so `app.loading`, the loads in flight, always gets
@@ -106,6 +106,9 @@ class Loader:
                 result = fn()
             except WorkbenchError as exc:
                 app.call_from_thread(deliver, on_error or app.error, exc.message)
+                return
+            except OSError as exc:  # what the machine refused: the CLI's words
+                app.call_from_thread(deliver, on_error or app.error, os_error_message(exc))
                 return
             except Exception as exc:  # never crash the app on what a user typed
                 text = " ".join(str(exc).split())[:300]
