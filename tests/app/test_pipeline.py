@@ -110,7 +110,7 @@ def test_a_batch_that_breaks_the_checks_stops_the_loop_at_add(
     assert "batch refused" in res.out and "rows(1..1000): 26,398 rows" in res.out
     # nothing but the loop's own record of the refusal
     after = store_snapshot(flights)
-    assert after[0]["dataset_versions"] == before[0]["dataset_versions"] == []
+    assert after[0]["dataset_versions"] == before[0]["dataset_versions"] == [(0, None)]
     assert len(after[0]["pipeline_runs"]) == 1
 
 
