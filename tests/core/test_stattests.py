@@ -237,6 +237,9 @@ def test_category_statistics_match_on_random_samples(
     if name in ("chisquare", "g_test") and (rc == 0).any():
         assert stat == math.inf and p == 0.0  # a value the reference never had
         return
+    if name in ("chisquare", "g_test") and len(set(ref) | set(cur)) < 2:
+        assert (stat, p) == (0.0, 1.0)  # one value on both sides (scipy's p is NaN)
+        return
     want_stat, want_p = reference(name, r, c, False)
     assert close(stat, want_stat), (stat, want_stat)
     if want_p is not None:

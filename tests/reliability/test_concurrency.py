@@ -222,7 +222,7 @@ PROMOTER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("attempt", range(3))
+@pytest.mark.parametrize("attempt", range(2))
 def test_two_promotions_to_one_alias_at_the_same_moment(
     busy_project: Project, tmp_path: Path, attempt: int
 ) -> None:

@@ -165,6 +165,11 @@ def test_hostile_text_is_refused_or_kept_verbatim(
     print(json.dumps({"place": place, **outcomes}))
 
 
+# typed into the TUI: every second string (an empty box is not submitted, NUL cannot
+# be typed); each costs a comparison on the drift screen
+TYPED = [t for t in HOSTILE[::2] if t.strip() and "\x00" not in t]
+
+
 def test_the_tui_shows_the_cli_message_and_keeps_running(
     template: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -193,9 +198,7 @@ def test_the_tui_shows_the_cli_message_and_keeps_running(
         app.notify = notify  # type: ignore[method-assign]
         async with app.run_test(size=(160, 50)) as pilot:
             await settle(pilot)
-            for text in HOSTILE:
-                if not text.strip() or "\x00" in text:
-                    continue  # an empty box is not submitted; NUL cannot be typed
+            for text in TYPED:
                 # drift screen: the current side's reference
                 await pilot.press("f")
                 await settle(pilot)
@@ -217,8 +220,7 @@ def test_the_tui_shows_the_cli_message_and_keeps_running(
             .err.removeprefix("error: ")
             .split()
         )
-        for t in HOSTILE
-        if t.strip() and "\x00" not in t
+        for t in TYPED
     }
     for message in shown:
         assert " ".join(message.split()) in cli, message

@@ -36,7 +36,7 @@ from workbench.core.project import Project
 from workbench.core.verify import verify
 
 KILLER = Path(__file__).with_name("killer.py")
-RANDOM_KILLS = 3
+RANDOM_KILLS = 2
 
 
 @dataclass

@@ -199,6 +199,8 @@ def _goodness_of_fit(ref: np.ndarray, cur: np.ndarray, lambda_: str) -> tuple[fl
     if (expected == 0).any():
         # A value the reference never had: any count of it is infinitely unlikely.
         return float("inf"), 0.0
+    if len(counts.keys) < 2:  # one value on both sides: no freedom, no drift (scipy: NaN)
+        return 0.0, 1.0
     res = stats.power_divergence(counts.cur, expected, lambda_=lambda_)
     return float(res.statistic), float(res.pvalue)
 
