@@ -86,7 +86,11 @@ class DriftScreen(WBScreen):
         def run() -> list[Any]:
             return self.project.drift.series(ref, expand_range(cur), model=model)
 
-        self.load(run, self._show_series, group="compare")
+        def failed(message: str) -> None:  # say so where "comparing…" was, and why
+            self.query_one("#drift-summary", Static).update("comparison refused (see the error)")
+            self.app.error(message)  # type: ignore[attr-defined]
+
+        self.load(run, self._show_series, group="compare", on_error=failed)
 
     def _show_series(self, reports: list[Any]) -> None:
         self.timeline = reports
