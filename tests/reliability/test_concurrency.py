@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.tui.test_app import settle
+from tests.tui.test_app import error_notifications, settle
 from workbench.core import audit
 from workbench.core.project import Project
 from workbench.core.verify import verify
@@ -115,19 +115,11 @@ def test_tui_training_ingest_and_promotion_all_at_once(
     with p.catalog.read() as con:
         audit_before = con.execute("SELECT count(*) FROM audit").fetchall()[0][0]
 
-    errors: list[str] = []
     screens: list[tuple[str, float]] = []  # (key, seconds until the screen had loaded)
 
-    async def main() -> dict[str, subprocess.Popen[str]]:
+    async def main() -> tuple[dict[str, subprocess.Popen[str]], list[str]]:
         app = WorkbenchApp(p)
-        real_notify = app.notify
-
-        def notify(message: str, *args: object, severity: str = "information", **kw: object):
-            if severity == "error":
-                errors.append(str(message))
-            return real_notify(message, *args, severity=severity, **kw)  # type: ignore[arg-type]
-
-        app.notify = notify  # type: ignore[method-assign]
+        errors = error_notifications(app)
         async with app.run_test(size=(160, 50)) as pilot:
             await settle(pilot)
             procs = {
@@ -169,9 +161,9 @@ def test_tui_training_ingest_and_promotion_all_at_once(
             await pilot.pause(1.5)  # at least one poll of the catalog
             await settle(pilot)
             assert app.is_running
-        return procs
+        return procs, errors
 
-    procs = asyncio.run(main())
+    procs, errors = asyncio.run(main())
     outputs = {name: proc.communicate() for name, proc in procs.items()}
     for name, proc in procs.items():
         err = outputs[name][1]

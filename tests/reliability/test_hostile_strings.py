@@ -177,25 +177,17 @@ def test_the_tui_shows_the_cli_message_and_keeps_running(
     TUI shows exactly what the CLI says, and keeps going."""
     from textual.widgets import Input
 
-    from tests.tui.test_app import settle
+    from tests.tui.test_app import error_notifications, settle
     from workbench.tui.app import WorkbenchApp
 
     base, _ = template
     root = tmp_path / "proj"
     shutil.copytree(base / "proj", root)
     p = Project(root)
-    shown: list[str] = []
 
-    async def main() -> None:
+    async def main() -> list[str]:
         app = WorkbenchApp(p)
-        real = app.notify
-
-        def notify(message: str, *a: object, severity: str = "information", **kw: object):
-            if severity == "error":
-                shown.append(str(message))
-            return real(message, *a, severity=severity, **kw)  # type: ignore[arg-type]
-
-        app.notify = notify  # type: ignore[method-assign]
+        shown = error_notifications(app)
         async with app.run_test(size=(160, 50)) as pilot:
             await settle(pilot)
             for text in TYPED:
@@ -210,9 +202,9 @@ def test_the_tui_shows_the_cli_message_and_keeps_running(
                 await pilot.press("enter")
                 await settle(pilot)
                 assert app.is_running
-        return None
+        return shown
 
-    asyncio.run(main())
+    shown = asyncio.run(main())
     assert shown, "no error was shown"
     cli = {  # run where the TUI ran: relative paths mean the same files
         " ".join(

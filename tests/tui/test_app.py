@@ -35,6 +35,20 @@ async def settle(pilot: Pilot[None], rounds: int = 3, timeout: float = 30) -> No
             await pilot.pause(0.01)
 
 
+def error_notifications(app: WorkbenchApp) -> list[str]:
+    """Every error the app shows from now on, in the words it shows."""
+    shown: list[str] = []
+    real = app.notify
+
+    def notify(message: str, *args: Any, severity: str = "information", **kw: Any) -> Any:
+        if severity == "error":
+            shown.append(str(message))
+        return real(message, *args, severity=severity, **kw)
+
+    app.notify = notify  # type: ignore[method-assign]
+    return shown
+
+
 def drive(project: Project, steps: Steps, size: tuple[int, int] = SIZE) -> None:
     async def main() -> None:
         app = WorkbenchApp(project)

@@ -179,11 +179,15 @@ def _lock_timeout() -> float:
 _PID = re.compile(r"\(PID (\d+)\)")
 
 
-def _disk_trouble(exc: BaseException) -> bool:
+def _disk_trouble(exc: BaseException) -> str | None:
+    """ "full" or "read-only" when DuckDB's error text says so (it reports both as a
+    failure to write a file, without an errno), else None."""
     low = str(exc).lower()
-    return any(
-        t in low for t in ("no space left", "disk is full", "read-only", "permission denied")
-    )
+    if "no space left" in low or "disk is full" in low:
+        return "full"
+    if "read-only" in low or "permission denied" in low:
+        return "read-only"
+    return None
 
 
 class Catalog:
@@ -214,7 +218,7 @@ class Catalog:
                         f"the catalog is busy: another workbench process{holder} held it for "
                         f"over {_lock_timeout():g}s; try again"
                     ) from None
-                if "read-only" in text.lower() or "permission denied" in text.lower():
+                if _disk_trouble(exc) == "read-only":
                     raise StoreError(
                         f"the project store is read-only: {self.path.parent}"
                     ) from None
@@ -252,14 +256,12 @@ class Catalog:
     def _save_error(self, exc: Exception) -> StoreError:
         """One line for a failed commit: a full disk and a read-only store named as such
         (DuckDB reports both as an error writing its log file)."""
-        text = str(exc)
-        low = text.lower()
-        where = self.path.parent
-        if "no space left" in low or "disk is full" in low:
+        trouble, where = _disk_trouble(exc), self.path.parent
+        if trouble == "full":
             return StoreError(f"no space left on the disk holding the project store ({where})")
-        if "read-only" in low or "permission denied" in low:
+        if trouble == "read-only":
             return StoreError(f"the project store is read-only: {where}")
-        return StoreError(f"could not save to the catalog: {' '.join(text.split())[:300]}")
+        return StoreError(f"could not save to the catalog: {' '.join(str(exc).split())[:300]}")
 
     def read(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return self.connect(write=False)
