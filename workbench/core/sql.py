@@ -149,7 +149,7 @@ def query(project: Project, text: str, limit: int | None = 10_000) -> Result:
 
     if not text.strip():
         raise UsageError('give a query, e.g. workbench sql "SELECT * FROM runs LIMIT 5"')
-    with project.catalog.read() as con:
+    with project.catalog.isolated() as con:
         prepare(con)
         try:
             statements = con.extract_statements(text)
@@ -187,7 +187,7 @@ def _message(exc: Exception) -> str:
 def describe(project: Project) -> dict[str, dict[str, Any]]:
     """Each view's description and columns (name, type), for docs, --help and the TUI."""
     out: dict[str, dict[str, Any]] = {}
-    with project.catalog.read() as con:
+    with project.catalog.isolated() as con:
         prepare(con)
         for name, (about, _) in VIEWS.items():
             cols = con.execute(f"DESCRIBE {name}").fetchall()
@@ -233,7 +233,7 @@ def export_frame(project: Project, what: str) -> Any:
             FROM model_versions v LEFT JOIN aliases a USING (model, version)
             GROUP BY ALL ORDER BY model, version""",
     }
-    with project.catalog.read() as con:
+    with project.catalog.isolated() as con:
         prepare(con)
         if what in simple:
             return con.sql(simple[what]).pl()
