@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Footer, Header, Label
 
-from workbench.tui.base import Table, WBScreen, fmt, status_markup
+from workbench.tui.base import Table, WBScreen, fmt, status_text
 
 RECENT = 12
 
@@ -89,7 +89,7 @@ class OverviewScreen(WBScreen):
                     [
                         r["ref"],
                         r["name"] or "-",
-                        status_markup(r["status"]),
+                        status_text(r["status"]),
                         r["params"].get("model") or r["params"].get("sweep.model", "-"),
                         r["dataset"] or "-",
                         shown,
