@@ -38,6 +38,19 @@ class Table(DataTable):  # type: ignore[type-arg]
         self._clear_caches()
         self.refresh()
 
+    def settle(self) -> None:
+        """Size the columns to the rows just added now rather than on the next idle, so
+        the table is painted once with its final widths instead of twice."""
+        if self._updated_cells:
+            cells = self._updated_cells.copy()
+            self._updated_cells.clear()
+            self._update_column_widths(cells)
+        if self._require_update_dimensions:
+            self._require_update_dimensions = False
+            rows = self._new_rows.copy()
+            self._new_rows.clear()
+            self._update_dimensions(rows)
+
     def _render_cell(
         self,
         row_index: int,

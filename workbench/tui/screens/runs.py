@@ -80,7 +80,7 @@ class RunsScreen(WBScreen):
         self.query_one("#runs-error", Label).update(
             shown + (f", sorted by {self.order}" if self.order else "")
         )
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", Table)
         cursor = table.cursor_row
         table.clear(columns=True)
         for col in (*BASE_COLUMNS, *self.extra):
@@ -103,6 +103,7 @@ class RunsScreen(WBScreen):
                 )
                 cells.append(fmt(source.get(key)))
             table.add_row(*cells, key=r["id"])
+        table.settle()
         if runs:
             table.move_cursor(row=min(cursor, len(runs) - 1))
 
