@@ -3,9 +3,9 @@
     python bench/tracking_bench.py [--runs 100 --metrics 10 --steps 1000 --search-runs 10000]
 
 1. Log 1M metric points (100 runs x 10 metrics x 1000 steps): workbench's
-   per-point ``run.log_metric`` versus MLflow's fastest path, ``log_batch`` with
-   1,000 metrics per call (and MLflow's per-point ``log_metric`` timed on one
-   run, for scale).
+   per-point ``run.log_metric`` and its batch path ``run.log_curve`` (1,000 points a
+   call) versus MLflow's fastest path, ``log_batch`` with 1,000 metrics per call (and
+   MLflow's per-point ``log_metric`` timed on one run, for scale).
 2. Create N runs with params and metrics, then filter and order them:
    ``metrics.auc > 0.8 and params.model = 'lightgbm'`` ordered by auc.
 3. Training overhead: a tracked LightGBM run versus LightGBM called directly on
@@ -96,16 +96,24 @@ MLFLOW_SEARCH = textwrap.dedent(
 )
 
 
-def workbench_log(root: Path, runs: int, metrics: int, steps: int) -> float:
+def workbench_log(root: Path, runs: int, metrics: int, steps: int, batched: bool = False) -> float:
+    """Per point with ``run.log_metric``, or ``batched`` with ``run.log_curve``, 1,000
+    points a call, as MLflow's ``log_batch`` is called below."""
     from workbench.core.project import Project
 
     project, _ = Project.init(root)
     t = time.perf_counter()
     for _ in range(runs):
         with project.runs.start(experiment="bench") as run:
-            for s in range(steps):
+            if batched:
                 for m in range(metrics):
-                    run.log_metric(f"m{m}", float(s * m), step=s)
+                    for lo in range(0, steps, 1000):
+                        idx = range(lo, min(steps, lo + 1000))
+                        run.log_curve(f"m{m}", [float(s * m) for s in idx], steps=list(idx))
+            else:
+                for s in range(steps):
+                    for m in range(metrics):
+                        run.log_metric(f"m{m}", float(s * m), step=s)
     elapsed = time.perf_counter() - t
     with project.catalog.read() as con:
         assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == runs * metrics * steps
@@ -232,6 +240,7 @@ def main() -> None:
 
 def log_points(out: dict[str, object], tmp: Path, args: argparse.Namespace, points: int) -> None:
     wb = workbench_log(tmp / "wb1", args.runs, args.metrics, args.steps)
+    wb_batch = workbench_log(tmp / "wb1b", args.runs, args.metrics, args.steps, batched=True)
     ml = json.loads(
         subprocess.run(
             [
@@ -254,7 +263,9 @@ def log_points(out: dict[str, object], tmp: Path, args: argparse.Namespace, poin
         "mlflow_log_batch_s": ml["batched_s"],
         "mlflow_per_point_s": ml["per_point_s"],
         "mlflow_per_point_extrapolated_s": ml["per_point_s"] * points,
+        "workbench_log_curve_s": wb_batch,
         "speedup_vs_log_batch": ml["batched_s"] / wb,
+        "batch_vs_batch_speedup": ml["batched_s"] / wb_batch,
         "speedup_vs_per_point": ml["per_point_s"] * points / wb,
     }
     print(json.dumps(out["log_points"], indent=2), flush=True)

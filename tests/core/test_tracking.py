@@ -97,11 +97,42 @@ def test_nan_and_inf_are_kept_and_aggregates_skip_nan(project: Project) -> None:
         (lambda r: r.log_param("", 1), "invalid param key"),
         (lambda r: r.log_param("p", "x" * 7000), "longer than"),
         (lambda r: r.set_tag("t\x00", "v"), "invalid tag key"),
+        (lambda r: r.log_curve("c", [0.1, 0.2], steps=[1]), "2 values but 1 steps"),
+        (lambda r: r.log_curve("c", ["high", "low"]), "sequence of numbers"),
+        (lambda r: r.log_curve("c", [[0.1], [0.2]]), "sequence of numbers"),
+        (lambda r: r.log_curve("c", [0.1], steps=[0.5]), "sequence of integers"),
+        (lambda r: r.log_curve("a\tb", [0.1]), "invalid metric key"),
     ],
 )
 def test_bad_logging_calls_are_refused(project: Project, call, fragment: str) -> None:
     with start_run(project=project) as run, pytest.raises(UsageError, match=fragment):
         call(run)
+
+
+def test_a_curve_logged_at_once_reads_back_like_points_logged_one_by_one(
+    project: Project,
+) -> None:
+    import numpy as np
+
+    values = [0.9, 0.5, math.nan, 0.25, math.inf, 0.1]
+    with start_run(project=project) as by_point:
+        for step, v in enumerate(values):
+            by_point.log_metric("loss", v, step=step)
+        by_point.log_metric("auc", 0.7, step=10)
+        by_point.log_metric("auc", 0.8, step=20)
+    with start_run(project=project) as by_curve:
+        by_curve.log_curve("loss", np.array(values))
+        by_curve.log_curve("auc", [0.7, 0.8], steps=np.array([10, 20], dtype=np.int32))
+        by_curve.log_curve("empty", [])
+    for key in ("loss", "auc"):
+        a, b = project.runs.history(by_point.id, key), project.runs.history(by_curve.id, key)
+        assert [s for s, _ in a] == [s for s, _ in b]
+        assert all(
+            x == y or (math.isnan(x) and math.isnan(y)) for (_, x), (_, y) in zip(a, b, strict=True)
+        )
+    summary = project.runs.get(by_curve.id)["metrics"]
+    assert summary["loss"] == project.runs.get(by_point.id)["metrics"]["loss"]
+    assert summary["auc"]["last"] == 0.8 and "empty" not in summary
 
 
 def test_params_cannot_change_but_may_repeat(project: Project) -> None:

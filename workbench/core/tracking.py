@@ -225,6 +225,46 @@ class Run:
         for k, v in metrics.items():
             self.log_metric(k, v, step)
 
+    def log_curve(self, key: str, values: Any, steps: Any = None) -> None:
+        """Record many points of one metric at once (a whole curve, or a batch of it).
+
+        ``values`` and ``steps`` are sequences or numpy arrays of equal length; steps
+        default to 0, 1, 2 …  This is the batch path, like MLflow's ``log_batch``: the
+        checks and the formatting are done over the arrays, not once a point, so a
+        curve of 1,000 points costs about what 20 ``log_metric`` calls do.
+        """
+        import numpy as np
+
+        enc = self._keys.get(key)
+        if enc is None:
+            check_key(key, "metric")
+            enc = self._keys[key] = json.dumps(key, ensure_ascii=False)
+        arr = np.asarray(values)
+        if arr.ndim != 1 or arr.dtype.kind not in "fiu":
+            raise UsageError(f"values of metric {key!r} must be a flat sequence of numbers")
+        arr = arr.astype(np.float64, copy=False)
+        if steps is None:
+            step_arr = np.arange(len(arr), dtype=np.int64)
+        else:
+            raw = np.asarray(steps)
+            if raw.ndim != 1 or raw.dtype.kind not in "iu":
+                raise UsageError(f"steps of metric {key!r} must be a flat sequence of integers")
+            if len(raw) != len(arr):
+                raise UsageError(
+                    f"metric {key!r} has {len(arr)} values but {len(raw)} steps; give one each"
+                )
+            step_arr = raw.astype(np.int64, copy=False)
+        if not len(arr):
+            return
+        ts = time.time_ns() // 1_000_000
+        lines = "".join(
+            f"{enc}\t{s}\t{v!r}\t{ts}\n"
+            for s, v in zip(step_arr.tolist(), arr.tolist(), strict=True)
+        )
+        with self._lock:
+            self._buf.append(lines)
+            self._flush_locked()
+
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Copy a file into the object store; returns its hash."""
         src = Path(path)
@@ -422,10 +462,10 @@ class Runs:
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         for table, name in (("params", "params.json"), ("tags", "tags.json")):
             items = _read_json(d / name, {})
-            if items:
-                con.executemany(
-                    f"INSERT INTO {table} VALUES (?, ?, ?)",
-                    [[run_id, k, v] for k, v in items.items()],
+            if items:  # one statement (executemany runs one a row, ~1 ms each)
+                con.execute(
+                    f"INSERT INTO {table} SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                    [run_id, list(items), list(items.values())],
                 )
         arts = _read_json(d / "artifacts.json", {})
         if arts:
