@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from rich.cells import set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -21,6 +21,28 @@ from textual.widgets import DataTable
 if TYPE_CHECKING:
     from workbench.core.project import Project
     from workbench.tui.app import WorkbenchApp
+
+
+def _one_style_text(value: Any) -> tuple[str | None, Style | None]:
+    """A cell's text and its one style (None: unstyled) when it can be drawn without
+    rich: one printable line, no markup, and for a Text no spans, left-aligned and
+    cropped. (None, None) sends the cell through Textual."""
+    if isinstance(value, str):
+        if "[" in value or not value.isprintable():
+            return None, None
+        return value, None
+    if isinstance(value, Text):
+        plain = value.plain
+        if (
+            value.spans
+            or not plain.isprintable()
+            or value.justify not in (None, "default", "left")
+            or value.overflow not in (None, "fold", "crop")
+        ):
+            return None, None
+        style = Style.parse(value.style) if isinstance(value.style, str) else value.style
+        return plain, (style or None)
+    return None, None
 
 
 class Table(DataTable):  # type: ignore[type-arg]
@@ -87,16 +109,8 @@ class Table(DataTable):  # type: ignore[type-arg]
             return cached
         row = self.rows.get(row_key)
         value = self._data.get(row_key, {}).get(column_key) if row is not None else None
-        if (
-            row is None
-            or row.height != 1
-            or not isinstance(value, str)
-            or "[" in value
-            or "\n" in value
-            or "\r" in value
-            or "\t" in value
-            or not value.isprintable()
-        ):
+        plain, text_style = _one_style_text(value)
+        if row is None or row.height != 1 or plain is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         component_style, post_style = self._get_styles_to_render_cell(
             False,
@@ -109,16 +123,27 @@ class Table(DataTable):  # type: ignore[type-arg]
             self.cursor_foreground_priority == "css",
             self.cursor_background_priority == "css",
         )
-        style = (
-            base_style
-            + Style.from_meta({"row": row_index, "column": column_index})
-            + component_style
-            + post_style
-        )
+        # rich layers the cell's own style between the table's (pre) and the cursor's
+        # (post); its padding gets only pre and post
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index})
+        pre += component_style
+        outer = pre + post_style
         pad = " " * self.cell_padding
         inner = max(0, width - 2 * self.cell_padding)
-        text = set_cell_size(value, inner) if inner else ""
-        lines = [[Segment(f"{pad}{text}{pad}" if inner else " " * width, style)]]
+        if not inner:
+            line = [Segment(" " * width, outer)]
+        elif text_style is None:
+            line = [Segment(f"{pad}{set_cell_size(plain, inner)}{pad}", outer)]
+        else:
+            used = cell_len(plain)
+            body = set_cell_size(plain, inner) if used >= inner else plain
+            fill = " " * max(0, inner - used)
+            line = [
+                Segment(pad, outer),
+                Segment(body, pre + text_style + post_style),
+                Segment(fill + pad, outer),
+            ]
+        lines = [line]
         self._cell_render_cache[cache_key] = lines
         return lines
 
@@ -131,7 +156,6 @@ class Table(DataTable):  # type: ignore[type-arg]
         length; markup is parsed only where there is a bracket. Returns False (and
         measures nothing) when a row needs Textual's own pass.
         """
-        from rich.cells import cell_len
         from rich.errors import MarkupError
 
         widths = {key: col.content_width for key, col in self.columns.items()}

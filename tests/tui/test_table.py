@@ -1,0 +1,112 @@
+"""The runs table's fast paths draw and size cells exactly as Textual's DataTable does.
+
+``Table`` measures and paints plain cells itself (see workbench/tui/base.py) because
+Textual's general path made a filter of 10k runs take ~3x longer. These tests compare
+both paths cell by cell, so a Textual upgrade that changes how cells look fails here
+rather than on screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rich.segment import Segment
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable
+
+from workbench.tui.base import Table, status_text
+
+CELLS: list[Any] = [
+    "",
+    "a",
+    "run:1234abcd",
+    "x" * 50,
+    "日本語テキスト",
+    "émoji 😀 ok",
+    "a b  c",
+    "[b]bold[/] markup",
+    "line\nbreak",
+    3,
+    0.25,
+    None,
+    status_text("finished"),
+    status_text("failed"),
+    Text("日本語テキスト", style="bold red"),
+    Text("  padded  ", style="green"),
+    Text("plain"),
+    Text("x" * 40, style="yellow"),
+]
+
+
+class _TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Table(id="fast", cursor_type="row", zebra_stripes=True)
+        yield DataTable(id="textual", cursor_type="row", zebra_stripes=True)
+
+
+def _fill(table: DataTable, fixed: bool, cells: list[Any] = CELLS) -> None:  # type: ignore[type-arg]
+    for i, width in enumerate([5, 10, 3, None] if fixed else [None] * 4):
+        table.add_column(f"c{i}", key=f"c{i}", width=width)
+    for r in range(len(cells)):
+        table.add_row(*[cells[(r + k) % len(cells)] for k in range(4)], key=str(r))
+
+
+def _styled(lines: Any) -> list[tuple[str, Any]]:
+    return [(s.text, s.style) for s in Segment.simplify(lines[0])]
+
+
+def test_cells_are_drawn_as_textual_draws_them() -> None:
+    asyncio.run(_cells_drawn())
+
+
+async def _cells_drawn() -> None:
+    app = _TableApp()
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.query_one("#fast", Table)
+        _fill(table, fixed=True)
+        await pilot.pause()
+        compared = 0
+        for row in range(len(CELLS)):
+            for col in range(4):
+                for cursor in (False, True):
+                    for hover in (False, True):
+                        base = table._get_row_style(row, table.rich_style)
+                        width = table.ordered_columns[col].get_render_width(table)
+                        table._cell_render_cache.clear()
+                        ours = table._render_cell(row, col, base, width, cursor, hover)
+                        table._cell_render_cache.clear()
+                        theirs = DataTable._render_cell(table, row, col, base, width, cursor, hover)
+                        assert _styled(ours) == _styled(theirs), (row, col, cursor, hover)
+                        compared += 1
+        assert compared == len(CELLS) * 16
+
+
+def test_columns_are_as_wide_as_textual_makes_them(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    one_line = [c for c in CELLS if not (isinstance(c, str) and "\n" in c)]
+    # one-line cells are measured by Table itself; a line break sends it to Textual
+    assert asyncio.run(_columns_sized(monkeypatch, one_line)) == 0
+    assert asyncio.run(_columns_sized(monkeypatch, CELLS)) > 0
+
+
+async def _columns_sized(monkeypatch, cells: list[Any]) -> int:  # type: ignore[no-untyped-def]
+    app = _TableApp()
+    async with app.run_test(size=(140, 40)) as pilot:
+        ours, theirs = app.query_one("#fast", Table), app.query_one("#textual", DataTable)
+        textual_passes = []
+        original = DataTable._update_dimensions
+
+        def spy(self, rows):  # type: ignore[no-untyped-def]
+            textual_passes.append(self is ours)
+            return original(self, rows)
+
+        monkeypatch.setattr(DataTable, "_update_dimensions", spy)
+        _fill(ours, fixed=False, cells=cells)
+        _fill(theirs, fixed=False, cells=cells)
+        await pilot.pause()
+        assert [c.content_width for c in ours.ordered_columns] == [
+            c.content_width for c in theirs.ordered_columns
+        ]
+        assert ours.virtual_size == theirs.virtual_size
+        return sum(textual_passes)
