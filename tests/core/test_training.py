@@ -186,3 +186,46 @@ def test_single_class_target_is_refused(project: Project, tmp_path: Path) -> Non
     project.datasets.add(tmp_path / "a.csv", name="one")
     with pytest.raises(DataError, match="single class"):
         train(project, Recipe(dataset="one", target="y", task="binary"))
+
+
+@pytest.mark.parametrize(
+    ("task", "target"),
+    [
+        ("binary", lambda x: (x[:, 0] > 0).astype(int)),
+        ("multiclass", lambda x: np.digitize(x[:, 0], [-0.5, 0.5])),
+        ("regression", lambda x: x[:, 0] * 3 + x[:, 1]),
+    ],
+)
+def test_lightgbm_metrics_from_its_own_outputs_equal_fresh_predictions(
+    project: Project, tmp_path: Path, monkeypatch, task: str, target
+) -> None:  # type: ignore[no-untyped-def]
+    """A LightGBM run's metrics come from the outputs LightGBM computed while training
+    (not a second prediction); they must be exactly what predicting again gives."""
+    from workbench.core import training
+
+    x = np.random.default_rng(1).normal(size=(3000, 4))
+    frame = pl.DataFrame({f"x{i}": x[:, i] for i in range(4)}).with_columns(
+        pl.Series("y", target(x))
+    )
+    frame.write_parquet(tmp_path / "d.parquet")
+    project.datasets.add(tmp_path / "d.parquet", name="d")
+    recipe = Recipe(dataset="d", target="y", params={"n_estimators": 20})
+    data = training.prepare(project, recipe)
+    assert data["task"] == task
+    used = []
+    known = training._known_outputs
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        out = known(*args)
+        used.append(out[1] is not None)
+        return out
+
+    monkeypatch.setattr(training, "_known_outputs", spy)
+    model, _, scores, _ = training.fit(recipe, data)
+    monkeypatch.setattr(training, "_known_outputs", known)
+    assert used == [True]  # LightGBM's outputs were captured and used
+    fresh, _ = training._metrics(task, data["y_val"], model, data["x_val"], "val")
+    assert {k: scores[k] for k in fresh} == fresh
+    # outputs that do not match a fresh prediction are not used
+    wrong = {0: np.zeros(len(data["y_train"])), 1: np.zeros(len(data["y_val"]))}
+    assert training._known_outputs(wrong, model, data["x_train"], data["x_val"]) == (None, None)
