@@ -466,14 +466,23 @@ class Datasets:
         if previous is not None and _schema_list(schema) == previous.schema:
             prev_segments = previous.segments
             sizes = itertools.chain((s.n_rows for s in prev_segments), sizes)
-        for i, piece in enumerate(rechunk(itertools.chain([first], stream), sizes)):
-            if piece.schema != schema:
-                raise ingest.NeedsFullInference
-            prev = prev_segments[i] if i < len(prev_segments) else None
-            if (stored := known_version()) is not None:
-                raise _AlreadyStored(stored)  # same bytes as a stored version: stop parsing
-            segments.append(store_piece(piece, prev, stage, path_of))
-            profiler.update(piece)
+        # Each piece is profiled in a second thread while it is written: both are polars
+        # work that releases the GIL, and alone neither keeps two cores busy. One piece
+        # at most is in flight, so memory stays bounded.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as profiling:
+            pending: concurrent.futures.Future[None] | None = None
+            for i, piece in enumerate(rechunk(itertools.chain([first], stream), sizes)):
+                if piece.schema != schema:
+                    raise ingest.NeedsFullInference
+                prev = prev_segments[i] if i < len(prev_segments) else None
+                if (stored := known_version()) is not None:
+                    raise _AlreadyStored(stored)  # same bytes as a stored version: stop
+                if pending is not None:
+                    pending.result()
+                pending = profiling.submit(profiler.update, piece)
+                segments.append(store_piece(piece, prev, stage, path_of))
+            if pending is not None:
+                pending.result()
         return schema, segments, chunk_rows, profiler.result()
 
     def _record(
