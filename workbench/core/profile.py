@@ -220,6 +220,13 @@ class Profiler:
         if self.sample is None and df.height <= SAMPLE_ROWS:
             self.sample, self.sample_keys = df, keys
             return
+        if self.sample_keys is not None and len(self.sample_keys) >= SAMPLE_ROWS:
+            # Only rows whose key is below the largest kept key can enter the sample:
+            # gather those instead of the batch's SAMPLE_ROWS smallest (the same rows
+            # are kept; after the first million rows it is a tenth of them or fewer).
+            below = np.flatnonzero(keys < self.sample_keys.max())
+            if len(below) < SAMPLE_ROWS:
+                df, keys = df[below], keys[below]
         if df.height > SAMPLE_ROWS:
             keep = np.argpartition(keys, SAMPLE_ROWS)[:SAMPLE_ROWS]
             df, keys = df[keep], keys[keep]
