@@ -49,7 +49,10 @@ def append(
     con: duckdb.DuckDBPyConnection, action: str, subject: str, details: dict[str, Any]
 ) -> int:
     """Add an entry inside the caller's write transaction; returns its sequence number."""
-    last = con.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    # max(seq) then the row: a top-1 sort scans the whole table (5 ms at 200k entries)
+    last = con.execute(
+        "SELECT seq, hash FROM audit WHERE seq = (SELECT max(seq) FROM audit)"
+    ).fetchone()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     at = now()
     at_s = at.isoformat(timespec="microseconds")
