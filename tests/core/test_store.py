@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.conftest import frame
 from workbench.core.catalog import SCHEMA_VERSION, Catalog
 from workbench.core.errors import StoreError
 from workbench.core.project import Project, find_root
@@ -25,6 +26,20 @@ def test_init_creates_layout_and_is_idempotent(tmp_path: Path) -> None:
     assert p.catalog.version() == SCHEMA_VERSION
     again, created_again = Project.init(tmp_path / "a")
     assert not created_again and again.root == p.root
+
+
+def test_a_folder_named_with_quotes_works_and_one_with_a_backslash_is_refused(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(StoreError, match="holds a backslash"):
+        Project.init(tmp_path / "a\\b")
+    assert not (tmp_path / "a\\b").exists()  # refused before anything was written
+    name = 'it\'s a "proj" ü 😀'
+    p, _ = Project.init(tmp_path / name)
+    assert Project(tmp_path / name).config["project"]["name"] == name  # the TOML reads back
+    frame(20).write_csv(tmp_path / "d.csv")
+    assert p.datasets.add(tmp_path / "d.csv", name="d").version.number == 1  # catalog attached
+    assert [d["name"] for d in p.datasets.list()] == ["d"]
 
 
 def test_project_is_found_from_a_subfolder(project: Project) -> None:

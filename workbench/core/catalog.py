@@ -39,6 +39,17 @@ _process_lock = threading.RLock()
 ATTACHED = "catalog"  # the name views and queries use (``catalog.main.runs``)
 
 
+def check_path(path: Path) -> None:
+    """DuckDB reads a backslash in a file path as a folder separator (its Windows
+    handling, in ATTACH and connect alike), so such a catalog cannot be opened at all:
+    say so in one line instead of "no such file"."""
+    if "\\" in str(path):
+        raise StoreError(
+            f"DuckDB cannot open a catalog whose path holds a backslash ({path}); "
+            "rename or move the folder"
+        )
+
+
 class _Shared:
     """The process's in-memory instance and what is attached to it."""
 
@@ -305,6 +316,7 @@ class Catalog:
     def _session(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         """The attached catalog for one operation (or, nested in another operation of
         this process, a cursor on the same attachment: a separate transaction)."""
+        check_path(self.path)
         if _Shared.depth and _Shared.pid == os.getpid() and _Shared.path is not None:
             if _Shared.path == str(self.path) and (read_only or not _Shared.read_only):
                 cur = _Shared.con.cursor()

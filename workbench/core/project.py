@@ -7,6 +7,7 @@ Like git, commands find the project by walking up from the current directory
 from __future__ import annotations
 
 import functools
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -28,12 +29,19 @@ STORE_DIR = ".workbench"
 _CONFIG_TEMPLATE = """\
 # workbench project settings. See docs/ for every key.
 [project]
-name = {name!r}
+name = {name}
 
 [datasets]
 # Rows per stored chunk; fixed per dataset when its first version is added.
 # chunk_rows = 262144
 """
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, except that TOML also wants DEL
+    escaped and has no lone surrogates (a folder may be named it's "x", or worse)."""
+    safe = text.encode("utf-8", "replace").decode("utf-8")
+    return json.dumps(safe, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -73,11 +81,12 @@ class Project:
         cls, path: str | os.PathLike[str] = ".", name: str | None = None
     ) -> tuple[Project, bool]:
         """Create (or re-open) a project; returns it and whether it was new."""
-        from workbench.core.catalog import Catalog
+        from workbench.core.catalog import Catalog, check_path
 
         root = Path(path).expanduser().resolve()
         if root.exists() and not root.is_dir():
             raise UsageError(f"{root} exists and is not a folder")
+        check_path(root)  # before anything is written
         created = not (
             (root / CONFIG).is_file() and (root / STORE_DIR / "catalog.duckdb").is_file()
         )
@@ -91,7 +100,9 @@ class Project:
             if not gitignore.exists():
                 gitignore.write_text("*\n")
             if not (root / CONFIG).exists():
-                (root / CONFIG).write_text(_CONFIG_TEMPLATE.format(name=name or root.name))
+                (root / CONFIG).write_text(
+                    _CONFIG_TEMPLATE.format(name=_toml_string(name or root.name)), encoding="utf-8"
+                )
         except OSError as exc:
             raise StoreError(f"cannot create a project at {root}: {exc.strerror}") from None
         Catalog.create(store / "catalog.duckdb")
