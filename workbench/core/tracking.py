@@ -197,10 +197,7 @@ class Run:
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
         """Record a point. NaN and +-inf are kept (a diverging loss is information)."""
-        enc = self._keys.get(key)
-        if enc is None:
-            check_key(key, "metric")
-            enc = self._keys[key] = json.dumps(key, ensure_ascii=False)
+        enc = self._keys.get(key) or self._new_key(key)
         # This is the hot path (a million calls in a long run): exact type checks first,
         # the slower ABC checks only for numpy scalars and other number types.
         tv = type(value)
@@ -221,6 +218,13 @@ class Run:
             ):
                 self._flush_locked()
 
+    def _new_key(self, key: str) -> str:
+        """Check a metric key the first time it is logged and keep its encoded form (the
+        points file holds keys as JSON strings; a key is never empty, so never falsy)."""
+        check_key(key, "metric")
+        enc = self._keys[key] = json.dumps(key, ensure_ascii=False)
+        return enc
+
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         for k, v in metrics.items():
             self.log_metric(k, v, step)
@@ -235,10 +239,7 @@ class Run:
         """
         import numpy as np
 
-        enc = self._keys.get(key)
-        if enc is None:
-            check_key(key, "metric")
-            enc = self._keys[key] = json.dumps(key, ensure_ascii=False)
+        enc = self._keys.get(key) or self._new_key(key)
         arr = np.asarray(values)
         if arr.ndim != 1 or arr.dtype.kind not in "fiu":
             raise UsageError(f"values of metric {key!r} must be a flat sequence of numbers")
