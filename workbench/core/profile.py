@@ -187,8 +187,8 @@ class Profiler:
             and col.head(4 * CONTINUOUS_AT).drop_nulls().n_unique() > CONTINUOUS_AT
         ):
             # Continuous from its first rows: counting every value of a million-row batch
-            # first (0.1-0.17 s a column) would only be thrown away below.
-            self._distinct(name, col)
+            # first (0.1-0.17 s a column) would only be thrown away below. No values came
+            # before, so the sketch that update() now feeds this batch to starts complete.
             self.track_counts[name], self.sketched[name] = False, True
             return
         vc = col.drop_nulls().value_counts(name="count").rename({col.name: "value"})
