@@ -280,6 +280,14 @@ class Catalog:
 
         return self._retrying(lambda: duckdb.connect(str(self.path), read_only=read_only))
 
+    @contextlib.contextmanager
+    def _own(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._open(read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         con = _instance()
         if _Shared.path is not None:  # an earlier operation did not detach: start over
@@ -327,11 +335,8 @@ class Catalog:
                     cur.close()
                 return
             if _Shared.path != str(self.path):  # another project's catalog: its own instance
-                con = self._open(read_only)
-                try:
+                with self._own(read_only) as con:
                     yield con
-                finally:
-                    con.close()
                 return
             raise StoreError("internal: a catalog write nested in a read of the same catalog")
         con = self._attach(read_only)
@@ -388,11 +393,8 @@ class Catalog:
         with _process_lock:
             if not self._checked:
                 self._ensure_schema()
-            con = self._open(read_only=True)
-            try:
+            with self._own(read_only=True) as con:
                 yield con
-            finally:
-                con.close()
 
     def read(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return self.connect(write=False)
