@@ -338,3 +338,31 @@ def test_pipelines_screen_lists_runs_and_their_steps(tui_project: Project, tmp_p
         assert table(app, "#pl-steps").row_count == len(first.steps)
 
     drive(project, steps)
+
+
+def test_each_screen_reads_the_project_once_when_opened(
+    tui_project: Project, monkeypatch: Any
+) -> None:
+    """Textual calls every class's on_mount along the MRO: a screen that also called its
+    base's by hand read everything twice on opening."""
+    from workbench.tui.base import WBScreen
+
+    loads: list[str] = []
+    real = WBScreen.load
+
+    def load(self: WBScreen, fn: Any, then: Any, group: str = "load", **kw: Any) -> None:
+        loads.append(f"{type(self).__name__}:{group}")
+        real(self, fn, then, group=group, **kw)
+
+    monkeypatch.setattr(WBScreen, "load", load)
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        assert loads == ["OverviewScreen:load"]
+        for key in "drfmai":  # datasets, runs, drift, models, audit, pipelines
+            loads.clear()
+            await pilot.press(key)
+            await settle(pilot)
+            # the first read a screen makes is its list; the rest follow from it
+            assert loads and loads.count(loads[0]) == 1, (key, loads)
+
+    drive(tui_project, steps)

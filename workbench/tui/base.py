@@ -299,4 +299,7 @@ class WBScreen(Loader, Screen):
         """Load (again) what the screen shows; called on mount and on changes."""
 
     def on_mount(self) -> None:
+        # Textual calls every class's own on_mount along the MRO, a subclass's first: a
+        # screen's on_mount sets up its tables and must not call this one again
+        # (super().on_mount() here loaded every screen twice).
         self.refresh_data()

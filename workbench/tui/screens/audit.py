@@ -35,7 +35,6 @@ class AuditScreen(WBScreen):
         self.query_one("#audit", DataTable).add_columns(
             "#", "time (UTC)", "actor", "action", "subject", "details"
         )
-        super().on_mount()
 
     def refresh_data(self) -> None:
         subject = self.query_one("#audit-filter", Input).value.strip() or None

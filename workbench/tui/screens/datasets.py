@@ -38,7 +38,6 @@ class DatasetsScreen(WBScreen):
             "version", "hash", "rows", "cols", "stored", "message", "added (UTC)"
         )
         self._selected: str | None = None
-        super().on_mount()
 
     def refresh_data(self) -> None:
         self.load(self.project.datasets.list, self._show_datasets, group="datasets")

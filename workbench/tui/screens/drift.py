@@ -55,7 +55,6 @@ class DriftScreen(WBScreen):
         self.query_one("#drift-reports", DataTable).add_columns(
             "report", "reference → current", "drifted cols", "dataset"
         )
-        super().on_mount()
 
     def refresh_data(self) -> None:
         self.load(lambda: self.project.drift.list(limit=30), self._show_reports, group="reports")

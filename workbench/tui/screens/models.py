@@ -44,7 +44,6 @@ class ModelsScreen(WBScreen):
         self.query_one("#model-history", DataTable).add_columns(
             "when (UTC)", "alias", "action", "change", "by", "reason"
         )
-        super().on_mount()
 
     def select_model(self, name: str) -> None:
         self.model = name

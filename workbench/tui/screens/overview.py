@@ -41,7 +41,6 @@ class OverviewScreen(WBScreen):
             ("ov-audit", ("#", "action", "subject")),
         ):
             self.query_one(f"#{tid}", DataTable).add_columns(*cols)
-        super().on_mount()
 
     def refresh_data(self) -> None:
         def read() -> dict[str, Any]:

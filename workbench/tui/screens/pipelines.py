@@ -43,7 +43,6 @@ class PipelinesScreen(WBScreen):
         )
         self.query_one("#pl-steps", DataTable).add_columns("", "step", "detail", "seconds")
         self._steps: dict[str, list[dict[str, Any]]] = {}
-        super().on_mount()
 
     def refresh_data(self) -> None:
         def read() -> list[tuple[Any, ...]]:

@@ -37,7 +37,6 @@ class SqlScreen(WBScreen):
 
     def on_mount(self) -> None:
         self.query_one("#sql-views", DataTable).add_columns("view", "one row per…")
-        super().on_mount()
         self._views: dict[str, dict[str, Any]] = {}
         self.load(self._describe, self._show_views, group="views")
 
