@@ -712,15 +712,19 @@ class Runs:
             params: dict[str, dict[str, str]] = {i: {} for i in ids}
             metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
             if ids:
-                for rid, k, v in con.execute(
-                    "SELECT run_id, key, value FROM params WHERE list_contains(?, run_id)", [ids]
-                ).fetchall():
-                    params[rid][k] = v
-                for rid, k, v in con.execute(
-                    "SELECT run_id, key, last FROM metric_summary WHERE list_contains(?, run_id)",
+                # params and metrics of the page in one statement: a statement costs ~1.5 ms
+                # before it reads anything, and a list of runs is read on every keystroke
+                for is_param, rid, k, v, last in con.execute(
+                    "SELECT true, run_id, key, value, NULL::DOUBLE FROM params "
+                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[])) UNION ALL "
+                    "SELECT false, run_id, key, NULL, last FROM metric_summary "
+                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[]))",
                     [ids],
                 ).fetchall():
-                    metrics[rid][k] = v
+                    if is_param:
+                        params[rid][k] = v
+                    else:
+                        metrics[rid][k] = last
         out = []
         now = audit.now()
         for rid, exp, name, status, start, end, ds, dv, parent, deleted in rows:
