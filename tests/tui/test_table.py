@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from workbench.tui.base import Table, status_text
+from workbench.tui.base import Table, _one_style_text, status_text
 
 CELLS: list[Any] = [
     "",
@@ -41,6 +41,11 @@ CELLS: list[Any] = [
 
 
 class _TableApp(App[None]):
+    highlighted: list[tuple[str | None, int]]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.__dict__.setdefault("highlighted", []).append((event.data_table.id, event.cursor_row))
+
     def compose(self) -> ComposeResult:
         yield Table(id="fast", cursor_type="row", zebra_stripes=True)
         yield DataTable(id="textual", cursor_type="row", zebra_stripes=True)
@@ -110,3 +115,95 @@ async def _columns_sized(monkeypatch, cells: list[Any]) -> int:  # type: ignore[
         ]
         assert ours.virtual_size == theirs.virtual_size
         return sum(textual_passes)
+
+
+def test_rows_are_drawn_as_textual_draws_them(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    asyncio.run(_rows_drawn(monkeypatch))
+
+
+async def _rows_drawn(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Whole lines, with every cursor type and the cursor and hover on, off and
+    elsewhere: the row fast path must give the segments Textual gives."""
+    from textual.coordinate import Coordinate
+
+    one_line = [c for c in CELLS if not (isinstance(c, str) and "\n" in c)]
+    app = _TableApp()
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.query_one("#fast", Table)
+        _fill(table, fixed=False, cells=one_line)
+        await pilot.pause()
+        textual_rows = []
+        original = DataTable._render_line_in_row
+
+        def spy(self, *args):  # type: ignore[no-untyped-def]
+            textual_rows.append(args[0])
+            return original(self, *args)
+
+        monkeypatch.setattr(DataTable, "_render_line_in_row", spy)
+        base = table.rich_style
+        compared = fast = 0
+        for cursor_type in ("row", "cell", "column", "none"):
+            table.cursor_type = cursor_type
+            for row in range(len(one_line)):
+                key = table._row_locations.get_key(row)
+                for cursor in (Coordinate(row, 1), Coordinate(0, 2), Coordinate(row + 1, 0)):
+                    for hover in (Coordinate(row, 3), Coordinate(len(one_line), 0)):
+                        table._row_render_cache.clear()
+                        table._cell_render_cache.clear()
+                        textual_rows.clear()
+                        fixed, ours = table._render_line_in_row(key, 0, base, cursor, hover)
+                        plain = all(
+                            _one_style_text(v)[0] is not None for v in table._data[key].values()
+                        )
+                        assert textual_rows == ([] if plain else [key])
+                        assert fixed == []
+                        fast += plain
+                        table._row_render_cache.clear()
+                        table._cell_render_cache.clear()
+                        _, theirs = original(table, key, 0, base, cursor, hover)
+                        flat = lambda cells: list(  # noqa: E731
+                            Segment.simplify(s for cell in cells for s in cell)
+                        )
+                        assert [(s.text, s.style) for s in flat(ours)] == [
+                            (s.text, s.style) for s in flat(theirs)
+                        ], (cursor_type, row, cursor, hover)
+                        compared += 1
+        assert compared == 4 * len(one_line) * 6
+        assert fast >= compared // 4  # most rows are plain text, as in the runs table
+
+
+def test_rows_added_in_a_batch_are_as_added_one_by_one() -> None:
+    asyncio.run(_batch_rows())
+
+
+async def _batch_rows() -> None:
+    from textual.widgets._data_table import DuplicateKey
+
+    app = _TableApp()
+    async with app.run_test(size=(140, 40)) as pilot:
+        ours, theirs = app.query_one("#fast", Table), app.query_one("#textual", DataTable)
+        for table in (ours, theirs):
+            for name in "abc":
+                table.add_column(name, key=name)
+        rows = [(f"k{i}", [f"v{i}", i, status_text("failed")]) for i in range(30)]
+        rows.append(("short", ["only one"]))
+        ours.add_keyed_rows(rows)
+        for key, cells in rows:
+            theirs.add_row(*cells, key=key)
+        await pilot.pause()
+        assert ours.row_count == theirs.row_count == 31
+        for r in range(31):
+            assert ours.get_row_at(r) == theirs.get_row_at(r)
+            assert ours.coordinate_to_cell_key((r, 2)) == theirs.coordinate_to_cell_key((r, 2))
+        assert ours.virtual_size == theirs.virtual_size
+        assert ours.cursor_coordinate == theirs.cursor_coordinate
+        assert sorted(app.highlighted) == [("fast", 0), ("textual", 0)]
+        # and a second batch appends after the first, with the same checks as add_row
+        ours.add_keyed_rows([("more", ["x"])])
+        assert ours.get_row_at(31) == ["x", None, None]
+        try:
+            ours.add_keyed_rows([("k1", ["dup"])])
+        except DuplicateKey:
+            pass
+        else:
+            raise AssertionError("a duplicate key was accepted")
