@@ -95,13 +95,15 @@ def test_runs_filter_sort_errors_and_compare(tui_project: Project) -> None:
         await pilot.press(*"params.model = 'logistic'", "enter")
         await settle(pilot)
         assert runs.row_count == 1 and "logistic" in runs.get_row_at(0)
+        assert app.focused is runs  # the result takes the focus
         filt = app.screen.query_one("#runs-filter", Input)
         filt.value = "metrics.val_auc >"
         await pilot.press("slash", "enter")
         await settle(pilot)
         assert "the filter ends too early" in text(app.screen.query_one("#runs-error", Label))
+        assert app.focused is filt  # the cursor stays where the mistake is
         filt.value = ""
-        await pilot.press("slash", "enter")
+        await pilot.press("enter")
         await settle(pilot)
         assert runs.row_count == 2
         runs.focus()

@@ -42,6 +42,7 @@ class RunsScreen(WBScreen):
     def __init__(self) -> None:
         super().__init__()
         self.limit = PAGE
+        self._to_table = False
         self.marked: set[str] = set()
         self.order: str | None = None
         self.extra: list[str] = [c.strip() for c in DEFAULT_EXTRA.split(",")]
@@ -71,6 +72,7 @@ class RunsScreen(WBScreen):
         self.load(read, self._show, on_error=self._bad_filter)
 
     def _bad_filter(self, message: str) -> None:
+        self._to_table = False  # the cursor stays in the box, where the mistake is
         self.query_one("#runs-error", Label).update(f"[red]{message}[/]")
 
     def _show(self, runs: list[dict[str, Any]]) -> None:
@@ -85,6 +87,7 @@ class RunsScreen(WBScreen):
         table.clear(columns=True)
         for col in (*BASE_COLUMNS, *self.extra):
             table.add_column(col, key=col)
+        rows = []
         for r in runs:
             cells = [
                 "●" if r["id"] in self.marked else "",
@@ -102,10 +105,16 @@ class RunsScreen(WBScreen):
                     r["metrics"] if kind == "metrics" else r["params"] if kind == "params" else {}
                 )
                 cells.append(fmt(source.get(key)))
-            table.add_row(*cells, key=r["id"])
+            rows.append((r["id"], cells))
+        table.add_keyed_rows(rows)
         table.settle()
         if runs:
             table.move_cursor(row=min(cursor, len(runs) - 1))
+        if self._to_table:
+            # focus moves with the result, in the same paint, not when enter is pressed:
+            # a repaint then would compete with the query for the CPU
+            self._to_table = False
+            table.focus()
 
     def action_more(self) -> None:
         self.limit += PAGE
@@ -115,8 +124,8 @@ class RunsScreen(WBScreen):
         self.limit = PAGE
         if event.input.id == "runs-columns":
             self.extra = [c.strip() for c in event.value.split(",") if c.strip()]
+        self._to_table = True
         self.refresh_data()
-        self.query_one("#runs", DataTable).focus()
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         col = str(event.column_key.value)
