@@ -107,7 +107,11 @@ def test_runs_filter_sort_errors_and_compare(tui_project: Project) -> None:
         await settle(pilot)
         assert runs.row_count == 2
         runs.focus()
-        await pilot.press("space", "space", "c")
+        await pilot.press("space", "space")
+        await pilot.pause()
+        drawn = ["".join(s.text for s in runs.render_line(y)) for y in (1, 2)]
+        assert all(line.lstrip().startswith("●") for line in drawn), drawn  # marks show
+        await pilot.press("c")
         await settle(pilot)
         assert type(app.screen).__name__ == "CompareScreen"
         params = table(app, "#cmp-params")

@@ -86,7 +86,9 @@ class RunsScreen(WBScreen):
         cursor = table.cursor_row
         table.clear(columns=True)
         for col in (*BASE_COLUMNS, *self.extra):
-            table.add_column(col, key=col)
+            # the mark column is one wide from the start: sized to its (empty) cells it
+            # was zero wide, and a mark set later with space did not show
+            table.add_column(col, key=col, width=1 if col == "" else None)
         rows = []
         for r in runs:
             cells = [
