@@ -47,6 +47,27 @@ def _one_style_text(value: Any) -> tuple[str | None, Style | None]:
     return None, None
 
 
+def _cell_line(
+    plain: str, width: int, padding: int, outer: Style, inner: Style, unstyled: bool
+) -> list[Segment]:
+    """One line of a plain cell as rich draws it: the text cropped or filled to the
+    column, padded each side; the padding and fill in ``outer`` (table, row and cursor
+    styles), the text in ``inner`` (the cell's own style layered between them)."""
+    pad = " " * padding
+    room = max(0, width - 2 * padding)
+    if not room:
+        return [Segment(" " * width, outer)]
+    if unstyled:
+        return [Segment(f"{pad}{set_cell_size(plain, room)}{pad}", outer)]
+    used = cell_len(plain)
+    body = set_cell_size(plain, room) if used >= room else plain
+    return [
+        Segment(pad, outer),
+        Segment(body, inner),
+        Segment(" " * max(0, room - used) + pad, outer),
+    ]
+
+
 class Table(DataTable):  # type: ignore[type-arg]
     """A DataTable that redraws once its columns are sized to new rows.
 
@@ -223,7 +244,6 @@ class Table(DataTable):  # type: ignore[type-arg]
                 styles = memo[key] = (pre + post, inner)
             return styles
 
-        pad = " " * padding
         segments = []
         table_width = self._row_label_column_width
         for column_index, (plain, text_style, width) in enumerate(cells):
@@ -235,22 +255,11 @@ class Table(DataTable):  # type: ignore[type-arg]
                 text_style,
             )
             meta = Style.from_meta({"row": row_index, "column": column_index})
-            outer = outer + meta
-            inner = max(0, width - 2 * padding)
-            if not inner:
-                line = [Segment(" " * width, outer)]
-            elif text_style is None:
-                line = [Segment(f"{pad}{set_cell_size(plain, inner)}{pad}", outer)]
-            else:
-                used = cell_len(plain)
-                body = set_cell_size(plain, inner) if used >= inner else plain
-                fill = " " * max(0, inner - used)
-                line = [
-                    Segment(pad, outer),
-                    Segment(body, inner_style + meta),
-                    Segment(fill + pad, outer),
-                ]
-            segments.append(line)
+            segments.append(
+                _cell_line(
+                    plain, width, padding, outer + meta, inner_style + meta, text_style is None
+                )
+            )
         segments.append(
             self._extend_segment(row_index, row_style, hover_location, cursor_location, table_width)
         )
@@ -347,22 +356,10 @@ class Table(DataTable):  # type: ignore[type-arg]
         pre = base_style + Style.from_meta({"row": row_index, "column": column_index})
         pre += component_style
         outer = pre + post_style
-        pad = " " * self.cell_padding
-        inner = max(0, width - 2 * self.cell_padding)
-        if not inner:
-            line = [Segment(" " * width, outer)]
-        elif text_style is None:
-            line = [Segment(f"{pad}{set_cell_size(plain, inner)}{pad}", outer)]
-        else:
-            used = cell_len(plain)
-            body = set_cell_size(plain, inner) if used >= inner else plain
-            fill = " " * max(0, inner - used)
-            line = [
-                Segment(pad, outer),
-                Segment(body, pre + text_style + post_style),
-                Segment(fill + pad, outer),
-            ]
-        lines = [line]
+        inner_style = pre + text_style + post_style if text_style is not None else outer
+        lines = [
+            _cell_line(plain, width, self.cell_padding, outer, inner_style, text_style is None)
+        ]
         self._cell_render_cache[cache_key] = lines
         return lines
 
