@@ -17,8 +17,9 @@ from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Markdown
+from textual.widgets import Markdown
 
+from workbench.tui.base import WBFooter
 from workbench.tui.screens import MODES
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class WorkbenchApp(App[None]):
         gc.freeze()
 
     def compose(self) -> ComposeResult:
-        yield Footer()
+        yield WBFooter()
 
     # ---- actions ---------------------------------------------------------------------
     def action_mode(self, mode: str) -> None:

@@ -18,7 +18,7 @@ from textual.color import Color
 from textual.coordinate import Coordinate
 from textual.geometry import Size
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Footer
 
 if TYPE_CHECKING:
     from workbench.core.project import Project
@@ -456,6 +456,39 @@ def sparkline(counts: list[int] | None) -> str:
     return "".join(
         SPARK[min(len(SPARK) - 1, int(c / top * (len(SPARK) - 1) + 0.5))] for c in counts
     )
+
+
+class WBFooter(Footer):
+    """Textual's footer, rebuilt only when the keys it shows change.
+
+    Textual's Footer throws away and rebuilds its keys whenever the screen's bindings
+    are recomputed, which happens on every focus move: six times while the overview
+    first paints and again each time a filter's result takes the focus, each time
+    styling a dozen new widgets for the same row of keys.
+    """
+
+    _shown: tuple[Any, ...] | None = None
+
+    def _keys_shown(self) -> tuple[Any, ...]:
+        palette = self.app.COMMAND_PALETTE_BINDING
+        return (
+            self.compact,
+            self.show_command_palette,
+            tuple(
+                (b.key, b.action, b.description, b.group, enabled, tooltip)
+                for key, (_, b, enabled, tooltip) in self.screen.active_bindings.items()
+                if b.show or key == palette
+            ),
+        )
+
+    def bindings_changed(self, screen: Screen) -> None:
+        if self.is_attached and screen is self.screen and screen.app.app_focus:
+            shown = self._keys_shown()
+            if shown == self._shown:
+                self._bindings_ready = True
+                return
+            self._shown = shown
+        super().bindings_changed(screen)
 
 
 class Loader:

@@ -6,9 +6,9 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
-from workbench.tui.base import Table, WBScreen
+from workbench.tui.base import Table, WBFooter, WBScreen
 
 LIMIT = 500
 
@@ -29,7 +29,7 @@ class AuditScreen(WBScreen):
         )
         yield Static(id="audit-status")
         yield Table(id="audit", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield WBFooter()
 
     def on_mount(self) -> None:
         self.query_one("#audit", DataTable).add_columns(

@@ -8,10 +8,10 @@ from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Input, Label, Static, TabbedContent, TabPane
 
 from workbench.textfmt import human_bytes
-from workbench.tui.base import Table, WBScreen, fmt, sparkline
+from workbench.tui.base import Table, WBFooter, WBScreen, fmt, sparkline
 
 PAGE_ROWS = 100
 
@@ -30,7 +30,7 @@ class DatasetsScreen(WBScreen):
             with Vertical(classes="main"):
                 yield Label("Versions (enter opens)", classes="panel-title", id="versions-title")
                 yield Table(id="ds-versions", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield WBFooter()
 
     def on_mount(self) -> None:
         self.query_one("#ds-list", DataTable).add_columns("dataset", "versions", "rows")
@@ -114,7 +114,7 @@ class VersionScreen(WBScreen):
                 yield Input(placeholder="compare with (e.g. churn@1), then enter", id="diff-with")
                 yield Static(id="diff-summary")
                 yield Table(id="diff-stats", zebra_stripes=True)
-        yield Footer()
+        yield WBFooter()
 
     def refresh_data(self) -> None:
         def read() -> tuple[Any, dict[str, Any]]:

@@ -8,10 +8,10 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Header, Input, Label, Static
 from textual_plotext import PlotextPlot
 
-from workbench.tui.base import Table, WBScreen
+from workbench.tui.base import Table, WBFooter, WBScreen
 
 
 class DriftScreen(WBScreen):
@@ -46,7 +46,7 @@ class DriftScreen(WBScreen):
                 yield Table(id="drift-reports", cursor_type="row", zebra_stripes=True)
             with Vertical(classes="side-wide"):
                 yield PlotextPlot(id="drift-plot")
-        yield Footer()
+        yield WBFooter()
 
     def on_mount(self) -> None:
         self.query_one("#drift-table", DataTable).add_columns(

@@ -19,11 +19,11 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from workbench.core.training import MODELS
-from workbench.tui.base import WBScreen, fmt
+from workbench.tui.base import WBFooter, WBScreen, fmt
 
 FIELDS = (
     ("dataset", "dataset version, e.g. churn@2"),
@@ -94,7 +94,7 @@ class LaunchScreen(WBScreen):
             with Vertical(classes="side-wide"):
                 yield Static("no run launched yet", id="launch-status")
                 yield PlotextPlot(id="launch-plot")
-        yield Footer()
+        yield WBFooter()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":

@@ -8,9 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import Button, DataTable, Header, Input, Label, Static
 
-from workbench.tui.base import Loader, Table, WBScreen, fmt
+from workbench.tui.base import Loader, Table, WBFooter, WBScreen, fmt
 
 
 class ModelsScreen(WBScreen):
@@ -37,7 +37,7 @@ class ModelsScreen(WBScreen):
                 yield Static(id="model-lineage")
                 yield Label("Alias history", classes="panel-title")
                 yield Table(id="model-history", zebra_stripes=True)
-        yield Footer()
+        yield WBFooter()
 
     def on_mount(self) -> None:
         self.query_one("#models", DataTable).add_columns("model", "versions", "aliases")

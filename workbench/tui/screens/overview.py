@@ -6,9 +6,9 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
-from textual.widgets import DataTable, Footer, Header, Label
+from textual.widgets import DataTable, Header, Label
 
-from workbench.tui.base import Table, WBScreen, fmt, status_text
+from workbench.tui.base import Table, WBFooter, WBScreen, fmt, status_text
 
 RECENT = 12
 
@@ -30,7 +30,7 @@ class OverviewScreen(WBScreen):
             yield _panel("Models", "ov-models")
             yield _panel("Drift", "ov-drift")
             yield _panel("Audit", "ov-audit")
-        yield Footer()
+        yield WBFooter()
 
     def on_mount(self) -> None:
         for tid, cols in (

@@ -8,9 +8,9 @@ from typing import Any
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
-from workbench.tui.base import Table, WBScreen
+from workbench.tui.base import Table, WBFooter, WBScreen
 
 OUTCOME = {
     "promoted": "[green]promoted[/]",
@@ -35,7 +35,7 @@ class PipelinesScreen(WBScreen):
             yield Table(id="pl-runs", cursor_type="row", zebra_stripes=True)
             yield Static("Steps of the selected run", classes="panel-title")
             yield Table(id="pl-steps", zebra_stripes=True)
-        yield Footer()
+        yield WBFooter()
 
     def on_mount(self) -> None:
         self.query_one("#pl-runs", DataTable).add_columns(

@@ -9,7 +9,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
     Input,
     Label,
@@ -20,7 +19,7 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
-from workbench.tui.base import Table, WBScreen, fmt, status_markup, status_text
+from workbench.tui.base import Table, WBFooter, WBScreen, fmt, status_markup, status_text
 
 BASE_COLUMNS = ("", "run", "name", "status", "experiment", "dataset", "model", "duration")
 DEFAULT_EXTRA = "metrics.val_auc, metrics.val_rmse"
@@ -59,7 +58,7 @@ class RunsScreen(WBScreen):
             )
         yield Label("", id="runs-error")
         yield Table(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield WBFooter()
 
     def refresh_data(self) -> None:
         flt = self.query_one("#runs-filter", Input).value.strip() or None
@@ -193,7 +192,7 @@ class RunScreen(WBScreen):
             with Vertical(classes="side-wide"):
                 yield Select([], prompt="metric to plot", id="run-metric")
                 yield PlotextPlot(id="run-plot")
-        yield Footer()
+        yield WBFooter()
 
     def refresh_data(self) -> None:
         rid = self.run_id
@@ -295,7 +294,7 @@ class CompareScreen(WBScreen):
             with Vertical(classes="side-wide"):
                 yield Select([], prompt="curve to overlay", id="cmp-metric")
                 yield PlotextPlot(id="cmp-plot")
-        yield Footer()
+        yield WBFooter()
 
     def refresh_data(self) -> None:
         ids, metric = self.run_ids, self.metric

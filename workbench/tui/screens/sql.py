@@ -8,9 +8,9 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Header, Input, Label, Static
 
-from workbench.tui.base import Table, WBScreen, fmt
+from workbench.tui.base import Table, WBFooter, WBScreen, fmt
 
 ROWS = 1000  # shown at most; the CLI and export are there for more
 EXAMPLE = "SELECT name, status, dataset, duration_s FROM runs ORDER BY start_time DESC"
@@ -33,7 +33,7 @@ class SqlScreen(WBScreen):
                 yield Table(id="sql-views", cursor_type="row")
                 yield Static("", id="sql-columns")
             yield Table(id="sql-results", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield WBFooter()
 
     def on_mount(self) -> None:
         self.query_one("#sql-views", DataTable).add_columns("view", "one row per…")
