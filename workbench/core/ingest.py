@@ -9,10 +9,11 @@ Parquet) become one-line :class:`DataError` messages.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ class Source:
     format: str
     size: int
     dates: dict[str, str] | None = None  # text columns that hold dates: name -> "date"/"datetime"
+    date_types: dict[str, pl.DataType] = field(default_factory=dict)  # what they convert to
     delimiter: str | None = None  # sniffed from the header of a .csv that is not comma-separated
 
     @property
@@ -182,8 +184,10 @@ def detect_dates(src: Source) -> dict[str, str]:
                 ("datetime", values.str.to_datetime),
             ):
                 try:
-                    if convert(strict=True).null_count() == 0:
+                    converted = convert(strict=True)
+                    if converted.null_count() == 0:
                         found[name] = kind
+                        src.date_types[name] = converted.dtype
                         break
                 except Exception:
                     continue
@@ -205,9 +209,11 @@ def scan(src: Source, infer_rows: int | None = INFER_ROWS) -> pl.LazyFrame:
     if dates:
         lf = lf.with_columns(
             [
-                pl.col(c).str.to_date(strict=True)
-                if k == "date"
-                else pl.col(c).str.to_datetime(strict=True)
+                pl.col(c).map_batches(
+                    functools.partial(to_temporal, kind=k),
+                    return_dtype=src.date_types[c],
+                    is_elementwise=True,
+                )
                 for c, k in dates.items()
             ]
         )
@@ -237,6 +243,40 @@ def batches(
         yield from scan(src, infer_rows).collect_batches(chunk_size=chunk_rows, engine="streaming")
     except Exception as exc:
         raise _read_error(src, exc, infer_rows) from None
+
+
+# ISO 8601 text that Arrow's cast reads exactly as Polars' strict parse does: dates, and
+# naive datetimes to the microsecond (tests/core/test_ingest.py compares the two).
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+_ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"
+
+
+def to_temporal(values: pl.Series, kind: str) -> pl.Series:
+    """A text column detected as dates ("date") or datetimes ("datetime"), converted.
+
+    Polars' strict parse costs ~0.45 s a million datetimes, a third of reading the
+    whole CSV; Arrow's cast of ISO 8601 text takes a seventh of that. The cast is used
+    only for text of the shape both read alike (checked with one regex, ~0.1 s a
+    million); any other text, or a value Arrow refuses, goes through Polars, which
+    raises as before when a value is not a date at all.
+    """
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "date":
+        shape, arrow_type = _ISO_DATE, pa.date32()
+    else:
+        shape, arrow_type = _ISO_DATETIME, pa.timestamp("us")
+    if values.null_count() < values.len() and values.str.contains(shape).all():
+        try:
+            cast = pc.cast(values.to_arrow(), arrow_type, memory_pool=pa.system_memory_pool())
+            return pl.Series(values.name, cast)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    if kind == "date":
+        return values.str.to_date(strict=True)
+    return values.str.to_datetime(strict=True)
 
 
 def _read_error(src: Source, exc: Exception, infer_rows: int | None) -> Exception:
