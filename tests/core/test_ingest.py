@@ -119,6 +119,7 @@ def test_a_file_reads_as_polars_own_date_parse_reads_it(tmp_path: Path) -> None:
         raw.get_column("stamp").str.to_datetime(strict=True),
     )
     assert streamed.schema == expected.schema
+    assert ingest.sample(src, rows=700).equals(expected.head(700))  # from the rows read once
     assert streamed.schema["stamp"] == pl.Datetime("us", "UTC")
     assert streamed.equals(expected)
 
