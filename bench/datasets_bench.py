@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--versions", type=int, default=10)
     ap.add_argument("--dvc", default=str(HERE / ".venv-dvc" / "bin" / "dvc"))
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="tries of the one-file add")
     args = ap.parse_args()
     data = HERE / ".data"
     shutil.rmtree(data, ignore_errors=True)
@@ -97,17 +98,25 @@ def main() -> None:
         subprocess.run(
             ["cat", str(csv)], stdout=subprocess.DEVNULL, check=True
         )  # warm the cache for all
-        sha_t, _, _ = timed(["sha256sum", str(csv)])
-        wbp = data / "wb"
-        subprocess.run([*wb, "init", str(wbp)], check=True, capture_output=True)
-        wb_t, wb_m, _ = timed([*wb, "--project", str(wbp), "data", "add", str(csv), "-n", "table"])
-        dvcp = data / "dvc"
-        dvcp.mkdir()
-        subprocess.run(["git", "init", "-q"], cwd=dvcp, check=True)
-        subprocess.run([args.dvc, "init", "-q"], cwd=dvcp, check=True)
-        shutil.copy(csv, dvcp / "table.csv")
-        subprocess.run(["cat", str(dvcp / "table.csv")], stdout=subprocess.DEVNULL, check=True)
-        dvc_t, dvc_m, _ = timed([args.dvc, "add", "-q", "table.csv"], cwd=dvcp)
+        # Each tool versions the file --repeat times into a fresh store, taking turns, and
+        # the fastest try counts: on this VM one try can be 10-30% slower than the next.
+        wbp, dvcp = data / "wb", data / "dvc"
+        tries: dict[str, list[tuple[float, float]]] = {"sha256sum": [], "workbench": [], "dvc": []}
+        for _ in range(args.repeat):
+            tries["sha256sum"].append(timed(["sha256sum", str(csv)])[:2])
+            shutil.rmtree(wbp, ignore_errors=True)
+            subprocess.run([*wb, "init", str(wbp)], check=True, capture_output=True)
+            tries["workbench"].append(
+                timed([*wb, "--project", str(wbp), "data", "add", str(csv), "-n", "table"])[:2]
+            )
+            shutil.rmtree(dvcp, ignore_errors=True)
+            dvcp.mkdir()
+            subprocess.run(["git", "init", "-q"], cwd=dvcp, check=True)
+            subprocess.run([args.dvc, "init", "-q"], cwd=dvcp, check=True)
+            shutil.copy(csv, dvcp / "table.csv")
+            subprocess.run(["cat", str(dvcp / "table.csv")], stdout=subprocess.DEVNULL, check=True)
+            tries["dvc"].append(timed([args.dvc, "add", "-q", "table.csv"], cwd=dvcp)[:2])
+        (sha_t, _), (wb_t, wb_m), (dvc_t, dvc_m) = (min(tries[k]) for k in tries)
         results["add"] = {
             "workbench_s": wb_t,
             "workbench_peak_mb": wb_m,
@@ -116,6 +125,7 @@ def main() -> None:
             "sha256sum_s": sha_t,
             "ratio_vs_dvc": wb_t / dvc_t,
             "ratio_vs_sha256sum": wb_t / sha_t,
+            "tries_s": {k: [t for t, _ in v] for k, v in tries.items()},
         }
         print(json.dumps(results["add"], indent=2))
 
