@@ -273,8 +273,7 @@ def to_temporal(values: pl.Series, kind: str) -> pl.Series:
         shape, arrow_type = _ISO_DATETIME, pa.timestamp("us")
     if values.null_count() < values.len() and values.str.contains(shape).all():
         try:
-            cast = pc.cast(values.to_arrow(), arrow_type, memory_pool=pa.system_memory_pool())
-            return pl.Series(values.name, cast)
+            return pl.Series(values.name, pc.cast(values.to_arrow(), arrow_type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     if kind == "date":
@@ -289,12 +288,13 @@ def _read_error(src: Source, exc: Exception, infer_rows: int | None) -> Exceptio
 
 
 def sample(src: Source, infer_rows: int | None = INFER_ROWS, rows: int = 2000) -> pl.DataFrame:
-    dates = detect_dates(src) if infer_rows == INFER_ROWS else {}
-    if src.head is not None and infer_rows == INFER_ROWS and rows <= HEAD_ROWS:
-        # the rows the date check read, converted as the scan would (a second head read of
-        # a big CSV costs 0.3-0.5 s: the scanner sets up and infers types all over again)
-        head = src.head.head(rows)
-        return head.with_columns([to_temporal(head.get_column(c), k) for c, k in dates.items()])
+    if infer_rows == INFER_ROWS and rows <= HEAD_ROWS:
+        dates = detect_dates(src)  # for a CSV, reads its first rows once into src.head
+        if src.head is not None:
+            # those rows converted as the scan would: a second head read of a big CSV
+            # costs 0.3-0.5 s (the scanner sets up and infers types all over again)
+            head = src.head.head(rows)
+            return head.with_columns([to_temporal(head.get_column(c), k) for c, k in dates.items()])
     try:
         return scan(src, infer_rows).head(rows).collect()
     except Exception as exc:
