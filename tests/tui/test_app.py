@@ -372,3 +372,47 @@ def test_each_screen_reads_the_project_once_when_opened(
             assert loads and loads.count(loads[0]) == 1, (key, loads)
 
     drive(tui_project, steps)
+
+
+def test_the_real_app_makes_full_collections_only_when_idle(tui_project: Project) -> None:
+    """`workbench ui` freezes what its first paint made and moves full garbage
+    collections (50-100 ms on a big project) out of the way of a filter's result."""
+    import gc
+
+    from workbench.tui import app as app_module
+
+    threshold = gc.get_threshold()
+    full: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(2)
+
+    async def main() -> None:
+        app = WorkbenchApp(tui_project, freeze_gc=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert gc.get_threshold()[2] == app_module.FULL_GC_OFF  # none on its own
+            gc.callbacks.append(watch)
+            app._last_full_gc = time.monotonic()  # the 30 s fallback is not what is tested
+            for _ in range(app_module.FULL_GC_AFTER):
+                gc.collect(1)  # as many middle collections as Python waits for
+            app.loading += 1  # a load in flight: not now
+            app._collect_when_idle()
+            app.loading -= 1
+            app.last_load_done = time.monotonic()  # one just landed: not now either
+            app._collect_when_idle()
+            assert full == []
+            app.last_load_done -= app_module.IDLE_SECONDS  # idle for half a second
+            app._collect_when_idle()
+            assert full == [2]
+            app._collect_when_idle()  # nothing new to collect: no second pass
+            assert full == [2]
+
+    try:
+        asyncio.run(main())
+    finally:
+        if watch in gc.callbacks:
+            gc.callbacks.remove(watch)
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -9,6 +9,7 @@ by the CLI or a training process shows up without a manual refresh.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from workbench.core.project import Project
 
 POLL_SECONDS = 2.0
+# Full garbage collections in the real app: off automatically, made when idle.
+FULL_GC_OFF = 1_000_000_000
+FULL_GC_AFTER = 10  # Python's default: after 10 collections of the middle generation
+IDLE_SECONDS = 0.5
+FULL_GC_LATEST = 30.0
 
 HELP = """\
 # workbench
@@ -107,6 +113,8 @@ class WorkbenchApp(App[None]):
         self.freeze_gc = freeze_gc
         self._stamp: tuple[Any, ...] | None = None
         self.loading = 0  # see Loader.load
+        self.last_load_done = 0.0  # monotonic time the latest load was delivered
+        self._last_full_gc = time.monotonic()
         self.sub_title = project.root.name
 
     def on_mount(self) -> None:
@@ -121,11 +129,28 @@ class WorkbenchApp(App[None]):
         """Keep what is alive after the first paint (modules, widgets) out of the cyclic
         collector: a full collection then walks only what came later. Without this a
         full collection took 60-150 ms, often in the middle of showing a filter's
-        result. Only for the real app (``run``): many apps in one test process would
-        keep each other's garbage."""
+        result. Even so one took 50-100 ms after a few filters, so full collections are
+        also moved to idle moments (see ``_collect_when_idle``); the young generations
+        are collected as usual. Only for the real app (``run``): many apps in one test
+        process would keep each other's garbage."""
         import gc
 
         gc.freeze()
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_GC_OFF)
+
+    def _collect_when_idle(self) -> None:
+        """The full collection Python would have made by now (10 collections of the
+        middle generation since the last), made while no load is in flight and none
+        finished in the last half second, or after 30 s at the latest."""
+        import gc
+
+        now = time.monotonic()
+        due = gc.get_count()[2] >= FULL_GC_AFTER
+        idle = self.loading == 0 and now - self.last_load_done >= IDLE_SECONDS
+        if due and (idle or now - self._last_full_gc >= FULL_GC_LATEST):
+            gc.collect()
+            self._last_full_gc = now
 
     def compose(self) -> ComposeResult:
         yield WBFooter()
@@ -245,6 +270,9 @@ class WorkbenchApp(App[None]):
 
     # ---- noticing changes made elsewhere ------------------------------------------------
     def _poll(self) -> None:
+        if self.freeze_gc:
+            self._collect_when_idle()
+
         def stamp() -> tuple[Any, ...]:
             with self.project.catalog.read() as con:
                 return con.execute(

@@ -7,6 +7,7 @@ same one-line message the CLI prints; the app keeps running.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -521,6 +522,7 @@ class Loader:
                     handler(value)
             finally:
                 app.loading -= 1
+                app.last_load_done = time.monotonic()
 
         def work() -> None:
             try:
