@@ -21,7 +21,10 @@ from textual_plotext import PlotextPlot
 
 from workbench.tui.base import Table, WBFooter, WBScreen, fmt, status_markup, status_text
 
-BASE_COLUMNS = ("", "run", "name", "status", "experiment", "dataset", "model", "duration")
+# The columns a user chose (metrics, params) come right after the run's identity, so
+# that at 80 columns they are on screen rather than past the right edge.
+LEAD_COLUMNS = ("", "run", "name", "status")
+TAIL_COLUMNS = ("model", "dataset", "experiment", "duration")
 DEFAULT_EXTRA = "metrics.val_auc, metrics.val_rmse"
 # Rows shown at first (two screenfuls at 160x50); `n` shows a page more. Filling a table
 # costs about 0.1 ms a row, so a filter that matches thousands of runs still shows at once.
@@ -84,7 +87,7 @@ class RunsScreen(WBScreen):
         table = self.query_one("#runs", Table)
         cursor = table.cursor_row
         table.clear(columns=True)
-        for col in (*BASE_COLUMNS, *self.extra):
+        for col in (*LEAD_COLUMNS, *self.extra, *TAIL_COLUMNS):
             # the mark column is one wide from the start: sized to its (empty) cells it
             # was zero wide, and a mark set later with space did not show
             table.add_column(col, key=col, width=1 if col == "" else None)
@@ -95,10 +98,6 @@ class RunsScreen(WBScreen):
                 r["ref"],
                 r["name"] or "",
                 status_text(r["status"]),
-                r["experiment"],
-                r["dataset"] or "-",
-                r["params"].get("model", "-"),
-                f"{r['duration_s']:.1f}s",
             ]
             for col in self.extra:
                 kind, _, key = col.partition(".")
@@ -106,6 +105,12 @@ class RunsScreen(WBScreen):
                     r["metrics"] if kind == "metrics" else r["params"] if kind == "params" else {}
                 )
                 cells.append(fmt(source.get(key)))
+            cells += [
+                r["params"].get("model", "-"),
+                r["dataset"] or "-",
+                r["experiment"],
+                f"{r['duration_s']:.1f}s",
+            ]
             rows.append((r["id"], cells))
         table.add_keyed_rows(rows)
         table.settle()
