@@ -287,7 +287,7 @@ def _read_error(src: Source, exc: Exception, infer_rows: int | None) -> Exceptio
     return data_error(src, exc)
 
 
-def sample(src: Source, infer_rows: int | None = INFER_ROWS, rows: int = 2000) -> pl.DataFrame:
+def sample(src: Source, infer_rows: int | None = INFER_ROWS, rows: int = HEAD_ROWS) -> pl.DataFrame:
     if infer_rows == INFER_ROWS and rows <= HEAD_ROWS:
         dates = detect_dates(src)  # for a CSV, reads its first rows once into src.head
         if src.head is not None:
