@@ -33,6 +33,7 @@ import polars as pl
 import pytest
 
 from workbench.core.project import Project
+from workbench.core.tracking import read_points
 from workbench.core.verify import verify
 
 KILLER = Path(__file__).with_name("killer.py")
@@ -131,13 +132,12 @@ def _train_check(before: dict, p: Project, killed: bool) -> None:
         assert r["status"] in ("finished", "killed"), r["status"]
         if r["status"] == "killed":
             # every point it flushed to its file is in the catalog, nothing more
-            file = p.store_dir / "runs" / r["id"] / "metrics.tsv"  # killed before it opened?
-            lines = file.read_text().splitlines() if file.exists() else []
+            points = read_points(p.store_dir / "runs" / r["id"])  # None: killed before it opened
             with p.catalog.read() as con:
                 n = con.execute(
                     "SELECT count(*) FROM metrics WHERE run_id = ?", [r["id"]]
                 ).fetchall()[0][0]
-            assert n == len(lines)
+            assert n == (points.height if points is not None else 0)
     if not killed:
         assert any(r["status"] == "finished" for r in new)
 

@@ -238,12 +238,47 @@ def _disk_trouble(exc: BaseException) -> str | None:
     return None
 
 
+JOURNAL_SUFFIXES = (".start", ".end")
+
+
+def _has_records(folder: Path) -> bool:
+    """Whether the journal holds a record to fold: one directory read, ~10 us when
+    empty, which is the common case once the runs in it are folded."""
+    try:
+        with os.scandir(folder) as it:
+            return any(e.name.endswith(JOURNAL_SUFFIXES) for e in it)
+    except OSError:
+        return False
+
+
 class Catalog:
     """Access to ``catalog.duckdb``; every use is one short transaction."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._checked = False
+        # Runs record their start and end in the journal folder instead of opening the
+        # catalog (see tracking.py); ``on_pending`` folds those records in, and every
+        # operation calls it first when the folder holds any, so no reader ever sees
+        # a catalog that is behind what finished runs wrote.
+        self.journal = path.parent / "journal"
+        self.on_pending: Callable[[], object] | None = None
+        self._folding = False
+
+    def _fold_pending(self, write: bool) -> None:
+        if self.on_pending is None or self._folding or _Shared.depth:
+            return
+        if not _has_records(self.journal):
+            return
+        self._folding = True
+        try:
+            self.on_pending()
+        except StoreError:
+            if write:
+                raise
+            # a read-only store or a long-held lock: read what is already folded
+        finally:
+            self._folding = False
 
     def _retrying(
         self, attempt: Callable[[], duckdb.DuckDBPyConnection]
@@ -356,6 +391,7 @@ class Catalog:
         with _process_lock:
             if not self._checked:
                 self._ensure_schema()
+            self._fold_pending(write)
             with self._session(read_only=not write) as con:
                 if write:
                     con.execute("BEGIN TRANSACTION")
@@ -393,6 +429,7 @@ class Catalog:
         with _process_lock:
             if not self._checked:
                 self._ensure_schema()
+            self._fold_pending(write=False)
             with self._own(read_only=True) as con:
                 yield con
 

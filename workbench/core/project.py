@@ -96,6 +96,7 @@ class Project:
             (store / "objects").mkdir(parents=True, exist_ok=True)
             (store / "tmp").mkdir(exist_ok=True)
             (store / "runs").mkdir(exist_ok=True)
+            (store / "journal").mkdir(exist_ok=True)
             gitignore = store / ".gitignore"
             if not gitignore.exists():
                 gitignore.write_text("*\n")
@@ -120,7 +121,9 @@ class Project:
     def catalog(self) -> Catalog:
         from workbench.core.catalog import Catalog
 
-        return Catalog(self.store_dir / "catalog.duckdb")
+        cat = Catalog(self.store_dir / "catalog.duckdb")
+        cat.on_pending = lambda: self.runs.fold_journal()
+        return cat
 
     @functools.cached_property
     def objects(self) -> ObjectStore:
