@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,37 @@ def test_values_the_file_cannot_hold_are_refused_before_anything_is_kept(
             call(run)
         run.log_metric("m", 3.0, step=1)
     assert project.runs.history(run.id, "m") == [(1, 3.0)]
+
+
+def test_points_logged_while_another_thread_flushes_are_each_written_once_and_whole(
+    project: Project,
+) -> None:
+    import threading
+
+    run = project.runs.start(experiment="j")
+    stop = threading.Event()
+
+    def flusher() -> None:  # what the heartbeat does, as often as it can
+        while not stop.is_set():
+            run.flush()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython can: between appends
+    t = threading.Thread(target=flusher)
+    t.start()
+    try:
+        for step in range(20_000):
+            for k in range(3):
+                run.log_metric(f"m{k}", step * 10.0 + k, step=step)
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(interval)
+    run.end()
+    pts = read_points(run.dir)
+    assert pts.height == 60_000
+    keys = pts["key"].str.slice(1).cast(int)
+    assert (pts["value"] == pts["step"] * 10.0 + keys).all()  # no point mixes two
+    assert sorted(zip(pts["step"], keys, strict=True)) == [
+        (s, k) for s in range(20_000) for k in range(3)
+    ]

@@ -52,6 +52,8 @@ MAX_VALUE = 6000
 FLUSH_POINTS = 1000
 FLUSH_SECONDS = 1.0
 FLUSH_NS = int(FLUSH_SECONDS * 1e9)
+_MIN_STEP, _MAX_STEP = -(2**63), 2**63 - 1
+_time_ns = time.time_ns
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 60.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -210,6 +212,8 @@ class Run:
         self._steps = array("q")
         self._values = array("d")
         self._times = array("q")
+        self._add_key, self._add_step = self._kix.append, self._steps.append
+        self._add_value, self._add_time = self._values.append, self._times.append
         self._flush_by = time.time_ns() + FLUSH_NS  # wall clock: it is read for times anyway
         self._lock = threading.Lock()
         self._file = open(self.dir / POINTS_FILE, "ab")  # noqa: SIM115
@@ -261,31 +265,36 @@ class Run:
         k = self._keys.get(key)
         if k is None:
             k = self._new_key(key)
-        # This is the hot path (a million calls in a long run): exact type checks first,
-        # the slower ABC checks only for numpy scalars and other number types.
+        # The hot path (a million calls in a long run): a float at an int step that
+        # fits goes straight in; anything else is checked and converted first.
+        if type(value) is not float or type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:
+            value, step = self._checked(key, value, step)
+        now = _time_ns()
+        # No lock: each append is atomic, and a flush (heartbeat thread) takes only as
+        # many points as the last array holds, so never a point half appended.
+        self._add_key(k)
+        self._add_step(step)
+        self._add_value(value)
+        self._add_time(now // 1_000_000)
+        if now > self._flush_by or len(self._kix) >= FLUSH_POINTS:
+            self.flush()
+
+    @staticmethod
+    def _checked(key: str, value: Any, step: Any) -> tuple[float, int]:
+        """A metric point's value as a float and step as an int, or a clear refusal."""
         tv = type(value)
-        if tv is not float and (
-            tv is bool or (tv is not int and not isinstance(value, numbers.Real))
-        ):
+        if tv is bool or (tv is not int and not isinstance(value, numbers.Real)):
             raise UsageError(f"metric {key!r} must be a number, not {tv.__name__}")
-        if type(step) is not int and (
-            isinstance(step, bool) or not isinstance(step, numbers.Integral)
-        ):
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
             raise UsageError(f"step of metric {key!r} must be an integer")
         try:
             v = float(value)
         except OverflowError:
             raise UsageError(f"metric {key!r}: {value} is too large for a float") from None
-        if not -(2**63) <= step < 2**63:
+        step = int(step)
+        if not _MIN_STEP <= step <= _MAX_STEP:
             raise UsageError(f"step of metric {key!r} must fit in 64 bits")
-        now = time.time_ns()
-        with self._lock:
-            self._kix.append(k)
-            self._steps.append(step)
-            self._values.append(v)
-            self._times.append(now // 1_000_000)
-            if len(self._kix) >= FLUSH_POINTS or now > self._flush_by:
-                self._flush_locked()
+        return v, step
 
     def _new_key(self, key: str) -> int:
         """Check a metric key the first time it is logged and number it: the points
@@ -380,20 +389,20 @@ class Run:
 
     # ---- lifecycle ----------------------------------------------------------------
     def _flush_locked(self) -> None:
-        n = len(self._kix)
+        n = len(self._times)  # appended last: the other three hold at least n
         if n:
             names = list(self._keys)[self._declared :]
             keys = json.dumps(names, ensure_ascii=False).encode() if names else b""
             self._file.write(
                 _BLOCK.pack(POINTS_MAGIC, n, self._declared, len(keys))
                 + keys
-                + self._kix.tobytes()
-                + self._steps.tobytes()
-                + self._values.tobytes()
-                + self._times.tobytes()
+                + self._kix[:n].tobytes()
+                + self._steps[:n].tobytes()
+                + self._values[:n].tobytes()
+                + self._times[:n].tobytes()
             )
             self._declared += len(names)
-            del self._kix[:], self._steps[:], self._values[:], self._times[:]
+            del self._kix[:n], self._steps[:n], self._values[:n], self._times[:n]
         self._file.flush()
         self._flush_by = time.time_ns() + FLUSH_NS
 
