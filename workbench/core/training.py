@@ -441,7 +441,6 @@ def _usable(dtype: Any) -> bool:
 
 def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
     """Load, check and split the data; everything before fitting."""
-    import numpy as np
     import polars as pl
 
     recipe.check()
@@ -496,12 +495,15 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
         )
     feats = Features.fit(train_df, features)
 
-    def encode_y(part: pl.DataFrame) -> np.ndarray:
+    def encode_y(part: pl.DataFrame) -> Any:
         y = part.get_column(recipe.target)
         if classes is None:
             return y.cast(pl.Float64).to_numpy()
-        index = {c: i for i, c in enumerate(classes)}
-        return np.array([index[v] for v in y.to_list()], dtype=np.int64)
+        # each label's position in classes, in Polars: a Python loop over 1M labels
+        # cost 0.1 s, 0.6% of a LightGBM fit
+        return y.replace_strict(
+            classes, list(range(len(classes))), return_dtype=pl.Int64
+        ).to_numpy()
 
     return {
         "version": version,
