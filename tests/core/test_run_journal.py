@@ -224,3 +224,35 @@ def test_points_logged_while_another_thread_flushes_are_each_written_once_and_wh
     assert sorted(zip(pts["step"], keys, strict=True)) == [
         (s, k) for s in range(20_000) for k in range(3)
     ]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r: r.log_metric("m", 2.0, step=5),
+        lambda r: r.log_metric("new key", 2.0),
+        lambda r: r.log_curve("m", [1.0, 2.0]),
+        lambda r: r.log_param("late", 1),
+        lambda r: r.set_tag("late", "x"),
+        lambda r: r.log_bytes("late.txt", b"x"),
+    ],
+)
+def test_logging_after_the_end_is_refused_in_one_line_and_changes_nothing(
+    project: Project, call
+) -> None:
+    from workbench.core.errors import UsageError
+
+    with project.runs.start(experiment="j") as run:
+        run.log_metric("m", 1.0, step=1)
+        run.log_param("lr", 0.1)
+    before = project.runs.get(run.id)
+    with pytest.raises(UsageError, match=r"has ended: .* start a new run"):
+        call(run)
+    after = project.runs.get(run.id)
+    assert (after["metrics"], after["params"], after["tags"], after["artifacts"]) == (
+        before["metrics"],
+        before["params"],
+        before["tags"],
+        before["artifacts"],
+    )
+    assert project.runs.history(run.id, "m") == [(1, 1.0)]

@@ -233,6 +233,7 @@ class Run:
 
     # ---- logging ---------------------------------------------------------------
     def log_param(self, key: str, value: Any) -> None:
+        self._check_open()
         check_key(key, "param")
         text = param_text(value)
         old = self.params.get(key)
@@ -245,6 +246,7 @@ class Run:
         _write_json(self.dir / "params.json", self.params)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        self._check_open()
         for k, v in params.items():
             check_key(k, "param")
             text = param_text(v)
@@ -256,6 +258,7 @@ class Run:
         _write_json(self.dir / "params.json", self.params)
 
     def set_tag(self, key: str, value: Any) -> None:
+        self._check_open()
         check_key(key, "tag")
         self.tags[key] = param_text(value)
         _write_json(self.dir / "tags.json", self.tags)
@@ -296,6 +299,16 @@ class Run:
             raise UsageError(f"step of metric {key!r} must fit in 64 bits")
         return v, step
 
+    def _check_open(self) -> None:
+        if self._ended:
+            raise UsageError(
+                f"{self.ref} has ended: what is logged after its end would never be kept; "
+                "log it before, or start a new run"
+            )
+
+    def _refuse_point(self, _: Any) -> None:
+        self._check_open()
+
     def _new_key(self, key: str) -> int:
         """Check a metric key the first time it is logged and number it: the points
         file holds each key once and points refer to it by number."""
@@ -317,6 +330,7 @@ class Run:
         """
         import numpy as np
 
+        self._check_open()
         k = self._keys.get(key)
         if k is None:
             k = self._new_key(key)
@@ -355,6 +369,7 @@ class Run:
         return self.log_bytes(name or src.name, src.read_bytes(), kind="file")
 
     def log_bytes(self, name: str, data: bytes, kind: str = "file") -> str:
+        self._check_open()
         check_key(name, "artifact")
         digest = self.project.objects.put_bytes(data)
         self.artifacts[name] = {"hash": digest, "size": len(data), "kind": kind}
@@ -422,6 +437,7 @@ class Run:
         if self._ended:
             return
         self._ended = True
+        self._add_key = self._refuse_point  # log_metric's first append: refused, free
         self._stop.set()
         with self._lock:
             self._flush_locked()
