@@ -49,32 +49,19 @@ def append(
     con: duckdb.DuckDBPyConnection, action: str, subject: str, details: dict[str, Any]
 ) -> int:
     """Add an entry inside the caller's write transaction; returns its sequence number."""
-    # max(seq) then the row: a top-1 sort scans the whole table (5 ms at 200k entries)
-    last = con.execute(
-        "SELECT seq, hash FROM audit WHERE seq = (SELECT max(seq) FROM audit)"
-    ).fetchone()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    at = now()
-    at_s = at.isoformat(timespec="microseconds")
-    who = actor()
-    det = _canonical(details)
-    digest = _entry_hash(seq, at_s, who, action, subject, det, prev)
-    con.execute(
-        "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [seq, at, who, action, subject, det, prev, digest],
-    )
-    return seq
+    return append_many(con, [(now(), actor(), action, subject, details)])
 
 
 def append_many(
     con: duckdb.DuckDBPyConnection,
     entries: list[tuple[datetime, str, str, str, dict[str, Any]]],
-) -> None:
-    """Add entries ``(at, actor, action, subject, details)`` recorded elsewhere first
-    (a run's journal), in the given order, with one insert: the folding of a hundred
-    runs must not pay two round trips an entry."""
+) -> int:
+    """Add entries ``(at, actor, action, subject, details)`` in the given order with one
+    insert (the folding of a hundred runs' journal records must not pay two round trips
+    an entry); returns the last entry's sequence number, 0 when there were none."""
     if not entries:
-        return
+        return 0
+    # max(seq) then the row: a top-1 sort scans the whole table (5 ms at 200k entries)
     last = con.execute(
         "SELECT seq, hash FROM audit WHERE seq = (SELECT max(seq) FROM audit)"
     ).fetchone()
@@ -96,6 +83,7 @@ def append_many(
         "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
         cols,
     )
+    return seq - 1
 
 
 @dataclass(frozen=True)

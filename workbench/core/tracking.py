@@ -32,10 +32,11 @@ import traceback
 import uuid
 from array import array
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core import audit
+from workbench.core import audit, objects
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.core.objects import _pid_alive
 from workbench.core.refs import check_name, parse_ref
@@ -165,30 +166,6 @@ _RUN_COLUMNS = {
     "environment": "JSON",
     "source": "VARCHAR",
 }
-
-
-def _actor() -> str:
-    return audit.actor()
-
-
-def _when(text: str) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename into ``path`` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class Run:
@@ -450,7 +427,7 @@ class Run:
                 "status": status,
                 "error": error,
                 "end_time": audit.now().isoformat(),
-                "actor": _actor(),
+                "actor": audit.actor(),
             },
         )
 
@@ -496,9 +473,7 @@ class Runs:
             run_dir.mkdir(parents=True)
             (run_dir / "heartbeat").touch()
         except OSError as exc:
-            from workbench.core.objects import store_write_error
-
-            raise store_write_error(exc, run_dir) from None
+            raise objects.store_write_error(exc, run_dir) from None
         meta = {
             "experiment": experiment,
             "name": name,
@@ -510,7 +485,7 @@ class Runs:
             "parent_id": parent_id,
             "environment": environment(),
             "source": source,
-            "actor": _actor(),
+            "actor": audit.actor(),
         }
         try:
             self._record(run_id, "start", meta)
@@ -527,22 +502,17 @@ class Runs:
         the run, fsynced, renamed into ``journal/`` (the folder fsynced too), so a
         record is either complete or absent, and a crash right after ``end`` returns
         still loses nothing."""
-        folder = self.project.store_dir / "journal"
+        folder = self.project.catalog.journal
         tmp = self.project.store_dir / "runs" / run_id / f".{kind}.tmp"
         try:
             folder.mkdir(exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(json.dumps(data, ensure_ascii=False))
-                f.flush()
-                os.fsync(f.fileno())
+            objects._write_durable(tmp, json.dumps(data, ensure_ascii=False).encode())
             os.replace(tmp, folder / f"{run_id}.{kind}")
-            _fsync_dir(folder)
+            objects._fsync_dir(folder)
         except OSError as exc:
-            from workbench.core.objects import store_write_error
-
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise store_write_error(exc, folder) from None
+            raise objects.store_write_error(exc, folder) from None
 
     def fold_journal(self, max_runs: int = 500) -> int:
         """Fold the journal's records into the catalog; returns how many were folded.
@@ -553,9 +523,11 @@ class Runs:
         touches after taking the lock, so two processes folding at once, or a crash
         between a commit and the removal of its records, fold nothing twice.
         """
-        folder = self.project.store_dir / "journal"
+        from workbench.core.catalog import JOURNAL_SUFFIXES
+
+        folder = self.project.catalog.journal
         try:
-            names = [n for n in os.listdir(folder) if n.endswith((".start", ".end"))]
+            names = [n for n in os.listdir(folder) if n.endswith(JOURNAL_SUFFIXES)]
         except OSError:
             return 0
         by_run: dict[str, set[str]] = {}
@@ -582,7 +554,7 @@ class Runs:
     ) -> tuple[list[str], list[str]]:
         """One transaction's share of :meth:`fold_journal`: (records folded, records
         that cannot be)."""
-        folder = self.project.store_dir / "journal"
+        folder = self.project.catalog.journal
         existing = dict(
             con.execute(
                 "SELECT id, status FROM runs WHERE id IN (SELECT unnest(?::VARCHAR[]))",
@@ -622,8 +594,8 @@ class Runs:
                     m.get("name"),
                     e.get("status", RUNNING),
                     e.get("error"),
-                    _when(m["start_time"]),
-                    _when(e["end_time"]) if e else None,
+                    datetime.fromisoformat(m["start_time"]),
+                    datetime.fromisoformat(e["end_time"]) if e else None,
                     m.get("host"),
                     m.get("pid"),
                     m.get("dataset"),
@@ -637,8 +609,8 @@ class Runs:
                 ds = m.get("dataset")
                 events.append(
                     (
-                        _when(m["start_time"]),
-                        m.get("actor") or _actor(),
+                        datetime.fromisoformat(m["start_time"]),
+                        m.get("actor") or audit.actor(),
                         "run.start",
                         f"run:{rid}",
                         {
@@ -678,15 +650,15 @@ class Runs:
                     update,
                     [ends[r]["status"] for r in update],
                     [ends[r].get("error") for r in update],
-                    [_when(ends[r]["end_time"]) for r in update],
+                    [datetime.fromisoformat(ends[r]["end_time"]) for r in update],
                 ],
             )
         for r in fold:
             e = ends[r]
             events.append(
                 (
-                    _when(e["end_time"]),
-                    e.get("actor") or _actor(),
+                    datetime.fromisoformat(e["end_time"]),
+                    e.get("actor") or audit.actor(),
                     "run.end",
                     f"run:{r}",
                     {"status": e["status"], "error": e.get("error")},
@@ -781,7 +753,7 @@ class Runs:
     def _mark_killed(self, dead: list[str]) -> None:
         if not dead:
             return
-        journal = self.project.store_dir / "journal"
+        journal = self.project.catalog.journal
         with self.project.catalog.write() as con:
             rows = con.execute(
                 "SELECT id FROM runs WHERE status = ? AND id IN (SELECT unnest(?::VARCHAR[]))",
@@ -800,7 +772,7 @@ class Runs:
                 "WHERE id IN (SELECT unnest(?::VARCHAR[]))",
                 [KILLED, error, now, killed],
             )
-            who = _actor()
+            who = audit.actor()
             audit.append_many(
                 con, [(now, who, "run.end", f"run:{r}", {"status": KILLED}) for r in killed]
             )

@@ -183,7 +183,7 @@ def verify(project: Project) -> VerifyReport:
             report.problems.append(f"audit entry {p.seq} {p.problem}")
         report.problems += registry_problems(con)
         report.problems += dangling_rows(con)
-    journal = project.store_dir / "journal"
+    journal = project.catalog.journal
     set_aside = sorted(journal.glob("*.unreadable")) if journal.is_dir() else []
     for record in set_aside:  # a run's start or end that could not be folded in
         report.problems.append(f"journal record {record.name} could not be read and was set aside")
