@@ -165,7 +165,7 @@ def training_overhead(rows: int) -> dict[str, float]:
     import polars as pl
 
     from workbench.core.project import Project
-    from workbench.core.training import Recipe, prepare, train
+    from workbench.core.runs.training import Recipe, prepare, train
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(rows, 10))

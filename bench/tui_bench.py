@@ -37,8 +37,8 @@ def generate(root: Path, runs: int, versions: int) -> None:
     import numpy as np
     import polars as pl
 
-    from workbench.core import audit
     from workbench.core.project import Project
+    from workbench.core.store import audit
 
     project, _ = Project.init(root)
     rng = np.random.default_rng(0)

@@ -132,7 +132,7 @@ def models(project: Project, tmp_path: Path) -> Project:
     """churn@1 (600 rows) and churn@2 (a shifted batch); a weak and a strong run on churn@1,
     registered as churn-model v1 and v2."""
     from tests.core.test_training import churn
-    from workbench.core.training import Recipe, train
+    from workbench.core.runs.training import Recipe, train
 
     churn(600, 0).write_parquet(tmp_path / "c1.parquet")
     project.datasets.add(tmp_path / "c1.parquet", name="churn")

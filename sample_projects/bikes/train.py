@@ -28,7 +28,7 @@ from sklearn.metrics import mean_squared_error
 
 import workbench
 from workbench import Project
-from workbench.core.scoring import predict_frame
+from workbench.core.models.scoring import predict_frame
 
 HERE = Path(__file__).resolve().parent
 NUMERIC = ["hour", "holiday", "workingday", "temp", "feels_like", "humidity", "wind_speed"]

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 
 from tests.conftest import run_cli, store_snapshot
-from workbench.core import sql
 from workbench.core.project import Project
+from workbench.core.store import sql
 
 
 def test_every_documented_view_answers_and_is_listed_in_the_docs(models: Project) -> None:

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from tests.conftest import run_cli, store_snapshot
-from workbench.core.checks import run_checks
-from workbench.core.datasets import ChecksFailed
+from workbench.core.data.checks import run_checks
+from workbench.core.data.datasets import ChecksFailed
 from workbench.core.errors import UsageError
 from workbench.core.project import Project
 

@@ -7,9 +7,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from workbench.core import audit
 from workbench.core.project import Project
-from workbench.core.verify import verify
+from workbench.core.store import audit
+from workbench.core.store.verify import verify
 
 WORKER = textwrap.dedent(
     """

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import frame
-from workbench.core.diff import diff
+from workbench.core.data.diff import diff
 from workbench.core.errors import DataError, UsageError
 from workbench.core.project import Project
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.core import ingest
-from workbench.core.ingest import to_temporal
+from workbench.core.data import ingest
+from workbench.core.data.ingest import to_temporal
 
 
 def polars_parse(values: pl.Series, kind: str) -> pl.Series:

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.core.errors import UsageError
-from workbench.core.refs import Ref, check_name, parse_ref
+from workbench.core.store.refs import Ref, check_name, parse_ref
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import store_snapshot, with_gates
-from workbench.core import audit
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
+from workbench.core.models.registry import PromotionRefused, Registry
 from workbench.core.project import Project
-from workbench.core.registry import PromotionRefused, Registry
-from workbench.core.training import Recipe, train
+from workbench.core.runs.training import Recipe, train
+from workbench.core.store import audit
 
 
 def test_register_snapshots_lineage_signature_and_metrics(models: Project) -> None:

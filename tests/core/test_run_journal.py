@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core import audit
 from workbench.core.errors import StoreError
 from workbench.core.project import Project
-from workbench.core.tracking import POINTS_FILE, read_points
-from workbench.core.verify import verify
+from workbench.core.runs.tracking import POINTS_FILE, read_points
+from workbench.core.store import audit
+from workbench.core.store.verify import verify
 
 
 def _journal(project: Project) -> list[str]:

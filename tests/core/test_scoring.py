@@ -11,9 +11,9 @@ import pytest
 from tests.conftest import store_snapshot
 from tests.core.test_training import churn
 from workbench.core.errors import DataError, UsageError, WorkbenchError
+from workbench.core.models.scoring import predict, scorings
 from workbench.core.project import Project
-from workbench.core.scoring import predict, scorings
-from workbench.core.training import Recipe, train
+from workbench.core.runs.training import Recipe, train
 
 
 @pytest.fixture

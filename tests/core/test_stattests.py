@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
+from workbench.core.drift.stattests import METHODS, default_method, get_method
 from workbench.core.errors import UsageError
-from workbench.core.stattests import METHODS, default_method, get_method
 
 TOL = 1e-9
 

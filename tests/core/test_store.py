@@ -12,9 +12,9 @@ import duckdb
 import pytest
 
 from tests.conftest import frame
-from workbench.core.catalog import SCHEMA_VERSION, Catalog
 from workbench.core.errors import StoreError
 from workbench.core.project import Project, find_root
+from workbench.core.store.catalog import SCHEMA_VERSION, Catalog
 
 
 def test_init_creates_layout_and_is_idempotent(tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import frame
-from workbench.core import audit
 from workbench.core.errors import UsageError
 from workbench.core.project import Project
-from workbench.core.tracking import start_run
+from workbench.core.runs.tracking import start_run
+from workbench.core.store import audit
 
 
 def test_a_run_records_everything_it_logs(project: Project, tmp_path: Path) -> None:

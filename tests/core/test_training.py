@@ -12,7 +12,7 @@ import pytest
 
 from workbench.core.errors import DataError, UsageError
 from workbench.core.project import Project
-from workbench.core.training import Recipe, train
+from workbench.core.runs.training import Recipe, train
 
 
 def churn(n: int = 600, seed: int = 0) -> pl.DataFrame:
@@ -201,7 +201,7 @@ def test_lightgbm_metrics_from_its_own_outputs_equal_fresh_predictions(
 ) -> None:  # type: ignore[no-untyped-def]
     """A LightGBM run's metrics come from the outputs LightGBM computed while training
     (not a second prediction); they must be exactly what predicting again gives."""
-    from workbench.core import training
+    from workbench.core.runs import training
 
     x = np.random.default_rng(1).normal(size=(3000, 4))
     frame = pl.DataFrame({f"x{i}": x[:, i] for i in range(4)}).with_columns(

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import run_cli, store_snapshot
 from tests.reliability.corpus import CORPUS, base, write_corpus
 from workbench.core.project import Project
-from workbench.core.verify import verify
+from workbench.core.store.verify import verify
 
 # what `data add` says of each file: None = it is stored
 ADD: dict[str, str | None] = {
@@ -105,7 +105,7 @@ def test_the_corpus_is_big_enough() -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     """A project with the clean table as churn@1 and churn-model v1 trained on it."""
-    from workbench.core.training import Recipe, train
+    from workbench.core.runs.training import Recipe, train
 
     root = tmp_path_factory.mktemp("bad-data")
     files = write_corpus(root / "files")

@@ -21,9 +21,9 @@ import polars as pl
 import pytest
 
 from tests.tui.test_app import error_notifications, settle
-from workbench.core import audit
 from workbench.core.project import Project
-from workbench.core.verify import verify
+from workbench.core.store import audit
+from workbench.core.store.verify import verify
 from workbench.tui.app import WorkbenchApp
 
 TRAINERS = 4
@@ -68,7 +68,7 @@ TRAINER = textwrap.dedent(
 @pytest.fixture
 def busy_project(project: Project, tmp_path: Path) -> Project:
     from tests.core.test_training import churn
-    from workbench.core.training import Recipe, train
+    from workbench.core.runs.training import Recipe, train
 
     churn(2000, 0).write_parquet(tmp_path / "c1.parquet")
     project.datasets.add(tmp_path / "c1.parquet", name="churn")

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import run_subprocess, store_snapshot
 from workbench.core.project import Project
-from workbench.core.verify import verify
+from workbench.core.store.verify import verify
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
@@ -65,7 +65,7 @@ def _fill(disk: Path) -> Path:
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """Built once: churn@1 (with checks), two finished runs, churn-model v1 from the first."""
     from tests.core.test_training import churn
-    from workbench.core.training import Recipe, train
+    from workbench.core.runs.training import Recipe, train
 
     base = tmp_path_factory.mktemp("disk-template")
     data = base / "data"

@@ -60,7 +60,7 @@ HOSTILE = [
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     from tests.core.test_training import churn
-    from workbench.core.training import Recipe, train
+    from workbench.core.runs.training import Recipe, train
 
     base = tmp_path_factory.mktemp("hostile")
     churn(300, 0).write_csv(base / "c.csv")

@@ -33,8 +33,8 @@ import polars as pl
 import pytest
 
 from workbench.core.project import Project
-from workbench.core.tracking import read_points
-from workbench.core.verify import verify
+from workbench.core.runs.tracking import read_points
+from workbench.core.store.verify import verify
 
 KILLER = Path(__file__).with_name("killer.py")
 RANDOM_KILLS = 2
@@ -70,7 +70,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """churn@1; run1 -> churn-model v1 (production), run2 -> v2, run3 finished but not
     registered; a gate that computes a drift report, so a promotion writes one."""
     from tests.core.test_training import churn
-    from workbench.core.training import Recipe, train
+    from workbench.core.runs.training import Recipe, train
 
     base = tmp_path_factory.mktemp("kills")
     p, _ = Project.init(base / "proj")

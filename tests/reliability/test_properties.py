@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from tests.core.test_search import names as run_names
 from tests.core.test_search import runs  # noqa: F401  (the fixture)
+from workbench.core.drift.stattests import get_method
 from workbench.core.errors import UsageError
-from workbench.core.refs import expand_range, parse_ref
-from workbench.core.stattests import get_method
+from workbench.core.store.refs import expand_range, parse_ref
 
 floats = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 samples = st.lists(floats, min_size=5, max_size=200)
@@ -113,8 +113,8 @@ column_values = st.one_of(
 @settings(max_examples=80, deadline=None)
 @given(values=column_values)
 def test_identical_columns_never_drift(values: list[object]) -> None:
-    from workbench.core.drift import Options, compare_column
-    from workbench.core.sources import Table
+    from workbench.core.data.sources import Table
+    from workbench.core.drift.analysis import Options, compare_column
 
     df = pl.DataFrame({"x": values}, strict=False)
     ref, cur = Table.of_frame("ref", df), Table.of_frame("cur", df.clone())

@@ -18,10 +18,10 @@ import pytest
 from workbench.core.project import Project
 
 UUID_USERS = (
-    "workbench.core.drift",
-    "workbench.core.objects",
-    "workbench.core.scoring",
-    "workbench.core.tracking",
+    "workbench.core.drift.analysis",
+    "workbench.core.store.objects",
+    "workbench.core.models.scoring",
+    "workbench.core.runs.tracking",
 )
 SIZE = (160, 50)
 SMALL = (80, 24)
@@ -45,8 +45,8 @@ def frozen() -> Iterator[None]:
     # folders with it, depending on what ran before) must not shift the sequence.
     fake = types.SimpleNamespace(uuid4=uuid4, UUID=uuid.UUID)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch("workbench.core.audit.now", now))
-        stack.enter_context(mock.patch("workbench.core.audit.actor", lambda: "ada@lab"))
+        stack.enter_context(mock.patch("workbench.core.store.audit.now", now))
+        stack.enter_context(mock.patch("workbench.core.store.audit.actor", lambda: "ada@lab"))
         for module in UUID_USERS:
             stack.enter_context(mock.patch(f"{module}.uuid", fake))
         yield
@@ -55,7 +55,7 @@ def frozen() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.core.test_training import churn
-    from workbench.core.training import Recipe, train
+    from workbench.core.runs.training import Recipe, train
 
     root = tmp_path_factory.mktemp("tui") / "proj"
     data = tmp_path_factory.mktemp("tui-data")

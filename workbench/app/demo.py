@@ -347,7 +347,7 @@ class Demo:
         return Step("", _drift_text(report.n_drifted, len(report.tested)))
 
     def _score(self) -> Step:
-        from workbench.core.scoring import predict
+        from workbench.core.models.scoring import predict
 
         s = self.sample
         out = self.root / "scores" / f"{s.dataset}_{s.drift_on}.parquet"

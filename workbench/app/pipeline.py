@@ -42,14 +42,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core import audit
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
+from workbench.core.store import audit
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from workbench.core.models.registry import ModelVersion
     from workbench.core.project import Project
-    from workbench.core.registry import ModelVersion
 
 KEYS = {
     "dataset",
@@ -87,7 +87,7 @@ class Config:
 
 
 def load_config(project: Project, name: str) -> Config:
-    from workbench.core.refs import check_name
+    from workbench.core.store.refs import check_name
 
     table = project.config.get("pipeline", {}).get(name)
     if table is None:
@@ -178,7 +178,7 @@ def score_on(
     import numpy as np
     import polars as pl
 
-    from workbench.core.scoring import conform, predict_frame
+    from workbench.core.models.scoring import conform, predict_frame
 
     model = project.models.load(mv)
     inputs = mv.signature.get("inputs", {})
@@ -224,7 +224,7 @@ class Pipeline:
         on_step: Callable[[str], None] | None = None,
         on_done: Callable[[Step], None] | None = None,
     ) -> PipelineRun:
-        from workbench.core.objects import sha256_file
+        from workbench.core.store.objects import sha256_file
 
         path = Path(batch)
         if not path.is_file():
@@ -327,7 +327,7 @@ class Pipeline:
             return None
 
     def _add(self, state: dict[str, Any]) -> Step:
-        from workbench.core.datasets import ChecksFailed
+        from workbench.core.data.datasets import ChecksFailed
 
         cfg, path = self.cfg, state["path"]
         message = f"pipeline {cfg.name}: {path.name}"
@@ -444,8 +444,8 @@ class Pipeline:
     def _train(self, state: dict[str, Any]) -> Step:
         from dataclasses import replace
 
-        from workbench.core.sweeps import recipe_of
-        from workbench.core.training import recipe_for, train
+        from workbench.core.runs.sweeps import recipe_of
+        from workbench.core.runs.training import recipe_for, train
 
         cfg, champion, version = self.cfg, state["champion"], state["version"]
         name = f"{cfg.name}-challenger"
@@ -475,7 +475,7 @@ class Pipeline:
         )
 
     def _evaluate(self, state: dict[str, Any]) -> Step:
-        from workbench.core.training import _split
+        from workbench.core.runs.training import _split
 
         cfg, champion = self.cfg, state["champion"]
         mv = self.project.models.register(
@@ -508,7 +508,7 @@ class Pipeline:
         )
 
     def _promote(self, state: dict[str, Any]) -> Step:
-        from workbench.core.registry import PromotionRefused
+        from workbench.core.models.registry import PromotionRefused
 
         cfg, mv = self.cfg, state["challenger"]
         reason = f"pipeline {cfg.name}, batch {state['path'].name}"
@@ -551,7 +551,7 @@ class Pipeline:
 
 def _read(path: Path) -> pl.DataFrame:
     """A batch file's rows, read as `data add` reads them (same formats, types and dates)."""
-    from workbench.core import ingest
+    from workbench.core.data import ingest
 
     return ingest.scan(ingest.open_source(path)).collect()
 
@@ -570,7 +570,7 @@ def watch(
     A file is taken once its size has stopped changing for one interval, so a batch
     still being copied in is not read half-written. Returns how many were processed.
     """
-    from workbench.core.objects import sha256_file
+    from workbench.core.store.objects import sha256_file
 
     pipe = Pipeline(project, name)
     root = Path(folder)

@@ -24,7 +24,7 @@ from workbench.cli.output import console, escape, json_option, print_json, table
 @pass_ctx
 def audit(ctx: Ctx, subject: str | None, limit: int, as_json: bool) -> None:
     """The audit trail: every change to the project, newest first."""
-    from workbench.core import audit as core_audit
+    from workbench.core.store import audit as core_audit
 
     with ctx.project.catalog.read() as con:
         items = core_audit.entries(con, subject=subject, limit=limit)
@@ -56,7 +56,7 @@ def _summary(details: dict) -> str:
 @pass_ctx
 def verify(ctx: Ctx, as_json: bool) -> None:
     """Check the audit chain and re-hash every object in the store."""
-    from workbench.core.verify import verify as run_verify
+    from workbench.core.store.verify import verify as run_verify
 
     r = run_verify(ctx.project)
     if as_json:

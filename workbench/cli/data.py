@@ -206,7 +206,7 @@ def head(ctx: Ctx, ref: str, n: int, as_json: bool) -> None:
     """The first rows of a version."""
     df = ctx.project.datasets.head(ref, n)
     if as_json:
-        from workbench.core.profile import jsonable
+        from workbench.core.data.profile import jsonable
 
         print_json([{k: jsonable(v) for k, v in row.items()} for row in df.iter_rows(named=True)])
         return
@@ -222,7 +222,7 @@ def head(ctx: Ctx, ref: str, n: int, as_json: bool) -> None:
 @pass_ctx
 def diff_cmd(ctx: Ctx, ref_a: str, ref_b: str, key: str | None, as_json: bool) -> None:
     """What changed from REF_A to REF_B: schema, rows, column statistics."""
-    from workbench.core.diff import diff
+    from workbench.core.data.diff import diff
 
     d = diff(ctx.project.datasets, ref_a, ref_b, key=key)
     if as_json:

@@ -64,7 +64,7 @@ def list_(ctx: Ctx, as_json: bool) -> None:
 @pass_ctx
 def show(ctx: Ctx, ref: str, as_json: bool) -> None:
     """NAME (all versions and alias history) or NAME@N / NAME@ALIAS (one version)."""
-    from workbench.core.refs import parse_ref
+    from workbench.core.store.refs import parse_ref
 
     reg = ctx.project.models
     parsed = parse_ref(ref)
@@ -183,7 +183,7 @@ def promote(
     as_json: bool,
 ) -> None:
     """Move ALIAS to NAME's VERSION if every gate in workbench.toml passes."""
-    from workbench.core.registry import PromotionRefused
+    from workbench.core.models.registry import PromotionRefused
 
     reg = ctx.project.models
     if dry_run:
@@ -253,7 +253,7 @@ def archive(ctx: Ctx, name: str, version: int, reason: str | None) -> None:
 @pass_ctx
 def card(ctx: Ctx, ref: str, output: str | None) -> None:
     """A Markdown model card for NAME@ALIAS or NAME@N."""
-    from workbench.core.modelcard import model_card
+    from workbench.core.models.card import model_card
 
     text = model_card(ctx.project, ref)
     if output:
@@ -276,7 +276,7 @@ def predict(
     ctx: Ctx, model_ref: str, input_spec: str, output: str, batch_rows: int, as_json: bool
 ) -> None:
     """Score INPUT (a data file or a dataset version) with MODEL_REF, e.g. churn@production."""
-    from workbench.core.scoring import predict as score
+    from workbench.core.models.scoring import predict as score
 
     res = score(ctx.project, model_ref, input_spec, output, batch_rows=batch_rows)
     if as_json:

@@ -13,7 +13,7 @@ from workbench.cli.output import console, escape, fmt_num, json_option, print_js
 
 def _params(items: tuple[str, ...]) -> dict[str, Any]:
     from workbench.core.errors import UsageError
-    from workbench.core.training import parse_value
+    from workbench.core.runs.training import parse_value
 
     out = {}
     for item in items:
@@ -74,8 +74,8 @@ def train(
 
     Defaults for --model, --split, --seed and params can live in workbench.toml under [train].
     """
-    from workbench.core.training import recipe_for
-    from workbench.core.training import train as run_train
+    from workbench.core.runs.training import recipe_for
+    from workbench.core.runs.training import train as run_train
 
     project = ctx.project
     recipe = recipe_for(
@@ -451,10 +451,10 @@ def sweep(
     """Train many variants of a model as child runs of one parent run."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from workbench.core.refs import parse_ref
-    from workbench.core.sweeps import parse_grid, parse_random
-    from workbench.core.sweeps import sweep as run_sweep
-    from workbench.core.training import Recipe
+    from workbench.core.runs.sweeps import parse_grid, parse_random
+    from workbench.core.runs.sweeps import sweep as run_sweep
+    from workbench.core.runs.training import Recipe
+    from workbench.core.store.refs import parse_ref
 
     base = Recipe(
         dataset=dataset,
@@ -540,7 +540,7 @@ def rerun(ctx: Ctx, run_ref: str, as_json: bool) -> None:
     """Train RUN_REF again from its recorded recipe and check the metrics match."""
     import sys
 
-    from workbench.core.sweeps import rerun as do_rerun
+    from workbench.core.runs.sweeps import rerun as do_rerun
 
     r = do_rerun(ctx.project, run_ref)
     if as_json:

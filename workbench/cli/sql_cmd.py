@@ -10,7 +10,7 @@ import click
 
 from workbench.cli.main import Ctx, pass_ctx
 from workbench.cli.output import console, escape, fmt_num, print_json, table
-from workbench.core.sql import EXPORTS
+from workbench.core.store.sql import EXPORTS
 
 
 @click.command()
@@ -36,7 +36,7 @@ def sql(
     dataset_versions, dataset_checks, models, model_versions, aliases, alias_history, drift_reports,
     drift_results, scorings, audit. Writes, files and extensions are refused.
     """
-    from workbench.core import sql as core_sql
+    from workbench.core.store import sql as core_sql
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
@@ -103,7 +103,7 @@ def _export_command(what: str, about: str) -> click.Command:
     )
     @pass_ctx
     def command(ctx: Ctx, output: str) -> None:
-        from workbench.core.sql import export as run_export
+        from workbench.core.store.sql import export as run_export
 
         path, rows = run_export(ctx.project, what, output)
         click.echo(f"Wrote {rows:,} {what} rows to {path}")
@@ -124,7 +124,7 @@ def export_mlflow(ctx: Ctx, directory: str) -> None:
     Read it with mlflow.MlflowClient("file:DIRECTORY") (MLflow 3 asks for
     MLFLOW_ALLOW_FILE_STORE=true), or move it to a database with `mlflow migrate-filestore`.
     """
-    from workbench.core.mlflow_io import export_store
+    from workbench.core.interop.mlflow_io import export_store
 
     counts = export_store(ctx.project, directory)
     click.echo(
@@ -152,7 +152,7 @@ def import_mlflow(ctx: Ctx, store: str, as_json: bool) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from workbench.core.mlflow_io import import_store
+    from workbench.core.interop.mlflow_io import import_store
 
     with Progress(
         TextColumn("importing runs"),

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
-    from workbench.core.catalog import Catalog
-    from workbench.core.datasets import Datasets
-    from workbench.core.drift import Drift
-    from workbench.core.objects import ObjectStore
-    from workbench.core.registry import Registry
-    from workbench.core.tracking import Runs
+    from workbench.core.data.datasets import Datasets
+    from workbench.core.drift.analysis import Drift
+    from workbench.core.models.registry import Registry
+    from workbench.core.runs.tracking import Runs
+    from workbench.core.store.catalog import Catalog
+    from workbench.core.store.objects import ObjectStore
 
 CONFIG = "workbench.toml"
 STORE_DIR = ".workbench"
@@ -81,7 +81,7 @@ class Project:
         cls, path: str | os.PathLike[str] = ".", name: str | None = None
     ) -> tuple[Project, bool]:
         """Create (or re-open) a project; returns it and whether it was new."""
-        from workbench.core.catalog import Catalog, check_path
+        from workbench.core.store.catalog import Catalog, check_path
 
         root = Path(path).expanduser().resolve()
         if root.exists() and not root.is_dir():
@@ -119,7 +119,7 @@ class Project:
 
     @functools.cached_property
     def catalog(self) -> Catalog:
-        from workbench.core.catalog import Catalog
+        from workbench.core.store.catalog import Catalog
 
         cat = Catalog(self.store_dir / "catalog.duckdb")
         cat.on_pending = lambda: self.runs.fold_journal()
@@ -127,31 +127,31 @@ class Project:
 
     @functools.cached_property
     def objects(self) -> ObjectStore:
-        from workbench.core.objects import ObjectStore
+        from workbench.core.store.objects import ObjectStore
 
         return ObjectStore(self.store_dir / "objects", self.store_dir / "tmp")
 
     @functools.cached_property
     def datasets(self) -> Datasets:
-        from workbench.core.datasets import Datasets
+        from workbench.core.data.datasets import Datasets
 
         return Datasets(self)
 
     @functools.cached_property
     def runs(self) -> Runs:
-        from workbench.core.tracking import Runs
+        from workbench.core.runs.tracking import Runs
 
         return Runs(self)
 
     @functools.cached_property
     def drift(self) -> Drift:
-        from workbench.core.drift import Drift
+        from workbench.core.drift.analysis import Drift
 
         return Drift(self)
 
     @functools.cached_property
     def models(self) -> Registry:
-        from workbench.core.registry import Registry
+        from workbench.core.models.registry import Registry
 
         return Registry(self)
 
@@ -162,7 +162,7 @@ class Project:
         experiment, name; anything not given comes from ``[train]`` in workbench.toml.
         Returns the run id (``project.runs.get(id)`` has its metrics).
         """
-        from workbench.core.training import recipe_for, train
+        from workbench.core.runs.training import recipe_for, train
 
         return train(self, recipe_for(self, dataset, target, **options))
 
@@ -183,8 +183,8 @@ class Project:
         ``(low, high, log)`` for random search over ``trials`` draws. Returns the parent
         id, every trial and the best one by ``metric`` (val_auc or val_rmse by default).
         """
-        from workbench.core.sweeps import sweep
-        from workbench.core.training import recipe_for
+        from workbench.core.runs.sweeps import sweep
+        from workbench.core.runs.training import recipe_for
 
         base = recipe_for(self, dataset, target, **options)
         return sweep(self, base, grid or {}, space or {}, trials, parallel, metric)

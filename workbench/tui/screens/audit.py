@@ -40,7 +40,7 @@ class AuditScreen(WBScreen):
         subject = self.query_one("#audit-filter", Input).value.strip() or None
 
         def read() -> list[dict[str, Any]]:
-            from workbench.core import audit
+            from workbench.core.store import audit
 
             with self.project.catalog.read() as con:
                 return audit.entries(con, subject=subject, limit=LIMIT)
@@ -71,7 +71,7 @@ class AuditScreen(WBScreen):
         self.query_one("#audit", DataTable).focus()
 
     def action_verify(self) -> None:
-        from workbench.core.verify import verify
+        from workbench.core.store.verify import verify
 
         self.query_one("#audit-status", Static).update("verifying: re-hashing every object…")
         self.load(lambda: verify(self.project), self._verified, group="verify")

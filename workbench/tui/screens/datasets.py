@@ -197,7 +197,7 @@ class VersionScreen(WBScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "diff-with" or not event.value.strip():
             return
-        from workbench.core.diff import diff
+        from workbench.core.data.diff import diff
 
         other = event.value.strip()
         self.load(

@@ -72,7 +72,7 @@ class DriftScreen(WBScreen):
             )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        from workbench.core.refs import expand_range
+        from workbench.core.store.refs import expand_range
 
         ref = self.query_one("#drift-ref", Input).value.strip() or None
         cur = self.query_one("#drift-cur", Input).value.strip()
@@ -100,7 +100,7 @@ class DriftScreen(WBScreen):
         self.load(lambda: self.project.drift.get(report_id), self._show_report, group="compare")
 
     def _show_report(self, report: Any) -> None:
-        from workbench.core.drift_report import ordered, row_cells
+        from workbench.core.drift.html import ordered, row_cells
 
         self.report = report
         verdict = "[b red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
@@ -130,7 +130,7 @@ class DriftScreen(WBScreen):
             self.show_report(event.row_key.value)
 
     def _plot(self, column: str) -> None:
-        from workbench.core.drift_report import draw
+        from workbench.core.drift.html import draw
 
         col = self.report.column(column)
         widget = self.query_one("#drift-plot", PlotextPlot)

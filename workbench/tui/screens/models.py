@@ -260,7 +260,7 @@ class PromoteDialog(Loader, ModalScreen[bool]):
         )
 
     def _promote(self, force: bool) -> None:
-        from workbench.core.registry import PromotionRefused
+        from workbench.core.models.registry import PromotionRefused
 
         alias, reason = self._alias(), self._reason()
 

@@ -44,7 +44,7 @@ class OverviewScreen(WBScreen):
 
     def refresh_data(self) -> None:
         def read() -> dict[str, Any]:
-            from workbench.core import audit
+            from workbench.core.store import audit
 
             p = self.project
             with p.catalog.read() as con:

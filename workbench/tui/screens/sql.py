@@ -41,7 +41,7 @@ class SqlScreen(WBScreen):
         self.load(self._describe, self._show_views, group="views")
 
     def _describe(self) -> dict[str, dict[str, Any]]:
-        from workbench.core.sql import describe
+        from workbench.core.store.sql import describe
 
         return describe(self.project)
 
@@ -74,7 +74,7 @@ class SqlScreen(WBScreen):
         text = self.query_one("#sql-query", Input).value
 
         def run() -> Any:
-            from workbench.core.sql import query
+            from workbench.core.store.sql import query
 
             return query(self.project, text, limit=ROWS)
 

@@ -36,10 +36,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core import audit, objects
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
-from workbench.core.objects import _pid_alive
-from workbench.core.refs import check_name, parse_ref
+from workbench.core.store import audit, objects
+from workbench.core.store.objects import _pid_alive
+from workbench.core.store.refs import check_name, parse_ref
 
 if TYPE_CHECKING:
     import duckdb
@@ -523,7 +523,7 @@ class Runs:
         touches after taking the lock, so two processes folding at once, or a crash
         between a commit and the removal of its records, fold nothing twice.
         """
-        from workbench.core.catalog import JOURNAL_SUFFIXES
+        from workbench.core.store.catalog import JOURNAL_SUFFIXES
 
         folder = self.project.catalog.journal
         try:
@@ -941,10 +941,10 @@ class Runs:
         limit: int | None = 100,
         include_deleted: bool = False,
     ) -> list[dict[str, Any]]:
-        """Runs matching a filter (see :mod:`workbench.core.search`), with params and metrics."""
+        """Runs matching a filter (see :mod:`workbench.core.runs.search`), with params and metrics."""
         import duckdb
 
-        from workbench.core.search import order_sql, where_sql
+        from workbench.core.runs.search import order_sql, where_sql
 
         where, args = where_sql(filter)
         order, order_args = order_sql(order_by)

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from workbench.core import audit
 from workbench.core.errors import UsageError, WorkbenchError
-from workbench.core.refs import NAME_RE
+from workbench.core.store import audit
+from workbench.core.store.refs import NAME_RE
 
 if TYPE_CHECKING:
     from workbench.core.project import Project
@@ -416,7 +416,7 @@ def _import_run(project: Project, run: MLRun, summary: ImportSummary, pl: Any) -
                 [[h, n, "artifact", audit.now()] for h, n, _ in arts.values()],
             )
         if run.metrics:
-            from workbench.core.tracking import store_points
+            from workbench.core.runs.tracking import store_points
 
             frame = pl.DataFrame(
                 run.metrics,

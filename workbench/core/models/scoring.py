@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core import audit
+from workbench.core.data.sources import Table
 from workbench.core.errors import DataError, UsageError
-from workbench.core.sources import Table
+from workbench.core.store import audit
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from workbench.core.models.registry import ModelVersion
     from workbench.core.project import Project
-    from workbench.core.registry import ModelVersion
 
 BATCH_ROWS = 100_000
 SAMPLE_ROWS = 100_000  # predictions kept to describe the distribution
@@ -106,7 +106,7 @@ def predict_frame(model: Any, df: pl.DataFrame, inputs: list[str]) -> pl.DataFra
     """Predictions (and class probabilities) for a conformed batch."""
     import polars as pl
 
-    from workbench.core.training import Model
+    from workbench.core.runs.training import Model
 
     if isinstance(model, Model):
         return model.predict(df)

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from workbench.core import audit
+from workbench.core.store import audit
 
 if TYPE_CHECKING:
     import duckdb

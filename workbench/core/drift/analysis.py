@@ -2,7 +2,7 @@
 
 A side is a dataset version (``churn@3``) or a file that has not been added yet (a new
 batch). Each column is loaded on its own, cleaned (nulls out; NaN and +-inf out of
-numbers) and handed to one method of :mod:`workbench.core.stattests`; columns run in
+numbers) and handed to one method of :mod:`workbench.core.drift.stattests`; columns run in
 parallel threads (Polars and numpy release the GIL), so memory holds a few columns at a
 time rather than both tables. Schema differences are findings, never crashes: a column
 on one side only, a changed type, an all-null or constant column, unseen categories.
@@ -20,19 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from workbench.core import audit
+from workbench.core.data.profile import kind_of
+from workbench.core.data.sources import Table
+from workbench.core.drift.stattests import default_method, get_method
 from workbench.core.errors import DataError, UsageError
-from workbench.core.profile import kind_of
-from workbench.core.sources import Table
-from workbench.core.stattests import default_method, get_method
+from workbench.core.store import audit
 
 if TYPE_CHECKING:
     import duckdb
     import numpy as np
     import polars as pl
 
+    from workbench.core.models.registry import ModelVersion
     from workbench.core.project import Project
-    from workbench.core.registry import ModelVersion
 
 _RESULT_SCHEMA = {
     "report_id": "String",
@@ -487,7 +487,7 @@ class Drift:
         ``cache`` carries the loaded model and the reference's predictions from one report
         of a timeline to the next: only the current side is new each time.
         """
-        from workbench.core.scoring import conform, predict_frame
+        from workbench.core.models.scoring import conform, predict_frame
 
         cache = {} if cache is None else cache
         if "model" not in cache:

@@ -2,7 +2,7 @@
 
 A version's id is the SHA-256 of the file that was added (as DVC does), so
 adding the same bytes again finds the existing version and writes nothing.
-Its rows are stored as segments (see :mod:`workbench.core.segments`) and its
+Its rows are stored as segments (see :mod:`workbench.core.data.segments`) and its
 profile is computed once, here, before the version becomes visible.
 """
 
@@ -14,12 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core import audit, ingest
+from workbench.core.data import ingest
+from workbench.core.data.profile import Profiler
+from workbench.core.data.segments import (
+    Segment,
+    choose_chunk_rows,
+    rechunk,
+    scan_segments,
+    store_piece,
+)
 from workbench.core.errors import DataError, NotFoundError, UsageError
-from workbench.core.objects import sha256_file
-from workbench.core.profile import Profiler
-from workbench.core.refs import Ref, check_name, parse_ref
-from workbench.core.segments import Segment, choose_chunk_rows, rechunk, scan_segments, store_piece
+from workbench.core.store import audit
+from workbench.core.store.objects import sha256_file
+from workbench.core.store.refs import Ref, check_name, parse_ref
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -27,9 +34,9 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-    from workbench.core.checks import CheckReport
-    from workbench.core.objects import Staging
+    from workbench.core.data.checks import CheckReport
     from workbench.core.project import Project
+    from workbench.core.store.objects import Staging
 
 _VERSION_COLS = (
     "dataset, number, id, created_at, message, source_name, source_format, source_bytes, "
@@ -393,7 +400,7 @@ class Datasets:
 
     def _check(self, name: str, lf: pl.LazyFrame) -> CheckReport | None:
         """Run the dataset's [checks] on rows about to be stored; refuse them if told to."""
-        from workbench.core.checks import run_checks, spec_for
+        from workbench.core.data.checks import run_checks, spec_for
 
         spec = spec_for(self.project.config, name)
         if spec is None:
@@ -405,7 +412,7 @@ class Datasets:
 
     def check(self, ref: str | Ref | Version) -> CheckReport:
         """Run the dataset's [checks] on a stored version, and record the outcome."""
-        from workbench.core.checks import run_checks, spec_for
+        from workbench.core.data.checks import run_checks, spec_for
 
         v = self.resolve(ref)
         spec = spec_for(self.project.config, v.dataset)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.core.objects import Staging
+    from workbench.core.store.objects import Staging
 
 ROW = "__wb_row"
 MAX_PATCHES = 8

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.datasets import schema_changes
+from workbench.core.data.datasets import schema_changes
 from workbench.core.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.core.datasets import Datasets
+    from workbench.core.data.datasets import Datasets
 
 _STATS = ("null_share", "n_unique", "mean", "std", "min", "max")
 EXAMPLES = 10
@@ -135,6 +135,6 @@ def _diff_by_key(
 
 
 def _plain(v: Any) -> Any:
-    from workbench.core.profile import jsonable
+    from workbench.core.data.profile import jsonable
 
     return jsonable(v)

@@ -103,7 +103,7 @@ def parse(text: str) -> Gate:
     elif lk == "word" and lv == "status":
         left = ("status", "")
     elif lk == "call":
-        from workbench.core.refs import parse_ref
+        from workbench.core.store.refs import parse_ref
 
         parse_ref(lv)
         left = ("drift_share", lv)

@@ -19,7 +19,7 @@ from typing import Any
 
 from workbench.core.errors import UsageError, WorkbenchError
 from workbench.core.project import Project
-from workbench.core.training import Recipe, parse_value, train
+from workbench.core.runs.training import Recipe, parse_value, train
 
 THREADED = ("lightgbm", "random_forest", "extra_trees")  # models that take n_jobs
 
@@ -112,7 +112,7 @@ def sweep(
         raise UsageError(
             f"the sweep has {len(points)} trials; at most 1000 (use --trials to sample)"
         )
-    from workbench.core.training import prepare
+    from workbench.core.runs.training import prepare
 
     data = prepare(project, base)  # fail fast on a bad recipe, before any run starts
     task = data["task"]
@@ -208,7 +208,7 @@ def recipe_of(project: Project, ref: str) -> Recipe:
     }
     for k in ("random_state", "verbose"):
         model_params.pop(k, None)
-    from workbench.core.training import ALL_FEATURES, FEATURES_FILE
+    from workbench.core.runs.training import ALL_FEATURES, FEATURES_FILE
 
     features = None
     if p.get("features") == FEATURES_FILE:

@@ -25,7 +25,7 @@ class Table:
     def __init__(self, project: Project, spec: str, keep_columns: bool = False) -> None:
         import polars as pl
 
-        from workbench.core import ingest
+        from workbench.core.data import ingest
 
         self.spec = spec
         path = Path(spec).expanduser()
@@ -65,7 +65,7 @@ class Table:
 
     @staticmethod
     def _check_first_rows(src: Any, infer_rows: int | None) -> None:
-        from workbench.core import ingest
+        from workbench.core.data import ingest
 
         first = next(iter(ingest.batches(src, chunk_rows=2000, infer_rows=infer_rows)), None)
         if first is not None and first.width and first.get_column(first.columns[-1]).null_count():

@@ -18,9 +18,10 @@ import pickle
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.core import audit, gates
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
-from workbench.core.refs import check_name, parse_ref
+from workbench.core.models import gates
+from workbench.core.store import audit
+from workbench.core.store.refs import check_name, parse_ref
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -350,7 +351,7 @@ class Registry:
 
         @functools.cache
         def drift_share(dataset_ref: str) -> tuple[float, str]:
-            from workbench.core.drift import Options
+            from workbench.core.drift.analysis import Options
 
             if target.dataset_ref is None:
                 raise WorkbenchError(
@@ -583,7 +584,7 @@ class Registry:
 
 
 def gates_alias_ok(alias: str) -> bool:
-    from workbench.core.refs import ALIAS_RE
+    from workbench.core.store.refs import ALIAS_RE
 
     return bool(isinstance(alias, str) and ALIAS_RE.match(alias)) and alias != "latest"
 

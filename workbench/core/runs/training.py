@@ -88,7 +88,7 @@ def recipe_for(
     The CLI and the Python API both build recipes here, so a script and a command line
     with the same arguments train the same model.
     """
-    from workbench.core.refs import parse_ref
+    from workbench.core.store.refs import parse_ref
 
     defaults = project.config.get("train", {})
     default_model = defaults.get("model", "lightgbm")
@@ -421,7 +421,7 @@ FEATURES_FILE = "features.json"
 def _features_param(recipe: Recipe, columns: list[str], run: Any) -> str:
     """The feature list as a param, or, past a param's size limit (a 10k-column table),
     "all" when every column was used, else a pointer to an artifact holding the list."""
-    from workbench.core.tracking import MAX_VALUE
+    from workbench.core.runs.tracking import MAX_VALUE
 
     text = json.dumps(columns)
     if len(text) <= MAX_VALUE:
