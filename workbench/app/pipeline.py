@@ -444,8 +444,9 @@ class Pipeline:
     def _train(self, state: dict[str, Any]) -> Step:
         from dataclasses import replace
 
+        from workbench.core.runs.recipe import recipe_for
         from workbench.core.runs.sweeps import recipe_of
-        from workbench.core.runs.training import recipe_for, train
+        from workbench.core.runs.training import train
 
         cfg, champion, version = self.cfg, state["champion"], state["version"]
         name = f"{cfg.name}-challenger"
@@ -475,7 +476,7 @@ class Pipeline:
         )
 
     def _evaluate(self, state: dict[str, Any]) -> Step:
-        from workbench.core.runs.training import _split
+        from workbench.core.runs.training import split_frame
 
         cfg, champion = self.cfg, state["champion"]
         mv = self.project.models.register(
@@ -489,7 +490,7 @@ class Pipeline:
                 f"registered {mv.ref}; no champion to compare with",
                 {"challenger": mv.ref},
             )
-        _, holdout = _split(self._labelled(state["version"].ref), state["recipe"])
+        _, holdout = split_frame(self._labelled(state["version"].ref), state["recipe"])
         theirs = score_on(self.project, champion, holdout, cfg.target, cfg.metric)
         ours = score_on(self.project, mv, holdout, cfg.target, cfg.metric)
         state["scores"] = (ours, theirs)

@@ -13,7 +13,7 @@ from workbench.cli.output import console, escape, fmt_num, json_option, print_js
 
 def _params(items: tuple[str, ...]) -> dict[str, Any]:
     from workbench.core.errors import UsageError
-    from workbench.core.runs.training import parse_value
+    from workbench.core.runs.recipe import parse_value
 
     out = {}
     for item in items:
@@ -74,7 +74,7 @@ def train(
 
     Defaults for --model, --split, --seed and params can live in workbench.toml under [train].
     """
-    from workbench.core.runs.training import recipe_for
+    from workbench.core.runs.recipe import recipe_for
     from workbench.core.runs.training import train as run_train
 
     project = ctx.project
@@ -451,9 +451,9 @@ def sweep(
     """Train many variants of a model as child runs of one parent run."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from workbench.core.runs.recipe import Recipe
     from workbench.core.runs.sweeps import parse_grid, parse_random
     from workbench.core.runs.sweeps import sweep as run_sweep
-    from workbench.core.runs.training import Recipe
     from workbench.core.store.refs import parse_ref
 
     base = Recipe(

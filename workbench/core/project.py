@@ -162,7 +162,8 @@ class Project:
         experiment, name; anything not given comes from ``[train]`` in workbench.toml.
         Returns the run id (``project.runs.get(id)`` has its metrics).
         """
-        from workbench.core.runs.training import recipe_for, train
+        from workbench.core.runs.recipe import recipe_for
+        from workbench.core.runs.training import train
 
         return train(self, recipe_for(self, dataset, target, **options))
 
@@ -183,8 +184,8 @@ class Project:
         ``(low, high, log)`` for random search over ``trials`` draws. Returns the parent
         id, every trial and the best one by ``metric`` (val_auc or val_rmse by default).
         """
+        from workbench.core.runs.recipe import recipe_for
         from workbench.core.runs.sweeps import sweep
-        from workbench.core.runs.training import recipe_for
 
         base = recipe_for(self, dataset, target, **options)
         return sweep(self, base, grid or {}, space or {}, trials, parallel, metric)

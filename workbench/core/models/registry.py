@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import pickle
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -575,8 +574,10 @@ class Registry:
                 f"the model file of {mv.ref} was altered (its hash no longer matches); refusing to "
                 "load it. Run `workbench verify`"
             )
+        from workbench.core.runs.model import load_model
+
         try:
-            return pickle.loads(data)
+            return load_model(data)
         except Exception as exc:
             raise WorkbenchError(
                 f"cannot load the model of {mv.ref}: {type(exc).__name__}: {exc}"

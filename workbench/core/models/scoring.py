@@ -106,7 +106,7 @@ def predict_frame(model: Any, df: pl.DataFrame, inputs: list[str]) -> pl.DataFra
     """Predictions (and class probabilities) for a conformed batch."""
     import polars as pl
 
-    from workbench.core.runs.training import Model
+    from workbench.core.runs.model import Model
 
     if isinstance(model, Model):
         return model.predict(df)

@@ -19,7 +19,8 @@ from typing import Any
 
 from workbench.core.errors import UsageError, WorkbenchError
 from workbench.core.project import Project
-from workbench.core.runs.training import Recipe, parse_value, train
+from workbench.core.runs.recipe import Recipe, parse_value
+from workbench.core.runs.training import train
 
 THREADED = ("lightgbm", "random_forest", "extra_trees")  # models that take n_jobs
 

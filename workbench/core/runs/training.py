@@ -12,17 +12,16 @@ encoding in a Pipeline.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import pickle
-import re
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import DataError, UsageError
+from workbench.core.runs.families import build_estimator, infer_task
+from workbench.core.runs.model import Features, Model, importance, model_bytes
+from workbench.core.runs.recipe import Recipe, parse_split
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,323 +29,10 @@ if TYPE_CHECKING:
 
     from workbench.core.project import Project
 
-MODELS = ("lightgbm", "random_forest", "extra_trees", "hist_gb", "logistic", "linear", "ridge")
-TASKS = ("binary", "multiclass", "regression")
-MAX_CATEGORIES = 1000
 TRAIN_METRIC_ROWS = 100_000
 
 
-_PARAM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
-
-
-@dataclass
-class Recipe:
-    """Everything needed to train (and re-train) a run."""
-
-    dataset: str
-    target: str
-    model: str = "lightgbm"
-    params: dict[str, Any] = field(default_factory=dict)
-    split: str = "random:0.2"
-    seed: int = 42
-    task: str | None = None
-    features: list[str] | None = None
-    experiment: str = "default"
-    name: str | None = None
-
-    def check(self) -> None:
-        if self.model not in MODELS:
-            raise UsageError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
-        if self.task is not None and self.task not in TASKS:
-            raise UsageError(f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
-        parse_split(self.split)
-        for key in self.params:
-            if not (isinstance(key, str) and _PARAM_KEY.fullmatch(key)):
-                raise UsageError(
-                    f"invalid parameter name {str(key)[:60]!r}: use letters, digits and '_' "
-                    "(e.g. n_estimators)"
-                )
-
-
-def recipe_for(
-    project: Project,
-    dataset: str,
-    target: str,
-    model: str | None = None,
-    params: dict[str, Any] | None = None,
-    split: str | None = None,
-    seed: int | None = None,
-    task: str | None = None,
-    features: list[str] | None = None,
-    experiment: str | None = None,
-    name: str | None = None,
-) -> Recipe:
-    """A recipe where anything not given comes from ``[train]`` in workbench.toml.
-
-    ``[train.params]`` apply only when training the ``[train]`` model family.
-
-    The CLI and the Python API both build recipes here, so a script and a command line
-    with the same arguments train the same model.
-    """
-    from workbench.core.store.refs import parse_ref
-
-    defaults = project.config.get("train", {})
-    default_model = defaults.get("model", "lightgbm")
-    # [train.params] belong to the default model: n_estimators means nothing to `logistic`.
-    base = defaults.get("params", {}) if model in (None, default_model) else {}
-    return Recipe(
-        dataset=dataset,
-        target=target,
-        model=model or default_model,
-        params={**base, **(params or {})},
-        split=split or defaults.get("split", "random:0.2"),
-        seed=seed if seed is not None else int(defaults.get("seed", 42)),
-        task=task,
-        features=features,
-        experiment=experiment or parse_ref(dataset).name,
-        name=name,
-    )
-
-
-def parse_split(text: str) -> tuple[str, Any]:
-    kind, _, arg = text.partition(":")
-    if kind == "random":
-        try:
-            frac = float(arg or "0.2")
-        except ValueError:
-            frac = -1.0
-        if not 0.0 < frac < 1.0:
-            raise UsageError(
-                f"invalid split {text!r}: random:FRACTION with 0 < FRACTION < 1, e.g. random:0.2"
-            )
-        return "random", frac
-    if kind == "time":
-        col, _, frac_text = arg.partition(":")
-        if not col:
-            raise UsageError(f"invalid split {text!r}: time:COLUMN[:FRACTION], e.g. time:date:0.2")
-        try:
-            frac = float(frac_text or "0.2")
-        except ValueError:
-            frac = -1.0
-        if not 0.0 < frac < 1.0:
-            raise UsageError(f"invalid split {text!r}: the fraction must be between 0 and 1")
-        return "time", (col, frac)
-    raise UsageError(f"invalid split {text!r}: use random:0.2 or time:COLUMN[:0.2]")
-
-
-def parse_value(text: str) -> Any:
-    """Parse ``--param k=v`` values: numbers, true/false/none, else the string."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-class Features:
-    """Turns a polars frame into a float matrix, identically at training and scoring."""
-
-    def __init__(self, schema: dict[str, str], categories: dict[str, list[str]]) -> None:
-        self.schema = schema  # column -> polars dtype string, the model's input signature
-        self.categories = categories  # text column -> known values (code = index)
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self.schema)
-
-    @property
-    def categorical(self) -> list[int]:
-        return [i for i, c in enumerate(self.schema) if c in self.categories]
-
-    @classmethod
-    def fit(cls, df: pl.DataFrame, columns: list[str]) -> Features:
-        import polars as pl
-
-        schema, cats = {}, {}
-        have = df.schema  # built anew on every access: once, not per column (10k columns)
-        for c in columns:
-            dt = have[c]
-            schema[c] = str(dt)
-            if not (dt.is_numeric() or dt == pl.Boolean or dt.is_temporal()):
-                counts = df.get_column(c).cast(pl.String).drop_nulls().value_counts(sort=True)
-                if counts.height > MAX_CATEGORIES:
-                    raise DataError(
-                        f"column {c!r} has {counts.height:,} distinct values; exclude it with "
-                        f"--features or encode it first (limit {MAX_CATEGORIES})"
-                    )
-                cats[c] = sorted(str(v) for v in counts.get_column(c).to_list())
-        return cls(schema, cats)
-
-    def matrix(self, df: pl.DataFrame) -> np.ndarray:
-        import numpy as np
-        import polars as pl
-
-        exprs = []
-        have = df.schema
-        for c in self.schema:
-            col = pl.col(c)
-            dt = have[c]
-            if c in self.categories:
-                mapping = {v: float(i) for i, v in enumerate(self.categories[c])}
-                exprs.append(
-                    col.cast(pl.String)
-                    .replace_strict(mapping, default=None, return_dtype=pl.Float64)
-                    .alias(c)
-                )
-            elif dt == pl.Date:
-                exprs.append(col.cast(pl.Int32).cast(pl.Float64).alias(c))
-            elif dt.is_temporal():
-                exprs.append((col.cast(pl.Datetime("ms")).dt.epoch("ms") / 86_400_000.0).alias(c))
-            else:
-                exprs.append(col.cast(pl.Float64).alias(c))
-        out = df.select(exprs).to_numpy()
-        return np.asarray(out, dtype=np.float64)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"schema": self.schema, "categories": self.categories}
-
-
-class Model:
-    """A fitted model with its feature pipeline: what ``predict`` loads."""
-
-    def __init__(
-        self, estimator: Any, features: Features, task: str, target: str, classes: list[Any] | None
-    ) -> None:
-        self.estimator = estimator
-        self.features = features
-        self.task = task
-        self.target = target
-        self.classes = classes
-
-    def predict(self, df: pl.DataFrame) -> pl.DataFrame:
-        import polars as pl
-
-        x = self.features.matrix(df)
-        if self.task == "regression":
-            return pl.DataFrame({"prediction": self.estimator.predict(x)})
-        proba = self.estimator.predict_proba(x)
-        labels = [self.classes[i] for i in proba.argmax(axis=1)]
-        out = {"prediction": labels}
-        for i, cls in enumerate(self.classes):
-            out[f"proba_{cls}"] = proba[:, i]
-        return pl.DataFrame(out)
-
-
-def infer_task(y: pl.Series) -> str:
-    import polars as pl
-
-    n = y.drop_nulls().n_unique()
-    if y.dtype in (pl.String, pl.Boolean, pl.Categorical) or (y.dtype.is_integer() and n <= 20):
-        return "binary" if n == 2 else "multiclass"
-    if y.dtype.is_float() and n <= 2 and set(y.drop_nulls().unique().to_list()) <= {0.0, 1.0}:
-        return "binary"
-    return "regression"
-
-
-def _estimator(
-    recipe: Recipe, task: str, features: Features, n_classes: int
-) -> tuple[Any, dict[str, Any]]:
-    """The estimator and the full parameter set it was built with."""
-    seed = recipe.seed
-    p = dict(recipe.params)
-    cat_idx = features.categorical
-    if recipe.model == "lightgbm":
-        import lightgbm as lgb
-
-        defaults = {
-            "n_estimators": 200,
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_child_samples": 20,
-            "subsample": 1.0,
-            "colsample_bytree": 1.0,
-            "reg_lambda": 0.0,
-            "n_jobs": 2,
-        }
-        params = {**defaults, **p, "random_state": seed, "verbose": -1}
-        cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
-        try:
-            return cls(**params), params
-        except TypeError as exc:
-            raise UsageError(f"bad LightGBM parameter: {exc}") from None
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import (
-        ExtraTreesClassifier,
-        ExtraTreesRegressor,
-        HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor,
-        RandomForestClassifier,
-        RandomForestRegressor,
-    )
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    reg = task == "regression"
-    table: dict[str, tuple[Any, dict[str, Any]]] = {
-        "random_forest": (
-            RandomForestRegressor if reg else RandomForestClassifier,
-            {"n_estimators": 200, "max_depth": None, "min_samples_leaf": 1, "n_jobs": 2},
-        ),
-        "extra_trees": (
-            ExtraTreesRegressor if reg else ExtraTreesClassifier,
-            {"n_estimators": 200, "max_depth": None, "min_samples_leaf": 1, "n_jobs": 2},
-        ),
-        "hist_gb": (
-            HistGradientBoostingRegressor if reg else HistGradientBoostingClassifier,
-            {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "early_stopping": False},
-        ),
-        "logistic": (LogisticRegression, {"C": 1.0, "max_iter": 1000}),
-        "linear": (LinearRegression, {}),
-        "ridge": (Ridge, {"alpha": 1.0}),
-    }
-    if recipe.model == "logistic" and reg:
-        raise UsageError("logistic regression needs a classification target; use linear or ridge")
-    if recipe.model in ("linear", "ridge") and not reg:
-        raise UsageError(f"{recipe.model} is for regression; use logistic for classification")
-    est_cls, defaults = table[recipe.model]
-    params = {**defaults, **p}
-    if recipe.model not in ("linear",):
-        params["random_state"] = seed
-    if recipe.model == "hist_gb":
-        mask = [i in cat_idx for i in range(len(features.columns))]
-        params["categorical_features"] = mask if any(mask) else None
-    try:
-        est = est_cls(**params)
-        est._validate_params()  # what fit() would refuse, refused before a run exists
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"bad {recipe.model} parameter: {exc}") from None
-    if recipe.model == "hist_gb":
-        return est, {k: v for k, v in params.items() if k != "categorical_features"}
-    num_idx = [i for i in range(len(features.columns)) if i not in cat_idx]
-    numeric = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
-    if recipe.model in ("logistic", "linear", "ridge"):
-        numeric.append(("scale", StandardScaler()))
-    parts = [("num", Pipeline(numeric), num_idx)]
-    if cat_idx:
-        parts.append(
-            (
-                "cat",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="constant", fill_value=-1.0)),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
-                    ]
-                ),
-                cat_idx,
-            )
-        )
-    return Pipeline([("prep", ColumnTransformer(parts)), ("model", est)]), params
-
-
-def _split(df: pl.DataFrame, recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_frame(df: pl.DataFrame, recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame]:
     import numpy as np
     import polars as pl
 
@@ -488,7 +174,7 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
             )
     elif not y_raw.dtype.is_numeric():
         raise UsageError(f"target {recipe.target!r} is {y_raw.dtype}; regression needs numbers")
-    train_df, val_df = _split(df, recipe)
+    train_df, val_df = split_frame(df, recipe)
     if train_df.height < 5 or val_df.height < 2:
         raise DataError(
             f"the split {recipe.split} leaves {train_df.height} training and {val_df.height} validation rows"
@@ -553,11 +239,11 @@ def preflight(recipe: Recipe, data: dict[str, Any]) -> None:
     only when it fits, so fit one round on a few rows (milliseconds).
     """
     if recipe.model != "lightgbm":
-        _estimator(recipe, data["task"], data["features"], len(data["classes"] or []))
+        build_estimator(recipe, data["task"], data["features"], len(data["classes"] or []))
         return
     import warnings
 
-    est, _ = _estimator(recipe, data["task"], data["features"], len(data["classes"] or []))
+    est, _ = build_estimator(recipe, data["task"], data["features"], len(data["classes"] or []))
     est.set_params(n_estimators=1)
     x, y = data["x_train"][:50], data["y_train"][:50]
     try:
@@ -574,7 +260,7 @@ def fit(
 ) -> tuple[Model, dict[str, Any], dict[str, float]]:
     """Fit on prepared data, logging curves to ``run`` when given."""
     task, feats, classes = data["task"], data["features"], data["classes"]
-    est, params = _estimator(recipe, task, feats, len(classes or []))
+    est, params = build_estimator(recipe, task, feats, len(classes or []))
     xt, yt, xv, yv = data["x_train"], data["y_train"], data["x_val"], data["y_val"]
     t0 = time.perf_counter()
     captured: dict[int, Any] = {}
@@ -712,29 +398,6 @@ def _log_staged(run: Any, est: Any, task: str, xt: Any, yt: Any, xv: Any, yv: An
                 float(m.log_loss(yv, np.clip(out, 1e-15, 1), labels=list(range(out.shape[1])))),
                 step=step,
             )
-
-
-def importance(model: Model) -> dict[str, float]:
-    est = model.estimator
-    names = model.features.columns
-    if hasattr(est, "booster_"):
-        gain = est.booster_.feature_importance(importance_type="gain")
-        return dict(sorted(zip(names, map(float, gain), strict=True), key=lambda kv: -kv[1]))
-    inner = est.named_steps["model"] if hasattr(est, "named_steps") else est
-    if hasattr(inner, "feature_importances_") and len(inner.feature_importances_) == len(names):
-        return dict(
-            sorted(
-                zip(names, map(float, inner.feature_importances_), strict=True),
-                key=lambda kv: -kv[1],
-            )
-        )
-    return {}
-
-
-def model_bytes(model: Model) -> bytes:
-    buf = io.BytesIO()
-    pickle.dump(model, buf, protocol=pickle.HIGHEST_PROTOCOL)
-    return buf.getvalue()
 
 
 def train(

@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from workbench.core.runs.training import MODELS
+from workbench.core.runs.recipe import MODELS
 from workbench.tui.base import WBFooter, WBScreen, fmt
 
 FIELDS = (

@@ -1,0 +1,146 @@
+"""A trained model as it is stored: the estimator with the feature pipeline it was fitted
+through, so that scoring turns new data into numbers exactly as training did.
+
+These classes are pickled into the store. Their module path is part of every stored
+model file: moving them breaks old models unless ``load_model`` maps the old path
+(see ``_MOVED``).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+MAX_CATEGORIES = 1000
+
+# Where model classes lived before: pickles name the module, and a store keeps its models.
+_MOVED = {"workbench.core.training": __name__}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED.get(module, module), name)
+
+
+def load_model(data: bytes) -> Any:
+    """Unpickle a stored model, including those pickled before the classes moved here."""
+    return _Unpickler(io.BytesIO(data)).load()
+
+
+class Features:
+    """Turns a polars frame into a float matrix, identically at training and scoring."""
+
+    def __init__(self, schema: dict[str, str], categories: dict[str, list[str]]) -> None:
+        self.schema = schema  # column -> polars dtype string, the model's input signature
+        self.categories = categories  # text column -> known values (code = index)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema)
+
+    @property
+    def categorical(self) -> list[int]:
+        return [i for i, c in enumerate(self.schema) if c in self.categories]
+
+    @classmethod
+    def fit(cls, df: pl.DataFrame, columns: list[str]) -> Features:
+        import polars as pl
+
+        schema, cats = {}, {}
+        have = df.schema  # built anew on every access: once, not per column (10k columns)
+        for c in columns:
+            dt = have[c]
+            schema[c] = str(dt)
+            if not (dt.is_numeric() or dt == pl.Boolean or dt.is_temporal()):
+                counts = df.get_column(c).cast(pl.String).drop_nulls().value_counts(sort=True)
+                if counts.height > MAX_CATEGORIES:
+                    raise DataError(
+                        f"column {c!r} has {counts.height:,} distinct values; exclude it with "
+                        f"--features or encode it first (limit {MAX_CATEGORIES})"
+                    )
+                cats[c] = sorted(str(v) for v in counts.get_column(c).to_list())
+        return cls(schema, cats)
+
+    def matrix(self, df: pl.DataFrame) -> np.ndarray:
+        import numpy as np
+        import polars as pl
+
+        exprs = []
+        have = df.schema
+        for c in self.schema:
+            col = pl.col(c)
+            dt = have[c]
+            if c in self.categories:
+                mapping = {v: float(i) for i, v in enumerate(self.categories[c])}
+                exprs.append(
+                    col.cast(pl.String)
+                    .replace_strict(mapping, default=None, return_dtype=pl.Float64)
+                    .alias(c)
+                )
+            elif dt == pl.Date:
+                exprs.append(col.cast(pl.Int32).cast(pl.Float64).alias(c))
+            elif dt.is_temporal():
+                exprs.append((col.cast(pl.Datetime("ms")).dt.epoch("ms") / 86_400_000.0).alias(c))
+            else:
+                exprs.append(col.cast(pl.Float64).alias(c))
+        out = df.select(exprs).to_numpy()
+        return np.asarray(out, dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": self.schema, "categories": self.categories}
+
+
+class Model:
+    """A fitted model with its feature pipeline: what ``predict`` loads."""
+
+    def __init__(
+        self, estimator: Any, features: Features, task: str, target: str, classes: list[Any] | None
+    ) -> None:
+        self.estimator = estimator
+        self.features = features
+        self.task = task
+        self.target = target
+        self.classes = classes
+
+    def predict(self, df: pl.DataFrame) -> pl.DataFrame:
+        import polars as pl
+
+        x = self.features.matrix(df)
+        if self.task == "regression":
+            return pl.DataFrame({"prediction": self.estimator.predict(x)})
+        proba = self.estimator.predict_proba(x)
+        labels = [self.classes[i] for i in proba.argmax(axis=1)]
+        out = {"prediction": labels}
+        for i, cls in enumerate(self.classes):
+            out[f"proba_{cls}"] = proba[:, i]
+        return pl.DataFrame(out)
+
+
+def importance(model: Model) -> dict[str, float]:
+    est = model.estimator
+    names = model.features.columns
+    if hasattr(est, "booster_"):
+        gain = est.booster_.feature_importance(importance_type="gain")
+        return dict(sorted(zip(names, map(float, gain), strict=True), key=lambda kv: -kv[1]))
+    inner = est.named_steps["model"] if hasattr(est, "named_steps") else est
+    if hasattr(inner, "feature_importances_") and len(inner.feature_importances_) == len(names):
+        return dict(
+            sorted(
+                zip(names, map(float, inner.feature_importances_), strict=True),
+                key=lambda kv: -kv[1],
+            )
+        )
+    return {}
+
+
+def model_bytes(model: Model) -> bytes:
+    buf = io.BytesIO()
+    pickle.dump(model, buf, protocol=pickle.HIGHEST_PROTOCOL)
+    return buf.getvalue()
