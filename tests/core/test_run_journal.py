@@ -14,7 +14,7 @@ import pytest
 
 from workbench.core.errors import StoreError
 from workbench.core.project import Project
-from workbench.core.runs.tracking import POINTS_FILE, read_points
+from workbench.core.runs.points import POINTS_FILE, read_points
 from workbench.core.store import audit
 from workbench.core.store.verify import verify
 
@@ -119,7 +119,7 @@ def test_an_end_written_while_a_reader_judged_the_run_dead_is_not_overruled(
     run.end()  # its end is in the journal, not yet folded
     fold, project.catalog.on_pending = project.catalog.on_pending, None
     try:
-        project.runs._mark_killed([run.id])  # a reader that listed the journal too early
+        project.runs.journal.mark_killed([run.id])  # a reader that listed the journal too early
     finally:
         project.catalog.on_pending = fold
     info = project.runs.get(run.id)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from workbench.core.errors import UsageError
 from workbench.core.project import Project
+from workbench.core.runs.fluent import start_run
 from workbench.core.runs.search import where_sql
-from workbench.core.runs.tracking import start_run
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import frame
 from workbench.core.errors import UsageError
 from workbench.core.project import Project
-from workbench.core.runs.tracking import start_run
+from workbench.core.runs.fluent import start_run
 from workbench.core.store import audit
 
 

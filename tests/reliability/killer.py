@@ -37,7 +37,7 @@ def hit(name: str) -> None:
 
 
 def install() -> None:
-    from workbench.core.runs import tracking
+    from workbench.core.runs import run as tracking
     from workbench.core.store import catalog, objects
 
     real_replace = os.replace

@@ -33,7 +33,7 @@ import polars as pl
 import pytest
 
 from workbench.core.project import Project
-from workbench.core.runs.tracking import read_points
+from workbench.core.runs.points import read_points
 from workbench.core.store.verify import verify
 
 KILLER = Path(__file__).with_name("killer.py")

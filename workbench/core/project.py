@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from workbench.core.data.datasets import Datasets
     from workbench.core.drift.analysis import Drift
     from workbench.core.models.registry import Registry
-    from workbench.core.runs.tracking import Runs
+    from workbench.core.runs.runs import Runs
     from workbench.core.store.catalog import Catalog
     from workbench.core.store.objects import ObjectStore
 
@@ -122,7 +122,7 @@ class Project:
         from workbench.core.store.catalog import Catalog
 
         cat = Catalog(self.store_dir / "catalog.duckdb")
-        cat.on_pending = lambda: self.runs.fold_journal()
+        cat.on_pending = lambda: self.runs.journal.fold()
         return cat
 
     @functools.cached_property
@@ -139,9 +139,14 @@ class Project:
 
     @functools.cached_property
     def runs(self) -> Runs:
-        from workbench.core.runs.tracking import Runs
+        from workbench.core.runs.runs import Runs
 
-        return Runs(self)
+        return Runs(
+            self.catalog,
+            self.objects,
+            self.store_dir / "runs",
+            resolve_dataset=lambda ref: self.datasets.resolve(ref),
+        )
 
     @functools.cached_property
     def drift(self) -> Drift:

@@ -416,7 +416,7 @@ def _import_run(project: Project, run: MLRun, summary: ImportSummary, pl: Any) -
                 [[h, n, "artifact", audit.now()] for h, n, _ in arts.values()],
             )
         if run.metrics:
-            from workbench.core.runs.tracking import store_points
+            from workbench.core.runs.points import store_points
 
             frame = pl.DataFrame(
                 run.metrics,

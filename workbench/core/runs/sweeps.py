@@ -189,7 +189,7 @@ def sweep(
 
 
 def _param_value(text: str) -> Any:
-    """Params were stored as JSON unless they were strings (see tracking.param_text)."""
+    """Params were stored as JSON unless they were strings (see run.param_text)."""
     try:
         return json.loads(text)
     except ValueError:

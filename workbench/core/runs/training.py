@@ -107,7 +107,7 @@ FEATURES_FILE = "features.json"
 def _features_param(recipe: Recipe, columns: list[str], run: Any) -> str:
     """The feature list as a param, or, past a param's size limit (a 10k-column table),
     "all" when every column was used, else a pointer to an artifact holding the list."""
-    from workbench.core.runs.tracking import MAX_VALUE
+    from workbench.core.runs.run import MAX_VALUE
 
     text = json.dumps(columns)
     if len(text) <= MAX_VALUE:

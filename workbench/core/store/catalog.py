@@ -258,7 +258,7 @@ class Catalog:
         self.path = path
         self._checked = False
         # Runs record their start and end in the journal folder instead of opening the
-        # catalog (see tracking.py); ``on_pending`` folds those records in, and every
+        # catalog (see runs/journal.py); ``on_pending`` folds those records in, and every
         # operation calls it first when the folder holds any, so no reader ever sees
         # a catalog that is behind what finished runs wrote.
         self.journal = path.parent / "journal"

@@ -1,0 +1,384 @@
+"""The catalog side of runs (``Project().runs``): starting one, reading them back (one
+run, its history, a filtered and ordered list), tags, soft delete and restore, and
+runs brought in from elsewhere (``import_run``).
+
+Every read first lets the journal mark dead runs killed, so a reader never shows a
+run as running after its process died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
+from workbench.core.runs.journal import Journal
+from workbench.core.runs.points import read_points
+from workbench.core.runs.run import (
+    _CONTROL,
+    MAX_KEY,
+    RUNNING,
+    Run,
+    check_key,
+    environment,
+    param_text,
+    read_json,
+)
+from workbench.core.store import audit, objects
+from workbench.core.store.refs import check_name, parse_ref
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from workbench.core.data.datasets import DatasetVersion
+    from workbench.core.store.catalog import Catalog
+    from workbench.core.store.objects import ObjectStore
+
+
+class Runs:
+    """The catalog side of tracking: ``Project().runs``."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        objects: ObjectStore,
+        runs_dir: Path,
+        resolve_dataset: Callable[[str], DatasetVersion],
+    ) -> None:
+        """``resolve_dataset`` turns a run's ``dataset=`` reference into the version it
+        names: runs record lineage, but the dataset versions are another room's."""
+        self.catalog = catalog
+        self.objects = objects
+        self.runs_dir = runs_dir
+        self.journal = Journal(catalog, runs_dir)
+        self._resolve_dataset = resolve_dataset
+
+    def start(
+        self,
+        experiment: str = "default",
+        name: str | None = None,
+        dataset: str | None = None,
+        parent_id: str | None = None,
+        source: str | None = None,
+    ) -> Run:
+        check_name(experiment, "experiment name")
+        if name is not None and (len(name) > MAX_KEY or _CONTROL.search(name)):
+            raise UsageError(f"invalid run name: use at most {MAX_KEY} printable characters")
+        ds_name = ds_version = None
+        if dataset is not None:
+            v = self._resolve_dataset(dataset)
+            ds_name, ds_version = v.dataset, v.number
+        run_id = uuid.uuid4().hex
+        run_dir = self.runs_dir / run_id
+        try:
+            run_dir.mkdir(parents=True)
+            (run_dir / "heartbeat").touch()
+        except OSError as exc:
+            raise objects.store_write_error(exc, run_dir) from None
+        meta = {
+            "experiment": experiment,
+            "name": name,
+            "start_time": audit.now().isoformat(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "dataset": ds_name,
+            "dataset_version": ds_version,
+            "parent_id": parent_id,
+            "environment": environment(),
+            "source": source,
+            "actor": audit.actor(),
+        }
+        try:
+            self.journal.record(run_id, "start", meta)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)  # no folder without its record
+            raise
+        return Run(self.objects, run_dir, self.journal.record, experiment, name)
+
+    # ---- the journal ------------------------------------------------------------------
+
+    def fold_journal(self, max_runs: int = 500) -> int:
+        """Fold waiting journal records in now (the catalog does this before any
+        operation; scripts and tests call it to be explicit)."""
+        return self.journal.fold(max_runs)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read connection on a reconciled catalog: one open in the common case."""
+        for _ in range(2):
+            with self.catalog.read() as con:
+                dead = self.journal.dead(con)
+                if not dead:
+                    yield con
+                    return
+            self.journal.mark_killed(dead)
+        with self.catalog.read() as con:
+            yield con
+
+    def reconcile(self) -> list[str]:
+        """Mark runs whose process died as killed, keeping the points they flushed."""
+        with self.catalog.read() as con:
+            dead = self.journal.dead(con)
+        self.journal.mark_killed(dead)
+        return dead
+
+    # ---- reading --------------------------------------------------------------------
+    def resolve_id(self, ref: str, include_deleted: bool = True) -> str:
+        with self.catalog.read() as con:
+            return self._resolve_id(con, ref, include_deleted)
+
+    def _resolve_id(
+        self, con: duckdb.DuckDBPyConnection, ref: str, include_deleted: bool = True
+    ) -> str:
+        text = ref if ref.startswith("run:") else f"run:{ref}"
+        parsed = parse_ref(text)
+        rows = con.execute(
+            "SELECT id FROM runs WHERE starts_with(id, ?)"
+            + ("" if include_deleted else " AND deleted_at IS NULL"),
+            [parsed.run_id],
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(
+                f"no run with an id starting with {parsed.run_id} (see `workbench runs list`)"
+            )
+        if len(rows) > 1:
+            raise UsageError(f"run:{parsed.run_id} matches {len(rows)} runs; give more hex digits")
+        return rows[0][0]
+
+    def get(self, ref: str) -> dict[str, Any]:
+        with self._reading() as con:
+            run_id = self._resolve_id(con, ref)
+            row = con.execute(
+                "SELECT id, experiment, name, status, error, start_time, end_time, host, pid, dataset, "
+                "dataset_version, parent_id, deleted_at, environment, source FROM runs WHERE id = ?",
+                [run_id],
+            ).fetchone()
+            params = dict(
+                con.execute(
+                    "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", [run_id]
+                ).fetchall()
+            )
+            tags = dict(
+                con.execute(
+                    "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", [run_id]
+                ).fetchall()
+            )
+            summary = con.execute(
+                "SELECT key, last, last_step, min, max, mean, count FROM metric_summary WHERE run_id = ? ORDER BY key",
+                [run_id],
+            ).fetchall()
+            arts = con.execute(
+                "SELECT path, hash, size, kind FROM artifacts WHERE run_id = ? ORDER BY path",
+                [run_id],
+            ).fetchall()
+            children = [
+                r[0]
+                for r in con.execute(
+                    "SELECT id FROM runs WHERE parent_id = ? ORDER BY start_time", [run_id]
+                ).fetchall()
+            ]
+        keys = (
+            "id",
+            "experiment",
+            "name",
+            "status",
+            "error",
+            "start_time",
+            "end_time",
+            "host",
+            "pid",
+            "dataset",
+            "dataset_version",
+            "parent_id",
+            "deleted_at",
+            "environment",
+            "source",
+        )
+        info = dict(zip(keys, row, strict=True))
+        info["environment"] = json.loads(info["environment"]) if info["environment"] else {}
+        if info["status"] == RUNNING:
+            params = read_json(self.runs_dir / run_id / "params.json", params)
+            tags = read_json(self.runs_dir / run_id / "tags.json", tags)
+            summary = self._live_summary(run_id)
+        end = info["end_time"] or audit.now()
+        info["duration_s"] = (end - info["start_time"]).total_seconds()
+        info["dataset_ref"] = (
+            f"{info['dataset']}@{info['dataset_version']}" if info["dataset"] else None
+        )
+        info["params"] = params
+        info["tags"] = tags
+        info["metrics"] = {
+            k: {"last": last, "step": step, "min": mn, "max": mx, "mean": mean, "count": n}
+            for k, last, step, mn, mx, mean, n in summary
+        }
+        info["artifacts"] = [{"path": p, "hash": h, "size": s, "kind": k} for p, h, s, k in arts]
+        info["children"] = children
+        return info
+
+    def _live_summary(self, run_id: str) -> list[tuple[Any, ...]]:
+        import polars as pl
+
+        pts = read_points(self.runs_dir / run_id)
+        if pts is None or not pts.height:
+            return []
+        finite = pl.col("value").filter(~pl.col("value").is_nan())
+        agg = (
+            pts.sort(["step", "ts"])
+            .group_by("key", maintain_order=True)
+            .agg(
+                pl.col("value").last().alias("last"),
+                pl.col("step").max().alias("step"),
+                finite.min().alias("min"),
+                finite.max().alias("max"),
+                pl.col("value").filter(pl.col("value").is_finite()).mean().alias("mean"),
+                pl.len().alias("n"),
+            )
+            .sort("key")
+        )
+        return list(agg.iter_rows())
+
+    def history(self, ref: str, key: str) -> list[tuple[int, float]]:
+        """Every (step, value) of one metric, from the live file while the run is running."""
+        run_id = self.resolve_id(ref)
+        with self.catalog.read() as con:
+            status = con.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()[0]
+            if status != RUNNING:
+                return [
+                    (int(s), float(v))
+                    for s, v in con.execute(
+                        "SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, ts",
+                        [run_id, key],
+                    ).fetchall()
+                ]
+        import polars as pl
+
+        pts = read_points(self.runs_dir / run_id)
+        if pts is None:
+            return []
+        sel = pts.filter(pl.col("key") == key).sort(["step", "ts"])
+        return list(zip(sel["step"].to_list(), sel["value"].to_list(), strict=True))
+
+    def list(
+        self,
+        experiment: str | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = 100,
+        include_deleted: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Runs matching a filter (see :mod:`workbench.core.runs.search`), with params and metrics."""
+        import duckdb
+
+        from workbench.core.runs.search import order_sql, where_sql
+
+        where, args = where_sql(filter)
+        order, order_args = order_sql(order_by)
+        sql = (
+            "SELECT r.id, r.experiment, r.name, r.status, r.start_time, r.end_time, r.dataset, "
+            f"r.dataset_version, r.parent_id, r.deleted_at FROM runs r WHERE ({where})"
+        )
+        if experiment is not None:
+            sql += " AND r.experiment = ?"
+            args.append(experiment)
+        if not include_deleted:
+            sql += " AND r.deleted_at IS NULL"
+        sql += f" ORDER BY {order}"
+        args += order_args
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._reading() as con:
+            try:
+                rows = con.execute(sql, args).fetchall()
+            except duckdb.Error as exc:
+                raise UsageError(
+                    f"the filter cannot be evaluated: {str(exc).splitlines()[0]}"
+                ) from None
+            ids = [r[0] for r in rows]
+            params: dict[str, dict[str, str]] = {i: {} for i in ids}
+            metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+            if ids:
+                # params and metrics of the page in one statement: a statement costs ~1.5 ms
+                # before it reads anything, and a list of runs is read on every keystroke
+                for is_param, rid, k, v, last in con.execute(
+                    "SELECT true, run_id, key, value, NULL::DOUBLE FROM params "
+                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[])) UNION ALL "
+                    "SELECT false, run_id, key, NULL, last FROM metric_summary "
+                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[]))",
+                    [ids],
+                ).fetchall():
+                    if is_param:
+                        params[rid][k] = v
+                    else:
+                        metrics[rid][k] = last
+        out = []
+        now = audit.now()
+        for rid, exp, name, status, start, end, ds, dv, parent, deleted in rows:
+            out.append(
+                {
+                    "id": rid,
+                    "ref": f"run:{rid[:8]}",
+                    "experiment": exp,
+                    "name": name,
+                    "status": status,
+                    "start_time": start,
+                    "duration_s": ((end or now) - start).total_seconds(),
+                    "dataset": f"{ds}@{dv}" if ds else None,
+                    "parent_id": parent,
+                    "deleted": deleted is not None,
+                    "params": params[rid],
+                    "metrics": metrics[rid],
+                }
+            )
+        return out
+
+    def metric_keys(self, ref: str) -> list[str]:
+        return sorted(self.get(ref)["metrics"])
+
+    # ---- editing ---------------------------------------------------------------------
+    def set_tag(self, ref: str, key: str, value: str) -> None:
+        run_id = self.resolve_id(ref)
+        check_key(key, "tag")
+        text = param_text(value)
+        with self.catalog.write() as con:
+            con.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?)", [run_id, key, text])
+            audit.append(con, "run.tag", f"run:{run_id}", {"key": key, "value": text})
+
+    def delete_tag(self, ref: str, key: str) -> None:
+        run_id = self.resolve_id(ref)
+        with self.catalog.write() as con:
+            n = con.execute(
+                "DELETE FROM tags WHERE run_id = ? AND key = ? RETURNING key", [run_id, key]
+            ).fetchall()
+            if not n:
+                raise NotFoundError(f"run:{run_id[:8]} has no tag {key!r}")
+            audit.append(con, "run.untag", f"run:{run_id}", {"key": key})
+
+    def delete(self, ref: str) -> str:
+        """Soft delete: hidden from listings, restorable with ``restore``."""
+        run_id = self.resolve_id(ref)
+        with self.catalog.write() as con:
+            status, deleted = con.execute(
+                "SELECT status, deleted_at FROM runs WHERE id = ?", [run_id]
+            ).fetchone()
+            if status == RUNNING:
+                raise WorkbenchError(f"run:{run_id[:8]} is still running; stop it first")
+            if deleted is None:
+                con.execute("UPDATE runs SET deleted_at = ? WHERE id = ?", [audit.now(), run_id])
+                audit.append(con, "run.delete", f"run:{run_id}", {})
+        return run_id
+
+    def restore(self, ref: str) -> str:
+        run_id = self.resolve_id(ref)
+        with self.catalog.write() as con:
+            con.execute("UPDATE runs SET deleted_at = NULL WHERE id = ?", [run_id])
+            audit.append(con, "run.restore", f"run:{run_id}", {})
+        return run_id
