@@ -124,7 +124,7 @@ def export_mlflow(ctx: Ctx, directory: str) -> None:
     Read it with mlflow.MlflowClient("file:DIRECTORY") (MLflow 3 asks for
     MLFLOW_ALLOW_FILE_STORE=true), or move it to a database with `mlflow migrate-filestore`.
     """
-    from workbench.core.interop.mlflow_io import export_store
+    from workbench.core.interop.mlflow_export import export_store
 
     counts = export_store(ctx.project, directory)
     click.echo(
@@ -152,7 +152,7 @@ def import_mlflow(ctx: Ctx, store: str, as_json: bool) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from workbench.core.interop.mlflow_io import import_store
+    from workbench.core.interop.mlflow_import import import_store
 
     with Progress(
         TextColumn("importing runs"),

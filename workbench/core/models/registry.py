@@ -318,6 +318,74 @@ class Registry:
             )
         return self.resolve(f"{name}@{number}")
 
+    # ---- versions from elsewhere ---------------------------------------------------------
+    def import_version(
+        self,
+        name: str,
+        *,
+        run_id: str,
+        artifact: str,
+        signature: dict[str, Any],
+        metrics: dict[str, float],
+        params: dict[str, Any],
+        description: str | None,
+        created_at: Any,
+        model_created_at: Any,
+        model_description: str | None,
+        origin: dict[str, Any],
+    ) -> tuple[int, bool]:
+        """Record a model version registered by another tool (its object already stored)
+        as the next version of ``name``, creating the model if needed; returns the new
+        version number and whether the model was created. The audit entry carries
+        ``origin`` so that a repeated import can find what it brought."""
+        with self.project.catalog.write() as con:
+            created = not con.execute("SELECT 1 FROM models WHERE name = ?", [name]).fetchone()
+            if created:
+                con.execute(
+                    "INSERT INTO models VALUES (?, ?, ?)",
+                    [name, model_created_at, model_description],
+                )
+            number = con.execute(
+                "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", [name]
+            ).fetchone()[0]
+            con.execute(
+                f"INSERT INTO model_versions ({_VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    name,
+                    number,
+                    run_id,
+                    artifact,
+                    json.dumps(signature),
+                    json.dumps(metrics),
+                    json.dumps(params),
+                    None,
+                    None,
+                    description,
+                    ACTIVE,
+                    created_at,
+                ],
+            )
+            con.execute(
+                "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)",
+                [artifact, self.project.objects.size(artifact), "artifact", audit.now()],
+            )
+            audit.append(
+                con,
+                "model.register",
+                f"{name}@{number}",
+                {"run": run_id, "artifact": artifact, "version": number, **origin},
+            )
+        return number, created
+
+    def import_alias(
+        self, name: str, alias: str, previous: int | None, version: int, details: dict[str, Any]
+    ) -> None:
+        """Point ``alias`` at ``version`` as another tool's registry had it, without
+        gates (the other tool decided), recorded as an import in the alias history."""
+        self._move(
+            name, alias, previous, version, "model.promote", details, history_action="import"
+        )
+
     # ---- aliases --------------------------------------------------------------------
     def check(
         self,

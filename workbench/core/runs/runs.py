@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +35,35 @@ from workbench.core.store import audit, objects
 from workbench.core.store.refs import check_name, parse_ref
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import duckdb
+    import polars as pl
 
     from workbench.core.data.datasets import DatasetVersion
     from workbench.core.store.catalog import Catalog
     from workbench.core.store.objects import ObjectStore
+
+
+@dataclass
+class ImportedRun:
+    """A finished run recorded by another tool, as :meth:`Runs.import_run` takes it."""
+
+    id: str
+    experiment: str
+    name: str | None
+    status: str
+    error: str | None
+    start: datetime
+    end: datetime
+    deleted: bool
+    params: dict[str, str]
+    tags: dict[str, str]
+    artifacts: dict[str, tuple[str, int, str]]  # path -> (object hash, size, kind)
+    points: pl.DataFrame | None  # key, step, value, ts
+    source: str  # the runs.source column, e.g. "mlflow import"
+    imported_from: str  # the tool, kept in the run's environment, e.g. "mlflow"
+    origin: dict[str, Any]  # what the audit entry says of where it came from
 
 
 class Runs:
@@ -381,4 +406,63 @@ class Runs:
         with self.catalog.write() as con:
             con.execute("UPDATE runs SET deleted_at = NULL WHERE id = ?", [run_id])
             audit.append(con, "run.restore", f"run:{run_id}", {})
+        return run_id
+
+    # ---- runs from elsewhere ------------------------------------------------------------
+    def import_run(self, run: ImportedRun) -> str:
+        """Record a finished run from another tool in one transaction; returns its id,
+        which is ``run.id`` unless a different run already holds that id. The artifact
+        objects must already be in the object store."""
+        import polars as pl
+
+        from workbench.core.runs.points import store_points
+
+        run_id = run.id
+        with self.catalog.write() as con:
+            if con.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone():
+                run_id = uuid.uuid4().hex  # the id is taken by a run that is not this one
+            con.execute(
+                "INSERT OR IGNORE INTO experiments VALUES (?, ?)", [run.experiment, run.start]
+            )
+            con.execute(
+                "INSERT INTO runs (id, experiment, name, status, error, start_time, end_time, "
+                "deleted_at, environment, source) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    run_id,
+                    run.experiment,
+                    run.name,
+                    run.status,
+                    run.error,
+                    run.start,
+                    run.end,
+                    run.end if run.deleted else None,
+                    json.dumps({"imported_from": run.imported_from}),
+                    run.source,
+                ],
+            )
+            if run.params:
+                con.executemany(
+                    "INSERT INTO params VALUES (?, ?, ?)",
+                    [[run_id, k, v] for k, v in run.params.items()],
+                )
+            if run.tags:
+                con.executemany(
+                    "INSERT INTO tags VALUES (?, ?, ?)",
+                    [[run_id, k, v] for k, v in run.tags.items()],
+                )
+            if run.artifacts:
+                con.executemany(
+                    "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                    [[run_id, k, h, n, kind] for k, (h, n, kind) in run.artifacts.items()],
+                )
+                con.executemany(
+                    "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)",
+                    [[h, n, "artifact", audit.now()] for h, n, _ in run.artifacts.values()],
+                )
+            if run.points is not None and run.points.height:
+                store_points(
+                    con,
+                    run.points.select(pl.lit(run_id).alias("run_id"), "key", "step", "value", "ts"),
+                )
+            audit.append(con, "run.import", f"run:{run_id}", run.origin)
         return run_id
