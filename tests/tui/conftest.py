@@ -21,7 +21,7 @@ UUID_USERS = (
     "workbench.core.drift.analysis",
     "workbench.core.store.objects",
     "workbench.core.models.scoring",
-    "workbench.core.runs.tracking",
+    "workbench.core.runs.runs",
 )
 SIZE = (160, 50)
 SMALL = (80, 24)

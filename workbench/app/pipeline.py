@@ -33,7 +33,6 @@ A batch already processed by the loop (same bytes) changes nothing when run agai
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
 
     from workbench.core.models.registry import ModelVersion
     from workbench.core.project import Project
+    from workbench.core.runs.pipeline_runs import PipelineRunRecord
 
 KEYS = {
     "dataset",
@@ -210,13 +210,8 @@ class Pipeline:
         self.cfg = load_config(project, name)
 
     def processed(self, batch_hash: str) -> dict[str, Any] | None:
-        with self.project.catalog.read() as con:
-            row = con.execute(
-                "SELECT id, outcome FROM pipeline_runs WHERE pipeline = ? AND batch_hash = ? "
-                f"AND outcome IN ({', '.join(repr(o) for o in DONE)}) ORDER BY started_at LIMIT 1",
-                [self.cfg.name, batch_hash],
-            ).fetchone()
-        return {"id": row[0], "outcome": row[1]} if row else None
+        found = self.project.pipeline_runs.processed(self.cfg.name, batch_hash, DONE)
+        return {"id": found[0], "outcome": found[1]} if found else None
 
     def run(
         self,
@@ -279,45 +274,19 @@ class Pipeline:
         return run
 
     def _record(self, run: PipelineRun, started: Any) -> None:
-        with self.project.catalog.write() as con:
-            con.execute(
-                "INSERT INTO pipeline_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    run.id,
-                    run.pipeline,
-                    run.batch,
-                    run.batch_hash,
-                    started,
-                    audit.now(),
-                    run.outcome,
-                    json.dumps([asdict(s) for s in run.steps], default=str),
-                ],
-            )
-            audit.append(
-                con,
-                "pipeline.run",
-                f"pipeline:{run.pipeline}",
-                {"run": run.id, "batch": run.batch, "outcome": run.outcome, "reason": run.reason},
-            )
+        self.project.pipeline_runs.record(
+            run.id,
+            run.pipeline,
+            run.batch,
+            run.batch_hash,
+            started,
+            run.outcome,
+            [asdict(s) for s in run.steps],
+            run.reason,
+        )
 
-    def history(self, limit: int = 50) -> list[dict[str, Any]]:
-        with self.project.catalog.read() as con:
-            rows = con.execute(
-                "SELECT id, batch, started_at, ended_at, outcome, steps FROM pipeline_runs "
-                "WHERE pipeline = ? ORDER BY started_at DESC LIMIT ?",
-                [self.cfg.name, limit],
-            ).fetchall()
-        return [
-            {
-                "id": r[0],
-                "batch": r[1],
-                "started_at": r[2],
-                "ended_at": r[3],
-                "outcome": r[4],
-                "steps": json.loads(r[5]),
-            }
-            for r in rows
-        ]
+    def history(self, limit: int = 50) -> list[PipelineRunRecord]:
+        return self.project.pipeline_runs.history(self.cfg.name, limit)
 
     # ---- steps -------------------------------------------------------------------------
     def _champion(self) -> ModelVersion | None:

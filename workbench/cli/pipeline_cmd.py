@@ -106,17 +106,17 @@ def list_cmd(ctx: Ctx, name: str, limit: int, as_json: bool) -> None:
 
     rows = Pipeline(ctx.project, name).history(limit)
     if as_json:
-        print_json(rows)
+        print_json([r.to_dict() for r in rows])
         return
     out = []
     for r in rows:
-        last = r["steps"][-1] if r["steps"] else {"step": "-", "detail": ""}
+        last = r.steps[-1] if r.steps else {"step": "-", "detail": ""}
         out.append(
             [
-                r["id"][:8],
-                f"{r['started_at']:%Y-%m-%d %H:%M}",
-                escape(r["batch"]),
-                OUTCOME.get(r["outcome"], r["outcome"]),
+                r.id[:8],
+                f"{r.started_at:%Y-%m-%d %H:%M}",
+                escape(r.batch),
+                OUTCOME.get(r.outcome, r.outcome),
                 escape(f"{last['step']}: {last['detail']}"),
             ]
         )

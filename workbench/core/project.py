@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from workbench.core.data.datasets import Datasets
     from workbench.core.drift.analysis import Drift
     from workbench.core.models.registry import Registry
+    from workbench.core.runs.pipeline_runs import PipelineRuns
     from workbench.core.runs.runs import Runs
     from workbench.core.store.catalog import Catalog
     from workbench.core.store.objects import ObjectStore
@@ -147,6 +148,12 @@ class Project:
             self.store_dir / "runs",
             resolve_dataset=lambda ref: self.datasets.resolve(ref),
         )
+
+    @functools.cached_property
+    def pipeline_runs(self) -> PipelineRuns:
+        from workbench.core.runs.pipeline_runs import PipelineRuns
+
+        return PipelineRuns(self.catalog)
 
     @functools.cached_property
     def drift(self) -> Drift:

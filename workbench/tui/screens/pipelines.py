@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -11,6 +10,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
 
 from workbench.tui.base import Table, WBFooter, WBScreen
+
+if TYPE_CHECKING:
+    from workbench.core.runs.pipeline_runs import PipelineRunRecord
 
 OUTCOME = {
     "promoted": "[green]promoted[/]",
@@ -45,34 +47,25 @@ class PipelinesScreen(WBScreen):
         self._steps: dict[str, list[dict[str, Any]]] = {}
 
     def refresh_data(self) -> None:
-        def read() -> list[tuple[Any, ...]]:
-            with self.project.catalog.read() as con:
-                return con.execute(
-                    "SELECT id, pipeline, started_at, batch, outcome, steps FROM pipeline_runs "
-                    "ORDER BY started_at DESC LIMIT 500"
-                ).fetchall()
+        self.load(lambda: self.project.pipeline_runs.history(limit=500), self._show)
 
-        self.load(read, self._show)
-
-    def _show(self, rows: list[tuple[Any, ...]]) -> None:
+    def _show(self, rows: list[PipelineRunRecord]) -> None:
         table = self.query_one("#pl-runs", DataTable)
         table.clear()
         self._steps = {}
-        for run_id, pipeline, started, batch, outcome, steps in rows:
-            parsed = json.loads(steps)
-            self._steps[run_id] = parsed
-            last = parsed[-1]["detail"] if parsed else ""
+        for r in rows:
+            self._steps[r.id] = r.steps
             table.add_row(
-                run_id[:8],
-                escape(pipeline),
-                f"{started:%Y-%m-%d %H:%M}",
-                escape(batch),
-                OUTCOME.get(outcome, outcome),
-                escape(last[:100]),
-                key=run_id,
+                r.id[:8],
+                escape(r.pipeline),
+                f"{r.started_at:%Y-%m-%d %H:%M}",
+                escape(r.batch),
+                OUTCOME.get(r.outcome, r.outcome),
+                escape(r.reason[:100]),
+                key=r.id,
             )
         if rows:
-            self._show_steps(rows[0][0])
+            self._show_steps(rows[0].id)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "pl-runs" and event.row_key.value:
