@@ -1,6 +1,6 @@
 """The runs table's fast paths draw and size cells exactly as Textual's DataTable does.
 
-``Table`` measures and paints plain cells itself (see workbench/tui/base.py) because
+``Table`` measures and paints plain cells itself (see workbench/tui/widgets/table.py) because
 Textual's general path made a filter of 10k runs take ~3x longer. These tests compare
 both paths cell by cell, so a Textual upgrade that changes how cells look fails here
 rather than on screen.
@@ -16,7 +16,8 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from workbench.tui.base import Table, _one_style_text, status_text
+from workbench.tui.formatting import status_text
+from workbench.tui.widgets.table import Table, _one_style_text
 
 CELLS: list[Any] = [
     "",

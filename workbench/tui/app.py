@@ -20,8 +20,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-from workbench.tui.base import WBFooter
+from workbench.tui.messages import DataChanged, Open, ShowError
 from workbench.tui.screens import MODES
+from workbench.tui.widgets.footer import WBFooter
 
 if TYPE_CHECKING:
     from workbench.core.project import Project
@@ -165,11 +166,28 @@ class WorkbenchApp(App[None]):
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
-    def error(self, message: str) -> None:
+    def on_show_error(self, event: ShowError) -> None:
         # one line, as the CLI prints it (a parser's message may quote a whole line)
         self.notify(
-            " ".join(message.split()), title="error", severity="error", timeout=8, markup=False
+            " ".join(event.message.split()),
+            title="error",
+            severity="error",
+            timeout=8,
+            markup=False,
         )
+
+    def on_open(self, event: Open) -> None:
+        if event.kind == "dataset":
+            self.open_dataset(event.ref)
+        elif event.kind == "run":
+            self.open_run(event.ref)
+        elif event.kind == "model":
+            self.open_model(event.ref)
+        elif event.kind == "drift":
+            self.open_drift(event.ref)
+        else:
+            name, _, version = event.ref.rpartition("@")
+            self.open_promote_dialog(name, int(version))
 
     # ---- opening things --------------------------------------------------------------
     def open_dataset(self, ref: str) -> None:
@@ -192,13 +210,13 @@ class WorkbenchApp(App[None]):
         self.switch_mode("drift")
         self.screen.show_report(report_id)  # type: ignore[attr-defined]
 
-    def promote(self, name: str, version: int) -> None:
+    def open_promote_dialog(self, name: str, version: int) -> None:
         from workbench.tui.screens.models import PromoteDialog
 
         self.open_model(name)
         self.push_screen(
             PromoteDialog(name, version),
-            lambda _: self.screen.refresh_data(),  # type: ignore[attr-defined]
+            lambda _: self.screen.post_message(DataChanged()),
         )
 
     def verify(self) -> None:
@@ -237,7 +255,7 @@ class WorkbenchApp(App[None]):
                     (
                         f"promote {m['name']} v{v}",
                         "check the gates, then move an alias",
-                        partial(self.promote, m["name"], v),
+                        partial(self.open_promote_dialog, m["name"], v),
                     )
                 )
         items.append(
@@ -273,16 +291,9 @@ class WorkbenchApp(App[None]):
         if self.freeze_gc:
             self._collect_when_idle()
 
-        def stamp() -> tuple[Any, ...]:
-            with self.project.catalog.read() as con:
-                return con.execute(
-                    "SELECT (SELECT max(seq) FROM audit), "
-                    "(SELECT count(*) FROM runs WHERE status = 'running')"
-                ).fetchone()
-
         def check() -> None:
             try:
-                now = stamp()
+                now = self.project.catalog.change_stamp()
             except Exception:
                 return  # busy or gone for a moment: try again at the next tick
             self.call_from_thread(self._changed, now)
@@ -295,9 +306,7 @@ class WorkbenchApp(App[None]):
             first = self._stamp is None
             self._stamp = now
             if not first:
-                refresh = getattr(self.screen, "refresh_data", None)
-                if refresh is not None:
-                    refresh()
+                self.screen.post_message(DataChanged())
 
 
 def run(project: Project) -> None:

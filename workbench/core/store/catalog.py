@@ -439,6 +439,18 @@ class Catalog:
     def write(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return self.connect(write=True)
 
+    def change_stamp(self) -> tuple[int | None, int]:
+        """(the audit trail's last entry, runs still running): a cheap value that changes
+        whenever anything is recorded, for a viewer that polls for work done elsewhere.
+        Every change writes an audit entry; a live run logs points without one, so a
+        viewer keeps refreshing while any run is running."""
+        with self.read() as con:
+            seq, running = con.execute(
+                "SELECT (SELECT max(seq) FROM audit), "
+                "(SELECT count(*) FROM runs WHERE status = 'running')"
+            ).fetchone()
+        return seq, running
+
     def version(self) -> int:
         with _process_lock, self._session(read_only=True) as con:
             return self._version(con)

@@ -8,7 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Input, Static
 
-from workbench.tui.base import Table, WBFooter, WBScreen
+from workbench.tui.base import WBScreen
+from workbench.tui.messages import ShowError
+from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.table import Table
 
 LIMIT = 500
 
@@ -87,4 +90,6 @@ class AuditScreen(WBScreen):
             self.notify("verify: OK")
         else:
             status.update("[red]verify: FAILED[/]\n" + "\n".join(report.problems[:10]))
-            self.app.error(f"verify found {len(report.problems)} problem(s): {report.problems[0]}")
+            self.post_message(
+                ShowError(f"verify found {len(report.problems)} problem(s): {report.problems[0]}")
+            )

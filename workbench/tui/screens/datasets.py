@@ -11,7 +11,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, Label, Static, TabbedContent, TabPane
 
 from workbench.textfmt import human_bytes
-from workbench.tui.base import Table, WBFooter, WBScreen, fmt, sparkline
+from workbench.tui.base import WBScreen
+from workbench.tui.formatting import fmt, sparkline
+from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.table import Table
 
 PAGE_ROWS = 100
 

@@ -11,7 +11,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, Label, Static
 from textual_plotext import PlotextPlot
 
-from workbench.tui.base import Table, WBFooter, WBScreen
+from workbench.tui.base import WBScreen
+from workbench.tui.messages import ShowError
+from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.table import Table
 
 
 class DriftScreen(WBScreen):
@@ -87,7 +90,7 @@ class DriftScreen(WBScreen):
 
         def failed(message: str) -> None:  # say so where "comparing…" was, and why
             self.query_one("#drift-summary", Static).update("comparison refused (see the error)")
-            self.app.error(message)  # type: ignore[attr-defined]
+            self.post_message(ShowError(message))
 
         self.load(run, self._show_series, group="compare", on_error=failed)
 

@@ -23,7 +23,10 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from workbench.core.runs.recipe import MODELS
-from workbench.tui.base import WBFooter, WBScreen, fmt
+from workbench.tui.base import WBScreen
+from workbench.tui.formatting import fmt
+from workbench.tui.messages import ShowError
+from workbench.tui.widgets.footer import WBFooter
 
 FIELDS = (
     ("dataset", "dataset version, e.g. churn@2"),
@@ -115,7 +118,7 @@ class LaunchScreen(WBScreen):
         try:
             cmd = command(values, model, str(self.project.root))
         except WorkbenchError as exc:
-            self.app.error(exc.message)  # type: ignore[attr-defined]
+            self.post_message(ShowError(exc.message))
             return
         # what the user would type: everything after `python -m workbench --project ROOT`
         self.query_one("#launch-command", Static).update(
@@ -201,7 +204,7 @@ class LaunchScreen(WBScreen):
                 else ""
             )
             if self.proc and self.proc.returncode not in (0, None) and err:
-                self.app.error(err.splitlines()[-1].removeprefix("error: "))  # type: ignore[attr-defined]
+                self.post_message(ShowError(err.splitlines()[-1].removeprefix("error: ")))
             elif info is not None:
                 self.notify(f"run:{info['id'][:8]} {info['status']}")
 

@@ -10,7 +10,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Header, Input, Label, Static
 
-from workbench.tui.base import Loader, Table, WBFooter, WBScreen, fmt
+from workbench.tui.base import Loader, WBScreen
+from workbench.tui.formatting import fmt
+from workbench.tui.messages import ShowError
+from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.table import Table
 
 
 class ModelsScreen(WBScreen):
@@ -237,7 +241,7 @@ class PromoteDialog(Loader, ModalScreen[bool]):
 
     def _failed(self, message: str) -> None:
         self.query_one("#promote-status", Static).update(f"[red]{message}[/]")
-        self.app.error(message)  # type: ignore[attr-defined]
+        self.post_message(ShowError(message))
 
     def _gates(self, results: list[Any]) -> None:
         table = self.query_one("#gates", DataTable)

@@ -8,7 +8,11 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Header, Label
 
-from workbench.tui.base import Table, WBFooter, WBScreen, fmt, status_text
+from workbench.tui.base import WBScreen
+from workbench.tui.formatting import fmt, status_text
+from workbench.tui.messages import Open
+from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.table import Table
 
 RECENT = 12
 
@@ -138,17 +142,10 @@ class OverviewScreen(WBScreen):
 
     def open_key(self, key: str) -> None:
         kind, _, value = key.partition(":")
-        app: Any = self.app
-        if kind == "dataset":
-            app.open_dataset(value)
-        elif kind == "run":
-            app.open_run(value)
-        elif kind == "model":
-            app.open_model(value)
-        elif kind == "drift":
-            app.open_drift(value)
+        if kind in ("dataset", "run", "model", "drift"):
+            self.post_message(Open(kind, value))  # type: ignore[arg-type]
         elif kind == "audit":
-            app.switch_mode("audit")
+            self.app.switch_mode("audit")
 
 
 def _v(version: int | None) -> str:

@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
 
-from workbench.tui.base import Table, WBFooter, WBScreen
+from workbench.tui.base import WBScreen
+from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.table import Table
 
 if TYPE_CHECKING:
     from workbench.core.runs.pipeline_runs import PipelineRunRecord

@@ -19,7 +19,10 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
-from workbench.tui.base import Table, WBFooter, WBScreen, fmt, status_markup, status_text
+from workbench.tui.base import WBScreen
+from workbench.tui.formatting import fmt, status_markup, status_text
+from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.table import Table
 
 # The columns a user chose (metrics, params) come right after the run's identity, so
 # that at 80 columns they are on screen rather than past the right edge.

@@ -10,7 +10,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, Label, Static
 
-from workbench.tui.base import Table, WBFooter, WBScreen, fmt
+from workbench.tui.base import WBScreen
+from workbench.tui.formatting import fmt
+from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.table import Table
 
 ROWS = 1000  # shown at most; the CLI and export are there for more
 EXAMPLE = "SELECT name, status, dataset, duration_s FROM runs ORDER BY start_time DESC"

@@ -1,0 +1,1 @@
+"""Widgets of our own that several screens use: the fast table, the footer."""
