@@ -144,12 +144,21 @@ def test_data_check_reruns_the_checks_on_a_stored_version(project: Project, tmp_
 
 
 def test_bad_check_config_is_one_clear_line(project: Project, tmp_path: Path) -> None:
+    cfg = project.root / "workbench.toml"
+    good = cfg.read_text()
     p = _with_checks(project, '[checks.people]\nnot_nul = ["age"]\n')
-    with pytest.raises(UsageError, match="unknown key"):
+    line = cfg.read_text().splitlines().index('not_nul = ["age"]') + 1
+    with pytest.raises(
+        UsageError, match=rf"line {line}: unknown key 'not_nul' .*did you mean not_null"
+    ):
         p.datasets.add(_write(GOOD, tmp_path / "a.parquet"), name="people")
-    res = run_cli("data", "check", "people", cwd=p.root)
-    assert res.code != 0 and res.err.startswith("error: ")
-    q = _with_checks(project, "")
+    # A bad file is refused by every command, not only by the dataset it names.
+    for args in (("data", "check", "people"), ("data", "list"), ("runs", "list")):
+        res = run_cli(*args, cwd=p.root)
+        assert res.code == 2 and res.err.count("\n") == 1, args
+        assert f"workbench.toml, line {line}: unknown key 'not_nul'" in res.err, args
+    cfg.write_text(good)
+    q = Project(project.root)
     q.datasets.add(_write(GOOD, tmp_path / "b.parquet"), name="other")
     res = run_cli("data", "check", "other", cwd=q.root)
     assert res.code == 2 and "no checks for other" in res.err

@@ -47,69 +47,22 @@ from workbench.core.store import audit
 if TYPE_CHECKING:
     import polars as pl
 
+    from workbench.core.config import PipelineSettings
     from workbench.core.models.registry import ModelVersion
     from workbench.core.project import Project
     from workbench.core.runs.pipeline_runs import PipelineRunRecord
 
-KEYS = {
-    "dataset",
-    "join",
-    "model",
-    "alias",
-    "target",
-    "recipe",
-    "retrain",
-    "metric",
-    "max_drop",
-    "min_gain",
-}
-LOWER_IS_BETTER = ("rmse", "mae", "log_loss")
 DONE = ("promoted", "kept", "no_retrain", "refused")  # outcomes that count as processed
 
 
-@dataclass
-class Config:
-    name: str
-    dataset: str
-    model: str
-    target: str
-    join: str = "replace"
-    alias: str = "production"
-    recipe: Any = "champion"
-    retrain: str = "drift"
-    metric: str = "val_auc"
-    max_drop: float = 0.02
-    min_gain: float = 0.0
-
-    @property
-    def lower_is_better(self) -> bool:
-        return any(k in self.metric for k in LOWER_IS_BETTER)
-
-
-def load_config(project: Project, name: str) -> Config:
-    from workbench.core.store.refs import check_name
-
-    table = project.config.get("pipeline", {}).get(name)
-    if table is None:
-        known = ", ".join(sorted(project.config.get("pipeline", {}))) or "none"
+def load_config(project: Project, name: str) -> PipelineSettings:
+    """The checked ``[pipeline.NAME]`` table, and a metric this loop can compute."""
+    cfg = project.settings.pipelines.get(name)
+    if cfg is None:
+        known = ", ".join(sorted(project.settings.pipelines)) or "none"
         raise UsageError(
             f"no [pipeline.{name}] in workbench.toml (pipelines there: {known}); see docs/pipeline.md"
         )
-    unknown = set(table) - KEYS
-    if unknown:
-        raise UsageError(f"[pipeline.{name}] has unknown key(s): {', '.join(sorted(unknown))}")
-    for key in ("dataset", "model", "target"):
-        if not isinstance(table.get(key), str):
-            raise UsageError(f'[pipeline.{name}] needs {key} = "..."')
-    cfg = Config(name=name, **table)
-    check_name(cfg.dataset, "dataset name")
-    check_name(cfg.model, "model name")
-    if cfg.join not in ("replace", "append"):
-        raise UsageError(f'[pipeline.{name}] join must be "replace" or "append"')
-    if cfg.retrain not in ("drift", "metric_drop", "always"):
-        raise UsageError(f'[pipeline.{name}] retrain must be "drift", "metric_drop" or "always"')
-    if not (cfg.recipe == "champion" or isinstance(cfg.recipe, dict)):
-        raise UsageError(f'[pipeline.{name}] recipe must be "champion" or a table of train options')
     _metric_fn(cfg.metric)
     return cfg
 
@@ -197,7 +150,7 @@ def score_on(
     return fn(y_raw.cast(pl.Float64).to_numpy(), pred.cast(pl.Float64).to_numpy(), np.array([]))
 
 
-def _better(cfg: Config, a: float, b: float) -> bool:
+def _better(cfg: PipelineSettings, a: float, b: float) -> bool:
     """Is ``a`` better than ``b`` by more than ``min_gain``?"""
     gain = (b - a) if cfg.lower_is_better else (a - b)
     return gain > cfg.min_gain

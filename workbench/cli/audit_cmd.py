@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from workbench.cli.main import Ctx, pass_ctx
+from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, escape, json_option, print_json, table
 
 

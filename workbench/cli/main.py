@@ -9,30 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
 from workbench import __version__
-
-
-class Ctx:
-    """Per-invocation state: where the project is, found only when a command needs it."""
-
-    def __init__(self, project_dir: str | None) -> None:
-        self.project_dir = project_dir
-        self._project: Any = None
-
-    @property
-    def project(self) -> Any:
-        if self._project is None:
-            from workbench.core.project import Project
-
-            self._project = Project(self.project_dir)
-        return self._project
-
-
-pass_ctx = click.make_pass_decorator(Ctx)
+from workbench.cli.context import Ctx, pass_ctx
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,6 +80,7 @@ def init(directory: str, name: str | None) -> None:
 def _register() -> None:
     from workbench.cli import (
         audit_cmd,
+        config_cmd,
         data,
         demo_cmd,
         drift_cmd,
@@ -123,6 +105,7 @@ def _register() -> None:
     cli.add_command(sql_cmd.export)
     cli.add_command(sql_cmd.import_)
     cli.add_command(pipeline_cmd.pipeline)
+    cli.add_command(config_cmd.config)
 
 
 _register()

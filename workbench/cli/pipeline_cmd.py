@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.main import Ctx, pass_ctx
+from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, escape, print_json, table
 
 MARK = {"ok": "[green]✓[/]", "stop": "[yellow]■[/]", "fail": "[red]✗[/]"}

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from workbench.cli.main import Ctx, pass_ctx
+from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, escape, fmt_num, print_json, table
 from workbench.core.store.sql import EXPORTS
 

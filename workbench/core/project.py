@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
+    from workbench.core.config import Settings
     from workbench.core.data.datasets import Datasets
     from workbench.core.drift.analysis import Drift
     from workbench.core.models.registry import Registry
@@ -111,12 +111,17 @@ class Project:
         return cls(root), created
 
     @functools.cached_property
+    def settings(self) -> Settings:
+        """``workbench.toml``, checked whole: a mistake anywhere in it is refused here,
+        naming the key and its line (see ``workbench.core.config``)."""
+        from workbench.core import config
+
+        return config.load(self.root / CONFIG)
+
+    @property
     def config(self) -> dict[str, Any]:
-        try:
-            with open(self.root / CONFIG, "rb") as f:
-                return tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"{self.root / CONFIG} is not valid TOML: {exc}") from None
+        """``workbench.toml`` as TOML reads it, after the same checks as ``settings``."""
+        return self.settings.raw
 
     @functools.cached_property
     def catalog(self) -> Catalog:
@@ -136,7 +141,7 @@ class Project:
     def datasets(self) -> Datasets:
         from workbench.core.data.datasets import Datasets
 
-        return Datasets(self)
+        return Datasets(self.catalog, self.objects, self.settings)
 
     @functools.cached_property
     def runs(self) -> Runs:
@@ -159,13 +164,24 @@ class Project:
     def drift(self) -> Drift:
         from workbench.core.drift.analysis import Drift
 
-        return Drift(self)
+        return Drift(
+            self.catalog,
+            self.datasets,
+            resolve_model=lambda ref: self.models.resolve(ref),
+            load_model=lambda mv: self.models.load(mv),
+        )
 
     @functools.cached_property
     def models(self) -> Registry:
         from workbench.core.models.registry import Registry
 
-        return Registry(self)
+        return Registry(
+            self.catalog,
+            self.objects,
+            self.settings,
+            run_info=lambda ref: self.runs.get(ref),
+            drift=self.drift,
+        )
 
     def train(self, dataset: str, target: str, **options: Any) -> str:
         """Train one tracked run with the built-in trainers, as `workbench train` does.

@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
+    from workbench.core.config import Settings
     from workbench.core.data.checks import CheckReport
-    from workbench.core.project import Project
-    from workbench.core.store.objects import Staging
+    from workbench.core.store.catalog import Catalog
+    from workbench.core.store.objects import ObjectStore, Staging
 
 _VERSION_COLS = (
     "dataset, number, id, created_at, message, source_name, source_format, source_bytes, "
@@ -136,8 +137,10 @@ def schema_changes(old: list[dict[str, str]], new: list[dict[str, str]]) -> dict
 class Datasets:
     """The dataset half of the Python API: ``Project().datasets``."""
 
-    def __init__(self, project: Project) -> None:
-        self.project = project
+    def __init__(self, catalog: Catalog, objects: ObjectStore, settings: Settings) -> None:
+        self.catalog = catalog
+        self.objects = objects
+        self.settings = settings
 
     # ---- reading the catalog -------------------------------------------------
     def _version_rows(
@@ -202,13 +205,13 @@ class Datasets:
                 return ref
             ref = Ref(name=ref.dataset, version=ref.number)
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             v = self._resolve(con, parsed)
             v.segments = self._segments(con, v)
         return v
 
     def list(self) -> list[dict[str, Any]]:
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             rows = con.execute(
                 """
                 SELECT d.name, count(v.number), max(v.number), arg_max(v.n_rows, v.number),
@@ -231,13 +234,13 @@ class Datasets:
         ]
 
     def versions(self, name: str) -> list[Version]:
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             self._resolve(con, Ref(name=name))
             return self._version_rows(con, "dataset = ?", [name])
 
     def profile(self, ref: str | Ref | Version) -> dict[str, Any]:
         v = self.resolve(ref)
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             raw = con.execute(
                 "SELECT profile FROM dataset_versions WHERE dataset = ? AND number = ?",
                 [v.dataset, v.number],
@@ -248,7 +251,7 @@ class Datasets:
     def scan(self, ref: str | Ref | Version) -> pl.LazyFrame:
         """The version's rows as a LazyFrame (nothing is read until collected)."""
         v = self.resolve(ref)
-        return scan_segments(v.segments, self.project.objects.path)
+        return scan_segments(v.segments, self.objects.path)
 
     def load(self, ref: str | Ref | Version) -> pl.DataFrame:
         return self.scan(ref).collect()
@@ -307,7 +310,7 @@ class Datasets:
         message: str | None,
         digest_future: concurrent.futures.Future[str],
     ) -> AddResult:
-        project = self.project
+        project = self
 
         with project.catalog.read() as con:
             latest_row = self._version_rows(
@@ -400,9 +403,9 @@ class Datasets:
 
     def _check(self, name: str, lf: pl.LazyFrame) -> CheckReport | None:
         """Run the dataset's [checks] on rows about to be stored; refuse them if told to."""
-        from workbench.core.data.checks import run_checks, spec_for
+        from workbench.core.data.checks import run_checks
 
-        spec = spec_for(self.project.config, name)
+        spec = self.settings.checks.get(name)
         if spec is None:
             return None
         report = run_checks(lf, name, spec)
@@ -412,17 +415,17 @@ class Datasets:
 
     def check(self, ref: str | Ref | Version) -> CheckReport:
         """Run the dataset's [checks] on a stored version, and record the outcome."""
-        from workbench.core.data.checks import run_checks, spec_for
+        from workbench.core.data.checks import run_checks
 
         v = self.resolve(ref)
-        spec = spec_for(self.project.config, v.dataset)
+        spec = self.settings.checks.get(v.dataset)
         if spec is None:
             raise UsageError(
                 f"no checks for {v.dataset}: add a [checks.{v.dataset}] table to workbench.toml "
                 "(see docs/checks.md)"
             )
         report = run_checks(self.scan(v), v.dataset, spec)
-        with self.project.catalog.write() as con:
+        with self.catalog.write() as con:
             _store_check(con, v.dataset, v.number, report)
             audit.append(
                 con,
@@ -435,7 +438,7 @@ class Datasets:
     def checks_of(self, ref: str | Ref | Version) -> dict[str, Any] | None:
         """The latest recorded check report of a version (None if never checked)."""
         v = self.resolve(ref)
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             row = con.execute(
                 "SELECT report FROM dataset_checks WHERE dataset = ? AND number = ? "
                 "ORDER BY checked_at DESC LIMIT 1",
@@ -456,10 +459,7 @@ class Datasets:
         import itertools
 
         if chunk_rows is None:
-            configured = self.project.config.get("datasets", {}).get("chunk_rows")
-            chunk_rows = (
-                int(configured) if configured else choose_chunk_rows(ingest.sample(src, infer))
-            )
+            chunk_rows = self.settings.chunk_rows or choose_chunk_rows(ingest.sample(src, infer))
         schema: pl.Schema | None = None
         prev_segments: list[Segment] = []
         sizes = itertools.repeat(chunk_rows)
@@ -510,7 +510,7 @@ class Datasets:
         report: CheckReport | None = None,
     ) -> AddResult:
         created_at = audit.now()
-        with self.project.catalog.write() as con:
+        with self.catalog.write() as con:
             # Another process may have added the same bytes while we were working.
             known = self._version_rows(con, "dataset = ? AND id = ?", [name, digest])
             if known:

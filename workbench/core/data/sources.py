@@ -15,14 +15,14 @@ from workbench.core.errors import DataError
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.core.project import Project
+    from workbench.core.data.datasets import Datasets
 
 
 _DATA_SUFFIXES = {".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".json", ".txt"}
 
 
 class Table:
-    def __init__(self, project: Project, spec: str, keep_columns: bool = False) -> None:
+    def __init__(self, datasets: Datasets, spec: str, keep_columns: bool = False) -> None:
         import polars as pl
 
         from workbench.core.data import ingest
@@ -53,9 +53,9 @@ class Table:
         else:
             if "/" in spec or path.suffix.lower() in _DATA_SUFFIXES:
                 raise DataError(f"no such file: {path}")
-            self.version = project.datasets.resolve(spec)
+            self.version = datasets.resolve(spec)
             self.label = self.version.ref
-            self.lf = project.datasets.scan(self.version)
+            self.lf = datasets.scan(self.version)
             self.schema = self.lf.collect_schema()
             self.rows = self.version.n_rows
         # Keeping columns costs their memory until the table goes: only worth it for a

@@ -27,12 +27,15 @@ from workbench.core.errors import DataError, UsageError
 from workbench.core.store import audit
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
     import numpy as np
     import polars as pl
 
+    from workbench.core.data.datasets import Datasets
     from workbench.core.models.registry import ModelVersion
-    from workbench.core.project import Project
+    from workbench.core.store.catalog import Catalog
 
 _RESULT_SCHEMA = {
     "report_id": "String",
@@ -385,8 +388,19 @@ def _workers() -> int:
 class Drift:
     """``Project().drift``: compare datasets, keep the reports."""
 
-    def __init__(self, project: Project) -> None:
-        self.project = project
+    def __init__(
+        self,
+        catalog: Catalog,
+        datasets: Datasets,
+        resolve_model: Callable[[str], ModelVersion],
+        load_model: Callable[[ModelVersion], Any],
+    ) -> None:
+        """``resolve_model`` and ``load_model`` come from the registry: a report on a
+        model's inputs and predictions needs the model, but registering is not drift's."""
+        self.catalog = catalog
+        self.datasets = datasets
+        self._resolve_model = resolve_model
+        self._load_model = load_model
 
     def compare(
         self,
@@ -407,10 +421,10 @@ class Drift:
         """
         opts = options or Options()
         opts.check()
-        mv = self.project.models.resolve(model) if isinstance(model, str) else model
+        mv = self._resolve_model(model) if isinstance(model, str) else model
         reference = _model_reference(reference, mv)
-        ref = _ref_side or Table(self.project, reference)
-        cur = Table(self.project, current)
+        ref = _ref_side or Table(self.datasets, reference)
+        cur = Table(self.datasets, current)
         for side in (ref, cur):
             if side.rows == 0:
                 raise DataError(f"{side.label} has no rows: nothing to compare")
@@ -456,8 +470,8 @@ class Drift:
             raise UsageError("give at least one current dataset version or file")
         opts = options or Options()
         opts.check()
-        mv = self.project.models.resolve(model) if model else None
-        ref = Table(self.project, _model_reference(reference, mv), keep_columns=len(currents) > 1)
+        mv = self._resolve_model(model) if model else None
+        ref = Table(self.datasets, _model_reference(reference, mv), keep_columns=len(currents) > 1)
         series_id = uuid.uuid4().hex if len(currents) > 1 else None
         cache: dict[str, Any] = {}  # the loaded model and its reference predictions, once
         return [
@@ -491,7 +505,7 @@ class Drift:
 
         cache = {} if cache is None else cache
         if "model" not in cache:
-            cache["model"] = self.project.models.load(mv)
+            cache["model"] = self._load_model(mv)
         inputs = mv.signature.get("inputs") or {}
 
         def predictions(side: Table) -> tuple[pl.Series, str]:
@@ -521,7 +535,7 @@ class Drift:
 
     def save(self, report: DriftReport) -> None:
         """Store a report (and its audit entry) in one transaction."""
-        with self.project.catalog.write() as con:
+        with self.catalog.write() as con:
             self.save_in(con, report)
 
     def save_in(self, con: duckdb.DuckDBPyConnection, report: DriftReport) -> None:
@@ -619,14 +633,14 @@ class Drift:
             "drifted",
             "series_id",
         )
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             return [dict(zip(keys, r, strict=True)) for r in con.execute(sql, args).fetchall()]
 
     def get(self, report_id: str) -> DriftReport:
         from workbench.core.errors import NotFoundError
 
         prefix = report_id.removeprefix("drift:").lower()
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             heads = con.execute(
                 "SELECT id, created_at, reference, current, drift_share, options, series_id, "
                 "reference_id, current_id FROM drift_reports WHERE starts_with(id, ?)",

@@ -142,25 +142,6 @@ def parse(text: str) -> Gate:
     return Gate(text.strip(), left, ov, right)
 
 
-def configured(config: dict[str, Any], alias: str) -> list[Gate]:
-    """The gates ``workbench.toml`` sets for an alias, parsed (errors name the file's key)."""
-    table = config.get("gates", {})
-    if not isinstance(table, dict):
-        raise UsageError("[gates] in workbench.toml must be a table of alias = [gates]")
-    raw = table.get(alias, [])
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list):
-        raise UsageError(f"gates.{alias} in workbench.toml must be a list of strings")
-    out = []
-    for item in raw:
-        try:
-            out.append(parse(item))
-        except UsageError as exc:
-            raise UsageError(f"workbench.toml gates.{alias}: {exc.message}") from None
-    return out
-
-
 @dataclass
 class Candidate:
     """What a gate looks at: a version's run status and metrics, and the champion's."""

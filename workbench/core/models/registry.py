@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.core.models import gates
@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
     import duckdb
 
-    from workbench.core.project import Project
+    from workbench.core.config import Settings
+    from workbench.core.drift.analysis import DriftReport, Options
+    from workbench.core.store.catalog import Catalog
+    from workbench.core.store.objects import ObjectStore
 
 ACTIVE, ARCHIVED = "active", "archived"
 KNOWN_ALIASES = ("staging", "production")
@@ -102,11 +105,40 @@ class Promotion:
     moved: bool  # False when the version already held the alias
 
 
+class DriftEvidence(Protocol):
+    """What promotion needs of drift: compare without saving, save inside the promotion's
+    own transaction (so a refused promotion leaves no report)."""
+
+    def compare(
+        self,
+        reference: str | None,
+        current: str,
+        options: Options | None = ...,
+        *,
+        save: bool = ...,
+    ) -> DriftReport: ...
+
+    def save_in(self, con: duckdb.DuckDBPyConnection, report: DriftReport) -> None: ...
+
+
 class Registry:
     """``Project().models``."""
 
-    def __init__(self, project: Project) -> None:
-        self.project = project
+    def __init__(
+        self,
+        catalog: Catalog,
+        objects: ObjectStore,
+        settings: Settings,
+        run_info: Callable[[str], dict[str, Any]],
+        drift: DriftEvidence,
+    ) -> None:
+        """``run_info`` reads a run (``Runs.get``); ``drift`` computes and keeps the drift
+        reports that ``drift_share`` gates look at. Both belong to other rooms."""
+        self.catalog = catalog
+        self.objects = objects
+        self.settings = settings
+        self._run_info = run_info
+        self._drift = drift
         self.last_register_existed = False
 
     # ---- reading --------------------------------------------------------------------
@@ -185,11 +217,11 @@ class Registry:
         return found[0]
 
     def resolve(self, ref: str) -> ModelVersion:
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             return self._resolve(con, ref)
 
     def list(self) -> list[dict[str, Any]]:
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             rows = con.execute(
                 "SELECT m.name, m.description, count(v.version), max(v.version), m.created_at "
                 "FROM models m LEFT JOIN model_versions v ON v.model = m.name "
@@ -213,7 +245,7 @@ class Registry:
         return out
 
     def versions(self, name: str) -> list[ModelVersion]:
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             self._resolve(con, name)
             return self._rows(con, "model = ?", [name])
 
@@ -239,7 +271,7 @@ class Registry:
             "gates",
             "actor",
         )
-        with self.project.catalog.read() as con:
+        with self.catalog.read() as con:
             self._resolve(con, name)
             rows = con.execute(sql + " ORDER BY ts, seq", args).fetchall()
         out = []
@@ -261,7 +293,7 @@ class Registry:
         check_name(name, "model name")
         if description is not None and len(description) > 2000:
             raise UsageError("the description is longer than 2000 characters")
-        info = self.project.runs.get(run_ref)
+        info = self._run_info(run_ref)
         ref = f"run:{info['id'][:8]}"
         if info["status"] == "running":
             raise WorkbenchError(f"{ref} is still running; register it once it has ended")
@@ -274,11 +306,11 @@ class Registry:
         signature: dict[str, Any] = {}
         for cand in ("signature.json", model_art["path"].rsplit(".", 1)[0] + ".signature.json"):
             if cand in arts:
-                signature = json.loads(self.project.objects.read_bytes(arts[cand]["hash"]))
+                signature = json.loads(self.objects.read_bytes(arts[cand]["hash"]))
                 break
         metrics = {k: v["last"] for k, v in info["metrics"].items() if not k.endswith("_curve")}
         self.last_register_existed = False
-        with self.project.catalog.write() as con:
+        with self.catalog.write() as con:
             twin = con.execute(
                 "SELECT version FROM model_versions WHERE model = ? AND run_id = ? "
                 "AND artifact = ? AND status = ? ORDER BY version LIMIT 1",
@@ -338,7 +370,7 @@ class Registry:
         as the next version of ``name``, creating the model if needed; returns the new
         version number and whether the model was created. The audit entry carries
         ``origin`` so that a repeated import can find what it brought."""
-        with self.project.catalog.write() as con:
+        with self.catalog.write() as con:
             created = not con.execute("SELECT 1 FROM models WHERE name = ?", [name]).fetchone()
             if created:
                 con.execute(
@@ -367,7 +399,7 @@ class Registry:
             )
             con.execute(
                 "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)",
-                [artifact, self.project.objects.size(artifact), "artifact", audit.now()],
+                [artifact, self.objects.size(artifact), "artifact", audit.now()],
             )
             audit.append(
                 con,
@@ -414,7 +446,7 @@ class Registry:
             champion: ModelVersion | None = self.resolve(f"{name}@{alias}")
         except NotFoundError:
             champion = None
-        run_status = self.project.runs.get(target.run_id)["status"]
+        run_status = self._run_info(target.run_id)["status"]
 
         @functools.cache
         def drift_share(dataset_ref: str) -> tuple[float, str]:
@@ -424,7 +456,7 @@ class Registry:
                 raise WorkbenchError(
                     f"{target.ref} has no training dataset to compare with {dataset_ref}"
                 )
-            report = self.project.drift.compare(
+            report = self._drift.compare(
                 target.dataset_ref, dataset_ref, Options(columns=target.inputs or None), save=False
             )
             if evidence is not None:
@@ -447,7 +479,7 @@ class Registry:
                 "run finished cleanly (built in)", run_status, "finished", run_status == "finished"
             )
         ]
-        results += [gates.evaluate(g, cand) for g in gates.configured(self.project.config, alias)]
+        results += [gates.evaluate(g, cand) for g in self.settings.gates.get(alias, [])]
         return target, champion, results
 
     def promote(
@@ -490,7 +522,7 @@ class Registry:
             version,
             action,
             details,
-            also=lambda con: [self.project.drift.save_in(con, r) for r in evidence],
+            also=lambda con: [self._drift.save_in(con, r) for r in evidence],
         )
         return Promotion(target, alias, expected, results, bool(failed), moved=True)
 
@@ -550,7 +582,7 @@ class Registry:
         """Compare-and-set ``alias`` from ``expected`` to ``version``, with its history row
         (``history_action``, default ``action``), its audit entry and ``also`` (the drift
         reports its gates computed) in one transaction: a crash keeps all or none."""
-        with self.project.catalog.write() as con:
+        with self.catalog.write() as con:
             now_row = con.execute(
                 "SELECT version FROM model_aliases WHERE model = ? AND alias = ?", [name, alias]
             ).fetchall()
@@ -602,7 +634,7 @@ class Registry:
             )
         if mv.status == ARCHIVED:
             return mv
-        with self.project.catalog.write() as con:
+        with self.catalog.write() as con:
             held = con.execute(
                 "SELECT alias FROM model_aliases WHERE model = ? AND version = ?", [name, version]
             ).fetchall()
@@ -629,7 +661,7 @@ class Registry:
                 f"{mv.ref} was imported from MLflow without a pickled model file, so it cannot "
                 "score; register a run that logged one"
             )
-        path = self.project.objects.path(mv.artifact)
+        path = self.objects.path(mv.artifact)
         try:
             data = path.read_bytes()
         except OSError:

@@ -219,7 +219,7 @@ def predict(
         raise UsageError(f"no such folder for the output: {target.parent}")
     mv: ModelVersion = project.models.resolve(model_ref)
     inputs = mv.signature.get("inputs") or {}
-    table = Table(project, input_spec)
+    table = Table(project.datasets, input_spec)
     if table.rows == 0:
         raise DataError(f"{table.label} has no rows to score")
     conform(table.lf.head(0).collect(), inputs, table.label)  # missing columns: fail before work

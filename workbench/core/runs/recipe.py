@@ -73,17 +73,16 @@ def recipe_for(
     """
     from workbench.core.store.refs import parse_ref
 
-    defaults = project.config.get("train", {})
-    default_model = defaults.get("model", "lightgbm")
+    defaults = project.settings.train
     # [train.params] belong to the default model: n_estimators means nothing to `logistic`.
-    base = defaults.get("params", {}) if model in (None, default_model) else {}
+    base = defaults.params if model in (None, defaults.model) else {}
     return Recipe(
         dataset=dataset,
         target=target,
-        model=model or default_model,
+        model=model or defaults.model,
         params={**base, **(params or {})},
-        split=split or defaults.get("split", "random:0.2"),
-        seed=seed if seed is not None else int(defaults.get("seed", 42)),
+        split=split or defaults.split,
+        seed=seed if seed is not None else int(defaults.seed),
         task=task,
         features=features,
         experiment=experiment or parse_ref(dataset).name,
