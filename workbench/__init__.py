@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.core.errors import WorkbenchError
+    from workbench.core.fluent import start_run
     from workbench.core.project import Project
-    from workbench.core.runs.fluent import start_run
 
 __all__ = ["Project", "WorkbenchError", "__version__", "start_run"]
 
@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
 
         return Project
     if name == "start_run":
-        from workbench.core.runs.fluent import start_run
+        from workbench.core.fluent import start_run
 
         return start_run
     if name == "WorkbenchError":

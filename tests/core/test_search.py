@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.core.errors import UsageError
+from workbench.core.fluent import start_run
 from workbench.core.project import Project
-from workbench.core.runs.fluent import start_run
 from workbench.core.runs.search import where_sql
 
 

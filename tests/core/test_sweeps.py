@@ -8,8 +8,8 @@ import pytest
 
 from tests.core.test_training import churn
 from workbench.core.errors import UsageError
+from workbench.core.fluent import start_run
 from workbench.core.project import Project
-from workbench.core.runs.fluent import start_run
 from workbench.core.runs.sweeps import parse_grid, parse_random, rerun, sweep, trials
 from workbench.core.runs.training import Recipe, train
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import frame
 from workbench.core.errors import UsageError
+from workbench.core.fluent import start_run
 from workbench.core.project import Project
-from workbench.core.runs.fluent import start_run
 from workbench.core.store import audit
 
 

@@ -121,7 +121,7 @@ def compare(
     if len(targets) > 1 and (plot_column or report_file):
         raise UsageError("--plot and --report take one CURRENT; a timeline has several")
     if report_file:
-        from workbench.core.drift.html import check_path
+        from workbench.app.drift_report import check_path
 
         check_path(report_file)
     reports = ctx.project.drift.series(ref, targets, opts, save=False, model=model)
@@ -138,12 +138,12 @@ def compare(
     else:
         _print_timeline(reports)
     if report_file:
-        from workbench.core.drift.html import write
+        from workbench.app.drift_report import write
 
         path = write(reports[0], report_file)
         click.echo(f"Wrote {path}", err=as_json)
     if plot_column:
-        from workbench.core.drift.html import plot_text
+        from workbench.app.drift_report import plot_text
 
         r = reports[0]
         click.echo(
@@ -163,7 +163,7 @@ def _verdict(c: Any) -> str:
 
 
 def _print_report(report: Any) -> None:
-    from workbench.core.drift.html import HEADER, ordered, row_cells
+    from workbench.app.drift_report import HEADER, ordered, row_cells
 
     c = console()
     head = "[bold red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
@@ -191,7 +191,7 @@ def _print_report(report: Any) -> None:
 
 
 def _print_timeline(reports: list[Any]) -> None:
-    from workbench.core.drift.html import fmt
+    from workbench.app.drift_report import fmt
 
     c = console()
     names = list(dict.fromkeys(col.column for r in reports for col in r.columns))
@@ -271,11 +271,11 @@ def show(
     else:
         _print_report(report)
     if report_file:
-        from workbench.core.drift.html import write
+        from workbench.app.drift_report import write
 
         click.echo(f"Wrote {write(report, report_file)}", err=as_json)
     if plot_column:
-        from workbench.core.drift.html import plot_text
+        from workbench.app.drift_report import plot_text
 
         click.echo(
             plot_text(

@@ -180,8 +180,14 @@ class Project:
             self.objects,
             self.settings,
             run_info=lambda ref: self.runs.get(ref),
-            drift=self.drift,
+            compare_drift=self._compare_drift,
+            save_drift=lambda con, report: self.drift.save_in(con, report),
         )
+
+    def _compare_drift(self, reference: str, current: str, columns: list[str] | None) -> Any:
+        from workbench.core.drift.analysis import Options
+
+        return self.drift.compare(reference, current, Options(columns=columns), save=False)
 
     def train(self, dataset: str, target: str, **options: Any) -> str:
         """Train one tracked run with the built-in trainers, as `workbench train` does.
@@ -194,6 +200,24 @@ class Project:
         from workbench.core.runs.training import train
 
         return train(self, recipe_for(self, dataset, target, **options))
+
+    @staticmethod
+    def train_in_child(
+        root: str, recipe: dict[str, Any], parent_id: str
+    ) -> tuple[str | None, str | None]:
+        """One sweep trial in a worker process: (run id, error). It lives here, with the
+        code that builds a project, because a child process starts from the folder's
+        path alone (and sweeps then needs no import of this module)."""
+        from workbench.core.errors import WorkbenchError
+        from workbench.core.runs.recipe import Recipe
+        from workbench.core.runs.training import train
+
+        try:
+            return train(Project(root), Recipe(**recipe), parent_id=parent_id), None
+        except WorkbenchError as exc:
+            return None, exc.message
+        except Exception as exc:  # the trial failed; the sweep goes on
+            return None, f"{type(exc).__name__}: {exc}"
 
     def sweep(
         self,

@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.core.models import gates
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from workbench.core.config import Settings
-    from workbench.core.drift.analysis import DriftReport, Options
+    from workbench.core.drift.analysis import DriftReport
     from workbench.core.store.catalog import Catalog
     from workbench.core.store.objects import ObjectStore
 
@@ -105,22 +105,6 @@ class Promotion:
     moved: bool  # False when the version already held the alias
 
 
-class DriftEvidence(Protocol):
-    """What promotion needs of drift: compare without saving, save inside the promotion's
-    own transaction (so a refused promotion leaves no report)."""
-
-    def compare(
-        self,
-        reference: str | None,
-        current: str,
-        options: Options | None = ...,
-        *,
-        save: bool = ...,
-    ) -> DriftReport: ...
-
-    def save_in(self, con: duckdb.DuckDBPyConnection, report: DriftReport) -> None: ...
-
-
 class Registry:
     """``Project().models``."""
 
@@ -130,15 +114,19 @@ class Registry:
         objects: ObjectStore,
         settings: Settings,
         run_info: Callable[[str], dict[str, Any]],
-        drift: DriftEvidence,
+        compare_drift: Callable[[str, str, list[str] | None], DriftReport],
+        save_drift: Callable[[duckdb.DuckDBPyConnection, DriftReport], None],
     ) -> None:
-        """``run_info`` reads a run (``Runs.get``); ``drift`` computes and keeps the drift
-        reports that ``drift_share`` gates look at. Both belong to other rooms."""
+        """``run_info`` reads a run (``Runs.get``). ``compare_drift(reference, current,
+        columns)`` computes an unsaved drift report for a ``drift_share`` gate, and
+        ``save_drift`` stores one inside the promotion's own transaction, so a refused
+        promotion leaves none. Runs and drift are other rooms: they come in as functions."""
         self.catalog = catalog
         self.objects = objects
         self.settings = settings
         self._run_info = run_info
-        self._drift = drift
+        self._compare_drift = compare_drift
+        self._save_drift = save_drift
         self.last_register_existed = False
 
     # ---- reading --------------------------------------------------------------------
@@ -450,15 +438,11 @@ class Registry:
 
         @functools.cache
         def drift_share(dataset_ref: str) -> tuple[float, str]:
-            from workbench.core.drift.analysis import Options
-
             if target.dataset_ref is None:
                 raise WorkbenchError(
                     f"{target.ref} has no training dataset to compare with {dataset_ref}"
                 )
-            report = self._drift.compare(
-                target.dataset_ref, dataset_ref, Options(columns=target.inputs or None), save=False
-            )
+            report = self._compare_drift(target.dataset_ref, dataset_ref, target.inputs or None)
             if evidence is not None:
                 evidence.append(report)
             return report.share, f"{target.dataset_ref} → {report.current}, report {report.id[:12]}"
@@ -522,7 +506,7 @@ class Registry:
             version,
             action,
             details,
-            also=lambda con: [self._drift.save_in(con, r) for r in evidence],
+            also=lambda con: [self._save_drift(con, r) for r in evidence],
         )
         return Promotion(target, alias, expected, results, bool(failed), moved=True)
 

@@ -15,12 +15,14 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.core.errors import UsageError, WorkbenchError
-from workbench.core.project import Project
+from workbench.core.errors import UsageError
 from workbench.core.runs.recipe import Recipe, parse_value
 from workbench.core.runs.training import train
+
+if TYPE_CHECKING:
+    from workbench.core.project import Project
 
 THREADED = ("lightgbm", "random_forest", "extra_trees")  # models that take n_jobs
 
@@ -83,17 +85,6 @@ def trials(
     return out
 
 
-def _trial(root: str, recipe: dict[str, Any], parent_id: str) -> tuple[str | None, str | None]:
-    """Run one trial in a worker process; returns (run_id, error)."""
-    project = Project(root)
-    try:
-        return train(project, Recipe(**recipe), parent_id=parent_id), None
-    except WorkbenchError as exc:
-        return None, exc.message
-    except Exception as exc:  # the trial failed; the sweep goes on
-        return None, f"{type(exc).__name__}: {exc}"
-
-
 def sweep(
     project: Project,
     base: Recipe,
@@ -152,7 +143,7 @@ def sweep(
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
             futures = {
-                pool.submit(_trial, str(project.root), r, parent.id): i
+                pool.submit(project.train_in_child, str(project.root), r, parent.id): i
                 for i, r in enumerate(recipes)
             }
             for done, fut in enumerate(concurrent.futures.as_completed(futures), start=1):

@@ -103,7 +103,7 @@ class DriftScreen(WBScreen):
         self.load(lambda: self.project.drift.get(report_id), self._show_report, group="compare")
 
     def _show_report(self, report: Any) -> None:
-        from workbench.core.drift.html import ordered, row_cells
+        from workbench.app.drift_report import ordered, row_cells
 
         self.report = report
         verdict = "[b red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
@@ -133,7 +133,7 @@ class DriftScreen(WBScreen):
             self.show_report(event.row_key.value)
 
     def _plot(self, column: str) -> None:
-        from workbench.core.drift.html import draw
+        from workbench.app.drift_report import draw
 
         col = self.report.column(column)
         widget = self.query_one("#drift-plot", PlotextPlot)
