@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from workbench.core.drift.analysis import MISSING, SKIPPED, TESTED, Options
+from workbench.core.drift.columns import MISSING, SKIPPED, TESTED, Options
 from workbench.core.errors import DataError, NotFoundError, UsageError
 from workbench.core.project import Project
 

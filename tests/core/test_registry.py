@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import store_snapshot, with_gates
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
-from workbench.core.models.registry import PromotionRefused, Registry
+from workbench.core.models.registry import Registry
+from workbench.core.models.versions import PromotionRefused
 from workbench.core.project import Project
 from workbench.core.runs.training import Recipe, train
 from workbench.core.store import audit

@@ -114,7 +114,7 @@ column_values = st.one_of(
 @given(values=column_values)
 def test_identical_columns_never_drift(values: list[object]) -> None:
     from workbench.core.data.sources import Table
-    from workbench.core.drift.analysis import Options, compare_column
+    from workbench.core.drift.columns import Options, compare_column
 
     df = pl.DataFrame({"x": values}, strict=False)
     ref, cur = Table.of_frame("ref", df), Table.of_frame("cur", df.clone())

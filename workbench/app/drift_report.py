@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from workbench.core.drift.analysis import ColumnDrift, DriftReport
+    from workbench.core.drift.columns import ColumnDrift, DriftReport
 
 
 def fmt(v: float | None) -> str:

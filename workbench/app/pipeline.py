@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from workbench.core.config import PipelineSettings
-    from workbench.core.models.registry import ModelVersion
+    from workbench.core.models.versions import ModelVersion
     from workbench.core.project import Project
     from workbench.core.runs.pipeline_runs import PipelineRunRecord
 
@@ -431,7 +431,7 @@ class Pipeline:
         )
 
     def _promote(self, state: dict[str, Any]) -> Step:
-        from workbench.core.models.registry import PromotionRefused
+        from workbench.core.models.versions import PromotionRefused
 
         cfg, mv = self.cfg, state["challenger"]
         reason = f"pipeline {cfg.name}, batch {state['path'].name}"

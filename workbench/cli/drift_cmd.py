@@ -93,7 +93,7 @@ def compare(
     `workbench drift --model churn-model@production new.csv` compares a new batch with
     the data the production model was trained on.
     """
-    from workbench.core.drift.analysis import Options
+    from workbench.core.drift.columns import Options
     from workbench.core.errors import UsageError
     from workbench.core.store.refs import expand_range
 

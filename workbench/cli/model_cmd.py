@@ -183,7 +183,7 @@ def promote(
     as_json: bool,
 ) -> None:
     """Move ALIAS to NAME's VERSION if every gate in workbench.toml passes."""
-    from workbench.core.models.registry import PromotionRefused
+    from workbench.core.models.versions import PromotionRefused
 
     reg = ctx.project.models
     if dry_run:

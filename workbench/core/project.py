@@ -185,7 +185,7 @@ class Project:
         )
 
     def _compare_drift(self, reference: str, current: str, columns: list[str] | None) -> Any:
-        from workbench.core.drift.analysis import Options
+        from workbench.core.drift.columns import Options
 
         return self.drift.compare(reference, current, Options(columns=columns), save=False)
 

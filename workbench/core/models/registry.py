@@ -11,14 +11,17 @@ moved the alias in between, so two concurrent promotions cannot both win silentl
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
-from workbench.core.models import gates
+from workbench.core.models.aliases import AliasMoves
+from workbench.core.models.versions import (
+    _VERSION_COLS,
+    ACTIVE,
+    ModelVersion,
+)
 from workbench.core.store import audit
 from workbench.core.store.refs import check_name, parse_ref
 
@@ -28,84 +31,12 @@ if TYPE_CHECKING:
     import duckdb
 
     from workbench.core.config import Settings
-    from workbench.core.drift.analysis import DriftReport
+    from workbench.core.drift.columns import DriftReport
     from workbench.core.store.catalog import Catalog
     from workbench.core.store.objects import ObjectStore
 
-ACTIVE, ARCHIVED = "active", "archived"
-KNOWN_ALIASES = ("staging", "production")
-_VERSION_COLS = (
-    "model, version, run_id, artifact, signature, metrics, params, dataset, dataset_version, "
-    "description, status, created_at"
-)
 
-
-class PromotionRefused(WorkbenchError):
-    """A gate failed; ``results`` holds every gate with its value and verdict."""
-
-    def __init__(self, message: str, results: list[gates.GateResult]) -> None:
-        super().__init__(message)
-        self.results = results
-
-
-@dataclass
-class ModelVersion:
-    model: str
-    version: int
-    run_id: str
-    artifact: str
-    signature: dict[str, Any]
-    metrics: dict[str, float]
-    params: dict[str, Any]
-    dataset: str | None
-    dataset_version: int | None
-    description: str | None
-    status: str
-    created_at: Any
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        return f"{self.model}@{self.version}"
-
-    @property
-    def dataset_ref(self) -> str | None:
-        return f"{self.dataset}@{self.dataset_version}" if self.dataset else None
-
-    @property
-    def inputs(self) -> list[str]:
-        return list(self.signature.get("inputs", {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "ref": self.ref,
-            "run": f"run:{self.run_id[:8]}",
-            "run_id": self.run_id,
-            "artifact": self.artifact,
-            "dataset": self.dataset_ref,
-            "status": self.status,
-            "aliases": list(self.aliases),
-            "description": self.description,
-            "created_at": self.created_at.isoformat(timespec="seconds") + "Z",
-            "metrics": self.metrics,
-            "params": self.params,
-            "signature": self.signature,
-        }
-
-
-@dataclass
-class Promotion:
-    version: ModelVersion
-    alias: str
-    previous: int | None
-    results: list[gates.GateResult]
-    forced: bool
-    moved: bool  # False when the version already held the alias
-
-
-class Registry:
+class Registry(AliasMoves):
     """``Project().models``."""
 
     def __init__(
@@ -406,233 +337,6 @@ class Registry:
             name, alias, previous, version, "model.promote", details, history_action="import"
         )
 
-    # ---- aliases --------------------------------------------------------------------
-    def check(
-        self,
-        name: str,
-        version: int,
-        alias: str,
-        evidence: list[Any] | None = None,
-        measured: dict[str, tuple[float, float]] | None = None,
-    ) -> tuple[ModelVersion, ModelVersion | None, list[gates.GateResult]]:
-        """Evaluate the gates for moving ``alias`` to ``name@version`` (changes nothing).
-
-        Drift reports that gates compute are appended to ``evidence`` unsaved; a
-        promotion stores them only if the alias moves, so a refusal leaves no trace.
-        ``measured`` maps a metric to (candidate, champion) values measured on the same
-        rows (a pipeline's holdout); gates on that metric use them instead of each run's
-        own validation value, which came from different data.
-        """
-        if not gates_alias_ok(alias):
-            raise UsageError(
-                f"invalid alias {alias!r}: letters, digits, '_' and '-', starting with a letter"
-            )
-        target = self.resolve(f"{name}@{version}")
-        if target.status == ARCHIVED:
-            raise WorkbenchError(f"{target.ref} is archived; archived versions cannot be promoted")
-        try:
-            champion: ModelVersion | None = self.resolve(f"{name}@{alias}")
-        except NotFoundError:
-            champion = None
-        run_status = self._run_info(target.run_id)["status"]
-
-        @functools.cache
-        def drift_share(dataset_ref: str) -> tuple[float, str]:
-            if target.dataset_ref is None:
-                raise WorkbenchError(
-                    f"{target.ref} has no training dataset to compare with {dataset_ref}"
-                )
-            report = self._compare_drift(target.dataset_ref, dataset_ref, target.inputs or None)
-            if evidence is not None:
-                evidence.append(report)
-            return report.share, f"{target.dataset_ref} → {report.current}, report {report.id[:12]}"
-
-        same = measured or {}
-        holder = None if champion is None or champion.version == version else champion.metrics
-        cand = gates.Candidate(
-            status=run_status,
-            metrics={**target.metrics, **{k: v[0] for k, v in same.items()}},
-            champion=None if holder is None else {**holder, **{k: v[1] for k, v in same.items()}},
-            champion_label=(champion.ref + (", same holdout" if same else ""))
-            if champion
-            else None,
-            drift_share=drift_share,
-        )
-        results = [
-            gates.GateResult(
-                "run finished cleanly (built in)", run_status, "finished", run_status == "finished"
-            )
-        ]
-        results += [gates.evaluate(g, cand) for g in self.settings.gates.get(alias, [])]
-        return target, champion, results
-
-    def promote(
-        self,
-        name: str,
-        version: int,
-        alias: str,
-        reason: str | None = None,
-        force: bool = False,
-        measured: dict[str, tuple[float, float]] | None = None,
-    ) -> Promotion:
-        """Move ``alias`` to ``name@version`` if every gate passes (or ``force`` with a reason)."""
-        if force and not (reason and reason.strip()):
-            raise UsageError("--force needs a --reason: say why the gates are overridden")
-        _check_text(reason, "reason")
-        evidence: list[Any] = []
-        target, champion, results = self.check(name, version, alias, evidence, measured)
-        failed = [r for r in results if not r.passed]
-        if failed and not force:
-            raise PromotionRefused(
-                f"{target.ref} was not promoted to {alias}: {len(failed)} of {len(results)} gates "
-                f"failed ({'; '.join(r.gate for r in failed)})",
-                results,
-            )
-        expected = champion.version if champion else None
-        if expected == version:
-            return Promotion(target, alias, expected, results, force, moved=False)
-        action = "model.promote.forced" if failed else "model.promote"
-        details = {
-            "version": version,
-            "previous": expected,
-            "reason": reason,
-            "forced": bool(failed),
-            "gates": [r.to_dict() for r in results],
-        }
-        self._move(
-            name,
-            alias,
-            expected,
-            version,
-            action,
-            details,
-            also=lambda con: [self._save_drift(con, r) for r in evidence],
-        )
-        return Promotion(target, alias, expected, results, bool(failed), moved=True)
-
-    def rollback(self, name: str, alias: str, reason: str | None = None) -> tuple[int, int]:
-        """Move ``alias`` back to the version that held it before the current one."""
-        _check_text(reason, "reason")
-        stack = self._holders(name, alias)
-        if not stack:
-            raise NotFoundError(f"{name} has no alias {alias!r} to roll back")
-        if len(stack) < 2:
-            raise WorkbenchError(
-                f"{name}@{alias} has had only v{stack[-1]}; there is nothing to roll back to"
-            )
-        current, previous = stack[-1], stack[-2]
-        prev = self.resolve(f"{name}@{previous}")
-        if prev.status == ARCHIVED:
-            raise WorkbenchError(
-                f"the previous holder {prev.ref} is archived; promote a version instead"
-            )
-        self._move(
-            name,
-            alias,
-            current,
-            previous,
-            "model.rollback",
-            {
-                "version": previous,
-                "previous": current,
-                "reason": reason,
-                "forced": False,
-                "gates": [],
-            },
-        )
-        return current, previous
-
-    def _holders(self, name: str, alias: str) -> list[int]:
-        """The alias's holders as a stack: a promotion pushes, a rollback pops."""
-        stack: list[int] = []
-        for h in self.history(name, alias):
-            if h["action"] == "model.rollback":
-                stack.pop()
-            else:
-                stack.append(h["version"])
-        return stack
-
-    def _move(
-        self,
-        name: str,
-        alias: str,
-        expected: int | None,
-        version: int,
-        action: str,
-        details: dict[str, Any],
-        history_action: str | None = None,
-        also: Callable[[duckdb.DuckDBPyConnection], Any] | None = None,
-    ) -> None:
-        """Compare-and-set ``alias`` from ``expected`` to ``version``, with its history row
-        (``history_action``, default ``action``), its audit entry and ``also`` (the drift
-        reports its gates computed) in one transaction: a crash keeps all or none."""
-        with self.catalog.write() as con:
-            now_row = con.execute(
-                "SELECT version FROM model_aliases WHERE model = ? AND alias = ?", [name, alias]
-            ).fetchall()
-            now = now_row[0][0] if now_row else None
-            if now != expected:
-                raise WorkbenchError(
-                    f"{name}@{alias} moved to {'v' + str(now) if now else 'nothing'} while this "
-                    "change was being checked; check again and retry"
-                )
-            status = con.execute(
-                "SELECT status FROM model_versions WHERE model = ? AND version = ?", [name, version]
-            ).fetchall()
-            if not status or status[0][0] != ACTIVE:
-                raise WorkbenchError(f"{name}@{version} was archived meanwhile; nothing changed")
-            con.execute(
-                "INSERT OR REPLACE INTO model_aliases VALUES (?, ?, ?, ?)",
-                [name, alias, version, audit.now()],
-            )
-            seq = con.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM alias_history WHERE model = ? AND alias = ?",
-                [name, alias],
-            ).fetchone()[0]
-            con.execute(
-                "INSERT INTO alias_history VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    name,
-                    alias,
-                    seq,
-                    audit.now(),
-                    history_action or action,
-                    version,
-                    expected,
-                    details.get("reason"),
-                    details.get("forced", False),
-                    json.dumps(details.get("gates", []), default=str),
-                    audit.actor(),
-                ],
-            )
-            if also is not None:
-                also(con)
-            audit.append(con, action, f"{name}@{alias}", details)
-
-    def archive(self, name: str, version: int, reason: str | None = None) -> ModelVersion:
-        _check_text(reason, "reason")
-        mv = self.resolve(f"{name}@{version}")
-        if mv.aliases:
-            raise WorkbenchError(
-                f"{mv.ref} holds {', '.join(mv.aliases)}; move the alias first (promote or rollback)"
-            )
-        if mv.status == ARCHIVED:
-            return mv
-        with self.catalog.write() as con:
-            held = con.execute(
-                "SELECT alias FROM model_aliases WHERE model = ? AND version = ?", [name, version]
-            ).fetchall()
-            if held:
-                raise WorkbenchError(
-                    f"{mv.ref} was given alias {held[0][0]} meanwhile; nothing changed"
-                )
-            con.execute(
-                "UPDATE model_versions SET status = ? WHERE model = ? AND version = ?",
-                [ARCHIVED, name, version],
-            )
-            audit.append(con, "model.archive", mv.ref, {"reason": reason})
-        return self.resolve(mv.ref)
-
     # ---- loading ----------------------------------------------------------------------
     def load(self, mv: ModelVersion) -> Any:
         """Unpickle a version's model after checking its bytes still hash to the recorded id.
@@ -666,16 +370,3 @@ class Registry:
             raise WorkbenchError(
                 f"cannot load the model of {mv.ref}: {type(exc).__name__}: {exc}"
             ) from None
-
-
-def gates_alias_ok(alias: str) -> bool:
-    from workbench.core.store.refs import ALIAS_RE
-
-    return bool(isinstance(alias, str) and ALIAS_RE.match(alias)) and alias != "latest"
-
-
-def _check_text(text: str | None, what: str) -> None:
-    if text is not None and (
-        len(text) > 2000 or any(ord(ch) < 32 and ch not in "\t" for ch in text)
-    ):
-        raise UsageError(f"the {what} must be at most 2000 characters on one line")

@@ -26,7 +26,7 @@ from workbench.core.store import audit
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.core.models.registry import ModelVersion
+    from workbench.core.models.versions import ModelVersion
     from workbench.core.project import Project
 
 BATCH_ROWS = 100_000

@@ -264,7 +264,7 @@ class PromoteDialog(Loader, ModalScreen[bool]):
         )
 
     def _promote(self, force: bool) -> None:
-        from workbench.core.models.registry import PromotionRefused
+        from workbench.core.models.versions import PromotionRefused
 
         alias, reason = self._alias(), self._reason()
 

@@ -1,0 +1,343 @@
+"""One column's drift: which method tests it (and why), cleaning each side, the plot data
+both screens draw, and the report types (``ColumnDrift``, ``DriftReport``, ``Options``).
+
+Pure computation over two ``Table`` sides; storing and listing reports is
+``analysis.Drift``'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.data.profile import kind_of
+from workbench.core.drift.stattests import default_method, get_method
+from workbench.core.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from workbench.core.data.sources import Table
+
+DRIFT_SHARE = 0.5
+PLOT_BINS = 20
+PLOT_CATEGORIES = 12
+ID_LIKE_MIN_VALUES = 1000  # a text column with more distinct values, and > half its rows…
+ID_LIKE_SHARE = 0.5  # …distinct, is an identifier or free text: skipped unless asked for
+TESTED, SKIPPED, MISSING, FAILED = "tested", "skipped", "missing", "failed"
+
+
+@dataclass
+class ColumnDrift:
+    """One column's finding. ``drifted`` is None when the column was not tested."""
+
+    column: str
+    kind: str
+    status: str
+    reason: str
+    method: str | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    threshold: float | None = None
+    drifted: bool | None = None
+    ref_dtype: str | None = None
+    cur_dtype: str | None = None
+    ref_count: int = 0
+    cur_count: int = 0
+    ref_null_share: float | None = None
+    cur_null_share: float | None = None
+    notes: list[str] = field(default_factory=list)
+    plot: dict[str, Any] | None = None
+
+    @property
+    def severity(self) -> float | None:
+        """How far past its threshold a column is (1 = at it), so that columns tested by
+        p-value and by distance sort together: threshold / p, or distance / threshold."""
+        if self.status != TESTED or self.threshold is None:
+            return None
+        if self.method == "nulls":
+            return float("inf")
+        if self.p_value is not None:
+            return self.threshold / max(self.p_value, 1e-300)
+        return (self.statistic or 0.0) / self.threshold
+
+
+@dataclass
+class DriftReport:
+    id: str
+    created_at: Any
+    reference: str
+    current: str
+    drift_share: float
+    columns: list[ColumnDrift]
+    options: dict[str, Any]
+    series_id: str | None = None
+    reference_id: str | None = None  # the dataset versions' content hashes (None for a file)
+    current_id: str | None = None
+
+    @property
+    def tested(self) -> list[ColumnDrift]:
+        return [c for c in self.columns if c.status == TESTED]
+
+    @property
+    def n_drifted(self) -> int:
+        return sum(1 for c in self.tested if c.drifted)
+
+    @property
+    def share(self) -> float:
+        return self.n_drifted / len(self.tested) if self.tested else 0.0
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.tested) and self.share >= self.drift_share
+
+    def column(self, name: str) -> ColumnDrift:
+        for c in self.columns:
+            if c.column == name:
+                return c
+        raise UsageError(
+            f"no column {name!r} in this report; columns: {', '.join(c.column for c in self.columns)}"
+        )
+
+    def to_dict(self, plots: bool = False) -> dict[str, Any]:
+        cols = []
+        for c in self.columns:
+            d = asdict(c)
+            if not plots:
+                d.pop("plot")
+            cols.append(d)
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(timespec="seconds") + "Z",
+            "reference": self.reference,
+            "current": self.current,
+            "drift_share": self.drift_share,
+            "n_tested": len(self.tested),
+            "n_drifted": self.n_drifted,
+            "share": self.share,
+            "drifted": self.drifted,
+            "options": self.options,
+            "series_id": self.series_id,
+            "columns": cols,
+        }
+
+
+def _numeric_values(s: pl.Series) -> np.ndarray:
+    """Non-null values as numbers; integers stay integers (exact, and countable fast)."""
+    import polars as pl
+
+    if s.dtype.is_temporal():
+        s = s.dt.epoch("us") if s.dtype != pl.Date else s.cast(pl.Int32)
+    if s.dtype.is_integer() or s.dtype == pl.Boolean:
+        exact = s.cast(pl.Int64, strict=False)
+        if exact.null_count() == s.null_count():
+            return exact.drop_nulls().to_numpy()
+        # wider than 64 bits (an Int128 or UInt64 column with huge values): compare as floats
+    f = s.cast(pl.Float64).drop_nulls()
+    return f.filter(f.is_finite()).to_numpy()
+
+
+def _category_codes(r: pl.Series, c: pl.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Integer codes over the union of both sides' values (counting ints is fast)."""
+    import polars as pl
+
+    r, c = r.cast(pl.String).drop_nulls(), c.cast(pl.String).drop_nulls()
+    keys = pl.concat([r, c]).unique().sort()
+    mapping = dict(zip(keys.to_list(), range(len(keys)), strict=True))
+    rc = r.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
+    cc = c.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
+    return rc, cc, keys.to_list()
+
+
+def _count_distinct(r: np.ndarray, c: np.ndarray) -> int:
+    """Distinct values of both sides, by sorting: a hash set of two million floats costs
+    several times the memory of one sorted copy."""
+    import numpy as np
+
+    both = np.concatenate([r, c])
+    both.sort()
+    return 1 + int(np.count_nonzero(both[1:] != both[:-1])) if both.size else 0
+
+
+def _hist_plot(r: np.ndarray, c: np.ndarray) -> dict[str, Any] | None:
+    import numpy as np
+
+    if not r.size and not c.size:
+        return None
+    both = np.concatenate([r, c])
+    lo, hi = float(both.min()), float(both.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, PLOT_BINS + 1)
+    rs = np.histogram(r, edges)[0] / max(r.size, 1)
+    cs = np.histogram(c, edges)[0] / max(c.size, 1)
+    return {"type": "histogram", "edges": edges.tolist(), "ref": rs.tolist(), "cur": cs.tolist()}
+
+
+def _bar_plot(rc: np.ndarray, cc: np.ndarray, keys: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    n = len(keys)
+    rs = np.bincount(rc, minlength=n) / max(rc.size, 1)
+    cs = np.bincount(cc, minlength=n) / max(cc.size, 1)
+    order = np.argsort(-(rs + cs), kind="stable")
+    top, rest = order[:PLOT_CATEGORIES], order[PLOT_CATEGORIES:]
+    labels = [keys[i] for i in top]
+    ref, cur = rs[top].tolist(), cs[top].tolist()
+    if rest.size:
+        labels.append(f"({rest.size} others)")
+        ref.append(float(rs[rest].sum()))
+        cur.append(float(cs[rest].sum()))
+    return {"type": "bars", "labels": labels, "ref": ref, "cur": cur}
+
+
+@dataclass
+class Options:
+    columns: list[str] | None = None
+    method: str | None = None  # every column where it applies
+    num_method: str | None = None
+    cat_method: str | None = None
+    column_methods: dict[str, str] = field(default_factory=dict)  # column -> method[:threshold]
+    threshold: float | None = None
+    drift_share: float = DRIFT_SHARE
+
+    def check(self) -> None:
+        for m in (self.method, self.num_method, self.cat_method):
+            if m is not None:
+                get_method(m)
+        for col, spec in self.column_methods.items():
+            name, _, thr = spec.partition(":")
+            get_method(name)
+            if thr:
+                _threshold(thr, f"threshold for column {col!r}")
+        if self.threshold is not None and not (0 < self.threshold < float("inf")):
+            raise UsageError("--threshold must be a positive number")
+        if not 0 < self.drift_share <= 1:
+            raise UsageError("--drift-share must be in (0, 1]")
+
+
+def _threshold(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise UsageError(f"invalid {what} {text!r}: give a positive number")
+    return value
+
+
+def _choose(
+    opts: Options, name: str, numeric: bool, n_ref: int, n_unique: int
+) -> tuple[str, str, float | None]:
+    """The method for one column, why, and an explicit threshold if one was given."""
+    explicit = opts.column_methods.get(name)
+    if explicit:
+        method, _, thr = explicit.partition(":")
+        if get_method(method).numeric_only and not numeric:
+            raise UsageError(f"{method} applies to numeric columns only, and {name!r} is not")
+        return method, "chosen for this column", float(thr) if thr else None
+    for m, why in (
+        (opts.num_method if numeric else opts.cat_method, "chosen for this column type"),
+        (opts.method, "chosen for all columns"),
+    ):
+        if m and (numeric or not get_method(m).numeric_only):
+            return m, why, None
+    method, why = default_method(numeric, n_ref, n_unique)
+    if opts.method and not numeric:
+        why = f"{opts.method} needs numbers, so the default: {why}"
+    return method, f"default: {why}", None
+
+
+def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: bool) -> ColumnDrift:
+    """One column's drift; every schema oddity becomes a finding, never an exception."""
+
+    in_ref, in_cur = name in ref.schema, name in cur.schema
+    if not (in_ref and in_cur):
+        side = cur.label if in_ref else ref.label
+        dtype = ref.schema.get(name) or cur.schema.get(name)
+        return ColumnDrift(
+            name,
+            kind_of(dtype),
+            MISSING,
+            f"not in {side}",
+            ref_dtype=str(ref.schema[name]) if in_ref else None,
+            cur_dtype=str(cur.schema[name]) if in_cur else None,
+        )
+    rdt, cdt = ref.schema[name], cur.schema[name]
+    rk, ck = kind_of(rdt), kind_of(cdt)
+    out = ColumnDrift(name, rk, SKIPPED, "", ref_dtype=str(rdt), cur_dtype=str(cdt))
+    if rdt != cdt:
+        out.notes.append(f"type changed: {rdt} → {cdt}")
+    kinds = {rk, ck}
+    if "other" in kinds:
+        out.reason = f"type {rdt if rk == 'other' else cdt} is not compared"
+        return out
+    if "datetime" in kinds and not explicit:
+        out.reason = "dates and times drift by construction; name the column to compare it"
+        return out
+    r, c = ref.column(name), cur.column(name)
+    out.ref_null_share = r.null_count() / len(r) if len(r) else None
+    out.cur_null_share = c.null_count() / len(c) if len(c) else None
+    numeric = kinds <= {"numeric", "boolean", "datetime"}
+    if not numeric and kinds != {"categorical"}:
+        out.notes.append("compared as text because the types differ")
+    out.kind = "numeric" if numeric else "categorical"
+    if numeric:
+        rv, cv = _numeric_values(r), _numeric_values(c)
+        keys: list[str] = []
+    else:
+        rv, cv, keys = _category_codes(r, c)
+    out.ref_count, out.cur_count = int(rv.size), int(cv.size)
+    if not rv.size or not cv.size:
+        if rv.size or cv.size:
+            empty = ref.label if not rv.size else cur.label
+            out.status, out.drifted, out.method = TESTED, True, "nulls"
+            out.reason = f"no values in {empty}: every value is null (or NaN/inf)"
+        else:
+            out.reason = "no values on either side"
+        return out
+    if numeric:
+        n_unique = _count_distinct(rv, cv)
+    else:  # codes already number the union of values: count, don't hash
+        import numpy as np
+
+        n_unique = len(keys)
+        n_ref_unique = int(np.count_nonzero(np.bincount(rv, minlength=n_unique)))
+        unseen = n_unique - n_ref_unique
+        if unseen:
+            new = np.setdiff1d(cv, rv).tolist()
+            share = float(np.isin(cv, new).mean())
+            shown = ", ".join(repr(keys[k]) for k in new[:5]) + (" …" if len(new) > 5 else "")
+            out.notes.append(
+                f"{unseen} value(s) never seen in {ref.label} ({share:.1%} of rows): {shown}"
+            )
+        if (
+            not explicit
+            and n_ref_unique > ID_LIKE_MIN_VALUES
+            and n_ref_unique > ID_LIKE_SHARE * rv.size
+        ):
+            out.reason = (
+                f"looks like an identifier or free text ({n_ref_unique:,} distinct values in "
+                f"{rv.size:,} rows); name the column to compare it"
+            )
+            out.plot = _bar_plot(rv, cv, keys)
+            return out
+    if rv.min() == rv.max():
+        out.notes.append(f"constant in {ref.label}")
+    method_name, why, thr = _choose(opts, name, numeric, int(rv.size), n_unique)
+    method = get_method(method_name)
+    threshold = thr if thr is not None else opts.threshold or method.threshold
+    out.method, out.reason, out.threshold = method_name, why, threshold
+    try:
+        stat, p = method.fn(rv, cv, numeric)
+    except UsageError as exc:
+        out.status, out.reason = FAILED, exc.message
+        return out
+    except (ValueError, FloatingPointError) as exc:
+        out.status, out.reason = FAILED, f"{method.title} could not be computed: {exc}"
+        return out
+    out.status, out.statistic, out.p_value = TESTED, stat, p
+    out.drifted = method.drifted(stat, p, threshold)
+    out.plot = _hist_plot(rv, cv) if numeric else _bar_plot(rv, cv, keys)
+    return out

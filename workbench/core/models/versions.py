@@ -1,0 +1,82 @@
+"""What the registry hands out: a model version (a snapshot of a run), a promotion's
+outcome, and the refusal that carries every gate's verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.core.errors import WorkbenchError
+from workbench.core.models import gates
+
+ACTIVE, ARCHIVED = "active", "archived"
+KNOWN_ALIASES = ("staging", "production")
+_VERSION_COLS = (
+    "model, version, run_id, artifact, signature, metrics, params, dataset, dataset_version, "
+    "description, status, created_at"
+)
+
+
+class PromotionRefused(WorkbenchError):
+    """A gate failed; ``results`` holds every gate with its value and verdict."""
+
+    def __init__(self, message: str, results: list[gates.GateResult]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+@dataclass
+class ModelVersion:
+    model: str
+    version: int
+    run_id: str
+    artifact: str
+    signature: dict[str, Any]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    dataset: str | None
+    dataset_version: int | None
+    description: str | None
+    status: str
+    created_at: Any
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
+
+    @property
+    def dataset_ref(self) -> str | None:
+        return f"{self.dataset}@{self.dataset_version}" if self.dataset else None
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.signature.get("inputs", {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "ref": self.ref,
+            "run": f"run:{self.run_id[:8]}",
+            "run_id": self.run_id,
+            "artifact": self.artifact,
+            "dataset": self.dataset_ref,
+            "status": self.status,
+            "aliases": list(self.aliases),
+            "description": self.description,
+            "created_at": self.created_at.isoformat(timespec="seconds") + "Z",
+            "metrics": self.metrics,
+            "params": self.params,
+            "signature": self.signature,
+        }
+
+
+@dataclass
+class Promotion:
+    version: ModelVersion
+    alias: str
+    previous: int | None
+    results: list[gates.GateResult]
+    forced: bool
+    moved: bool  # False when the version already held the alias
