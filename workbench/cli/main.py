@@ -88,13 +88,14 @@ def _register() -> None:
         pipeline_cmd,
         runs_cmd,
         sql_cmd,
+        train_cmd,
     )
 
     cli.add_command(data.data)
-    cli.add_command(runs_cmd.train)
+    cli.add_command(train_cmd.train)
     cli.add_command(runs_cmd.runs)
-    cli.add_command(runs_cmd.sweep)
-    cli.add_command(runs_cmd.rerun)
+    cli.add_command(train_cmd.sweep)
+    cli.add_command(train_cmd.rerun)
     cli.add_command(drift_cmd.drift)
     cli.add_command(model_cmd.model)
     cli.add_command(model_cmd.predict)

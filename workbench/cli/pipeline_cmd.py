@@ -75,7 +75,7 @@ def run_cmd(ctx: Ctx, name: str, batch: str, as_json: bool) -> None:
 @pass_ctx
 def watch_cmd(ctx: Ctx, name: str, folder: str, interval: float, once: bool) -> None:
     """Run pipeline NAME on every batch file that appears in FOLDER (ctrl+c stops)."""
-    from workbench.app.pipeline import watch
+    from workbench.app.watch import watch
 
     def report(path: Path, run: object) -> None:
         r = run  # a PipelineRun

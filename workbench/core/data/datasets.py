@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,14 @@ from workbench.core.data.segments import (
     rechunk,
     scan_segments,
     store_piece,
+)
+from workbench.core.data.versions import (
+    _VERSION_COLS,
+    AddResult,
+    Version,
+    _AlreadyStored,
+    _schema_list,
+    schema_changes,
 )
 from workbench.core.errors import DataError, NotFoundError, UsageError
 from workbench.core.store import audit
@@ -38,100 +45,6 @@ if TYPE_CHECKING:
     from workbench.core.data.checks import CheckReport
     from workbench.core.store.catalog import Catalog
     from workbench.core.store.objects import ObjectStore, Staging
-
-_VERSION_COLS = (
-    "dataset, number, id, created_at, message, source_name, source_format, source_bytes, "
-    "n_rows, n_cols, stored_bytes, total_bytes, parent, schema, schema_changes"
-)
-
-
-@dataclass
-class Version:
-    """One immutable dataset version as recorded in the catalog."""
-
-    dataset: str
-    number: int
-    id: str
-    created_at: Any
-    message: str | None
-    source_name: str | None
-    source_format: str | None
-    source_bytes: int | None
-    n_rows: int
-    n_cols: int
-    stored_bytes: int
-    total_bytes: int
-    parent: int | None
-    schema: list[dict[str, str]]
-    schema_changes: dict[str, Any] | None
-    segments: list[Segment] = field(default_factory=list, repr=False)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.dataset}@{self.number}"
-
-    @property
-    def columns(self) -> list[str]:
-        return [c["name"] for c in self.schema]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "version": self.number,
-            "ref": self.ref,
-            "id": self.id,
-            "created_at": self.created_at.isoformat(timespec="seconds") + "Z",
-            "message": self.message,
-            "source": self.source_name,
-            "format": self.source_format,
-            "source_bytes": self.source_bytes,
-            "rows": self.n_rows,
-            "columns": self.n_cols,
-            "stored_bytes": self.stored_bytes,
-            "total_bytes": self.total_bytes,
-            "parent": self.parent,
-            "schema": self.schema,
-            "schema_changes": self.schema_changes,
-        }
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Version:
-        *head, schema, changes = row
-        return cls(*head, json.loads(schema), json.loads(changes) if changes else None)
-
-
-class _AlreadyStored(Exception):
-    def __init__(self, version: Version) -> None:
-        self.version = version
-
-
-@dataclass
-class AddResult:
-    version: Version
-    created: bool
-
-    @property
-    def schema_changes(self) -> dict[str, Any] | None:
-        return self.version.schema_changes if self.created else None
-
-
-def _schema_list(schema: pl.Schema) -> list[dict[str, str]]:
-    return [{"name": n, "dtype": str(t)} for n, t in schema.items()]
-
-
-def schema_changes(old: list[dict[str, str]], new: list[dict[str, str]]) -> dict[str, Any] | None:
-    before = {c["name"]: c["dtype"] for c in old}
-    after = {c["name"]: c["dtype"] for c in new}
-    added = [n for n in after if n not in before]
-    removed = [n for n in before if n not in after]
-    retyped = [
-        {"column": n, "from": before[n], "to": after[n]}
-        for n in after
-        if n in before and before[n] != after[n]
-    ]
-    if not (added or removed or retyped):
-        return None
-    return {"added": added, "removed": removed, "retyped": retyped}
 
 
 class Datasets:

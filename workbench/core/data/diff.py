@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.data.datasets import schema_changes
+from workbench.core.data.versions import schema_changes
 from workbench.core.errors import DataError, UsageError
 
 if TYPE_CHECKING:

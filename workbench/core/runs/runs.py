@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-    from workbench.core.data.datasets import DatasetVersion
+    from workbench.core.data.versions import Version
     from workbench.core.store.catalog import Catalog
     from workbench.core.store.objects import ObjectStore
 
@@ -74,7 +74,7 @@ class Runs:
         catalog: Catalog,
         objects: ObjectStore,
         runs_dir: Path,
-        resolve_dataset: Callable[[str], DatasetVersion],
+        resolve_dataset: Callable[[str], Version],
     ) -> None:
         """``resolve_dataset`` turns a run's ``dataset=`` reference into the version it
         names: runs record lineage, but the dataset versions are another room's."""
