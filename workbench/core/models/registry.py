@@ -241,25 +241,17 @@ class Registry(AliasMoves):
             con.execute(
                 "INSERT OR IGNORE INTO models VALUES (?, ?, ?)", [name, audit.now(), description]
             )
-            number = con.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", [name]
-            ).fetchone()[0]
-            con.execute(
-                f"INSERT INTO model_versions ({_VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    name,
-                    number,
-                    info["id"],
-                    model_art["hash"],
-                    json.dumps(signature),
-                    json.dumps(metrics),
-                    json.dumps(info["params"]),
-                    info["dataset"],
-                    info["dataset_version"],
-                    description,
-                    ACTIVE,
-                    audit.now(),
-                ],
+            number = _insert_version(
+                con,
+                name,
+                info["id"],
+                model_art["hash"],
+                signature,
+                metrics,
+                info["params"],
+                (info["dataset"], info["dataset_version"]),
+                description,
+                audit.now(),
             )
             audit.append(
                 con,
@@ -296,25 +288,17 @@ class Registry(AliasMoves):
                     "INSERT INTO models VALUES (?, ?, ?)",
                     [name, model_created_at, model_description],
                 )
-            number = con.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", [name]
-            ).fetchone()[0]
-            con.execute(
-                f"INSERT INTO model_versions ({_VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    name,
-                    number,
-                    run_id,
-                    artifact,
-                    json.dumps(signature),
-                    json.dumps(metrics),
-                    json.dumps(params),
-                    None,
-                    None,
-                    description,
-                    ACTIVE,
-                    created_at,
-                ],
+            number = _insert_version(
+                con,
+                name,
+                run_id,
+                artifact,
+                signature,
+                metrics,
+                params,
+                (None, None),
+                description,
+                created_at,
             )
             con.execute(
                 "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)",
@@ -370,3 +354,38 @@ class Registry(AliasMoves):
             raise WorkbenchError(
                 f"cannot load the model of {mv.ref}: {type(exc).__name__}: {exc}"
             ) from None
+
+
+def _insert_version(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    run_id: str,
+    artifact: str,
+    signature: dict[str, Any],
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    dataset: tuple[str | None, int | None],
+    description: str | None,
+    created_at: Any,
+) -> int:
+    """Add the next version of ``name`` (registered here or imported); returns its number."""
+    number: int = con.execute(
+        "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", [name]
+    ).fetchone()[0]  # type: ignore[index]
+    con.execute(
+        f"INSERT INTO model_versions ({_VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            name,
+            number,
+            run_id,
+            artifact,
+            json.dumps(signature),
+            json.dumps(metrics),
+            json.dumps(params),
+            *dataset,
+            description,
+            ACTIVE,
+            created_at,
+        ],
+    )
+    return number
