@@ -42,9 +42,10 @@ def cli(ctx: click.Context, project_dir: str | None) -> None:
 
 def _in_project(project_dir: str | None) -> bool:
     from workbench.core.errors import WorkbenchError
+    from workbench.core.project import Project
 
-    try:
-        Ctx(project_dir).project  # noqa: B018 (finding the project is the check)
+    try:  # only whether there is a project: a bad workbench.toml is reported when it opens
+        Project(project_dir)
     except WorkbenchError:
         return False
     return True

@@ -212,7 +212,7 @@ class _Reader:
 
     def gates(self) -> dict[str, list[Any]]:
         from workbench.core.models import gates
-        from workbench.core.store.refs import ALIAS_RE
+        from workbench.core.models.aliases import gates_alias_ok
 
         table = self.raw.get("gates", {})
         if not isinstance(table, dict):
@@ -220,7 +220,7 @@ class _Reader:
         out: dict[str, list[Any]] = {}
         for alias, raw in table.items():
             path = ("gates", alias)
-            if not ALIAS_RE.match(alias) or alias == "latest":
+            if not gates_alias_ok(alias):
                 raise self.fail(path, f"gates.{alias}: not an alias name (letters, digits, - _)")
             near = difflib.get_close_matches(alias, USUAL_ALIASES, n=1, cutoff=0.85)
             if near and near[0] != alias:
