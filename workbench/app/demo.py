@@ -26,6 +26,7 @@ from workbench.core.errors import UsageError
 
 if TYPE_CHECKING:
     from workbench.core.project import Project
+    from workbench.core.runs.records import RunSummary
 
 DEMO_TAG = "demo"
 
@@ -236,20 +237,19 @@ class Demo:
         detail = f"{len(files)} versions, {rows:,} rows"
         return Step("", detail, skipped=added == 0)
 
-    def _tagged(self, tag: str) -> dict[str, Any] | None:
+    def _tagged(self, tag: str) -> RunSummary | None:
         found = self.project.runs.list(
             filter=f"tags.{DEMO_TAG} = '{tag}' and status = 'finished'", limit=1
         )
         return found[0] if found else None
 
     def _score_of(self, run_id: str) -> float | None:
-        m = self.project.runs.get(run_id)["metrics"].get(self.sample.metric)
-        return m["last"] if m else None
+        return self.project.runs.get(run_id).last(self.sample.metric)
 
     def _train(self, tag: str, family: str, params: dict[str, Any]) -> Step:
         done = self._tagged(tag)
         if done:
-            return Step("", self._describe(done["id"]), skipped=True)
+            return Step("", self._describe(done.id), skipped=True)
         run_id = self.project.train(
             f"{self.sample.dataset}@{self.sample.train_on}",
             self.sample.target,
@@ -268,7 +268,7 @@ class Demo:
     def _sweep(self) -> Step:
         done = self._tagged("sweep")
         if done:
-            best = self.project.runs.get(done["id"])["tags"].get("best_run", "")
+            best = self.project.runs.get(done.id).tags.get("best_run", "")
             return Step("", "best " + self._describe(best) if best else "", skipped=True)
         s = self.sample
         result = self.project.sweep(
@@ -289,8 +289,8 @@ class Demo:
         scored = []
         for tag, _, _ in self.sample.runs:
             run = self._tagged(tag)
-            if run and (score := self._score_of(run["id"])) is not None:
-                scored.append((score, run["id"]))
+            if run and (score := self._score_of(run.id)) is not None:
+                scored.append((score, run.id))
         if not scored:
             raise UsageError("no demo run finished; nothing to register")
         pick = min if self.sample.lower_is_better else max
@@ -323,7 +323,7 @@ class Demo:
 
     def _challenger(self) -> Step:
         sweep = self._tagged("sweep")
-        best = self.project.runs.get(sweep["id"])["tags"].get("best_run") if sweep else None
+        best = self.project.runs.get(sweep.id).tags.get("best_run") if sweep else None
         if not best:
             return Step("", "no sweep winner", skipped=True)
         mv, new = self._register(best, self.sample.description)

@@ -388,7 +388,7 @@ class Pipeline:
         run_id = train(self.project, recipe)
         self.project.runs.set_tag(run_id, "pipeline", cfg.name)
         state["recipe"], state["run_id"] = recipe, run_id
-        value = self.project.runs.get(run_id)["metrics"].get(cfg.metric, {}).get("last")
+        value = self.project.runs.get(run_id).last(cfg.metric)
         shown = f"{value:.4f}" if isinstance(value, float) else "-"
         return Step(
             "train",

@@ -109,13 +109,13 @@ def list_(ctx: Ctx, name: str | None, as_json: bool) -> None:
         return
     rows = [
         [
-            escape(d["name"]),
-            d["versions"],
-            escape(d["latest"]),
-            f"{d['rows']:,}",
-            d["columns"],
-            human_bytes(d["stored_bytes"]),
-            d["updated_at"],
+            escape(d.name),
+            d.versions,
+            escape(d.latest),
+            f"{d.rows:,}",
+            d.columns,
+            human_bytes(d.stored_bytes),
+            f"{d.updated_at:%Y-%m-%dT%H:%M:%SZ}",
         ]
         for d in items
     ]

@@ -25,7 +25,7 @@ def register(ctx: Ctx, run_ref: str, name: str, description: str | None, as_json
     """Register RUN_REF's model as the next version of NAME."""
     mv = ctx.project.models.register(run_ref, name, description)
     if as_json:
-        print_json(mv.to_dict())
+        print_json(mv)
         return
     if ctx.project.models.last_register_existed:
         click.echo(f"{mv.ref} already holds run:{mv.run_id[:8]}'s model; no new version")
@@ -47,11 +47,11 @@ def list_(ctx: Ctx, as_json: bool) -> None:
         return
     rows = [
         [
-            escape(i["name"]),
-            str(i["versions"]),
-            f"v{i['latest']}",
-            ", ".join(f"{a}=v{v}" for a, v in i["aliases"].items()) or "-",
-            escape(i["description"] or ""),
+            escape(i.name),
+            str(i.versions),
+            f"v{i.latest}",
+            ", ".join(f"{a}=v{v}" for a, v in i.aliases.items()) or "-",
+            escape(i.description or ""),
         ]
         for i in items
     ]
@@ -72,16 +72,14 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
     if one:
         mv = reg.resolve(ref)
         if as_json:
-            print_json(mv.to_dict())
+            print_json(mv)
             return
         _print_version(mv)
         return
     versions = reg.versions(parsed.name)
     history = reg.history(parsed.name)
     if as_json:
-        print_json(
-            {"model": parsed.name, "versions": [v.to_dict() for v in versions], "history": history}
-        )
+        print_json({"model": parsed.name, "versions": versions, "history": history})
         return
     metric_keys = sorted({k for v in versions for k in v.metrics if k.startswith("val_")})[:5]
     rows = [
@@ -106,12 +104,12 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
     if history:
         hrows = [
             [
-                f"{h['ts']:%Y-%m-%d %H:%M}",
-                h["alias"],
-                h["action"].removeprefix("model."),
-                f"v{h['previous']} → v{h['version']}" if h["previous"] else f"→ v{h['version']}",
-                escape(h["actor"]),
-                escape(h["reason"] or ""),
+                f"{h.ts:%Y-%m-%d %H:%M}",
+                h.alias,
+                h.action.removeprefix("model."),
+                f"v{h.previous} → v{h.version}" if h.previous else f"→ v{h.version}",
+                escape(h.actor),
+                escape(h.reason or ""),
             ]
             for h in history
         ]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, escape, fmt_num, json_option, print_json, table
 
-
-def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(info, default=str))
+if TYPE_CHECKING:
+    from workbench.core.runs.records import RunInfo, RunSummary
 
 
 @click.group()
@@ -53,7 +51,7 @@ def list_(
         include_deleted=deleted,
     )
     if as_json:
-        print_json([_jsonable(i) for i in items])
+        print_json(items)
         return
     if not items:
         click.echo(
@@ -63,7 +61,7 @@ def list_(
         )
         return
     extra = [c.strip() for c in columns.split(",")] if columns else _default_columns(items)
-    several = len({i["experiment"] for i in items}) > 1
+    several = len({i.experiment for i in items}) > 1
     header = [
         "run",
         *(["experiment"] if several else []),
@@ -76,23 +74,23 @@ def list_(
     rows = []
     for i in items:
         cells = [
-            i["ref"],
-            *([escape(i["experiment"])] if several else []),
-            escape(i["name"] or ""),
-            _status(i["status"]),
-            escape(i["dataset"] or ""),
-            escape(i["params"].get("model", "")),
+            i.ref,
+            *([escape(i.experiment)] if several else []),
+            escape(i.name or ""),
+            _status(i.status),
+            escape(i.dataset or ""),
+            escape(i.params.get("model", "")),
         ]
         for c in extra:
             kind, _, key = c.partition(".")
-            src = i["metrics"] if kind.startswith("metric") else i["params"]
+            src: dict[str, Any] = i.metrics if kind.startswith("metric") else i.params
             cells.append(escape(fmt_num(src.get(key))))
         rows.append(cells)
     console().print(table(None, header, rows))
 
 
-def _default_columns(items: list[dict[str, Any]]) -> list[str]:
-    keys = {k for i in items for k in i["metrics"]}
+def _default_columns(items: list[RunSummary]) -> list[str]:
+    keys = {k for i in items for k in i.metrics}
     for preferred in (["val_auc", "val_log_loss"], ["val_rmse", "val_r2"], ["val_accuracy"]):
         found = [f"metrics.{k}" for k in preferred if k in keys]
         if found:
@@ -115,52 +113,47 @@ def show(ctx: Ctx, run_ref: str, as_json: bool) -> None:
     """Everything about one run: params, metrics, tags, environment, artifacts."""
     info = ctx.project.runs.get(run_ref)
     if as_json:
-        print_json(_jsonable(info))
+        print_json(info)
         return
     c = console()
     c.print(
-        f"[bold]run:{info['id'][:8]}[/] {escape(info['name'] or '')}  {_status(info['status'])}"
-        f"  experiment {escape(info['experiment'])}  dataset {escape(info['dataset_ref'] or '-')}"
+        f"[bold]{info.ref}[/] {escape(info.name or '')}  {_status(info.status)}"
+        f"  experiment {escape(info.experiment)}  dataset {escape(info.dataset_ref or '-')}"
     )
     c.print(
-        f"  id {info['id']}; started {info['start_time']:%Y-%m-%d %H:%M:%S} UTC; {info['duration_s']:.1f}s"
+        f"  id {info.id}; started {info.start_time:%Y-%m-%d %H:%M:%S} UTC; {info.duration_s:.1f}s"
     )
-    if info["error"]:
-        c.print(f"  [red]error: {escape(info['error'])}[/]")
-    if info["parent_id"]:
-        c.print(f"  parent run:{info['parent_id'][:8]}")
-    if info["children"]:
-        c.print(f"  {len(info['children'])} child runs")
+    if info.error:
+        c.print(f"  [red]error: {escape(info.error)}[/]")
+    if info.parent_id:
+        c.print(f"  parent run:{info.parent_id[:8]}")
+    if info.children:
+        c.print(f"  {len(info.children)} child runs")
     c.print(
         table(
             "Params",
             ["param", "value"],
-            [[escape(k), escape(v)] for k, v in info["params"].items()],
+            [[escape(k), escape(v)] for k, v in info.params.items()],
         )
     )
     rows = [
-        [escape(k), fmt_num(v["last"]), v["step"], fmt_num(v["min"]), fmt_num(v["max"]), v["count"]]
-        for k, v in info["metrics"].items()
+        [escape(k), fmt_num(v.last), v.step, fmt_num(v.min), fmt_num(v.max), v.count]
+        for k, v in info.metrics.items()
     ]
     c.print(table("Metrics", ["metric", "last", "step", "min", "max", "points"], rows))
-    if info["tags"]:
+    if info.tags:
         c.print(
-            table(
-                "Tags", ["tag", "value"], [[escape(k), escape(v)] for k, v in info["tags"].items()]
-            )
+            table("Tags", ["tag", "value"], [[escape(k), escape(v)] for k, v in info.tags.items()])
         )
-    if info["artifacts"]:
+    if info.artifacts:
         c.print(
             table(
                 "Artifacts",
                 ["path", "kind", "size", "sha256"],
-                [
-                    [escape(a["path"]), a["kind"], a["size"], a["hash"][:12]]
-                    for a in info["artifacts"]
-                ],
+                [[escape(a.path), a.kind, a.size, a.hash[:12]] for a in info.artifacts],
             )
         )
-    env = info["environment"]
+    env = info.environment
     if env:
         pk = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
         c.print(
@@ -184,13 +177,13 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
         raise UsageError("compare needs at least two runs")
     runs_ = [ctx.project.runs.get(r) for r in run_refs]
     if as_json:
-        print_json([_jsonable(r) for r in runs_])
+        print_json(runs_)
         return
-    header = ["", *[f"run:{r['id'][:8]}" for r in runs_]]
-    keys = sorted({k for r in runs_ for k in r["params"]})
+    header = ["", *[r.ref for r in runs_]]
+    keys = sorted({k for r in runs_ for k in r.params})
     prow = []
     for k in keys:
-        values = [r["params"].get(k) for r in runs_]
+        values = [r.params.get(k) for r in runs_]
         differs = len(set(values)) > 1
         prow.append(
             [
@@ -203,11 +196,11 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
         )
     c = console()
     c.print(table("Params (differences in yellow)", header, prow))
-    mkeys = sorted({k for r in runs_ for k in r["metrics"] if not k.endswith("_curve")})
+    mkeys = sorted({k for r in runs_ for k in r.metrics if not k.endswith("_curve")})
     mrow = []
     for k in mkeys:
-        values = [r["metrics"].get(k, {}).get("last") for r in runs_]
-        present = [v for v in values if v is not None]
+        metric_values = [r.last(k) for r in runs_]
+        present = [v for v in metric_values if v is not None]
         lower_better = any(t in k for t in ("loss", "rmse", "mae", "mse", "seconds"))
         best = (min(present) if lower_better else max(present)) if present else None
         mrow.append(
@@ -217,7 +210,7 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
                     ("[bold green]" + fmt_num(v) + " *[/]")
                     if v == best and len(present) > 1
                     else fmt_num(v)
-                    for v in values
+                    for v in metric_values
                 ],
             ]
         )
@@ -226,7 +219,7 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
         _plot(ctx, runs_, plot_metric)
 
 
-def _plot(ctx: Ctx, runs_: list[dict[str, Any]], metric: str) -> None:
+def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
     import plotext as plt
 
     from workbench.core.errors import UsageError
@@ -234,10 +227,10 @@ def _plot(ctx: Ctx, runs_: list[dict[str, Any]], metric: str) -> None:
     plt.clear_figure()
     drawn = 0
     for r in runs_:
-        pts = ctx.project.runs.history(r["id"], metric)
+        pts = ctx.project.runs.history(r.id, metric)
         if pts:
             xs, ys = zip(*pts, strict=True)
-            plt.plot(list(xs), list(ys), label=f"run:{r['id'][:8]}")
+            plt.plot(list(xs), list(ys), label=r.ref)
             drawn += 1
     if not drawn:
         raise UsageError(f"none of these runs has points for metric {metric!r}")

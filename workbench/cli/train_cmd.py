@@ -3,17 +3,12 @@ start training runs (``runs_cmd`` reads and edits them afterwards)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, escape, fmt_num, json_option, print_json, table
-
-
-def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(info, default=str))
 
 
 def _params(items: tuple[str, ...]) -> dict[str, Any]:
@@ -99,16 +94,16 @@ def train(
     run_id = run_train(project, recipe)
     info = project.runs.get(run_id)
     if as_json:
-        print_json(_jsonable(info))
+        print_json(info)
         return
     click.echo(
-        f"Run run:{run_id[:8]} finished ({recipe.model} on {info['dataset_ref']}, "
-        f"{info['params'].get('task')}, {info['duration_s']:.1f}s)"
+        f"Run run:{run_id[:8]} finished ({recipe.model} on {info.dataset_ref}, "
+        f"{info.params.get('task')}, {info.duration_s:.1f}s)"
     )
     shown = {
-        k: v for k, v in info["metrics"].items() if not k.endswith("_curve") and k != "fit_seconds"
+        k: v for k, v in info.metrics.items() if not k.endswith("_curve") and k != "fit_seconds"
     }
-    rows = [[k, fmt_num(v["last"])] for k, v in sorted(shown.items())]
+    rows = [[k, fmt_num(v.last)] for k, v in sorted(shown.items())]
     console().print(table(None, ["metric", "value"], rows))
 
 

@@ -228,7 +228,7 @@ class WorkbenchApp(App[None]):
         p = self.project
         items: list[tuple[str, str, Any]] = []
         for d in p.datasets.list():
-            for v in p.datasets.versions(d["name"]):
+            for v in p.datasets.versions(d.name):
                 items.append(
                     (
                         f"dataset {v.ref}",
@@ -237,25 +237,23 @@ class WorkbenchApp(App[None]):
                     )
                 )
         for r in p.runs.list(limit=500):
-            label = f"run {r['ref']} {r['name'] or ''} {r['params'].get('model', '')}".strip()
-            items.append(
-                (label, f"{r['status']}, {r['experiment']}", partial(self.open_run, r["id"]))
-            )
+            label = f"run {r.ref} {r.name or ''} {r.params.get('model', '')}".strip()
+            items.append((label, f"{r.status}, {r.experiment}", partial(self.open_run, r.id)))
         for m in p.models.list():
             items.append(
                 (
-                    f"model {m['name']}",
-                    f"{m['versions']} versions",
-                    partial(self.open_model, m["name"]),
+                    f"model {m.name}",
+                    f"{m.versions} versions",
+                    partial(self.open_model, m.name),
                 )
             )
         for m in p.models.list():
-            for v in range(1, m["versions"] + 1):
+            for v in range(1, m.versions + 1):
                 items.append(
                     (
-                        f"promote {m['name']} v{v}",
+                        f"promote {m.name} v{v}",
                         "check the gates, then move an alias",
-                        partial(self.open_promote_dialog, m["name"], v),
+                        partial(self.open_promote_dialog, m.name, v),
                     )
                 )
         items.append(

@@ -8,6 +8,7 @@ profile is computed once, here, before the version becomes visible.
 
 from __future__ import annotations
 
+import builtins
 import concurrent.futures
 import json
 from pathlib import Path
@@ -25,6 +26,7 @@ from workbench.core.data.segments import (
 from workbench.core.data.versions import (
     _VERSION_COLS,
     AddResult,
+    DatasetEntry,
     Version,
     _AlreadyStored,
     _schema_list,
@@ -123,7 +125,7 @@ class Datasets:
             v.segments = self._segments(con, v)
         return v
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[DatasetEntry]:
         with self.catalog.read() as con:
             rows = con.execute(
                 """
@@ -134,16 +136,7 @@ class Datasets:
                 """
             ).fetchall()
         return [
-            {
-                "name": n,
-                "versions": c,
-                "latest": f"{n}@{last}",
-                "rows": r,
-                "columns": k,
-                "updated_at": at.isoformat(timespec="seconds") + "Z",
-                "stored_bytes": int(b),
-            }
-            for n, c, last, r, k, at, b in rows
+            DatasetEntry(n, c, f"{n}@{last}", r, k, at, int(b)) for n, c, last, r, k, at, b in rows
         ]
 
     def versions(self, name: str) -> list[Version]:

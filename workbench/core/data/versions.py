@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from workbench.core.records import Record
 
 if TYPE_CHECKING:
     import polars as pl
@@ -16,6 +19,24 @@ _VERSION_COLS = (
     "dataset, number, id, created_at, message, source_name, source_format, source_bytes, "
     "n_rows, n_cols, stored_bytes, total_bytes, parent, schema, schema_changes"
 )
+
+
+@dataclass(eq=False)
+class DatasetEntry(Record):
+    """A dataset as a list shows it: its newest version's shape, the space all take."""
+
+    name: str
+    versions: int
+    latest: str
+    rows: int
+    columns: int
+    updated_at: datetime
+    stored_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return super().to_dict() | {
+            "updated_at": self.updated_at.isoformat(timespec="seconds") + "Z"
+        }
 
 
 @dataclass

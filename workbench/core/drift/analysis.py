@@ -61,6 +61,8 @@ _RESULT_SCHEMA = {
     "notes": "String",
     "plot": "String",
 }
+
+
 def _workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 

@@ -238,14 +238,14 @@ def _import_model(
         else:
             digest, kind = found
         info = project.runs.get(ours_run)
-        metrics = {k: m["last"] for k, m in info["metrics"].items() if not k.endswith("_curve")}
+        metrics = {k: m.last for k, m in info.metrics.items() if not k.endswith("_curve")}
         number, created = project.models.import_version(
             name,
             run_id=ours_run,
             artifact=digest,
             signature={"kind": kind} if kind == STUB_KIND else {},
             metrics=metrics,
-            params=info["params"],
+            params=info.params,
             description=v["description"],
             created_at=_ts(v["created_ms"]) or audit.now(),
             model_created_at=_ts(model.created_ms) or audit.now(),

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from workbench.core.config import Settings
     from workbench.core.drift.columns import DriftReport
+    from workbench.core.runs.records import RunInfo
     from workbench.core.store.catalog import Catalog
 
 
@@ -40,7 +41,7 @@ class AliasMoves:
 
     catalog: Catalog
     settings: Settings
-    _run_info: Callable[[str], dict[str, Any]]
+    _run_info: Callable[[str], RunInfo]
     _compare_drift: Callable[[str, str, list[str] | None], DriftReport]
     _save_drift: Callable[[duckdb.DuckDBPyConnection, DriftReport], None]
 
@@ -75,7 +76,7 @@ class AliasMoves:
             champion: ModelVersion | None = self.resolve(f"{name}@{alias}")
         except NotFoundError:
             champion = None
-        run_status = self._run_info(target.run_id)["status"]
+        run_status = self._run_info(target.run_id).status
 
         @functools.cache
         def drift_share(dataset_ref: str) -> tuple[float, str]:
@@ -187,10 +188,10 @@ class AliasMoves:
         """The alias's holders as a stack: a promotion pushes, a rollback pops."""
         stack: list[int] = []
         for h in self.history(name, alias):
-            if h["action"] == "model.rollback":
+            if h.action == "model.rollback":
                 stack.pop()
             else:
-                stack.append(h["version"])
+                stack.append(h.version)
         return stack
 
     def _move(

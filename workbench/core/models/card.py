@@ -32,14 +32,14 @@ def model_card(project: Project, ref: str) -> str:
         "",
         f"- **Aliases now:** {', '.join(mv.aliases) or 'none'}; status {mv.status}",
         f"- **Purpose:** {mv.description or '(no description registered)'}",
-        f"- **Task:** {mv.signature.get('task', run['params'].get('task', 'unknown'))}; "
-        f"target `{mv.signature.get('target', run['params'].get('target', '?'))}`",
+        f"- **Task:** {mv.signature.get('task', run.params.get('task', 'unknown'))}; "
+        f"target `{mv.signature.get('target', run.params.get('target', '?'))}`",
         f"- **Registered:** {mv.created_at:%Y-%m-%d %H:%M} UTC",
         "",
         "## Lineage",
         "",
         f"dataset `{mv.dataset_ref or '(none recorded)'}` → run `run:{mv.run_id[:8]}` "
-        f"({run['status']}, experiment {run['experiment']}) → `{mv.ref}` (artifact "
+        f"({run.status}, experiment {run.experiment}) → `{mv.ref}` (artifact "
         f"`{mv.artifact[:12]}`)",
         "",
         "## Inputs",
@@ -63,7 +63,7 @@ def model_card(project: Project, ref: str) -> str:
         "## Promotion history",
         "",
     ]
-    mine = [h for h in history if h["version"] == mv.version or h["previous"] == mv.version]
+    mine = [h for h in history if mv.version in (h.version, h.previous)]
     if not mine:
         lines.append("Never promoted.")
     else:
@@ -72,19 +72,17 @@ def model_card(project: Project, ref: str) -> str:
             "|---|---|---|---|---|---|",
         ]
         for h in mine:
-            change = (
-                f"v{h['previous']} → v{h['version']}" if h["previous"] else f"→ v{h['version']}"
-            )
+            change = f"v{h.previous} → v{h.version}" if h.previous else f"→ v{h.version}"
             lines.append(
-                f"| {h['ts']:%Y-%m-%d %H:%M} | {h['alias']} | {h['action'].removeprefix('model.')} "
-                f"{change} | {_md(h['actor'])} | {_md(h['reason'] or '')} | "
-                f"{'**yes**' if h['forced'] else 'no'} |"
+                f"| {h.ts:%Y-%m-%d %H:%M} | {h.alias} | {h.action.removeprefix('model.')} "
+                f"{change} | {_md(h.actor)} | {_md(h.reason or '')} | "
+                f"{'**yes**' if h.forced else 'no'} |"
             )
     drift = [
         (h, g)
         for h in mine
-        if h["version"] == mv.version
-        for g in h["gates"]
+        if h.version == mv.version
+        for g in h.gates
         if str(g.get("gate", "")).startswith("drift_share(")
     ]
     lines += ["", "## Drift at promotion time", ""]

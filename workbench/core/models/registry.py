@@ -11,6 +11,7 @@ moved the alias in between, so two concurrent promotions cannot both win silentl
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from workbench.core.models.aliases import AliasMoves
 from workbench.core.models.versions import (
     _VERSION_COLS,
     ACTIVE,
+    AliasMove,
+    ModelEntry,
     ModelVersion,
 )
 from workbench.core.store import audit
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
     from workbench.core.config import Settings
     from workbench.core.drift.columns import DriftReport
+    from workbench.core.runs.records import RunInfo
     from workbench.core.store.catalog import Catalog
     from workbench.core.store.objects import ObjectStore
 
@@ -44,7 +48,7 @@ class Registry(AliasMoves):
         catalog: Catalog,
         objects: ObjectStore,
         settings: Settings,
-        run_info: Callable[[str], dict[str, Any]],
+        run_info: Callable[[str], RunInfo],
         compare_drift: Callable[[str, str, list[str] | None], DriftReport],
         save_drift: Callable[[duckdb.DuckDBPyConnection, DriftReport], None],
     ) -> None:
@@ -139,7 +143,7 @@ class Registry(AliasMoves):
         with self.catalog.read() as con:
             return self._resolve(con, ref)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[ModelEntry]:
         with self.catalog.read() as con:
             rows = con.execute(
                 "SELECT m.name, m.description, count(v.version), max(v.version), m.created_at "
@@ -149,26 +153,24 @@ class Registry(AliasMoves):
             aliases = con.execute(
                 "SELECT model, alias, version FROM model_aliases ORDER BY alias"
             ).fetchall()
-        out = []
-        for name, desc, n, latest, created in rows:
-            out.append(
-                {
-                    "name": name,
-                    "description": desc,
-                    "versions": n,
-                    "latest": latest,
-                    "aliases": {a: v for m, a, v in aliases if m == name},
-                    "created_at": created.isoformat(timespec="seconds") + "Z",
-                }
+        return [
+            ModelEntry(
+                name=name,
+                description=desc,
+                versions=n,
+                latest=latest,
+                aliases={a: v for m, a, v in aliases if m == name},
+                created_at=created,
             )
-        return out
+            for name, desc, n, latest, created in rows
+        ]
 
     def versions(self, name: str) -> list[ModelVersion]:
         with self.catalog.read() as con:
             self._resolve(con, name)
             return self._rows(con, "model = ?", [name])
 
-    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+    def history(self, name: str, alias: str | None = None) -> builtins.list[AliasMove]:
         """Every alias move of a model, oldest first."""
         sql = (
             "SELECT alias, seq, ts, action, version, previous, reason, forced, gates, actor "
@@ -178,27 +180,24 @@ class Registry(AliasMoves):
         if alias is not None:
             sql += " AND alias = ?"
             args.append(alias)
-        keys = (
-            "alias",
-            "seq",
-            "ts",
-            "action",
-            "version",
-            "previous",
-            "reason",
-            "forced",
-            "gates",
-            "actor",
-        )
         with self.catalog.read() as con:
             self._resolve(con, name)
             rows = con.execute(sql + " ORDER BY ts, seq", args).fetchall()
-        out = []
-        for r in rows:
-            d = dict(zip(keys, r, strict=True))
-            d["gates"] = json.loads(d["gates"]) if d["gates"] else []
-            out.append(d)
-        return out
+        return [
+            AliasMove(
+                alias=alias,
+                seq=seq,
+                ts=ts,
+                action=action,
+                version=version,
+                previous=previous,
+                reason=reason,
+                forced=forced,
+                gates=json.loads(gates_json) if gates_json else [],
+                actor=actor,
+            )
+            for alias, seq, ts, action, version, previous, reason, forced, gates_json, actor in rows
+        ]
 
     # ---- registering ---------------------------------------------------------------
     def register(self, run_ref: str, name: str, description: str | None = None) -> ModelVersion:
@@ -213,27 +212,27 @@ class Registry(AliasMoves):
         if description is not None and len(description) > 2000:
             raise UsageError("the description is longer than 2000 characters")
         info = self._run_info(run_ref)
-        ref = f"run:{info['id'][:8]}"
-        if info["status"] == "running":
+        ref = info.ref
+        if info.status == "running":
             raise WorkbenchError(f"{ref} is still running; register it once it has ended")
-        arts = {a["path"]: a for a in info["artifacts"]}
+        arts = {a.path: a for a in info.artifacts}
         model_art = arts.get("model.pkl") or next(
-            (a for a in arts.values() if a["kind"] == "model"), None
+            (a for a in arts.values() if a.kind == "model"), None
         )
         if model_art is None:
             raise WorkbenchError(f"{ref} logged no model (no model artifact); nothing to register")
         signature: dict[str, Any] = {}
-        for cand in ("signature.json", model_art["path"].rsplit(".", 1)[0] + ".signature.json"):
+        for cand in ("signature.json", model_art.path.rsplit(".", 1)[0] + ".signature.json"):
             if cand in arts:
-                signature = json.loads(self.objects.read_bytes(arts[cand]["hash"]))
+                signature = json.loads(self.objects.read_bytes(arts[cand].hash))
                 break
-        metrics = {k: v["last"] for k, v in info["metrics"].items() if not k.endswith("_curve")}
+        metrics = {k: v.last for k, v in info.metrics.items() if not k.endswith("_curve")}
         self.last_register_existed = False
         with self.catalog.write() as con:
             twin = con.execute(
                 "SELECT version FROM model_versions WHERE model = ? AND run_id = ? "
                 "AND artifact = ? AND status = ? ORDER BY version LIMIT 1",
-                [name, info["id"], model_art["hash"], ACTIVE],
+                [name, info.id, model_art.hash, ACTIVE],
             ).fetchall()
             if twin:
                 self.last_register_existed = True
@@ -244,12 +243,12 @@ class Registry(AliasMoves):
             number = _insert_version(
                 con,
                 name,
-                info["id"],
-                model_art["hash"],
+                info.id,
+                model_art.hash,
                 signature,
                 metrics,
-                info["params"],
-                (info["dataset"], info["dataset_version"]),
+                info.params,
+                (info.dataset, info.dataset_version),
                 description,
                 audit.now(),
             )
@@ -257,7 +256,7 @@ class Registry(AliasMoves):
                 con,
                 "model.register",
                 f"{name}@{number}",
-                {"run": info["id"], "artifact": model_art["hash"], "dataset": info["dataset_ref"]},
+                {"run": info.id, "artifact": model_art.hash, "dataset": info.dataset_ref},
             )
         return self.resolve(f"{name}@{number}")
 

@@ -4,10 +4,12 @@ outcome, and the refusal that carries every gate's verdict."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.models import gates
+from workbench.core.records import Record
 
 ACTIVE, ARCHIVED = "active", "archived"
 KNOWN_ALIASES = ("staging", "production")
@@ -65,7 +67,7 @@ class ModelVersion:
             "status": self.status,
             "aliases": list(self.aliases),
             "description": self.description,
-            "created_at": self.created_at.isoformat(timespec="seconds") + "Z",
+            "created_at": _iso(self.created_at),
             "metrics": self.metrics,
             "params": self.params,
             "signature": self.signature,
@@ -80,3 +82,38 @@ class Promotion:
     results: list[gates.GateResult]
     forced: bool
     moved: bool  # False when the version already held the alias
+
+
+@dataclass(eq=False)
+class ModelEntry(Record):
+    """A registered model as a list shows it: how many versions, which alias is where."""
+
+    name: str
+    description: str | None
+    versions: int
+    latest: int | None
+    aliases: dict[str, int]
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return super().to_dict() | {"created_at": _iso(self.created_at)}
+
+
+@dataclass(eq=False)
+class AliasMove(Record):
+    """One entry of a model's alias history: who moved which alias where, and why."""
+
+    alias: str
+    seq: int
+    ts: datetime
+    action: str
+    version: int
+    previous: int | None
+    reason: str | None
+    forced: bool
+    gates: list[dict[str, Any]]
+    actor: str
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="seconds") + "Z"

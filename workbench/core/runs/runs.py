@@ -8,6 +8,7 @@ run as running after its process died.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.core.runs.journal import Journal
 from workbench.core.runs.points import read_points
+from workbench.core.runs.records import ArtifactInfo, MetricSummary, RunInfo, RunSummary
 from workbench.core.runs.run import (
     _CONTROL,
     MAX_KEY,
@@ -178,7 +180,7 @@ class Runs:
             raise UsageError(f"run:{parsed.run_id} matches {len(rows)} runs; give more hex digits")
         return rows[0][0]
 
-    def get(self, ref: str) -> dict[str, Any]:
+    def get(self, ref: str) -> RunInfo:
         with self._reading() as con:
             run_id = self._resolve_id(con, ref)
             row = con.execute(
@@ -210,43 +212,54 @@ class Runs:
                     "SELECT id FROM runs WHERE parent_id = ? ORDER BY start_time", [run_id]
                 ).fetchall()
             ]
-        keys = (
-            "id",
-            "experiment",
-            "name",
-            "status",
-            "error",
-            "start_time",
-            "end_time",
-            "host",
-            "pid",
-            "dataset",
-            "dataset_version",
-            "parent_id",
-            "deleted_at",
-            "environment",
-            "source",
-        )
-        info = dict(zip(keys, row, strict=True))
-        info["environment"] = json.loads(info["environment"]) if info["environment"] else {}
-        if info["status"] == RUNNING:
+        (
+            rid,
+            experiment,
+            name,
+            status,
+            error,
+            start,
+            end_time,
+            host,
+            pid,
+            dataset,
+            dv,
+            parent,
+            deleted_at,
+            environment,
+            source,
+        ) = row
+        if status == RUNNING:
             params = read_json(self.runs_dir / run_id / "params.json", params)
             tags = read_json(self.runs_dir / run_id / "tags.json", tags)
             summary = self._live_summary(run_id)
-        end = info["end_time"] or audit.now()
-        info["duration_s"] = (end - info["start_time"]).total_seconds()
-        info["dataset_ref"] = (
-            f"{info['dataset']}@{info['dataset_version']}" if info["dataset"] else None
+        return RunInfo(
+            id=rid,
+            experiment=experiment,
+            name=name,
+            status=status,
+            error=error,
+            start_time=start,
+            end_time=end_time,
+            host=host,
+            pid=pid,
+            dataset=dataset,
+            dataset_version=dv,
+            parent_id=parent,
+            deleted_at=deleted_at,
+            environment=json.loads(environment) if environment else {},
+            source=source,
+            duration_s=((end_time or audit.now()) - start).total_seconds(),
+            dataset_ref=f"{dataset}@{dv}" if dataset else None,
+            params=params,
+            tags=tags,
+            metrics={
+                k: MetricSummary(last, step, mn, mx, mean, n)
+                for k, last, step, mn, mx, mean, n in summary
+            },
+            artifacts=[ArtifactInfo(p, h, s, k) for p, h, s, k in arts],
+            children=children,
         )
-        info["params"] = params
-        info["tags"] = tags
-        info["metrics"] = {
-            k: {"last": last, "step": step, "min": mn, "max": mx, "mean": mean, "count": n}
-            for k, last, step, mn, mx, mean, n in summary
-        }
-        info["artifacts"] = [{"path": p, "hash": h, "size": s, "kind": k} for p, h, s, k in arts]
-        info["children"] = children
-        return info
 
     def _live_summary(self, run_id: str) -> list[tuple[Any, ...]]:
         import polars as pl
@@ -298,7 +311,7 @@ class Runs:
         order_by: str | None = None,
         limit: int | None = 100,
         include_deleted: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[RunSummary]:
         """Runs matching a filter (see :mod:`workbench.core.runs.search`), with params and metrics."""
         import duckdb
 
@@ -344,26 +357,24 @@ class Runs:
                         params[rid][k] = v
                     else:
                         metrics[rid][k] = last
-        out = []
         now = audit.now()
-        for rid, exp, name, status, start, end, ds, dv, parent, deleted in rows:
-            out.append(
-                {
-                    "id": rid,
-                    "ref": f"run:{rid[:8]}",
-                    "experiment": exp,
-                    "name": name,
-                    "status": status,
-                    "start_time": start,
-                    "duration_s": ((end or now) - start).total_seconds(),
-                    "dataset": f"{ds}@{dv}" if ds else None,
-                    "parent_id": parent,
-                    "deleted": deleted is not None,
-                    "params": params[rid],
-                    "metrics": metrics[rid],
-                }
+        return [
+            RunSummary(
+                id=rid,
+                ref=f"run:{rid[:8]}",
+                experiment=exp,
+                name=name,
+                status=status,
+                start_time=start,
+                duration_s=((end or now) - start).total_seconds(),
+                dataset=f"{ds}@{dv}" if ds else None,
+                parent_id=parent,
+                deleted=deleted is not None,
+                params=params[rid],
+                metrics=metrics[rid],
             )
-        return out
+            for rid, exp, name, status, start, end, ds, dv, parent, deleted in rows
+        ]
 
     def metric_keys(self, ref: str) -> list[str]:
         return sorted(self.get(ref)["metrics"])

@@ -157,8 +157,7 @@ def sweep(
         scores = []
         for r in results:
             if r["run_id"]:
-                m = project.runs.get(r["run_id"])["metrics"].get(metric)
-                r["score"] = m["last"] if m else None
+                r["score"] = project.runs.get(r["run_id"]).last(metric)
                 if r["score"] is not None:
                     scores.append(r)
         best = (min if lower else max)(scores, key=lambda r: r["score"]) if scores else None
@@ -190,10 +189,10 @@ def _param_value(text: str) -> Any:
 def recipe_of(project: Project, ref: str) -> Recipe:
     """The recipe a run was trained with, from its params."""
     info = project.runs.get(ref)
-    p = info["params"]
-    if info["source"] != "workbench train" or "model" not in p or "target" not in p:
+    p = info.params
+    if info.source != "workbench train" or "model" not in p or "target" not in p:
         raise UsageError(
-            f"run:{info['id'][:8]} was not made by `workbench train`; only such runs can be re-run"
+            f"{info.ref} was not made by `workbench train`; only such runs can be re-run"
         )
     model_params = {
         k[len("model.") :]: _param_value(v) for k, v in p.items() if k.startswith("model.")
@@ -204,8 +203,8 @@ def recipe_of(project: Project, ref: str) -> Recipe:
 
     features = None
     if p.get("features") == FEATURES_FILE:
-        art = next(a for a in info["artifacts"] if a["path"] == FEATURES_FILE)
-        features = json.loads(project.objects.read_bytes(art["hash"]))
+        art = next(a for a in info.artifacts if a.path == FEATURES_FILE)
+        features = json.loads(project.objects.read_bytes(art.hash))
     elif p.get("features") not in (None, ALL_FEATURES):
         features = json.loads(p["features"])
     return Recipe(
@@ -217,8 +216,8 @@ def recipe_of(project: Project, ref: str) -> Recipe:
         seed=int(p["seed"]),
         task=p.get("task"),
         features=features,
-        experiment=info["experiment"],
-        name=f"rerun of {info['id'][:8]}",
+        experiment=info.experiment,
+        name=f"rerun of {info.id[:8]}",
     )
 
 
@@ -227,13 +226,13 @@ def rerun(project: Project, ref: str, tolerance: float = 1e-9) -> dict[str, Any]
     original = project.runs.get(ref)
     new_id = train(project, recipe_of(project, ref))
     again = project.runs.get(new_id)
-    project.runs.set_tag(new_id, "rerun_of", original["id"])
+    project.runs.set_tag(new_id, "rerun_of", original.id)
     rows, same = [], True
-    for key, m in sorted(original["metrics"].items()):
+    for key, m in sorted(original.metrics.items()):
         if key == "fit_seconds" or key.endswith("_curve"):
             continue
-        new = again["metrics"].get(key, {}).get("last")
-        match = new is not None and abs(new - m["last"]) <= tolerance * max(1.0, abs(m["last"]))
+        new = again.last(key)
+        match = new is not None and abs(new - m.last) <= tolerance * max(1.0, abs(m.last))
         same = same and match
-        rows.append({"metric": key, "original": m["last"], "rerun": new, "match": match})
-    return {"original": original["id"], "rerun": new_id, "reproduced": same, "metrics": rows}
+        rows.append({"metric": key, "original": m.last, "rerun": new, "match": match})
+    return {"original": original.id, "rerun": new_id, "reproduced": same, "metrics": rows}

@@ -23,6 +23,7 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from workbench.core.runs.recipe import MODELS
+from workbench.core.runs.records import RunInfo
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.messages import ShowError
@@ -147,44 +148,40 @@ class LaunchScreen(WBScreen):
     def _follow(self) -> None:
         started = self.started
 
-        def read() -> tuple[dict[str, Any] | None, list[tuple[int, float]], str | None]:
+        def read() -> tuple[RunInfo | None, list[tuple[int, float]], str | None]:
             rid = self.run_id
             if rid is None:  # the launched run: the earliest top-level run since the start
                 fresh = [
                     r
                     for r in self.project.runs.list(limit=50)
-                    if r["parent_id"] is None and _after(r["start_time"], started)
+                    if r.parent_id is None and _after(r.start_time, started)
                 ]
                 if not fresh:
                     return None, [], None
-                rid = fresh[-1]["id"]
+                rid = fresh[-1].id
             info = self.project.runs.get(rid)
             # a sweep's parent has no curve: follow its newest trial
-            source = self.project.runs.get(info["children"][-1]) if info["children"] else info
+            source = self.project.runs.get(info.children[-1]) if info.children else info
             curves = sorted(
-                k
-                for k, m in source["metrics"].items()
-                if k.startswith("val_") and k.endswith("_curve")
+                k for k in source.metrics if k.startswith("val_") and k.endswith("_curve")
             )
             key = curves[0] if curves else None
-            return info, (self.project.runs.history(source["id"], key) if key else []), key
+            return info, (self.project.runs.history(source.id, key) if key else []), key
 
         self.load(read, self._show, group="follow")
 
-    def _show(
-        self, data: tuple[dict[str, Any] | None, list[tuple[int, float]], str | None]
-    ) -> None:
+    def _show(self, data: tuple[RunInfo | None, list[tuple[int, float]], str | None]) -> None:
         info, points, key = data
         done = self.proc is not None and self.proc.poll() is not None
         status = self.query_one("#launch-status", Static)
         if info is not None:
-            self.run_id = info["id"]
-            metrics = info["metrics"]
+            self.run_id = info.id
+            metrics = info.metrics
             best = next((k for k in ("val_auc", "val_r2", "val_accuracy") if k in metrics), None)
             status.update(
-                f"[b]run:{info['id'][:8]}[/] {info['status']}  {info['duration_s']:.0f}s  "
+                f"[b]{info.ref}[/] {info.status}  {info.duration_s:.0f}s  "
                 f"{len(points)} points of {key or 'no curve yet'}"
-                + (f"  {best}={fmt(metrics[best]['last'])}" if best else "")
+                + (f"  {best}={fmt(metrics[best].last)}" if best else "")
             )
             widget = self.query_one("#launch-plot", PlotextPlot)
             widget.plt.clear_data()
@@ -206,7 +203,7 @@ class LaunchScreen(WBScreen):
             if self.proc and self.proc.returncode not in (0, None) and err:
                 self.post_message(ShowError(err.splitlines()[-1].removeprefix("error: ")))
             elif info is not None:
-                self.notify(f"run:{info['id'][:8]} {info['status']}")
+                self.notify(f"{info.ref} {info.status}")
 
 
 def _after(start: Any, t: float) -> bool:

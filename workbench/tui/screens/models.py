@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Header, Input, Label, Static
 
+from workbench.core.models.versions import AliasMove, ModelEntry, ModelVersion
 from workbench.tui.base import Loader, WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.messages import ShowError
@@ -56,14 +57,14 @@ class ModelsScreen(WBScreen):
     def refresh_data(self) -> None:
         self.load(self.project.models.list, self._show_models, group="models")
 
-    def _show_models(self, items: list[dict[str, Any]]) -> None:
+    def _show_models(self, items: list[ModelEntry]) -> None:
         table = self.query_one("#models", DataTable)
         table.clear()
         for m in items:
-            aliases = ", ".join(f"{a}=v{v}" for a, v in m["aliases"].items()) or "-"
-            table.add_row(m["name"], fmt(m["versions"]), aliases, key=m["name"])
+            aliases = ", ".join(f"{a}=v{v}" for a, v in m.aliases.items()) or "-"
+            table.add_row(m.name, fmt(m.versions), aliases, key=m.name)
         if items:
-            names = [m["name"] for m in items]
+            names = [m.name for m in items]
             self.model = self.model if self.model in names else names[0]
             table.move_cursor(row=names.index(self.model))
             self._versions(self.model)
@@ -80,12 +81,12 @@ class ModelsScreen(WBScreen):
             self._lineage(event.row_key.value)
 
     def _versions(self, name: str) -> None:
-        def read() -> tuple[list[Any], list[dict[str, Any]]]:
+        def read() -> tuple[list[ModelVersion], list[AliasMove]]:
             return self.project.models.versions(name), self.project.models.history(name)
 
         self.load(read, self._show_versions, group="versions")
 
-    def _show_versions(self, data: tuple[list[Any], list[dict[str, Any]]]) -> None:
+    def _show_versions(self, data: tuple[list[ModelVersion], list[AliasMove]]) -> None:
         versions, history = data
         self._by_ref = {v.ref: v for v in versions}
         keys = sorted({k for v in versions for k in v.metrics if k.startswith("val_")})[:4]
@@ -105,17 +106,15 @@ class ModelsScreen(WBScreen):
         hist = self.query_one("#model-history", DataTable)
         hist.clear()
         for h in reversed(history):
-            change = (
-                f"v{h['previous']} → v{h['version']}" if h["previous"] else f"→ v{h['version']}"
-            )
-            action = h["action"].removeprefix("model.")
+            change = f"v{h.previous} → v{h.version}" if h.previous else f"→ v{h.version}"
+            action = h.action.removeprefix("model.")
             hist.add_row(
-                f"{h['ts']:%Y-%m-%d %H:%M}",
-                h["alias"],
-                f"[b red]{action}[/]" if h["forced"] else action,
+                f"{h.ts:%Y-%m-%d %H:%M}",
+                h.alias,
+                f"[b red]{action}[/]" if h.forced else action,
                 change,
-                h["actor"],
-                h["reason"] or "",
+                h.actor,
+                h.reason or "",
             )
         if versions:
             self._lineage(versions[-1].ref)

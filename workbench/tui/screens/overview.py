@@ -74,8 +74,8 @@ class OverviewScreen(WBScreen):
             "ov-datasets",
             [
                 (
-                    f"dataset:{d['latest']}",
-                    [d["name"], d["latest"], fmt(d["rows"]), fmt(d["versions"])],
+                    f"dataset:{d.latest}",
+                    [d.name, d.latest, fmt(d.rows), fmt(d.versions)],
                 )
                 for d in data["datasets"]
             ],
@@ -83,18 +83,18 @@ class OverviewScreen(WBScreen):
         runs = []
         for r in data["runs"]:
             metric = next(
-                (k for k in ("val_auc", "val_r2", "val_accuracy") if k in r["metrics"]), None
+                (k for k in ("val_auc", "val_r2", "val_accuracy") if k in r.metrics), None
             )
-            shown = f"{metric}={fmt(r['metrics'][metric])}" if metric else "-"
+            shown = f"{metric}={fmt(r.metrics[metric])}" if metric else "-"
             runs.append(
                 (
-                    f"run:{r['id']}",
+                    f"run:{r.id}",
                     [
-                        r["ref"],
-                        r["name"] or "-",
-                        status_text(r["status"]),
-                        r["params"].get("model") or r["params"].get("sweep.model", "-"),
-                        r["dataset"] or "-",
+                        r.ref,
+                        r.name or "-",
+                        status_text(r.status),
+                        r.params.get("model") or r.params.get("sweep.model", "-"),
+                        r.dataset or "-",
                         shown,
                     ],
                 )
@@ -104,12 +104,12 @@ class OverviewScreen(WBScreen):
             "ov-models",
             [
                 (
-                    f"model:{m['name']}",
+                    f"model:{m.name}",
                     [
-                        m["name"],
-                        _v(m["aliases"].get("production")),
-                        _v(m["aliases"].get("staging")),
-                        fmt(m["versions"]),
+                        m.name,
+                        _v(m.aliases.get("production")),
+                        _v(m.aliases.get("staging")),
+                        fmt(m.versions),
                     ],
                 )
                 for m in data["models"]

@@ -19,6 +19,7 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
+from workbench.core.runs.records import RunInfo, RunSummary
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt, status_markup, status_text
 from workbench.tui.widgets.footer import WBFooter
@@ -32,6 +33,8 @@ DEFAULT_EXTRA = "metrics.val_auc, metrics.val_rmse"
 # Rows shown at first (two screenfuls at 160x50); `n` shows a page more. Filling a table
 # costs about 0.1 ms a row, so a filter that matches thousands of runs still shows at once.
 PAGE = 100
+# what a run's page reads off the UI thread: the run, its curves, the one shown, its points
+_RunView = tuple[RunInfo, list[str], str | None, list[tuple[int, float]]]
 
 
 class RunsScreen(WBScreen):
@@ -70,7 +73,7 @@ class RunsScreen(WBScreen):
         flt = self.query_one("#runs-filter", Input).value.strip() or None
         order, limit = self.order, self.limit
 
-        def read() -> list[dict[str, Any]]:
+        def read() -> list[RunSummary]:
             # one row past the page says whether there are more
             return self.project.runs.list(filter=flt, order_by=order, limit=limit + 1)
 
@@ -80,7 +83,7 @@ class RunsScreen(WBScreen):
         self._to_table = False  # the cursor stays in the box, where the mistake is
         self.query_one("#runs-error", Label).update(f"[red]{message}[/]")
 
-    def _show(self, runs: list[dict[str, Any]]) -> None:
+    def _show(self, runs: list[RunSummary]) -> None:
         more = len(runs) > self.limit
         runs = runs[: self.limit]
         shown = f"first {len(runs):,} runs (n: more)" if more else f"{len(runs):,} runs"
@@ -97,24 +100,24 @@ class RunsScreen(WBScreen):
         rows = []
         for r in runs:
             cells = [
-                "●" if r["id"] in self.marked else "",
-                r["ref"],
-                r["name"] or "",
-                status_text(r["status"]),
+                "●" if r.id in self.marked else "",
+                r.ref,
+                r.name or "",
+                status_text(r.status),
             ]
             for col in self.extra:
                 kind, _, key = col.partition(".")
-                source = (
-                    r["metrics"] if kind == "metrics" else r["params"] if kind == "params" else {}
+                source: dict[str, Any] = (
+                    r.metrics if kind == "metrics" else r.params if kind == "params" else {}
                 )
                 cells.append(fmt(source.get(key)))
             cells += [
-                r["params"].get("model", "-"),
-                r["dataset"] or "-",
-                r["experiment"],
-                f"{r['duration_s']:.1f}s",
+                r.params.get("model", "-"),
+                r.dataset or "-",
+                r.experiment,
+                f"{r.duration_s:.1f}s",
             ]
-            rows.append((r["id"], cells))
+            rows.append((r.id, cells))
         table.add_keyed_rows(rows)
         table.settle()
         if runs:
@@ -205,55 +208,55 @@ class RunScreen(WBScreen):
     def refresh_data(self) -> None:
         rid = self.run_id
 
-        def read() -> tuple[dict[str, Any], list[tuple[int, float]]]:
+        def read() -> _RunView:
             info = self.project.runs.get(rid)
-            keys = [k for k, m in info["metrics"].items() if m["count"] > 1]
+            keys = [k for k, m in info.metrics.items() if m.count > 1]
             keys.sort(key=lambda k: (not k.startswith("val_"), k))  # validation first
             metric = self.metric if self.metric in keys else (keys[0] if keys else None)
             points = self.project.runs.history(rid, metric) if metric else []
-            return {**info, "_metric": metric, "_curves": keys}, points
+            return info, keys, metric, points
 
         self.load(read, self._show)
 
-    def _show(self, data: tuple[dict[str, Any], list[tuple[int, float]]]) -> None:
-        info, points = data
-        self.title = f"run:{info['id'][:8]}"
-        dur = f"{info['duration_s']:.1f}s"
+    def _show(self, data: _RunView) -> None:
+        info, curves, metric, points = data
+        self.title = info.ref
+        dur = f"{info.duration_s:.1f}s"
         head = (
-            f"[b]run:{info['id'][:8]}[/] {info['name'] or ''}  {status_markup(info['status'])}  "
-            f"experiment {info['experiment']}  dataset {info['dataset_ref'] or '-'}  {dur}"
+            f"[b]{info.ref}[/] {info.name or ''}  {status_markup(info.status)}  "
+            f"experiment {info.experiment}  dataset {info.dataset_ref or '-'}  {dur}"
         )
-        if info.get("error"):
-            head += f"\n[red]{info['error']}[/]"
+        if info.error:
+            head += f"\n[red]{info.error}[/]"
         self.query_one("#run-head", Static).update(head)
         self._table(
             "run-metrics",
             ("metric", "last", "step", "min", "max", "points"),
             [
-                (k, fmt(m["last"]), fmt(m["step"]), fmt(m["min"]), fmt(m["max"]), fmt(m["count"]))
-                for k, m in info["metrics"].items()
+                (k, fmt(m.last), fmt(m.step), fmt(m.min), fmt(m.max), fmt(m.count))
+                for k, m in info.metrics.items()
             ],
         )
-        self._table("run-params", ("param", "value"), sorted(info["params"].items()))
-        self._table("run-tags", ("tag", "value"), sorted(info["tags"].items()))
-        env = info["environment"]
+        self._table("run-params", ("param", "value"), sorted(info.params.items()))
+        self._table("run-tags", ("tag", "value"), sorted(info.tags.items()))
+        env = info.environment
         rows = [(k, str(v)) for k, v in env.items() if k != "packages"]
         rows += [(f"package {k}", v) for k, v in (env.get("packages") or {}).items()]
         self._table("run-environment", ("", "value"), rows)
         self._table(
             "run-artifacts",
             ("path", "kind", "size", "hash"),
-            [(a["path"], a["kind"], fmt(a["size"]), a["hash"][:12]) for a in info["artifacts"]],
+            [(a.path, a.kind, fmt(a.size), a.hash[:12]) for a in info.artifacts],
         )
         select = self.query_one("#run-metric", Select)
-        options = [(k, k) for k in info["_curves"]]
+        options = [(k, k) for k in curves]
         if [o[0] for o in options] != [o for o in getattr(self, "_options", [])]:
             self._options = [o[0] for o in options]
             select.set_options(options)
-        if info["_metric"] and select.value != info["_metric"]:
-            self.metric = info["_metric"]
-            select.value = info["_metric"]
-        self._plot(info["_metric"], points)
+        if metric and select.value != metric:
+            self.metric = metric
+            select.value = metric
+        self._plot(metric, points)
 
     def _table(self, tid: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         table = self.query_one(f"#{tid}", DataTable)
@@ -307,45 +310,41 @@ class CompareScreen(WBScreen):
     def refresh_data(self) -> None:
         ids, metric = self.run_ids, self.metric
 
-        def read() -> tuple[list[dict[str, Any]], dict[str, list[tuple[int, float]]], list[str]]:
+        def read() -> tuple[list[RunInfo], dict[str, list[tuple[int, float]]], list[str]]:
             runs = [self.project.runs.get(r) for r in ids]
-            curves = sorted({k for r in runs for k, m in r["metrics"].items() if m["count"] > 1})
+            curves = sorted({k for r in runs for k, m in r.metrics.items() if m.count > 1})
             chosen = metric if metric in curves else (curves[0] if curves else None)
-            hist = (
-                {r["id"]: self.project.runs.history(r["id"], chosen) for r in runs}
-                if chosen
-                else {}
-            )
+            hist = {r.id: self.project.runs.history(r.id, chosen) for r in runs} if chosen else {}
             return runs, hist, curves
 
         self.load(read, self._show)
 
     def _show(
-        self, data: tuple[list[dict[str, Any]], dict[str, list[tuple[int, float]]], list[str]]
+        self, data: tuple[list[RunInfo], dict[str, list[tuple[int, float]]], list[str]]
     ) -> None:
         runs, hist, curves = data
-        heads = [f"run:{r['id'][:8]}" for r in runs]
+        heads = [r.ref for r in runs]
         params = self.query_one("#cmp-params", DataTable)
         params.clear(columns=True)
         params.add_columns("param", *heads)
-        for k in sorted({k for r in runs for k in r["params"]}):
-            values = [r["params"].get(k) for r in runs]
+        for k in sorted({k for r in runs for k in r.params}):
+            values = [r.params.get(k) for r in runs]
             differs = len(set(values)) > 1
             cells = [f"[yellow]{v}[/]" if differs else str(v) for v in values]
             params.add_row(f"[b yellow]{k}[/]" if differs else k, *cells)
         metrics = self.query_one("#cmp-metrics", DataTable)
         metrics.clear(columns=True)
         metrics.add_columns("metric", *heads)
-        for k in sorted({k for r in runs for k in r["metrics"]}):
-            values = [r["metrics"].get(k, {}).get("last") for r in runs]
-            nums = [v for v in values if isinstance(v, float | int) and v == v]
+        for k in sorted({k for r in runs for k in r.metrics}):
+            lasts = [r.last(k) for r in runs]
+            nums = [v for v in lasts if isinstance(v, float | int) and v == v]
             lower = any(w in k for w in ("loss", "rmse", "mae", "error", "seconds"))
             best = (min(nums) if lower else max(nums)) if nums else None
             metrics.add_row(
                 k,
                 *[
                     f"[b green]{fmt(v)}[/]" if v == best and len(nums) > 1 else fmt(v)
-                    for v in values
+                    for v in lasts
                 ],
             )
         select = self.query_one("#cmp-metric", Select)
@@ -358,7 +357,7 @@ class CompareScreen(WBScreen):
         plt = widget.plt
         plt.clear_data()
         for r, head in zip(runs, heads, strict=True):
-            pts = hist.get(r["id"]) or []
+            pts = hist.get(r.id) or []
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 plt.plot(list(xs), list(ys), label=head, marker="braille")

@@ -1,0 +1,85 @@
+"""What the run catalog hands out: one run in full, a run in a list, a metric's summary
+and an artifact. Attribute access for code; ``to_dict()`` for ``--json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from workbench.core.records import Record
+
+
+@dataclass(eq=False)
+class MetricSummary(Record):
+    """One metric of one run, folded: the last value (at its step) and the range."""
+
+    last: float
+    step: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    count: int
+
+
+@dataclass(eq=False)
+class ArtifactInfo(Record):
+    path: str
+    hash: str
+    size: int
+    kind: str
+
+
+@dataclass(eq=False)
+class RunInfo(Record):
+    """Everything about one run, read live from its files while it is still running."""
+
+    id: str
+    experiment: str
+    name: str | None
+    status: str
+    error: str | None
+    start_time: datetime
+    end_time: datetime | None
+    host: str | None
+    pid: int | None
+    dataset: str | None
+    dataset_version: int | None
+    parent_id: str | None
+    deleted_at: datetime | None
+    environment: dict[str, Any]
+    source: str | None
+    duration_s: float
+    dataset_ref: str | None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    artifacts: list[ArtifactInfo] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"run:{self.id[:8]}"
+
+    def last(self, metric: str) -> float | None:
+        """The metric's last value, or None when the run never logged it."""
+        m = self.metrics.get(metric)
+        return m.last if m is not None else None
+
+
+@dataclass(eq=False)
+class RunSummary(Record):
+    """A run as a list shows it: the last value of each metric, no files read."""
+
+    id: str
+    ref: str
+    experiment: str
+    name: str | None
+    status: str
+    start_time: datetime
+    duration_s: float
+    dataset: str | None
+    parent_id: str | None
+    deleted: bool
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
