@@ -138,7 +138,13 @@ def _expect(r: object, fragment: str | None) -> None:
         _refused(r, fragment)
 
 
-@pytest.mark.parametrize("name", sorted(CORPUS))
+# the widest files take half a minute each through every command: the full suite has them
+HEAVY = {"10k_columns.csv", "huge_field.csv"}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow if n in HEAVY else ()) for n in sorted(CORPUS)]
+)
 def test_bad_file_through_every_command(
     trained: tuple[Path, dict[str, Path]], tmp_path: Path, name: str
 ) -> None:

@@ -19,7 +19,10 @@ from tests.conftest import run_subprocess, store_snapshot
 from workbench.core.project import Project
 from workbench.core.store.verify import verify
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root"),
+]
 
 # (command, what the user sees on a full disk): every command that writes
 COMMANDS = {

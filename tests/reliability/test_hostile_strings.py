@@ -21,6 +21,8 @@ import pytest
 from tests.conftest import run_cli, store_snapshot
 from workbench.core.project import Project
 
+pytestmark = pytest.mark.slow  # every hostile string through every command
+
 HOSTILE = [
     "'; DROP TABLE runs; --",
     '" OR 1=1 --',

@@ -36,6 +36,8 @@ from workbench.core.project import Project
 from workbench.core.runs.points import read_points
 from workbench.core.store.verify import verify
 
+pytestmark = pytest.mark.slow  # a subprocess per write point: minutes
+
 KILLER = Path(__file__).with_name("killer.py")
 RANDOM_KILLS = 2
 
