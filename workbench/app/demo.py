@@ -14,6 +14,7 @@ what is missing.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 import tomllib
@@ -148,7 +149,7 @@ class Demo:
             steps.append(
                 (
                     f"Training {family} on {s.dataset}@{s.train_on}",
-                    lambda tag=tag, family=family, params=params: self._train(tag, family, params),
+                    functools.partial(self._train, tag, family, params),
                 )
             )
         if s.sweep_grid:

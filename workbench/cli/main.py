@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", 130)
     except click.ClickException as exc:
         hint = ""
-        if exc.ctx is not None:
-            hint = f" (see `{exc.ctx.command_path} --help`)"
+        ctx = getattr(exc, "ctx", None)  # a UsageError knows its command
+        if ctx is not None:
+            hint = f" (see `{ctx.command_path} --help`)"
         _fail(" ".join(exc.format_message().split()) + hint, exc.exit_code)
     except WorkbenchError as exc:
         if debug:

@@ -214,10 +214,11 @@ class WorkbenchApp(App[None]):
         from workbench.tui.screens.models import PromoteDialog
 
         self.open_model(name)
-        self.push_screen(
-            PromoteDialog(name, version),
-            lambda _: self.screen.post_message(DataChanged()),
-        )
+
+        def reload(_: bool | None) -> None:
+            self.screen.post_message(DataChanged())
+
+        self.push_screen(PromoteDialog(name, version), reload)
 
     def verify(self) -> None:
         self.switch_mode("audit")
@@ -248,12 +249,12 @@ class WorkbenchApp(App[None]):
                 )
             )
         for m in p.models.list():
-            for v in range(1, m.versions + 1):
+            for number in range(1, m.versions + 1):
                 items.append(
                     (
-                        f"promote {m.name} v{v}",
+                        f"promote {m.name} v{number}",
                         "check the gates, then move an alias",
-                        partial(self.open_promote_dialog, m.name, v),
+                        partial(self.open_promote_dialog, m.name, number),
                     )
                 )
         items.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import concurrent.futures
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from workbench.core.data.versions import (
 )
 from workbench.core.errors import DataError, NotFoundError, UsageError
 from workbench.core.store import audit
+from workbench.core.store.catalog import one
 from workbench.core.store.objects import sha256_file
 from workbench.core.store.refs import Ref, check_name, parse_ref
 
@@ -77,9 +79,9 @@ class Datasets:
     def _resolve(self, con: duckdb.DuckDBPyConnection, ref: Ref) -> Version:
         if ref.is_run:
             raise UsageError(f"{ref} is a run; a dataset reference looks like NAME or NAME@N")
-        known = con.execute(
-            "SELECT max(number), count(*) FROM dataset_versions WHERE dataset = ?", [ref.name]
-        ).fetchone()
+        known = one(
+            con, "SELECT max(number), count(*) FROM dataset_versions WHERE dataset = ?", [ref.name]
+        )
         if not known[1]:
             names = [
                 r[0] for r in con.execute("SELECT name FROM datasets ORDER BY name").fetchall()
@@ -139,7 +141,7 @@ class Datasets:
             DatasetEntry(n, c, f"{n}@{last}", r, k, at, int(b)) for n, c, last, r, k, at, b in rows
         ]
 
-    def versions(self, name: str) -> list[Version]:
+    def versions(self, name: str) -> builtins.list[Version]:
         with self.catalog.read() as con:
             self._resolve(con, Ref(name=name))
             return self._version_rows(con, "dataset = ?", [name])
@@ -147,10 +149,11 @@ class Datasets:
     def profile(self, ref: str | Ref | Version) -> dict[str, Any]:
         v = self.resolve(ref)
         with self.catalog.read() as con:
-            raw = con.execute(
+            raw = one(
+                con,
                 "SELECT profile FROM dataset_versions WHERE dataset = ? AND number = ?",
                 [v.dataset, v.number],
-            ).fetchone()[0]
+            )[0]
         return json.loads(raw)
 
     # ---- reading data ----------------------------------------------------------
@@ -361,14 +364,14 @@ class Datasets:
         path_of: Callable[[str], Path],
         infer: int | None,
         known_version: Callable[[], Version | None],
-    ) -> tuple[pl.Schema, list[Segment], int, dict[str, Any]]:
+    ) -> tuple[pl.Schema, builtins.list[Segment], int, dict[str, Any]]:
         import itertools
 
         if chunk_rows is None:
             chunk_rows = self.settings.chunk_rows or choose_chunk_rows(ingest.sample(src, infer))
         schema: pl.Schema | None = None
         prev_segments: list[Segment] = []
-        sizes = itertools.repeat(chunk_rows)
+        sizes: Iterator[int] = itertools.repeat(chunk_rows)
         segments: list[Segment] = []
         stream = ingest.batches(src, chunk_rows, infer)
         first = next(stream, None)
@@ -405,10 +408,10 @@ class Datasets:
         message: str | None,
         src: ingest.Source,
         n_rows: int,
-        schema_list: list[dict[str, str]],
+        schema_list: builtins.list[dict[str, str]],
         changes: dict[str, Any] | None,
         prof: dict[str, Any],
-        segments: list[Segment],
+        segments: builtins.list[Segment],
         new_digests: set[str],
         sizes: dict[str, int],
         previous: Version | None,
@@ -424,10 +427,11 @@ class Datasets:
             con.execute(
                 "INSERT OR IGNORE INTO datasets VALUES (?, ?, ?)", [name, created_at, chunk_rows]
             )
-            number = con.execute(
+            number = one(
+                con,
                 "SELECT coalesce(max(number), 0) + 1 FROM dataset_versions WHERE dataset = ?",
                 [name],
-            ).fetchone()[0]
+            )[0]
             stored = sum(sizes[d] for d in set(sizes) & new_digests)
             con.execute(
                 f"INSERT INTO dataset_versions ({_VERSION_COLS}, profile) VALUES "

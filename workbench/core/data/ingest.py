@@ -178,8 +178,8 @@ def detect_dates(src: Source) -> dict[str, str]:
         except Exception:
             head = None  # the real scan reports the problem
         src.head = head
-        for name, dtype in head.schema.items() if head is not None else []:
-            values = head.get_column(name).drop_nulls()
+        for column in head.iter_columns() if head is not None else ():
+            name, dtype, values = column.name, column.dtype, column.drop_nulls()
             if dtype != pl.String or values.len() == 0:
                 continue
             for kind, convert in (

@@ -132,8 +132,8 @@ class Profiler:
                 ]
         per_column: list[dict[str, Any]] = [{} for _ in self.names]
         for key, v in df.select(exprs).row(0, named=True).items():  # one pass: 10k columns
-            i, stat = key.split("|", 1)
-            per_column[int(i)][stat] = v
+            pos, stat = key.split("|", 1)
+            per_column[int(pos)][stat] = v
         for i, name in enumerate(self.names):
             self._merge(name, per_column[i])
             if self.track_counts[name]:
@@ -294,8 +294,8 @@ class Profiler:
         empty = {str(q): None for q in QUANTILES}
         if self.sample is None:
             return empty, None
-        s = self.sample.get_column(name).cast(pl.Float64).drop_nulls()
-        s = s.filter(s.is_finite()).to_numpy()
+        column = self.sample.get_column(name).cast(pl.Float64).drop_nulls()
+        s = column.filter(column.is_finite()).to_numpy()
         if s.size == 0:
             return empty, None
         qs = np.quantile(s, QUANTILES)

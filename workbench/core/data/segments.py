@@ -55,7 +55,7 @@ def parquet_bytes(df: pl.DataFrame) -> bytes:
 def choose_chunk_rows(sample: pl.DataFrame) -> int:
     """Rows per chunk so that one chunk is ~48 MB in memory (a power of two)."""
     per_row = max(1, sample.estimated_size() // max(1, sample.height))
-    rows = max(1024, min(1 << 20, TARGET_CHUNK_BYTES // per_row))
+    rows = int(max(1024, min(1 << 20, TARGET_CHUNK_BYTES // per_row)))
     return 1 << (rows.bit_length() - 1)
 
 

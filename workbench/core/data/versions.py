@@ -4,7 +4,7 @@ and how two versions' schemas differ."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -90,8 +90,12 @@ class Version:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Version:
-        *head, schema, changes = row
-        return cls(*head, json.loads(schema), json.loads(changes) if changes else None)
+        # the catalog's columns are the fields in order, the JSON ones last
+        values = dict(zip([f.name for f in fields(cls)], row, strict=False))
+        values["schema"] = json.loads(values["schema"])
+        changes = values["schema_changes"]
+        values["schema_changes"] = json.loads(changes) if changes else None
+        return cls(**values)
 
 
 class _AlreadyStored(Exception):

@@ -17,7 +17,7 @@ import json
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data.sources import Table
@@ -341,10 +341,11 @@ class Drift:
             ).fetchall()
         cols = []
         for r in rows:
-            *head, notes, plot = r
-            cols.append(
-                ColumnDrift(*head, notes=json.loads(notes), plot=json.loads(plot) if plot else None)
-            )
+            # drift_results holds a ColumnDrift's fields in order (column as column_name)
+            values = dict(zip([f.name for f in fields(ColumnDrift)], r, strict=True))
+            values["notes"] = json.loads(values["notes"])
+            values["plot"] = json.loads(values["plot"]) if values["plot"] else None
+            cols.append(ColumnDrift(**values))
         return DriftReport(
             rid,
             created,

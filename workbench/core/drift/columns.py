@@ -255,7 +255,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
     in_ref, in_cur = name in ref.schema, name in cur.schema
     if not (in_ref and in_cur):
         side = cur.label if in_ref else ref.label
-        dtype = ref.schema.get(name) or cur.schema.get(name)
+        dtype = ref.schema[name] if in_ref else cur.schema[name]
         return ColumnDrift(
             name,
             kind_of(dtype),

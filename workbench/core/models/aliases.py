@@ -19,11 +19,13 @@ from workbench.core.models import gates
 from workbench.core.models.versions import (
     ACTIVE,
     ARCHIVED,
+    AliasMove,
     ModelVersion,
     Promotion,
     PromotionRefused,
 )
 from workbench.core.store import audit
+from workbench.core.store.catalog import one
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +49,10 @@ class AliasMoves:
 
     def resolve(self, ref: str) -> ModelVersion:
         """A version by reference: ``Registry.resolve``."""
+        raise NotImplementedError
+
+    def history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """An alias's moves, oldest first: ``Registry.history``."""
         raise NotImplementedError
 
     def check(
@@ -141,15 +147,12 @@ class AliasMoves:
             "forced": bool(failed),
             "gates": [r.to_dict() for r in results],
         }
-        self._move(
-            name,
-            alias,
-            expected,
-            version,
-            action,
-            details,
-            also=lambda con: [self._save_drift(con, r) for r in evidence],
-        )
+
+        def save_evidence(con: duckdb.DuckDBPyConnection) -> None:
+            for report in evidence:
+                self._save_drift(con, report)
+
+        self._move(name, alias, expected, version, action, details, also=save_evidence)
         return Promotion(target, alias, expected, results, bool(failed), moved=True)
 
     def rollback(self, name: str, alias: str, reason: str | None = None) -> tuple[int, int]:
@@ -227,10 +230,11 @@ class AliasMoves:
                 "INSERT OR REPLACE INTO model_aliases VALUES (?, ?, ?, ?)",
                 [name, alias, version, audit.now()],
             )
-            seq = con.execute(
+            seq = one(
+                con,
                 "SELECT coalesce(max(seq), 0) + 1 FROM alias_history WHERE model = ? AND alias = ?",
                 [name, alias],
-            ).fetchone()[0]
+            )[0]
             con.execute(
                 "INSERT INTO alias_history VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [

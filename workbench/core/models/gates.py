@@ -158,13 +158,14 @@ def evaluate(gate: Gate, c: Candidate) -> GateResult:
     op = OPS[gate.op]
     if kind == "status":
         return GateResult(gate.text, c.status, gate.right[1], op(c.status, gate.right[1]))
+    value: float | None
     if kind == "drift_share":
         value, note = c.drift_share(arg)
     else:
         value = c.metrics.get(arg)
         note = ""
-        if value is None:
-            return GateResult(gate.text, None, None, False, f"the run logged no metric {arg!r}")
+    if value is None:
+        return GateResult(gate.text, None, None, False, f"the run logged no metric {arg!r}")
     rk, rv = gate.right
     if rk == "number":
         target = rv

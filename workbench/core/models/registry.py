@@ -26,6 +26,7 @@ from workbench.core.models.versions import (
     ModelVersion,
 )
 from workbench.core.store import audit
+from workbench.core.store.catalog import one
 from workbench.core.store.refs import check_name, parse_ref
 
 if TYPE_CHECKING:
@@ -128,14 +129,14 @@ class Registry(AliasMoves):
         elif parsed.version is not None:
             number = parsed.version
         else:
-            number = con.execute(
-                "SELECT max(version) FROM model_versions WHERE model = ?", [parsed.name]
-            ).fetchone()[0]
+            number = one(
+                con, "SELECT max(version) FROM model_versions WHERE model = ?", [parsed.name]
+            )[0]
         found = self._rows(con, "model = ? AND version = ?", [parsed.name, number])
         if not found:
-            top = con.execute(
-                "SELECT max(version) FROM model_versions WHERE model = ?", [parsed.name]
-            ).fetchone()[0]
+            top = one(
+                con, "SELECT max(version) FROM model_versions WHERE model = ?", [parsed.name]
+            )[0]
             raise NotFoundError(f"{parsed.name} has no version {number} (versions 1..{top})")
         return found[0]
 
@@ -165,7 +166,7 @@ class Registry(AliasMoves):
             for name, desc, n, latest, created in rows
         ]
 
-    def versions(self, name: str) -> list[ModelVersion]:
+    def versions(self, name: str) -> builtins.list[ModelVersion]:
         with self.catalog.read() as con:
             self._resolve(con, name)
             return self._rows(con, "model = ?", [name])
@@ -368,9 +369,9 @@ def _insert_version(
     created_at: Any,
 ) -> int:
     """Add the next version of ``name`` (registered here or imported); returns its number."""
-    number: int = con.execute(
-        "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", [name]
-    ).fetchone()[0]  # type: ignore[index]
+    number: int = one(
+        con, "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", [name]
+    )[0]
     con.execute(
         f"INSERT INTO model_versions ({_VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         [

@@ -17,7 +17,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.core.data.sources import Table
 from workbench.core.errors import DataError, UsageError
@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 100_000
 SAMPLE_ROWS = 100_000  # predictions kept to describe the distribution
+_TIME_UNITS: dict[str, Literal["ns", "us", "ms"]] = {"ns": "ns", "us": "us", "ms": "ms"}
 OUTPUTS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-def dtype_of(text: str) -> pl.DataType | None:
+def dtype_of(text: str) -> pl.DataType | type[pl.DataType] | None:
     """A polars dtype from the string a signature stores (None when unknown)."""
     import polars as pl
 
@@ -52,8 +53,8 @@ def dtype_of(text: str) -> pl.DataType | None:
     if re.fullmatch(r"U?Int(8|16|32|64|128)", text):
         return pl.Float64  # the feature matrix is float: any integer type reads the same
     m = re.match(r"Datetime\(time_unit='(\w+)'", text)
-    if m:
-        return pl.Datetime(m.group(1))
+    if m and m.group(1) in _TIME_UNITS:
+        return pl.Datetime(_TIME_UNITS[m.group(1)])
     return None
 
 
@@ -161,7 +162,8 @@ def _distribution(preds: list[pl.DataFrame], rows: int) -> dict[str, Any]:
         "sampled": len(sample) < rows,
         "classes": {str(k): float(s) for k, s in shares.head(50).iter_rows()},
         "mean_proba": {
-            c.removeprefix("proba_"): float(sample.get_column(c).mean() or 0.0)
+            c.removeprefix("proba_"): float(sample.get_column(c).cast(pl.Float64).sum())
+            / max(1, sample.get_column(c).count())
             for c in sample.columns
             if c.startswith("proba_")
         },

@@ -116,9 +116,10 @@ class Model:
         if self.task == "regression":
             return pl.DataFrame({"prediction": self.estimator.predict(x)})
         proba = self.estimator.predict_proba(x)
-        labels = [self.classes[i] for i in proba.argmax(axis=1)]
+        classes: list[Any] = self.classes or []  # a classifier always has them
+        labels = [classes[i] for i in proba.argmax(axis=1)]
         out = {"prediction": labels}
-        for i, cls in enumerate(self.classes):
+        for i, cls in enumerate(classes):
             out[f"proba_{cls}"] = proba[:, i]
         return pl.DataFrame(out)
 

@@ -105,4 +105,7 @@ class PipelineRuns:
                 "ORDER BY started_at DESC LIMIT ?",
                 [pipeline, pipeline, limit],
             ).fetchall()
-        return [PipelineRunRecord(*r[:6], steps=json.loads(r[6])) for r in rows]
+        return [
+            PipelineRunRecord(rid, name, batch, started, ended, outcome, json.loads(steps))
+            for rid, name, batch, started, ended, outcome, steps in rows
+        ]

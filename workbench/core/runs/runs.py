@@ -34,6 +34,7 @@ from workbench.core.runs.run import (
     read_json,
 )
 from workbench.core.store import audit, objects
+from workbench.core.store.catalog import one
 from workbench.core.store.refs import check_name, parse_ref
 
 if TYPE_CHECKING:
@@ -183,11 +184,12 @@ class Runs:
     def get(self, ref: str) -> RunInfo:
         with self._reading() as con:
             run_id = self._resolve_id(con, ref)
-            row = con.execute(
+            row = one(
+                con,
                 "SELECT id, experiment, name, status, error, start_time, end_time, host, pid, dataset, "
                 "dataset_version, parent_id, deleted_at, environment, source FROM runs WHERE id = ?",
                 [run_id],
-            ).fetchone()
+            )
             params = dict(
                 con.execute(
                     "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", [run_id]
@@ -287,7 +289,7 @@ class Runs:
         """Every (step, value) of one metric, from the live file while the run is running."""
         run_id = self.resolve_id(ref)
         with self.catalog.read() as con:
-            status = con.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()[0]
+            status = one(con, "SELECT status FROM runs WHERE id = ?", [run_id])[0]
             if status != RUNNING:
                 return [
                     (int(s), float(v))
@@ -376,7 +378,7 @@ class Runs:
             for rid, exp, name, status, start, end, ds, dv, parent, deleted in rows
         ]
 
-    def metric_keys(self, ref: str) -> list[str]:
+    def metric_keys(self, ref: str) -> builtins.list[str]:
         return sorted(self.get(ref)["metrics"])
 
     # ---- editing ---------------------------------------------------------------------
@@ -402,9 +404,7 @@ class Runs:
         """Soft delete: hidden from listings, restorable with ``restore``."""
         run_id = self.resolve_id(ref)
         with self.catalog.write() as con:
-            status, deleted = con.execute(
-                "SELECT status, deleted_at FROM runs WHERE id = ?", [run_id]
-            ).fetchone()
+            status, deleted = one(con, "SELECT status, deleted_at FROM runs WHERE id = ?", [run_id])
             if status == RUNNING:
                 raise WorkbenchError(f"run:{run_id[:8]} is still running; stop it first")
             if deleted is None:

@@ -188,7 +188,7 @@ class _Parser:
             if open_.text != "(":
                 raise self.error(open_, "'(' after in")
             values = [self.value()]
-            while self.peek() is not None and self.peek().text == ",":
+            while (nxt := self.peek()) is not None and nxt.text == ",":
                 self.take()
                 values.append(self.value())
             close = self.take()

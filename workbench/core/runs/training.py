@@ -75,7 +75,7 @@ def _metrics(
         }, pred
     proba = model.estimator.predict_proba(x) if outputs is None else outputs
     pred = proba.argmax(axis=1)
-    labels = list(range(len(model.classes)))
+    labels = list(range(len(model.classes or [])))
     out = {
         f"{prefix}_accuracy": float(np.mean(y == pred)),
         f"{prefix}_log_loss": float(m.log_loss(y, proba, labels=labels)),
@@ -257,8 +257,11 @@ def preflight(recipe: Recipe, data: dict[str, Any]) -> None:
 
 def fit(
     recipe: Recipe, data: dict[str, Any], run: Any = None
-) -> tuple[Model, dict[str, Any], dict[str, float]]:
-    """Fit on prepared data, logging curves to ``run`` when given."""
+) -> tuple[Model, dict[str, Any], dict[str, float], Any]:
+    """Fit on prepared data, logging curves to ``run`` when given.
+
+    Returns the model, its full parameters, its scores and its validation predictions
+    (kept so that the caller can log them without predicting a second time)."""
     task, feats, classes = data["task"], data["features"], data["classes"]
     est, params = build_estimator(recipe, task, feats, len(classes or []))
     xt, yt, xv, yv = data["x_train"], data["y_train"], data["x_val"], data["y_val"]

@@ -24,19 +24,32 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError
+from workbench.core.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 6
 
 # One operation per process at a time: the catalog is attached under one name to one
 # shared instance, and threads (TUI workers) share it.
 _process_lock = threading.RLock()
 ATTACHED = "catalog"  # the name views and queries use (``catalog.main.runs``)
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, args: list[Any] | None = None) -> tuple[Any, ...]:
+    """The single row of a query that always yields one (an aggregate, a scalar subquery).
+
+    DuckDB types ``fetchone`` as optional; a query built to return a row that returns none
+    means the catalog is not what the code thinks it is, which is a store error, not a
+    ``TypeError`` three lines later.
+    """
+    row = con.execute(sql, args or []).fetchone()
+    if row is None:
+        raise StoreError(f"the catalog returned no row for {' '.join(sql.split()[:6])} …")
+    return row
 
 
 def check_path(path: Path) -> None:
@@ -78,143 +91,6 @@ def _reset() -> None:
     if con is not None and _Shared.pid == os.getpid():
         with contextlib.suppress(Exception):
             con.close()
-
-
-def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        """
-        CREATE TABLE wb_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-        CREATE TABLE objects (
-            hash VARCHAR PRIMARY KEY, size BIGINT NOT NULL, kind VARCHAR NOT NULL,
-            created_at TIMESTAMP NOT NULL);
-        CREATE TABLE datasets (
-            name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, chunk_rows BIGINT NOT NULL);
-        CREATE TABLE dataset_versions (
-            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, id VARCHAR NOT NULL,
-            created_at TIMESTAMP NOT NULL, message VARCHAR, source_name VARCHAR,
-            source_format VARCHAR, source_bytes BIGINT, n_rows BIGINT NOT NULL,
-            n_cols INTEGER NOT NULL, stored_bytes BIGINT NOT NULL, total_bytes BIGINT NOT NULL,
-            parent INTEGER, schema JSON NOT NULL, schema_changes JSON, profile JSON NOT NULL,
-            PRIMARY KEY (dataset, number), UNIQUE (dataset, id));
-        CREATE TABLE dataset_segments (
-            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, seq INTEGER NOT NULL,
-            n_rows BIGINT NOT NULL, blob VARCHAR NOT NULL, patches VARCHAR[] NOT NULL,
-            PRIMARY KEY (dataset, number, seq));
-        CREATE TABLE audit (
-            seq BIGINT PRIMARY KEY, ts TIMESTAMP NOT NULL, actor VARCHAR NOT NULL,
-            action VARCHAR NOT NULL, subject VARCHAR NOT NULL, details JSON NOT NULL,
-            prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL);
-        """
-    )
-
-
-def _migration_2(con: duckdb.DuckDBPyConnection) -> None:
-    """Experiment tracking: runs with params, tags, metric points and artifacts."""
-    con.execute(
-        """
-        CREATE TABLE experiments (name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL);
-        CREATE TABLE runs (
-            id VARCHAR PRIMARY KEY, experiment VARCHAR NOT NULL, name VARCHAR,
-            status VARCHAR NOT NULL, error VARCHAR, start_time TIMESTAMP NOT NULL,
-            end_time TIMESTAMP, host VARCHAR, pid INTEGER, dataset VARCHAR,
-            dataset_version INTEGER, parent_id VARCHAR, deleted_at TIMESTAMP,
-            environment JSON, source VARCHAR);
-        CREATE TABLE params (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR,
-            PRIMARY KEY (run_id, key));
-        CREATE TABLE tags (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR,
-            PRIMARY KEY (run_id, key));
-        CREATE TABLE metrics (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, step BIGINT NOT NULL,
-            value DOUBLE, ts TIMESTAMP NOT NULL);
-        CREATE TABLE metric_summary (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL,
-            last DOUBLE, last_step BIGINT, min DOUBLE, max DOUBLE, mean DOUBLE, count BIGINT,
-            PRIMARY KEY (run_id, key));
-        CREATE TABLE artifacts (run_id VARCHAR NOT NULL, path VARCHAR NOT NULL,
-            hash VARCHAR NOT NULL, size BIGINT NOT NULL, kind VARCHAR NOT NULL,
-            PRIMARY KEY (run_id, path));
-        """
-    )
-
-
-def _migration_3(con: duckdb.DuckDBPyConnection) -> None:
-    """Drift reports: one row per comparison, one per column finding."""
-    con.execute(
-        """
-        CREATE TABLE drift_reports (
-            id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL,
-            reference VARCHAR NOT NULL, reference_id VARCHAR,
-            current VARCHAR NOT NULL, current_id VARCHAR, options JSON NOT NULL,
-            drift_share DOUBLE NOT NULL, n_tested INTEGER NOT NULL, n_drifted INTEGER NOT NULL,
-            share DOUBLE NOT NULL, drifted BOOLEAN NOT NULL, series_id VARCHAR);
-        CREATE TABLE drift_results (
-            report_id VARCHAR NOT NULL, pos INTEGER NOT NULL, column_name VARCHAR NOT NULL,
-            kind VARCHAR NOT NULL, status VARCHAR NOT NULL, reason VARCHAR NOT NULL,
-            method VARCHAR, statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN,
-            ref_dtype VARCHAR, cur_dtype VARCHAR, ref_count BIGINT, cur_count BIGINT,
-            ref_null_share DOUBLE, cur_null_share DOUBLE, notes JSON NOT NULL, plot JSON,
-            PRIMARY KEY (report_id, pos));
-        """
-    )
-
-
-def _migration_4(con: duckdb.DuckDBPyConnection) -> None:
-    """The model registry: versions, aliases and their history, and batch scorings."""
-    con.execute(
-        """
-        CREATE TABLE models (name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL,
-            description VARCHAR);
-        CREATE TABLE model_versions (
-            model VARCHAR NOT NULL, version INTEGER NOT NULL, run_id VARCHAR NOT NULL,
-            artifact VARCHAR NOT NULL, signature JSON, metrics JSON NOT NULL,
-            params JSON NOT NULL, dataset VARCHAR, dataset_version INTEGER, description VARCHAR,
-            status VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
-            PRIMARY KEY (model, version));
-        CREATE TABLE model_aliases (model VARCHAR NOT NULL, alias VARCHAR NOT NULL,
-            version INTEGER NOT NULL, since TIMESTAMP NOT NULL, PRIMARY KEY (model, alias));
-        CREATE TABLE alias_history (
-            model VARCHAR NOT NULL, alias VARCHAR NOT NULL, seq INTEGER NOT NULL,
-            ts TIMESTAMP NOT NULL, action VARCHAR NOT NULL, version INTEGER NOT NULL,
-            previous INTEGER, reason VARCHAR, forced BOOLEAN NOT NULL, gates JSON,
-            actor VARCHAR NOT NULL, PRIMARY KEY (model, alias, seq));
-        CREATE TABLE scorings (
-            id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, model VARCHAR NOT NULL,
-            version INTEGER NOT NULL, input VARCHAR NOT NULL, input_id VARCHAR,
-            n_rows BIGINT NOT NULL, output VARCHAR, distribution JSON NOT NULL);
-        """
-    )
-
-
-def _migration_5(con: duckdb.DuckDBPyConnection) -> None:
-    """Data checks: every run of a dataset's expectations, on add and on demand."""
-    con.execute(
-        """
-        CREATE TABLE dataset_checks (
-            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, checked_at TIMESTAMP NOT NULL,
-            passed BOOLEAN NOT NULL, report JSON NOT NULL);
-        """
-    )
-
-
-def _migration_6(con: duckdb.DuckDBPyConnection) -> None:
-    """Continuous training: one row per run of a declared pipeline, with its steps."""
-    con.execute(
-        """
-        CREATE TABLE pipeline_runs (
-            id VARCHAR PRIMARY KEY, pipeline VARCHAR NOT NULL, batch VARCHAR NOT NULL,
-            batch_hash VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP,
-            outcome VARCHAR NOT NULL, steps JSON NOT NULL);
-        """
-    )
-
-
-# Append-only: never edit a released migration, add the next one.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
-    1: _migration_1,
-    2: _migration_2,
-    3: _migration_3,
-    4: _migration_4,
-    5: _migration_5,
-    6: _migration_6,
-}
 
 
 def _lock_timeout() -> float:
@@ -360,9 +236,10 @@ class Catalog:
         """The attached catalog for one operation (or, nested in another operation of
         this process, a cursor on the same attachment: a separate transaction)."""
         check_path(self.path)
-        if _Shared.depth and _Shared.pid == os.getpid() and _Shared.path is not None:
+        shared = _Shared.con
+        if _Shared.depth and _Shared.pid == os.getpid() and shared is not None:
             if _Shared.path == str(self.path) and (read_only or not _Shared.read_only):
-                cur = _Shared.con.cursor()
+                cur = shared.cursor()
                 try:
                     cur.execute(f"USE {ATTACHED}")
                     yield cur
@@ -412,7 +289,7 @@ class Catalog:
                 else:
                     yield con
 
-    def _save_error(self, exc: Exception) -> StoreError:
+    def _save_error(self, exc: BaseException) -> StoreError:
         """One line for a failed commit: a full disk and a read-only store named as such
         (DuckDB reports both as an error writing its log file)."""
         trouble, where = _disk_trouble(exc), self.path.parent
@@ -445,10 +322,11 @@ class Catalog:
         Every change writes an audit entry; a live run logs points without one, so a
         viewer keeps refreshing while any run is running."""
         with self.read() as con:
-            seq, running = con.execute(
+            seq, running = one(
+                con,
                 "SELECT (SELECT max(seq) FROM audit), "
-                "(SELECT count(*) FROM runs WHERE status = 'running')"
-            ).fetchone()
+                "(SELECT count(*) FROM runs WHERE status = 'running')",
+            )
         return seq, running
 
     def version(self) -> int:
@@ -457,9 +335,9 @@ class Catalog:
 
     @staticmethod
     def _version(con: duckdb.DuckDBPyConnection) -> int:
-        has_meta = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'wb_meta'"
-        ).fetchone()[0]
+        (has_meta,) = one(
+            con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'wb_meta'"
+        )
         if not has_meta:
             return 0
         row = con.execute("SELECT value FROM wb_meta WHERE key = 'schema_version'").fetchone()

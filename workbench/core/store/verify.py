@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from workbench.core.store import audit
+from workbench.core.store.catalog import one
 
 if TYPE_CHECKING:
     import duckdb
@@ -178,7 +179,7 @@ def registry_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
 def verify(project: Project) -> VerifyReport:
     report = VerifyReport()
     with project.catalog.read() as con:
-        report.audit_entries = con.execute("SELECT count(*) FROM audit").fetchone()[0]
+        report.audit_entries = one(con, "SELECT count(*) FROM audit")[0]
         for p in audit.verify_chain(con):
             report.problems.append(f"audit entry {p.seq} {p.problem}")
         report.problems += registry_problems(con)

@@ -176,6 +176,6 @@ class DriftScreen(WBScreen):
         )
         if thr:
             plt.hline(thr, "red")
-        plt.xticks(xs, [r.current for r in reports])
+        plt.xticks([float(x) for x in xs], [r.current for r in reports])
         plt.title(f"{column} drift over the series")
         widget.refresh()

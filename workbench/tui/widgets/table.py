@@ -66,7 +66,7 @@ def _cell_line(
     ]
 
 
-class Table(DataTable):  # type: ignore[type-arg]
+class Table(DataTable):
     """A DataTable that redraws once its columns are sized to new rows.
 
     Textual's DataTable measures new rows on its next idle, but a line it drew before
@@ -194,7 +194,8 @@ class Table(DataTable):  # type: ignore[type-arg]
         if cached is not None:
             return cached
         row = self.rows.get(row_key)
-        row_index = self._row_locations.get(row_key) if row_key in self._row_locations else -1
+        located = self._row_locations.get(row_key) if row_key in self._row_locations else None
+        row_index = -1 if located is None else located
         values = self._data.get(row_key)
         if row is None or row.height != 1 or row_index < 0 or values is None:
             return super()._render_line_in_row(
@@ -320,6 +321,8 @@ class Table(DataTable):  # type: ignore[type-arg]
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
+        if row_key is None or column_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         cache_key = (
             row_key,
             column_key,

@@ -1,0 +1,151 @@
+"""The catalog's schema, one migration per version.
+
+Append-only: a released migration is never edited, because stores made with it exist;
+a change to the schema is the next migration and ``SCHEMA_VERSION`` goes up by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+SCHEMA_VERSION = 6
+
+
+def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE wb_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+        CREATE TABLE objects (
+            hash VARCHAR PRIMARY KEY, size BIGINT NOT NULL, kind VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL);
+        CREATE TABLE datasets (
+            name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, chunk_rows BIGINT NOT NULL);
+        CREATE TABLE dataset_versions (
+            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, id VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL, message VARCHAR, source_name VARCHAR,
+            source_format VARCHAR, source_bytes BIGINT, n_rows BIGINT NOT NULL,
+            n_cols INTEGER NOT NULL, stored_bytes BIGINT NOT NULL, total_bytes BIGINT NOT NULL,
+            parent INTEGER, schema JSON NOT NULL, schema_changes JSON, profile JSON NOT NULL,
+            PRIMARY KEY (dataset, number), UNIQUE (dataset, id));
+        CREATE TABLE dataset_segments (
+            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, seq INTEGER NOT NULL,
+            n_rows BIGINT NOT NULL, blob VARCHAR NOT NULL, patches VARCHAR[] NOT NULL,
+            PRIMARY KEY (dataset, number, seq));
+        CREATE TABLE audit (
+            seq BIGINT PRIMARY KEY, ts TIMESTAMP NOT NULL, actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL, subject VARCHAR NOT NULL, details JSON NOT NULL,
+            prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL);
+        """
+    )
+
+
+def _migration_2(con: duckdb.DuckDBPyConnection) -> None:
+    """Experiment tracking: runs with params, tags, metric points and artifacts."""
+    con.execute(
+        """
+        CREATE TABLE experiments (name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL);
+        CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY, experiment VARCHAR NOT NULL, name VARCHAR,
+            status VARCHAR NOT NULL, error VARCHAR, start_time TIMESTAMP NOT NULL,
+            end_time TIMESTAMP, host VARCHAR, pid INTEGER, dataset VARCHAR,
+            dataset_version INTEGER, parent_id VARCHAR, deleted_at TIMESTAMP,
+            environment JSON, source VARCHAR);
+        CREATE TABLE params (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR,
+            PRIMARY KEY (run_id, key));
+        CREATE TABLE tags (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR,
+            PRIMARY KEY (run_id, key));
+        CREATE TABLE metrics (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, step BIGINT NOT NULL,
+            value DOUBLE, ts TIMESTAMP NOT NULL);
+        CREATE TABLE metric_summary (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL,
+            last DOUBLE, last_step BIGINT, min DOUBLE, max DOUBLE, mean DOUBLE, count BIGINT,
+            PRIMARY KEY (run_id, key));
+        CREATE TABLE artifacts (run_id VARCHAR NOT NULL, path VARCHAR NOT NULL,
+            hash VARCHAR NOT NULL, size BIGINT NOT NULL, kind VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, path));
+        """
+    )
+
+
+def _migration_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Drift reports: one row per comparison, one per column finding."""
+    con.execute(
+        """
+        CREATE TABLE drift_reports (
+            id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL,
+            reference VARCHAR NOT NULL, reference_id VARCHAR,
+            current VARCHAR NOT NULL, current_id VARCHAR, options JSON NOT NULL,
+            drift_share DOUBLE NOT NULL, n_tested INTEGER NOT NULL, n_drifted INTEGER NOT NULL,
+            share DOUBLE NOT NULL, drifted BOOLEAN NOT NULL, series_id VARCHAR);
+        CREATE TABLE drift_results (
+            report_id VARCHAR NOT NULL, pos INTEGER NOT NULL, column_name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL, status VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+            method VARCHAR, statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN,
+            ref_dtype VARCHAR, cur_dtype VARCHAR, ref_count BIGINT, cur_count BIGINT,
+            ref_null_share DOUBLE, cur_null_share DOUBLE, notes JSON NOT NULL, plot JSON,
+            PRIMARY KEY (report_id, pos));
+        """
+    )
+
+
+def _migration_4(con: duckdb.DuckDBPyConnection) -> None:
+    """The model registry: versions, aliases and their history, and batch scorings."""
+    con.execute(
+        """
+        CREATE TABLE models (name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL,
+            description VARCHAR);
+        CREATE TABLE model_versions (
+            model VARCHAR NOT NULL, version INTEGER NOT NULL, run_id VARCHAR NOT NULL,
+            artifact VARCHAR NOT NULL, signature JSON, metrics JSON NOT NULL,
+            params JSON NOT NULL, dataset VARCHAR, dataset_version INTEGER, description VARCHAR,
+            status VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model, version));
+        CREATE TABLE model_aliases (model VARCHAR NOT NULL, alias VARCHAR NOT NULL,
+            version INTEGER NOT NULL, since TIMESTAMP NOT NULL, PRIMARY KEY (model, alias));
+        CREATE TABLE alias_history (
+            model VARCHAR NOT NULL, alias VARCHAR NOT NULL, seq INTEGER NOT NULL,
+            ts TIMESTAMP NOT NULL, action VARCHAR NOT NULL, version INTEGER NOT NULL,
+            previous INTEGER, reason VARCHAR, forced BOOLEAN NOT NULL, gates JSON,
+            actor VARCHAR NOT NULL, PRIMARY KEY (model, alias, seq));
+        CREATE TABLE scorings (
+            id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, model VARCHAR NOT NULL,
+            version INTEGER NOT NULL, input VARCHAR NOT NULL, input_id VARCHAR,
+            n_rows BIGINT NOT NULL, output VARCHAR, distribution JSON NOT NULL);
+        """
+    )
+
+
+def _migration_5(con: duckdb.DuckDBPyConnection) -> None:
+    """Data checks: every run of a dataset's expectations, on add and on demand."""
+    con.execute(
+        """
+        CREATE TABLE dataset_checks (
+            dataset VARCHAR NOT NULL, number INTEGER NOT NULL, checked_at TIMESTAMP NOT NULL,
+            passed BOOLEAN NOT NULL, report JSON NOT NULL);
+        """
+    )
+
+
+def _migration_6(con: duckdb.DuckDBPyConnection) -> None:
+    """Continuous training: one row per run of a declared pipeline, with its steps."""
+    con.execute(
+        """
+        CREATE TABLE pipeline_runs (
+            id VARCHAR PRIMARY KEY, pipeline VARCHAR NOT NULL, batch VARCHAR NOT NULL,
+            batch_hash VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP,
+            outcome VARCHAR NOT NULL, steps JSON NOT NULL);
+        """
+    )
+
+
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    1: _migration_1,
+    2: _migration_2,
+    3: _migration_3,
+    4: _migration_4,
+    5: _migration_5,
+    6: _migration_6,
+}
