@@ -90,7 +90,7 @@ def test_an_altered_model_file_is_never_loaded(prod: Project, tmp_path: Path) ->
     path = prod.objects.path(mv.artifact)
     path.chmod(0o644)
     path.write_bytes(path.read_bytes() + b"tampered")
-    with pytest.raises(WorkbenchError, match=r"was altered .* refusing to load"):
+    with pytest.raises(WorkbenchError, match=r"model file of .* is damaged.* refusing to read it"):
         predict(prod, "churn-model@production", "churn@1", tmp_path / "o.parquet")
     path.unlink()
     with pytest.raises(WorkbenchError, match="missing from the store"):

@@ -21,10 +21,12 @@ so what is checked is exactly what is versioned.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.errors import UsageError
+from workbench.core.errors import DataError, UsageError
+from workbench.core.store import audit
 
 if TYPE_CHECKING:
     import polars as pl
@@ -309,3 +311,18 @@ def run_checks(lf: pl.LazyFrame, dataset: str, spec: dict[str, Any]) -> CheckRep
         for col in set(shares) - set(schema) - {"*"}:
             out.append(CheckResult(f"max_null_share({col})", False, f"column {col!r} is missing"))
     return CheckReport(dataset, out, spec.get("on_fail", "refuse"))
+
+
+class ChecksFailed(DataError):
+    """A new version broke its dataset's checks and was refused; ``report`` says how."""
+
+    def __init__(self, report: CheckReport) -> None:
+        super().__init__(f"{report.dataset}: version refused by its checks, {report.summary()}")
+        self.report = report
+
+
+def store_check(con: Any, dataset: str, number: int, report: CheckReport) -> None:
+    con.execute(
+        "INSERT INTO dataset_checks VALUES (?, ?, ?, ?, ?)",
+        [dataset, number, audit.now(), report.passed, json.dumps(report.to_dict(), default=str)],
+    )

@@ -11,15 +11,18 @@ from __future__ import annotations
 import builtins
 import concurrent.futures
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data import ingest
+from workbench.core.data.checks import ChecksFailed, store_check
 from workbench.core.data.profile import Profiler
 from workbench.core.data.segments import (
     Segment,
     choose_chunk_rows,
+    covering,
+    described,
     rechunk,
     scan_segments,
     store_piece,
@@ -158,9 +161,27 @@ class Datasets:
 
     # ---- reading data ----------------------------------------------------------
     def scan(self, ref: str | Ref | Version) -> pl.LazyFrame:
-        """The version's rows as a LazyFrame (nothing is read until collected)."""
+        """The version's rows as a LazyFrame, its chunks checked against their hashes
+        first: what is read is what was stored, or nothing is read."""
         v = self.resolve(ref)
+        self._check_segments(v, range(len(v.segments)))
         return scan_segments(v.segments, self.objects.path)
+
+    def rows(self, ref: str | Ref | Version, offset: int, length: int) -> pl.DataFrame:
+        """Rows ``offset`` to ``offset + length``, reading (and checking) only the chunks
+        that hold them: a page of a 1 GB version costs one chunk, not the version."""
+        if offset < 0 or length < 0:
+            raise UsageError("an offset and a row count are 0 or more")
+        v = self.resolve(ref)
+        needed, first = covering(v.segments, offset, length)
+        if not needed:  # past the end, or no rows asked for: the columns alone
+            needed, first, length = [0], offset, 0
+        self._check_segments(v, needed)
+        segments = [v.segments[i] for i in needed]
+        return scan_segments(segments, self.objects.path).slice(offset - first, length).collect()
+
+    def _check_segments(self, v: Version, which: Iterable[int]) -> None:
+        self.objects.check(described(f"dataset {v.ref}", v.segments, which))
 
     def load(self, ref: str | Ref | Version) -> pl.DataFrame:
         return self.scan(ref).collect()
@@ -168,32 +189,13 @@ class Datasets:
     def head(self, ref: str | Ref | Version, n: int = 10) -> pl.DataFrame:
         if n < 0:
             raise UsageError("-n must be 0 or more")
-        return self.scan(ref).head(n).collect()
+        return self.rows(ref, 0, n)
 
     def export(self, ref: str | Ref | Version, out: str | Path, fmt: str | None = None) -> Path:
         """Write a version to CSV, Parquet or JSON Lines (by extension or ``fmt``)."""
         target = Path(out).expanduser()
-        kind = fmt or ingest._EXT.get(target.suffix.lower())
-        if kind not in ingest.FORMATS:
-            raise UsageError(
-                f"cannot tell the format of {target}: use .csv, .tsv, .parquet or .jsonl"
-            )
-        if not target.parent.is_dir():
-            raise UsageError(f"no such folder: {target.parent}")
-        lf = self.scan(ref)
-        tmp = target.with_name(f".{target.name}.wb-tmp")
-        try:
-            if kind == "parquet":
-                lf.sink_parquet(tmp)
-            elif kind == "jsonl":
-                lf.sink_ndjson(tmp)
-            else:
-                lf.sink_csv(tmp, separator="\t" if kind == "tsv" else ",")
-            tmp.replace(target)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise DataError(f"cannot write {target}: {exc.strerror}") from None
-        return target
+        kind = ingest.output_format(target, fmt)
+        return ingest.write_whole(self.scan(ref), target, kind)
 
     # ---- adding ----------------------------------------------------------------
     def add(
@@ -238,7 +240,11 @@ class Datasets:
 
             def path_of(d: str) -> Path:
                 staged = stage.area / d
-                return staged if staged.exists() else project.objects.path(d)
+                if staged.exists():
+                    return staged
+                # a stored chunk the new version is built from or shares: checked first
+                project.objects.check({d: f"dataset {name} (a stored chunk it builds on)"})
+                return project.objects.path(d)
 
             known_check: list[Version | None] = []
 
@@ -335,7 +341,7 @@ class Datasets:
             )
         report = run_checks(self.scan(v), v.dataset, spec)
         with self.catalog.write() as con:
-            _store_check(con, v.dataset, v.number, report)
+            store_check(con, v.dataset, v.number, report)
             audit.append(
                 con,
                 "dataset.check",
@@ -483,22 +489,7 @@ class Datasets:
                 },
             )
             if report is not None:
-                _store_check(con, name, number, report)
+                store_check(con, name, number, report)
             version = self._version_rows(con, "dataset = ? AND number = ?", [name, number])[0]
         version.segments = segments
         return AddResult(version, created=True)
-
-
-class ChecksFailed(DataError):
-    """A new version broke its dataset's checks and was refused; ``report`` says how."""
-
-    def __init__(self, report: CheckReport) -> None:
-        super().__init__(f"{report.dataset}: version refused by its checks, {report.summary()}")
-        self.report = report
-
-
-def _store_check(con: Any, dataset: str, number: int, report: CheckReport) -> None:
-    con.execute(
-        "INSERT INTO dataset_checks VALUES (?, ?, ?, ?, ?)",
-        [dataset, number, audit.now(), report.passed, json.dumps(report.to_dict(), default=str)],
-    )

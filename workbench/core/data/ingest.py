@@ -376,3 +376,34 @@ def check_short_rows(src: Source, n_fields: int) -> None:
         raise DataError(
             f"{src.path} has ragged rows: line {lineno} has {fields} fields, the header has {n_fields}"
         )
+
+
+def output_format(target: Path, fmt: str | None = None) -> str:
+    """The format to write ``target`` in (by ``fmt`` or its extension), its folder checked."""
+    kind = fmt or _EXT.get(target.suffix.lower())
+    if kind not in FORMATS:
+        raise UsageError(f"cannot tell the format of {target}: use .csv, .tsv, .parquet or .jsonl")
+    if not target.parent.is_dir():
+        raise UsageError(f"no such folder: {target.parent}")
+    return kind
+
+
+def write_whole(lf: pl.LazyFrame, target: Path, kind: str) -> Path:
+    """Stream ``lf`` to ``target`` through a temporary file renamed into place: on any
+    failure (a full disk, an interrupted read) no part of a file is left behind."""
+    tmp = target.with_name(f".{target.name}.wb-tmp")
+    try:
+        if kind == "parquet":
+            lf.sink_parquet(tmp)
+        elif kind == "jsonl":
+            lf.sink_ndjson(tmp)
+        else:
+            lf.sink_csv(tmp, separator="\t" if kind == "tsv" else ",")
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot write {target}: {exc.strerror}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target

@@ -59,6 +59,31 @@ def choose_chunk_rows(sample: pl.DataFrame) -> int:
     return 1 << (rows.bit_length() - 1)
 
 
+def covering(segments: list[Segment], offset: int, length: int) -> tuple[list[int], int]:
+    """The positions of the segments that hold rows ``offset`` to ``offset + length``,
+    and the row number the first of them starts at."""
+    first, start = 0, 0
+    needed: list[int] = []
+    for i, seg in enumerate(segments):
+        end = start + seg.n_rows
+        if end > offset and start < offset + length:
+            if not needed:
+                first = start
+            needed.append(i)
+        start = end
+    return needed, first
+
+
+def described(owner: str, segments: list[Segment], which: Iterable[int]) -> dict[str, str]:
+    """Each object of the chosen segments, with what it is (for a one-line refusal)."""
+    n, out = len(segments), {}
+    for i in which:
+        out[segments[i].blob] = f"{owner} (chunk {i + 1} of {n})"
+        for p in segments[i].patches:
+            out.setdefault(p, f"{owner} (a patch of chunk {i + 1} of {n})")
+    return out
+
+
 def scan_segments(segments: Iterable[Segment], path_of: Callable[[str], Path]) -> pl.LazyFrame:
     import polars as pl
 

@@ -145,6 +145,7 @@ def _export(project: Project, root: Path, counts: dict[str, int]) -> None:
     for run_id, path, digest in arts:
         dest = _key_path(by_run[run_id]["dir"] / "artifacts", path)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        project.objects.check({digest: f"run:{run_id[:8]}'s artifact {path}"})
         shutil.copyfile(project.objects.path(digest), dest)
         counts["artifacts"] += 1
     lines: dict[tuple[str, str], list[str]] = {}

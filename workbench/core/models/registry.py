@@ -12,7 +12,6 @@ moved the alias in between, so two concurrent promotions cannot both win silentl
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -225,7 +224,9 @@ class Registry(AliasMoves):
         signature: dict[str, Any] = {}
         for cand in ("signature.json", model_art.path.rsplit(".", 1)[0] + ".signature.json"):
             if cand in arts:
-                signature = json.loads(self.objects.read_bytes(arts[cand].hash))
+                signature = json.loads(
+                    self.objects.read_bytes(arts[cand].hash, f"{ref}'s artifact {cand}")
+                )
                 break
         metrics = {k: v.last for k, v in info.metrics.items() if not k.endswith("_curve")}
         self.last_register_existed = False
@@ -333,19 +334,7 @@ class Registry(AliasMoves):
                 f"{mv.ref} was imported from MLflow without a pickled model file, so it cannot "
                 "score; register a run that logged one"
             )
-        path = self.objects.path(mv.artifact)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise WorkbenchError(
-                f"the model file of {mv.ref} ({mv.artifact[:12]}) is missing from the store; "
-                "run `workbench verify`"
-            ) from None
-        if hashlib.sha256(data).hexdigest() != mv.artifact:
-            raise WorkbenchError(
-                f"the model file of {mv.ref} was altered (its hash no longer matches); refusing to "
-                "load it. Run `workbench verify`"
-            )
+        data = self.objects.read_bytes(mv.artifact, f"the model file of {mv.ref}")
         from workbench.core.runs.model import load_model
 
         try:

@@ -204,7 +204,7 @@ def recipe_of(project: Project, ref: str) -> Recipe:
     features = None
     if p.get("features") == FEATURES_FILE:
         art = next(a for a in info.artifacts if a.path == FEATURES_FILE)
-        features = json.loads(project.objects.read_bytes(art.hash))
+        features = json.loads(project.objects.read_bytes(art.hash, f"{info.ref}'s {FEATURES_FILE}"))
     elif p.get("features") not in (None, ALL_FEATURES):
         features = json.loads(p["features"])
     return Recipe(

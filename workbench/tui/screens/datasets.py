@@ -180,7 +180,7 @@ class VersionScreen(WBScreen):
     def _page(self) -> None:
         offset = self.row_offset
         self.load(
-            lambda: self.project.datasets.scan(self.ref).slice(offset, PAGE_ROWS).collect(),
+            lambda: self.project.datasets.rows(self.ref, offset, PAGE_ROWS),
             self._show_page,
             group="rows",
         )
