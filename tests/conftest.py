@@ -131,6 +131,11 @@ def with_gates(project: Project, text: str) -> Project:
 def models(project: Project, tmp_path: Path) -> Project:
     """churn@1 (600 rows) and churn@2 (a shifted batch); a weak and a strong run on churn@1,
     registered as churn-model v1 and v2."""
+    return build_models(project, tmp_path)
+
+
+def build_models(project: Project, tmp_path: Path) -> Project:
+    """The ``models`` fixture's project, for fixtures of a wider scope."""
     from tests.core.test_training import churn
     from workbench.core.runs.training import Recipe, train
 

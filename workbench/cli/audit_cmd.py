@@ -10,7 +10,7 @@ from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, escape, json_option, print_json, table
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--subject", help="Only entries about this subject, e.g. churn or churn@2.")
 @click.option(
     "--limit",
@@ -22,10 +22,15 @@ from workbench.cli.output import console, escape, json_option, print_json, table
 )
 @json_option
 @pass_ctx
-def audit(ctx: Ctx, subject: str | None, limit: int, as_json: bool) -> None:
+@click.pass_context
+def audit(
+    click_ctx: click.Context, ctx: Ctx, subject: str | None, limit: int, as_json: bool
+) -> None:
     """The audit trail: every change to the project, newest first."""
     from workbench.core.store import audit as core_audit
 
+    if click_ctx.invoked_subcommand is not None:
+        return
     with ctx.project.catalog.read() as con:
         items = core_audit.entries(con, subject=subject, limit=limit)
     if as_json:
@@ -45,6 +50,22 @@ def audit(ctx: Ctx, subject: str | None, limit: int, as_json: bool) -> None:
     console().print(table(None, ["#", "time (UTC)", "actor", "action", "subject", "details"], rows))
 
 
+@audit.command("head")
+@json_option
+@pass_ctx
+def head(ctx: Ctx, as_json: bool) -> None:
+    """The newest entry's number and hash: keep it elsewhere, check it with
+    `workbench verify --head SEQ:HASH`."""
+    from workbench.core.store import audit as core_audit
+
+    with ctx.project.catalog.read() as con:
+        h = core_audit.head(con) or core_audit.Head(0, core_audit.GENESIS)
+    if as_json:
+        print_json(h.to_dict())
+    else:
+        click.echo(f"{h.seq}:{h.hash}")
+
+
 def _summary(details: dict) -> str:
     parts = [f"{k}={v}" for k, v in details.items() if v not in (None, "", [], {}) and k != "id"]
     text = ", ".join(parts)
@@ -52,13 +73,32 @@ def _summary(details: dict) -> str:
 
 
 @click.command()
+@click.option(
+    "--head",
+    "kept",
+    metavar="SEQ:HASH",
+    help="Also check that the trail still holds this head (from `workbench audit head`).",
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="First mend what can be mended safely: write a missing audit anchor from the "
+    "trail as it is now.",
+)
 @json_option
 @pass_ctx
-def verify(ctx: Ctx, as_json: bool) -> None:
+def verify(ctx: Ctx, kept: str | None, repair: bool, as_json: bool) -> None:
     """Check the audit chain and re-hash every object in the store."""
+    from workbench.core.store.audit import parse_head
+    from workbench.core.store.verify import repair as run_repair
     from workbench.core.store.verify import verify as run_verify
 
-    r = run_verify(ctx.project)
+    head = parse_head(kept) if kept else None
+    repaired = run_repair(ctx.project) if repair else []
+    for line in repaired:
+        if not as_json:
+            click.echo(f"REPAIRED {line}")
+    r = run_verify(ctx.project, kept=head)
     if as_json:
         print_json(
             {
@@ -67,6 +107,7 @@ def verify(ctx: Ctx, as_json: bool) -> None:
                 "objects_checked": r.objects_checked,
                 "problems": r.problems,
                 "orphans": r.orphans,
+                "repaired": repaired,
             }
         )
     else:

@@ -3,22 +3,124 @@
 Each entry's hash covers its content and the previous entry's hash, so editing
 or deleting any past row breaks the chain from that point on and ``verify``
 names the first entry that no longer matches.
+
+The chain alone cannot show that its newest entries were deleted: what is left is
+still a valid chain. So the head (the last entry's number and hash) is also kept
+outside the catalog, in ``audit.head`` beside it, rewritten after every commit that
+added entries; ``verify`` checks that the trail still reaches it, and a user can copy
+it elsewhere (``workbench audit head``) to check the whole file against later.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
+import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import duckdb
 
 GENESIS = "0" * 64
+ANCHOR = "audit.head"
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest entry: its number and hash (the whole trail up to it, in 64 hex digits)."""
+
+    seq: int
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash}
+
+
+def head(con: duckdb.DuckDBPyConnection) -> Head | None:
+    # max(seq) then the row: a top-1 sort scans the whole table (5 ms at 200k entries)
+    row = con.execute(
+        "SELECT seq, hash FROM audit WHERE seq = (SELECT max(seq) FROM audit)"
+    ).fetchone()
+    return Head(int(row[0]), str(row[1])) if row else None
+
+
+def write_anchor(path: Path, h: Head) -> None:
+    """Replace the anchor file atomically and durably (a crash leaves the old or the new)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(h.to_dict(), f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_anchor(path: Path) -> Head | None:
+    """The anchored head; None when there is no anchor file. An unreadable one is a
+    ValueError: it was written whole or not at all, so it was edited."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    data = json.loads(raw)
+    seq, digest = data["seq"], data["hash"]
+    if not isinstance(seq, int) or seq < 0 or not isinstance(digest, str) or len(digest) != 64:
+        raise ValueError("not an audit head")
+    return Head(seq, digest)
+
+
+def parse_head(text: str) -> Head:
+    """``SEQ:HASH`` as `workbench audit head` prints it."""
+    from workbench.core.errors import UsageError
+
+    seq, _, digest = text.strip().partition(":")
+    digest = digest.lower()
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise UsageError("a head looks like SEQ:HASH (64 hex digits), as `audit head` prints it")
+    return Head(int(seq), digest)
+
+
+def reaches(con: duckdb.DuckDBPyConnection, h: Head, source: str) -> list[str]:
+    """Does the trail still hold entry ``h.seq`` with hash ``h.hash``? (``source`` names
+    where the head came from, for the message)."""
+    current = head(con)
+    if h.seq == 0:
+        return []
+    if current is None or current.seq < h.seq:
+        have = current.seq if current else 0
+        return [
+            f"the audit trail ends at entry {have}, but {source} says it reached entry "
+            f"{h.seq}: the newest entries were deleted"
+        ]
+    row = con.execute("SELECT hash FROM audit WHERE seq = ?", [h.seq]).fetchone()
+    if row is None or row[0] != h.hash:
+        return [f"audit entry {h.seq} is not the one {source} recorded: the trail was rewritten"]
+    return []
+
+
+def anchor_problems(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """Is the trail still at least as long as its anchor says, through the same entry?"""
+    try:
+        anchored = read_anchor(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return [f"the audit anchor {path.name} is unreadable; it was edited by hand"]
+    if anchored is None:
+        return [
+            f"the audit anchor {path.name} is missing, so deleted newest entries would not "
+            "show; `workbench verify --repair` writes it from the trail as it is now"
+        ]
+    return reaches(con, anchored, f"its anchor ({path.name})")
 
 
 def actor() -> str:
@@ -61,11 +163,8 @@ def append_many(
     an entry); returns the last entry's sequence number, 0 when there were none."""
     if not entries:
         return 0
-    # max(seq) then the row: a top-1 sort scans the whole table (5 ms at 200k entries)
-    last = con.execute(
-        "SELECT seq, hash FROM audit WHERE seq = (SELECT max(seq) FROM audit)"
-    ).fetchone()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    last = head(con)
+    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
     cols: list[list[Any]] = [[] for _ in range(8)]
     for at, who, action, subject, details in entries:
         det = _canonical(details)

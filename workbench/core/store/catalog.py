@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError
-from workbench.core.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from workbench.core.store import audit
+from workbench.core.store.migrations import ANCHORED_SINCE, MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import duckdb
@@ -140,6 +141,8 @@ class Catalog:
         self.journal = path.parent / "journal"
         self.on_pending: Callable[[], object] | None = None
         self._folding = False
+        self.anchor = path.parent / audit.ANCHOR
+        self._anchored: audit.Head | None = None
 
     def _fold_pending(self, write: bool) -> None:
         if self.on_pending is None or self._folding or _Shared.depth:
@@ -286,8 +289,28 @@ class Catalog:
                         with contextlib.suppress(Exception):
                             con.execute("ROLLBACK")
                         raise self._save_error(exc) from None
+                    self._move_anchor(con)
                 else:
                     yield con
+
+    def _move_anchor(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Bring ``audit.head`` up to the trail's newest entry after a commit.
+
+        Only forward: a process that committed earlier but writes later must not move
+        it back. Never over a missing or unreadable anchor: that is evidence for
+        ``verify`` (the store's creation, or the migration that introduced it, wrote the
+        first one; ``verify --repair`` writes a new one when a user says so). Best
+        effort: the commit stands either way, and a failed write (a full disk) leaves
+        the anchor behind, which ``verify`` accepts; the next commit catches it up.
+        """
+        with contextlib.suppress(Exception):
+            h = audit.head(con)
+            if h is None or h == self._anchored:
+                return
+            known = audit.read_anchor(self.anchor)
+            if known is not None and known.seq < h.seq:
+                audit.write_anchor(self.anchor, h)
+            self._anchored = h
 
     def _save_error(self, exc: BaseException) -> StoreError:
         """One line for a failed commit: a full disk and a read-only store named as such
@@ -367,6 +390,14 @@ class Catalog:
                     "INSERT OR REPLACE INTO wb_meta VALUES ('schema_version', ?)", [str(target)]
                 )
             con.execute("COMMIT")
+            if current < ANCHORED_SINCE:
+                try:
+                    h = audit.head(con) or audit.Head(0, audit.GENESIS)
+                    audit.write_anchor(self.anchor, h)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot write the audit anchor {self.anchor}: {exc.strerror}"
+                    ) from None
             return SCHEMA_VERSION
 
     @classmethod

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+ANCHORED_SINCE = 7  # from this version on, audit.head exists beside the catalog
 
 
 def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
@@ -141,6 +142,11 @@ def _migration_6(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_7(con: duckdb.DuckDBPyConnection) -> None:
+    """No table changes: from here on the audit trail's head is anchored in a file
+    outside the catalog, which ``Catalog.migrate`` writes once this has committed."""
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
@@ -148,4 +154,5 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     4: _migration_4,
     5: _migration_5,
     6: _migration_6,
+    7: _migration_7,
 }

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from workbench.core.errors import StoreError
 from workbench.core.store import audit
 from workbench.core.store.catalog import one
 
@@ -176,13 +177,79 @@ def registry_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
     return problems
 
 
-def verify(project: Project) -> VerifyReport:
+def _audited(con: duckdb.DuckDBPyConnection, action: str) -> dict[str, dict[str, Any]]:
+    """The details of each audit entry of one action, by subject (the last one wins)."""
+    return {
+        subject: json.loads(details)
+        for subject, details in con.execute(
+            "SELECT subject, details FROM audit WHERE action = ? ORDER BY seq", [action]
+        ).fetchall()
+    }
+
+
+def record_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Drift reports and scorings must say what their (hash-chained) audit entries say:
+    a verdict or a row count edited in the catalog, or a report with no entry, shows."""
+    problems = []
+    said = _audited(con, "drift.report")
+    for rid, reference, current, drifted, share, n_drifted, n_tested in con.execute(
+        "SELECT id, reference, current, drifted, share, n_drifted, n_tested "
+        "FROM drift_reports ORDER BY created_at"
+    ).fetchall():
+        entry = said.pop(f"drift:{rid}", None)
+        stored = {
+            "reference": reference,
+            "current": current,
+            "drifted": drifted,
+            "share": round(share, 6),
+            "n_drifted": n_drifted,
+            "n_tested": n_tested,
+        }
+        if entry is None:
+            problems.append(f"drift report {rid[:12]} has no audit entry")
+        elif any(entry.get(k) != v for k, v in stored.items()):
+            changed = ", ".join(k for k, v in stored.items() if entry.get(k) != v)
+            problems.append(f"drift report {rid[:12]} differs from its audit entry ({changed})")
+    problems += [f"drift report {s.removeprefix('drift:')[:12]} was deleted" for s in said]
+    scored = {
+        d.get("scoring"): (subject, d) for subject, d in _scorings_audited(con) if d.get("scoring")
+    }
+    for sid, model, version, source, n_rows, output in con.execute(
+        "SELECT id, model, version, input, n_rows, output FROM scorings ORDER BY ts"
+    ).fetchall():
+        found = scored.pop(sid, None)
+        stored = {"input": source, "rows": n_rows, "output": output}
+        if found is None:
+            problems.append(f"scoring {sid[:12]} has no audit entry")
+        elif found[0] != f"{model}@{version}" or any(
+            found[1].get(k) != v for k, v in stored.items()
+        ):
+            problems.append(f"scoring {sid[:12]} differs from its audit entry")
+    problems += [f"scoring {str(sid)[:12]} was deleted" for sid in scored]
+    return problems
+
+
+def _scorings_audited(con: duckdb.DuckDBPyConnection) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (subject, json.loads(details))
+        for subject, details in con.execute(
+            "SELECT subject, details FROM audit WHERE action = 'model.predict' ORDER BY seq"
+        ).fetchall()
+    ]
+
+
+def verify(project: Project, kept: audit.Head | None = None) -> VerifyReport:
+    """Every check; ``kept`` is a head the user kept elsewhere, checked like the anchor."""
     report = VerifyReport()
     with project.catalog.read() as con:
         report.audit_entries = one(con, "SELECT count(*) FROM audit")[0]
         for p in audit.verify_chain(con):
             report.problems.append(f"audit entry {p.seq} {p.problem}")
+        report.problems += audit.anchor_problems(con, project.catalog.anchor)
+        if kept is not None:
+            report.problems += audit.reaches(con, kept, "the head you kept")
         report.problems += registry_problems(con)
+        report.problems += record_problems(con)
         report.problems += dangling_rows(con)
     journal = project.catalog.journal
     set_aside = sorted(journal.glob("*.unreadable")) if journal.is_dir() else []
@@ -203,3 +270,27 @@ def verify(project: Project) -> VerifyReport:
         if not store.verify(digest):
             report.problems.append(f"unreferenced object {digest[:12]} is damaged")
     return report
+
+
+def repair(project: Project) -> list[str]:
+    """Mend what is safe to mend, one line per thing done.
+
+    A missing or unreadable audit anchor is rewritten from the trail as it is now: the
+    user asked for it, having read what ``verify`` said (entries deleted before this
+    cannot be found any more, except against a head kept elsewhere).
+    """
+    done = []
+    anchor = project.catalog.anchor
+    try:
+        intact = audit.read_anchor(anchor) is not None
+    except (OSError, ValueError, KeyError, TypeError):
+        intact = False
+    if not intact:
+        with project.catalog.read() as con:
+            h = audit.head(con) or audit.Head(0, audit.GENESIS)
+        try:
+            audit.write_anchor(anchor, h)
+        except OSError as exc:
+            raise StoreError(f"cannot write the audit anchor {anchor}: {exc.strerror}") from None
+        done.append(f"wrote the audit anchor {anchor.name} at entry {h.seq}")
+    return done
