@@ -11,18 +11,17 @@ from __future__ import annotations
 import builtins
 import concurrent.futures
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data import ingest
 from workbench.core.data.checks import ChecksFailed, store_check
 from workbench.core.data.profile import Profiler
+from workbench.core.data.reading import VersionReader
 from workbench.core.data.segments import (
     Segment,
     choose_chunk_rows,
-    covering,
-    described,
     rechunk,
     scan_segments,
     store_piece,
@@ -54,7 +53,7 @@ if TYPE_CHECKING:
     from workbench.core.store.objects import ObjectStore, Staging
 
 
-class Datasets:
+class Datasets(VersionReader):
     """The dataset half of the Python API: ``Project().datasets``."""
 
     def __init__(self, catalog: Catalog, objects: ObjectStore, settings: Settings) -> None:
@@ -159,44 +158,6 @@ class Datasets:
             )[0]
         return json.loads(raw)
 
-    # ---- reading data ----------------------------------------------------------
-    def scan(self, ref: str | Ref | Version) -> pl.LazyFrame:
-        """The version's rows as a LazyFrame, its chunks checked against their hashes
-        first: what is read is what was stored, or nothing is read."""
-        v = self.resolve(ref)
-        self._check_segments(v, range(len(v.segments)))
-        return scan_segments(v.segments, self.objects.path)
-
-    def rows(self, ref: str | Ref | Version, offset: int, length: int) -> pl.DataFrame:
-        """Rows ``offset`` to ``offset + length``, reading (and checking) only the chunks
-        that hold them: a page of a 1 GB version costs one chunk, not the version."""
-        if offset < 0 or length < 0:
-            raise UsageError("an offset and a row count are 0 or more")
-        v = self.resolve(ref)
-        needed, first = covering(v.segments, offset, length)
-        if not needed:  # past the end, or no rows asked for: the columns alone
-            needed, first, length = [0], offset, 0
-        self._check_segments(v, needed)
-        segments = [v.segments[i] for i in needed]
-        return scan_segments(segments, self.objects.path).slice(offset - first, length).collect()
-
-    def _check_segments(self, v: Version, which: Iterable[int]) -> None:
-        self.objects.check(described(f"dataset {v.ref}", v.segments, which))
-
-    def load(self, ref: str | Ref | Version) -> pl.DataFrame:
-        return self.scan(ref).collect()
-
-    def head(self, ref: str | Ref | Version, n: int = 10) -> pl.DataFrame:
-        if n < 0:
-            raise UsageError("-n must be 0 or more")
-        return self.rows(ref, 0, n)
-
-    def export(self, ref: str | Ref | Version, out: str | Path, fmt: str | None = None) -> Path:
-        """Write a version to CSV, Parquet or JSON Lines (by extension or ``fmt``)."""
-        target = Path(out).expanduser()
-        kind = ingest.output_format(target, fmt)
-        return ingest.write_whole(self.scan(ref), target, kind)
-
     # ---- adding ----------------------------------------------------------------
     def add(
         self, path: str | Path, name: str, message: str | None = None, fmt: str | None = None
@@ -243,7 +204,9 @@ class Datasets:
                 if staged.exists():
                     return staged
                 # a stored chunk the new version is built from or shares: checked first
-                project.objects.check({d: f"dataset {name} (a stored chunk it builds on)"})
+                project.objects.check(
+                    {d: f"dataset {name} (a stored chunk it builds on)"}, self._sums([d])
+                )
                 return project.objects.path(d)
 
             known_check: list[Version | None] = []
@@ -313,6 +276,7 @@ class Datasets:
                 previous,
                 chunk_rows,
                 report,
+                stage.sums,
             )
         return version
 
@@ -423,6 +387,7 @@ class Datasets:
         previous: Version | None,
         chunk_rows: int,
         report: CheckReport | None = None,
+        sums: dict[str, str] | None = None,
     ) -> AddResult:
         created_at = audit.now()
         with self.catalog.write() as con:
@@ -472,6 +437,11 @@ class Datasets:
                 "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)",
                 [[d, size, "dataset", created_at] for d, size in sizes.items()],
             )
+            if sums:
+                con.execute(
+                    "INSERT OR IGNORE INTO object_sums SELECT unnest(?), unnest(?)",
+                    [builtins.list(sums), builtins.list(sums.values())],
+                )
             audit.append(
                 con,
                 "dataset.add",
