@@ -7,7 +7,7 @@ import sys
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, escape, json_option, print_json, table
+from workbench.cli.output import console, echo, escape, json_option, print_json, table
 
 
 @click.group(invoke_without_command=True)
@@ -63,7 +63,7 @@ def head(ctx: Ctx, as_json: bool) -> None:
     if as_json:
         print_json(h.to_dict())
     else:
-        click.echo(f"{h.seq}:{h.hash}")
+        echo(f"{h.seq}:{h.hash}")
 
 
 def _summary(details: dict) -> str:
@@ -97,7 +97,7 @@ def verify(ctx: Ctx, kept: str | None, repair: bool, as_json: bool) -> None:
     repaired = run_repair(ctx.project) if repair else []
     for line in repaired:
         if not as_json:
-            click.echo(f"REPAIRED {line}")
+            echo(f"REPAIRED {line}")
     r = run_verify(ctx.project, kept=head)
     if as_json:
         print_json(
@@ -112,11 +112,11 @@ def verify(ctx: Ctx, kept: str | None, repair: bool, as_json: bool) -> None:
         )
     else:
         for p in r.problems:
-            click.echo(f"FAIL {p}")
-        click.echo(
+            echo(f"FAIL {p}")
+        echo(
             f"audit chain: {r.audit_entries} entries; objects: {r.objects_checked} re-hashed; "
             f"{len(r.orphans)} unreferenced"
         )
-        click.echo("verify: OK" if r.ok else f"verify: {len(r.problems)} problem(s) found")
+        echo("verify: OK" if r.ok else f"verify: {len(r.problems)} problem(s) found")
     if not r.ok:
         sys.exit(1)

@@ -10,6 +10,7 @@ import click
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import (
     console,
+    echo,
     escape,
     fmt_num,
     json_option,
@@ -59,9 +60,9 @@ def add(
         print_json({**v.to_dict(), "created": res.created})
         return
     if not res.created:
-        click.echo(f"{v.ref} already has this content (sha256 {v.id[:12]}); no new version")
+        echo(f"{v.ref} already has this content (sha256 {v.id[:12]}); no new version")
         return
-    click.echo(
+    echo(
         f"Added {v.ref}  sha256 {v.id[:12]}  {v.n_rows:,} rows x {v.n_cols} columns  "
         f"stored {human_bytes(v.stored_bytes)} new of {human_bytes(v.total_bytes)}"
     )
@@ -105,7 +106,7 @@ def list_(ctx: Ctx, name: str | None, as_json: bool) -> None:
         print_json(items)
         return
     if not items:
-        click.echo("No datasets yet. Add one: workbench data add FILE --name NAME")
+        echo("No datasets yet. Add one: workbench data add FILE --name NAME")
         return
     rows = [
         [
@@ -291,7 +292,7 @@ def export(ctx: Ctx, ref: str, output: str) -> None:
     """Write a version out as a file."""
     v = ctx.project.datasets.resolve(ref)
     path = ctx.project.datasets.export(v, output)
-    click.echo(f"Wrote {v.ref} ({v.n_rows:,} rows) to {path}")
+    echo(f"Wrote {v.ref} ({v.n_rows:,} rows) to {path}")
 
 
 @data.command("check")
@@ -317,6 +318,6 @@ def check(ctx: Ctx, ref: str, as_json: bool) -> None:
             rows.append([verdict, escape(r.check), escape(r.detail), escape(examples)])
         v = ctx.project.datasets.resolve(ref)
         console().print(table(f"Checks of {v.ref}", ["", "check", "found", "e.g."], rows))
-        click.echo(f"{v.ref}: {report.summary()}")
+        echo(f"{v.ref}: {report.summary()}")
     if not report.passed:
         sys.exit(1)

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, escape, json_option, print_json, table
+from workbench.cli.output import console, echo, escape, json_option, print_json, table
 
 
 class _DefaultGroup(click.Group):
@@ -141,14 +141,12 @@ def compare(
         from workbench.app.drift_report import write
 
         path = write(reports[0], report_file)
-        click.echo(f"Wrote {path}", err=as_json)
+        echo(f"Wrote {path}", err=as_json)
     if plot_column:
         from workbench.app.drift_report import plot_text
 
         r = reports[0]
-        click.echo(
-            plot_text(r.column(plot_column), r.reference, r.current, min(console().width, 120))
-        )
+        echo(plot_text(r.column(plot_column), r.reference, r.current, min(console().width, 120)))
 
 
 SHOW_MISSING = 20
@@ -273,11 +271,11 @@ def show(
     if report_file:
         from workbench.app.drift_report import write
 
-        click.echo(f"Wrote {write(report, report_file)}", err=as_json)
+        echo(f"Wrote {write(report, report_file)}", err=as_json)
     if plot_column:
         from workbench.app.drift_report import plot_text
 
-        click.echo(
+        echo(
             plot_text(
                 report.column(plot_column),
                 report.reference,

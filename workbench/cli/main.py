@@ -14,6 +14,7 @@ import click
 
 from workbench import __version__
 from workbench.cli.context import Ctx, pass_ctx
+from workbench.core.text import inert_line
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,9 +74,9 @@ def init(directory: str, name: str | None) -> None:
 
     project, created = Project.init(directory, name=name)
     if created:
-        click.echo(f"Created workbench project in {project.root}")
+        click.echo(inert_line(f"Created workbench project in {project.root}"))
     else:
-        click.echo(f"{project.root} is already a workbench project (schema up to date)")
+        click.echo(inert_line(f"{project.root} is already a workbench project (schema up to date)"))
 
 
 def _register() -> None:
@@ -115,7 +116,7 @@ _register()
 
 def _fail(message: str, code: int) -> None:
     # One line, whatever the message quotes (a CSV parser error cites the bad line)
-    click.echo(f"error: {' '.join(str(message).split())}", err=True)
+    click.echo(f"error: {inert_line(' '.join(str(message).split()))}", err=True)
     sys.exit(code)
 
 

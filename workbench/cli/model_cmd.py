@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, escape, fmt_num, json_option, print_json, table
+from workbench.cli.output import console, echo, escape, fmt_num, json_option, print_json, table
 
 
 @click.group()
@@ -28,9 +28,9 @@ def register(ctx: Ctx, run_ref: str, name: str, description: str | None, as_json
         print_json(mv)
         return
     if ctx.project.models.last_register_existed:
-        click.echo(f"{mv.ref} already holds run:{mv.run_id[:8]}'s model; no new version")
+        echo(f"{mv.ref} already holds run:{mv.run_id[:8]}'s model; no new version")
         return
-    click.echo(
+    echo(
         f"Registered {mv.ref} from run:{mv.run_id[:8]} (trained on {mv.dataset_ref or 'unknown data'}, "
         f"{len(mv.inputs)} inputs)"
     )
@@ -216,11 +216,11 @@ def promote(
         return
     _print_gates(res.results)
     if not res.moved:
-        click.echo(f"{name}@{alias} is already v{version}; nothing changed")
+        echo(f"{name}@{alias} is already v{version}; nothing changed")
     else:
         was = f" (was v{res.previous})" if res.previous else ""
         forced = " FORCED past failing gates" if res.forced else ""
-        click.echo(f"{name}@{alias} -> v{version}{was}{forced}")
+        echo(f"{name}@{alias} -> v{version}{was}{forced}")
 
 
 @model.command("rollback")
@@ -231,7 +231,7 @@ def promote(
 def rollback(ctx: Ctx, name: str, alias: str, reason: str | None) -> None:
     """Move ALIAS back to the version that held it before."""
     current, previous = ctx.project.models.rollback(name, alias, reason)
-    click.echo(f"{name}@{alias} -> v{previous} (rolled back from v{current})")
+    echo(f"{name}@{alias} -> v{previous} (rolled back from v{current})")
 
 
 @model.command("archive")
@@ -242,7 +242,7 @@ def rollback(ctx: Ctx, name: str, alias: str, reason: str | None) -> None:
 def archive(ctx: Ctx, name: str, version: int, reason: str | None) -> None:
     """Retire a version: it stays on record but can no longer be promoted."""
     mv = ctx.project.models.archive(name, version, reason)
-    click.echo(f"Archived {mv.ref}")
+    echo(f"Archived {mv.ref}")
 
 
 @model.command("card")
@@ -258,9 +258,9 @@ def card(ctx: Ctx, ref: str, output: str | None) -> None:
         from pathlib import Path
 
         Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"Wrote {output}")
+        echo(f"Wrote {output}")
     else:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
 
 
 @click.command("predict")
@@ -296,6 +296,4 @@ def predict(
         summary = (
             f"mean {fmt_num(d.get('mean'))}, median {fmt_num(d.get('quantiles', {}).get('0.5'))}"
         )
-    click.echo(
-        f"Scored {res.rows:,} rows of {res.input} with {res.model} -> {res.output}  ({summary})"
-    )
+    echo(f"Scored {res.rows:,} rows of {res.input} with {res.model} -> {res.output}  ({summary})")

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from workbench.core.text import inert
+
 _console = None
 
 # One --json for every listing, so they all read the same in --help.
@@ -23,16 +25,41 @@ def console() -> Any:
     if _console is None:
         from rich.console import Console
 
+        class InertConsole(Console):
+            """Prints text with control, invisible and bidi characters escaped: stored text
+            (a tag, a message, a column name) must never drive the terminal."""
+
+            def print(self, *objects: Any, **kw: Any) -> None:
+                super().print(*(inert(o) if isinstance(o, str) else o for o in objects), **kw)
+
         width = None
         if not sys.stdout.isatty():  # pipes and files: no terminal to fit, so don't wrap at 80
             width = int(os.environ.get("COLUMNS", "0") or 0) or 160
-        _console = Console(highlight=False, soft_wrap=False, width=width)
+        _console = InertConsole(highlight=False, soft_wrap=False, width=width)
     return _console
+
+
+def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for text that may quote what a user stored, escaped as ``inert``."""
+    click.echo(inert(str(message)), err=err, nl=nl)
+
+
+# In JSON, strings escape C0 controls already; the invisible and bidi ones are valid
+# characters, so they are written as \uXXXX escapes (still the same JSON string).
+_JSON_UNSAFE = {code: f"\\u{code:04x}" for code in [*range(0x7F, 0xA0), 0x61C, 0xFEFF]}
+_JSON_UNSAFE.update(
+    {
+        c: f"\\u{c:04x}"
+        for r in ((0x200B, 0x2010), (0x2028, 0x202F), (0x2060, 0x206A))
+        for c in range(*r)
+    }
+)
 
 
 def print_json(data: Any) -> None:
     """Typed results (anything with ``to_dict``) print as their dict; dates as text."""
-    sys.stdout.write(json.dumps(data, indent=2, default=_plain, ensure_ascii=False) + "\n")
+    text = json.dumps(data, indent=2, default=_plain, ensure_ascii=False)
+    sys.stdout.write(text.translate(_JSON_UNSAFE) + "\n")
 
 
 def _plain(value: Any) -> Any:
@@ -62,7 +89,10 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], **kw: An
         t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(
-            *[x if hasattr(x, "__rich__") or hasattr(x, "__rich_console__") else str(x) for x in r]
+            *[
+                x if hasattr(x, "__rich__") or hasattr(x, "__rich_console__") else inert(str(x))
+                for x in r
+            ]
         )
     return t
 
@@ -70,4 +100,4 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], **kw: An
 def escape(text: Any) -> str:
     from rich.markup import escape as _escape
 
-    return _escape(str(text))
+    return _escape(inert(str(text)))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, escape, fmt_num, json_option, print_json, table
+from workbench.cli.output import console, echo, escape, fmt_num, json_option, print_json, table
 
 if TYPE_CHECKING:
     from workbench.core.runs.records import RunInfo, RunSummary
@@ -54,7 +54,7 @@ def list_(
         print_json(items)
         return
     if not items:
-        click.echo(
+        echo(
             "No runs match."
             if filter_ or experiment
             else "No runs yet. Train one: workbench train DATASET --target COL"
@@ -238,7 +238,7 @@ def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
     plt.xlabel("step")
     plt.plotsize(min(console().width, 120), 20)
     plt.theme("clear")
-    click.echo(plt.build())
+    echo(plt.build())
 
 
 @runs.command("delete")
@@ -248,7 +248,7 @@ def delete(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
     """Soft-delete runs (hidden from listings; `runs restore` brings them back)."""
     for ref in run_refs:
         rid = ctx.project.runs.delete(ref)
-        click.echo(f"Deleted run:{rid[:8]} (restore with: workbench runs restore {rid[:8]})")
+        echo(f"Deleted run:{rid[:8]} (restore with: workbench runs restore {rid[:8]})")
 
 
 @runs.command("restore")
@@ -258,7 +258,7 @@ def restore(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
     """Bring back deleted runs."""
     for ref in run_refs:
         rid = ctx.project.runs.restore(ref)
-        click.echo(f"Restored run:{rid[:8]}")
+        echo(f"Restored run:{rid[:8]}")
 
 
 @runs.command("tag")
@@ -277,4 +277,4 @@ def tag(ctx: Ctx, run_ref: str, pairs: tuple[str, ...]) -> None:
             ctx.project.runs.delete_tag(run_ref, pair[:-1])
         else:
             raise UsageError(f"expected KEY=VALUE or KEY- , got {pair!r}")
-    click.echo("Tags updated")
+    echo("Tags updated")

@@ -9,7 +9,7 @@ import sys
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, escape, fmt_num, print_json, table
+from workbench.cli.output import console, echo, escape, fmt_num, print_json, table
 from workbench.core.store.sql import EXPORTS
 
 
@@ -74,9 +74,9 @@ def sql(
                 [[escape(fmt_num(v)) for v in r] for r in res.rows],
             )
         )
-        click.echo(f"{len(res.rows):,} row{'s' if len(res.rows) != 1 else ''}", err=True)
+        echo(f"{len(res.rows):,} row{'s' if len(res.rows) != 1 else ''}", err=True)
     if res.truncated:
-        click.echo(f"(stopped at {limit:,} rows; raise --limit for more)", err=True)
+        echo(f"(stopped at {limit:,} rows; raise --limit for more)", err=True)
 
 
 def _csv_cell(value: object) -> object:
@@ -106,7 +106,7 @@ def _export_command(what: str, about: str) -> click.Command:
         from workbench.core.store.sql import export as run_export
 
         path, rows = run_export(ctx.project, what, output)
-        click.echo(f"Wrote {rows:,} {what} rows to {path}")
+        echo(f"Wrote {rows:,} {what} rows to {path}")
 
     return command
 
@@ -127,7 +127,7 @@ def export_mlflow(ctx: Ctx, directory: str) -> None:
     from workbench.core.interop.mlflow_export import export_store
 
     counts = export_store(ctx.project, directory)
-    click.echo(
+    echo(
         f"Wrote an MLflow store to {directory}: {counts['experiments']} experiments, "
         f"{counts['runs']} runs, {counts['points']:,} metric points, {counts['artifacts']} "
         f"artifacts, {counts['models']} models with {counts['versions']} versions"
@@ -172,11 +172,11 @@ def import_mlflow(ctx: Ctx, store: str, as_json: bool) -> None:
         print_json(summary.to_dict())
         return
     s = summary
-    click.echo(
+    echo(
         f"Imported {s.runs} runs ({s.runs_skipped} already here) in {len(s.experiments)} "
         f"experiments: {s.points:,} metric points, {s.params:,} params, {s.tags:,} tags, "
         f"{s.artifacts} artifact files ({s.artifact_bytes:,} bytes); {s.versions} model versions "
         f"({s.versions_skipped} already here) of {s.models} new models, {s.aliases} aliases"
     )
     for p in s.problems:
-        click.echo(f"  not imported as is: {p}")
+        echo(f"  not imported as is: {p}")

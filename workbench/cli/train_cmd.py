@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, escape, fmt_num, json_option, print_json, table
+from workbench.cli.output import console, echo, escape, fmt_num, json_option, print_json, table
 
 
 def _params(items: tuple[str, ...]) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def train(
     if as_json:
         print_json(info)
         return
-    click.echo(
+    echo(
         f"Run run:{run_id[:8]} finished ({recipe.model} on {info.dataset_ref}, "
         f"{info.params.get('task')}, {info.duration_s:.1f}s)"
     )
@@ -247,7 +247,7 @@ def sweep(
         )
     )
     if result["best"]:
-        click.echo(
+        echo(
             f"Best: run:{result['best']['run_id'][:8]} {result['metric']} = {fmt_num(result['best']['score'])}"
         )
     else:
@@ -286,7 +286,7 @@ def rerun(ctx: Ctx, run_ref: str, as_json: bool) -> None:
                 rows,
             )
         )
-        click.echo(
+        echo(
             "Reproduced: every metric matches"
             if r["reproduced"]
             else "NOT reproduced: metrics differ"

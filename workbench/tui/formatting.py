@@ -6,6 +6,8 @@ from typing import Any
 
 from rich.text import Text
 
+from workbench.core.text import inert
+
 
 def fmt(v: Any, digits: int = 4) -> str:
     if v is None:
@@ -22,7 +24,7 @@ def fmt(v: Any, digits: int = 4) -> str:
         if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
             return f"{v:.{digits}g}"
         return f"{v:.{digits}f}"
-    return str(v)
+    return inert(str(v))  # stored text never drives the terminal
 
 
 STATUS_COLOURS = {"finished": "green", "running": "yellow", "failed": "red", "killed": "red"}

@@ -26,6 +26,7 @@ from workbench.core.models.versions import (
 )
 from workbench.core.store import audit
 from workbench.core.store.catalog import one
+from workbench.core.text import has_unsafe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -287,7 +288,12 @@ def gates_alias_ok(alias: str) -> bool:
 
 
 def _check_text(text: str | None, what: str) -> None:
-    if text is not None and (
-        len(text) > 2000 or any(ord(ch) < 32 and ch not in "\t" for ch in text)
-    ):
-        raise UsageError(f"the {what} must be at most 2000 characters on one line")
+    if text is None:
+        return
+    if len(text) > 2000:
+        raise UsageError(f"the {what} is longer than 2000 characters")
+    if has_unsafe(text.replace("\t", " ")):
+        raise UsageError(
+            f"the {what} must be one line of printable text (it holds a control, "
+            "invisible or direction-changing character)"
+        )

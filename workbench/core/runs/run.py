@@ -15,7 +15,6 @@ import json
 import numbers
 import os
 import platform
-import re
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.errors import UsageError
 from workbench.core.runs.points import BLOCK, POINTS_FILE, POINTS_MAGIC
 from workbench.core.store import audit
+from workbench.core.text import NOT_IN_KEYS
 
 if TYPE_CHECKING:
     from workbench.core.store.objects import ObjectStore
@@ -44,7 +44,7 @@ _MIN_STEP, _MAX_STEP = -(2**63), 2**63 - 1
 _time_ns = time.time_ns
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 60.0
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = NOT_IN_KEYS  # controls and invisible or bidi characters
 
 
 def check_key(key: str, what: str) -> str:

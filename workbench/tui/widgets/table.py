@@ -22,6 +22,8 @@ from textual.coordinate import Coordinate
 from textual.geometry import Size
 from textual.widgets import DataTable
 
+from workbench.core.text import UNSAFE, inert
+
 
 def _one_style_text(value: Any) -> tuple[str | None, Style | None]:
     """A cell's text and its one style (None: unstyled) when it can be drawn without
@@ -66,6 +68,15 @@ def _cell_line(
     ]
 
 
+def safe_cell(value: Any) -> Any:
+    """A cell with control, invisible and bidi characters escaped (``core.text.inert``)."""
+    if isinstance(value, str):
+        return inert(value)  # a line break stays one: a cell may hold several lines
+    if isinstance(value, Text) and UNSAFE.search(value.plain):
+        return Text(inert(value.plain), style=value.style)
+    return value
+
+
 class Table(DataTable):
     """A DataTable that redraws once its columns are sized to new rows.
 
@@ -74,6 +85,19 @@ class Table(DataTable):
     columns cut to their header's width until the next cursor move. Clearing the line
     caches after the measuring makes the next paint use the real widths.
     """
+
+    # ---- every cell shown inert: stored text must never drive the terminal ----
+    def add_row(self, *cells: Any, **kw: Any) -> Any:
+        return super().add_row(*(safe_cell(c) for c in cells), **kw)
+
+    def add_column(self, label: Any, **kw: Any) -> Any:
+        return super().add_column(safe_cell(label), **kw)
+
+    def update_cell(self, row_key: Any, column_key: Any, value: Any, **kw: Any) -> None:
+        super().update_cell(row_key, column_key, safe_cell(value), **kw)
+
+    def update_cell_at(self, coordinate: Any, value: Any, **kw: Any) -> None:
+        super().update_cell_at(coordinate, safe_cell(value), **kw)
 
     def _update_dimensions(self, new_rows: Any) -> None:
         if not self._measure_text(new_rows):
@@ -104,7 +128,7 @@ class Table(DataTable):
             if len(cells) > len(columns):
                 raise ValueError("More values provided than there are columns.")
             locations[row_key] = index
-            data[row_key] = dict(zip_longest(columns, cells))
+            data[row_key] = dict(zip_longest(columns, map(safe_cell, cells)))
             self.rows[row_key] = Row(row_key, 1, None, False)
             new_rows.add(row_key)
             index += 1

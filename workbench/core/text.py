@@ -1,0 +1,41 @@
+"""Text a user typed, made safe to show in a terminal.
+
+A terminal obeys what it is sent: an ``ESC[`` sequence in a tag value can recolour,
+clear or retitle the screen, and a right-to-left override (U+202E) makes ``txt.exe``
+read as ``exe.txt``. Such characters are refused in names and keys, and shown escaped
+(``\\x1b``, ``\\u202e``) wherever stored text is printed, by the CLI and the app alike.
+Tabs and newlines are kept where text may span lines; everything else that moves the
+cursor, changes direction or hides itself is escaped.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 controls, DEL, and the invisible or direction-changing format characters:
+# Arabic letter mark, zero-width space/joiners/marks, line and paragraph separators,
+# the bidi embeddings/overrides/isolates, word joiner and friends, the BOM.
+_INVISIBLE = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_INVISIBLE}]")
+NOT_IN_KEYS = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def inert(text: str) -> str:
+    """``text`` with every unsafe character written out as an escape (tabs and newlines
+    kept). Unchanged, and cheap, for ordinary text."""
+    return UNSAFE.sub(_escaped, text) if UNSAFE.search(text) else text
+
+
+def inert_line(text: str) -> str:
+    """As ``inert``, for one line: newlines and tabs escaped as well."""
+    return NOT_IN_KEYS.sub(_escaped, text) if NOT_IN_KEYS.search(text) else text
+
+
+def has_unsafe(text: str) -> bool:
+    """Whether a key or a one-line text holds a character no name may hold."""
+    return NOT_IN_KEYS.search(text) is not None
