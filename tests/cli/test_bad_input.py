@@ -24,6 +24,8 @@ BAD_FILES = {
     "ragged_short.csv": (b"a,b,c\n1,2,3\n4,5\n6,7,8\n", "line 3 has 2 fields, the header has 3"),
     "ragged_long.csv": (b"a,b,c\n1,2,3\n4,5,6,7\n", "more fields than the header"),
     "binary.csv": (bytes(range(256)) * 40, "looks binary"),
+    # valid UTF-8 but made of control bytes: was "unexpected ComputeError"
+    "control_bytes.csv": (b"a,b\n" + bytes(range(1, 32)) * 100, "looks binary"),
     "latin1.csv": ("name,city\nJosé,Málaga\n".encode("latin-1"), "not UTF-8"),
     "utf16.csv": ("a,b\n1,2\n".encode("utf-16"), "UTF-16"),
     "dup_columns.csv": (b"a,a,b\n1,2,3\n", "'a' appears twice"),
@@ -93,12 +95,14 @@ def test_truncated_parquet_footer_is_refused(project_with_data: Project, tmp_pat
         (["data", "diff", "churn", "churn", "--key", "nope"], 2, "not in both versions"),
         (["data", "frobnicate"], 2, "No such command"),
         (["data", "add", "good.csv"], 2, "Missing option '--name'"),
+        (["data", "show", "churn@99999999999999999999999"], 2, "no version number is that large"),
+        (["drift", "compare", "churn", "sub/"], 1, "is a folder, not a data file"),
     ],
 )
 def test_bad_commands(
     project_with_data: Project, tmp_path: Path, args: list[str], code: int, fragment: str
 ) -> None:
-    os.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
     before = store_snapshot(project_with_data)
     r = run_cli("--project", str(project_with_data.root), *args, cwd=tmp_path)
     assert r.code == code, r

@@ -98,3 +98,23 @@ def test_bad_input_is_one_line_and_writes_no_report(
     assert message in r.err and len(r.err.strip().splitlines()) == 1
     assert "Traceback" not in r.err
     assert store_snapshot(versions) == before
+
+
+def test_drift_of_a_model_on_a_file_without_its_inputs_says_which(
+    models: Project, tmp_path: Path
+) -> None:
+    """As `predict` says it, not "unexpected ColumnNotFoundError"; nothing is stored."""
+    df = models.datasets.load("churn@2").drop("income")
+    df.write_csv(tmp_path / "no_income.csv")
+    before = store_snapshot(models)
+    r = run_cli(
+        "drift",
+        "compare",
+        "--model",
+        "churn-model@2",
+        str(tmp_path / "no_income.csv"),
+        cwd=models.root,
+    )
+    assert r.code == 1
+    assert r.err.strip() == "error: no_income.csv lacks column(s) the model needs: income"
+    assert store_snapshot(models) == before

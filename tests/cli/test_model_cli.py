@@ -121,3 +121,29 @@ def test_verify_catches_an_alias_or_model_hash_edited_behind_workbench(models: P
         con.execute("UPDATE model_versions SET artifact = 'ab' || artifact[3:] WHERE version = 2")
     r = run_cli("verify", cwd=root)
     assert r.code == 1 and "churn-model@2's artifact differs from the one registered" in r.out
+
+
+def test_a_drift_gate_names_only_reports_that_were_kept(models: Project) -> None:
+    """A refused promotion keeps no drift report, so it names none; a forced one keeps
+    its evidence and names the id that `drift show` finds."""
+    p = with_gates(models, 'production = ["drift_share(churn@2) <= 0.01"]')
+    refused = run_cli("model", "promote", "churn-model", "2", "--to", "production", cwd=p.root)
+    assert refused.code == 1 and "churn@1 → churn@2" in refused.out
+    assert "report" not in refused.out
+    assert json.loads(run_cli("drift", "list", "--json", cwd=p.root).out) == []
+    forced = run_cli(
+        "model",
+        "promote",
+        "churn-model",
+        "2",
+        "--to",
+        "production",
+        "--force",
+        "-r",
+        "ok",
+        cwd=p.root,
+    )
+    assert forced.code == 0, forced.err
+    rid = forced.out.split("drift evidence kept: report ")[1].split()[0]
+    shown = run_cli("drift", "show", rid, cwd=p.root)
+    assert shown.code == 0 and rid in shown.out

@@ -121,6 +121,10 @@ CORPUS: dict[str, Callable[[], bytes]] = {
     "zero_rows.parquet": lambda: _parquet(base().head(0)),
     "bad.jsonl": _text('{"age": 1}\n{"age": \n'),
     "json_array.jsonl": _text('[{"age": 1}, {"age": 2}]\n'),
+    # 300 levels overflowed Python's stack in Polars' schema inference; 1,000 stalled it
+    "deeply_nested.jsonl": _text(
+        ('{"age": 1, "deep": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}\n") * 3
+    ),
     # headers that cannot name columns
     "duplicate_columns.csv": _text("age,age,plan\n1,2,x\n"),
     "blank_column_name.csv": _text("age,,plan\n1,2,x\n"),

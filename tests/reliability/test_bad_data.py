@@ -37,6 +37,7 @@ ADD: dict[str, str | None] = {
     "zero_rows.parquet": "no data rows",
     "bad.jsonl": "not valid JSON Lines",
     "json_array.jsonl": "not valid JSON Lines",
+    "deeply_nested.jsonl": "nests values 1001 levels deep",
     "duplicate_columns.csv": "'age' appears twice",
     "blank_column_name.csv": "column 2 has a blank name",
     "blank_header.csv": "no header line",

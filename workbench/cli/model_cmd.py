@@ -211,6 +211,7 @@ def promote(
                 "previous": res.previous,
                 "forced": res.forced,
                 "gates": [r.to_dict() for r in res.results],
+                "drift_reports": res.reports,
             }
         )
         return
@@ -221,6 +222,8 @@ def promote(
         was = f" (was v{res.previous})" if res.previous else ""
         forced = " FORCED past failing gates" if res.forced else ""
         echo(f"{name}@{alias} -> v{version}{was}{forced}")
+        for rid in res.reports:
+            echo(f"drift evidence kept: report {rid[:12]} (workbench drift show {rid[:12]})")
 
 
 @model.command("rollback")

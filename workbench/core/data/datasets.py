@@ -172,6 +172,10 @@ class Datasets(VersionReader):
         digest_future = hashing.submit(sha256_file, src.path)
         try:
             return self._add(src, name, message, digest_future)
+        except RecursionError:  # past the head: a nested value deeper than its first rows
+            raise DataError(
+                f"{src.path} nests values too deeply to read as a table; flatten them first"
+            ) from None
         finally:
             hashing.shutdown(wait=True, cancel_futures=True)
 

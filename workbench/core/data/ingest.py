@@ -33,6 +33,10 @@ _EXT = {
     ".ndjson": "jsonl",
 }
 _SNIFF = 1 << 16
+MAX_DEPTH = 128  # nesting levels of JSON Lines values (far past any real table)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+_BINARY_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 INFER_ROWS = 10_000
 HEAD_ROWS = 2000  # rows read to find the date columns (and to size a version's chunks)
 
@@ -114,7 +118,16 @@ def _check_text(src: Source, head: bytes) -> None:
     if b"\x00" in head:
         raise DataError(f"{src.path} looks binary, not a {src.format.upper()} text file")
     text = _decode_head(src, head)
+    if len(_BINARY_CHARS.findall(text)) > max(8, len(text) // 100):
+        # valid UTF-8 made of control bytes: an image or an archive, not a table
+        raise DataError(f"{src.path} looks binary, not a {src.format.upper()} text file")
     if src.format == "jsonl":
+        depth = json_depth(text)
+        if depth > MAX_DEPTH:
+            raise DataError(
+                f"{src.path} nests values {depth} levels deep; workbench reads tables of at "
+                f"most {MAX_DEPTH} levels (flatten the nested fields first)"
+            )
         return
     first = text.split("\n", 1)[0].rstrip("\r")
     if not first.strip():
@@ -129,6 +142,24 @@ def _check_text(src: Source, head: bytes) -> None:
     except csv.Error as exc:
         raise DataError(f"{src.path}: cannot read the header line: {exc}") from None
     _check_names(src, header)
+
+
+def json_depth(text: str) -> int:
+    """How deeply objects and arrays nest in some JSON text (strings skipped).
+
+    Polars' schema inference recurses once per level: a few hundred levels overflow
+    Python's stack and a thousand stall the reader, so depth is measured first, on the
+    head of the file, in one pass.
+    """
+    bare = _JSON_STRING.sub('""', text)
+    depth = deepest = 0
+    for ch in _JSON_BRACKETS.findall(bare):
+        if ch in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _decode_head(src: Source, head: bytes) -> str:

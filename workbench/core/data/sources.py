@@ -52,6 +52,7 @@ class Table:
                 raise ingest.data_error(src, exc) from None
         else:
             if "/" in spec or path.suffix.lower() in _DATA_SUFFIXES:
+                ingest.open_source(path)  # says what is there instead: a folder, nothing
                 raise DataError(f"no such file: {path}")
             self.version = datasets.resolve(spec)
             self.label = self.version.ref

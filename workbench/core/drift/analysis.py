@@ -110,6 +110,13 @@ class Drift:
         for side in (ref, cur):
             if side.rows == 0:
                 raise DataError(f"{side.label} has no rows: nothing to compare")
+            # the model scores both sides: say what is missing as `predict` does, up front
+            missing = [c for c in (mv.inputs if mv is not None else []) if c not in side.schema]
+            if missing:
+                raise DataError(
+                    f"{side.label} lacks column(s) the model needs: {', '.join(missing[:10])}"
+                    + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
+                )
         if mv is not None and opts.columns is None and mv.inputs:
             opts = replace(
                 opts, columns=[c for c in mv.inputs if c in ref.schema or c in cur.schema]

@@ -94,7 +94,8 @@ class AliasMoves:
             report = self._compare_drift(target.dataset_ref, dataset_ref, target.inputs or None)
             if evidence is not None:
                 evidence.append(report)
-            return report.share, f"{target.dataset_ref} → {report.current}, report {report.id[:12]}"
+            # no report id here: the report is kept only if the alias moves (Promotion.reports)
+            return report.share, f"{target.dataset_ref} → {report.current}"
 
         same = measured or {}
         holder = None if champion is None or champion.version == version else champion.metrics
@@ -154,7 +155,8 @@ class AliasMoves:
                 self._save_drift(con, report)
 
         self._move(name, alias, expected, version, action, details, also=save_evidence)
-        return Promotion(target, alias, expected, results, bool(failed), moved=True)
+        kept = [r.id for r in evidence]
+        return Promotion(target, alias, expected, results, bool(failed), moved=True, reports=kept)
 
     def rollback(self, name: str, alias: str, reason: str | None = None) -> tuple[int, int]:
         """Move ``alias`` back to the version that held it before the current one."""

@@ -3,7 +3,7 @@ outcome, and the refusal that carries every gate's verdict."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +82,7 @@ class Promotion:
     results: list[gates.GateResult]
     forced: bool
     moved: bool  # False when the version already held the alias
+    reports: list[str] = field(default_factory=list)  # drift evidence kept with the move
 
 
 @dataclass(eq=False)

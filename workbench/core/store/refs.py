@@ -91,8 +91,13 @@ def parse_ref(text: str) -> Ref:
         return Ref(name=name)
     if selector.isdigit():
         number = int(selector)
-        if number < 1 or number > 2**31 - 1:
+        if number < 1:
             raise UsageError(f"invalid reference {_show(raw)}: version numbers start at 1")
+        if number > 2**31 - 1:
+            raise UsageError(
+                f"invalid reference {_show(raw)}: no version number is that large "
+                f"(at most {2**31 - 1:,})"
+            )
         return Ref(name=name, version=number)
     if selector.startswith("sha:"):
         prefix = selector[4:].lower()
