@@ -166,7 +166,7 @@ def test_time_split_trains_on_the_past(data: Project) -> None:
                 dataset="churn", target="churned", params={"bogus_param": 1}, model="random_forest"
             ),
             UsageError,
-            "bad random_forest parameter",
+            "random_forest has no parameter .bogus_param.",
         ),
         (Recipe(dataset="nope", target="x"), Exception, "no dataset named 'nope'"),
     ],

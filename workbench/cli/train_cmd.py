@@ -149,6 +149,7 @@ def train(
     help="Trials at once, each in its own process.",
 )
 @click.option("--metric", help="Pick the best by this metric (default val_auc / val_rmse).")
+@click.option("--features", help="Comma-separated feature columns (default: all but the target).")
 @click.option("--split", default="random:0.2", show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--experiment", "-e", default=None)
@@ -166,6 +167,7 @@ def sweep(
     trials: int | None,
     parallel: int,
     metric: str | None,
+    features: str | None,
     split: str,
     seed: int,
     experiment: str | None,
@@ -187,6 +189,7 @@ def sweep(
         params=_params(params),
         split=split,
         seed=seed,
+        features=[f.strip() for f in features.split(",")] if features else None,
         experiment=experiment or parse_ref(dataset).name,
         name=name,
     )

@@ -5,6 +5,8 @@ and one-hot encoding in a Pipeline for the others).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import UsageError
@@ -25,6 +27,59 @@ def infer_task(y: pl.Series) -> str:
     if y.dtype.is_float() and n <= 2 and set(y.drop_nulls().unique().to_list()) <= {0.0, 1.0}:
         return "binary"
     return "regression"
+
+
+@functools.cache
+def valid_params(model: str) -> frozenset[str]:
+    """Every parameter name ``model`` understands, to refuse a misspelt one up front.
+
+    scikit-learn estimators name theirs in ``get_params``; LightGBM also takes its core
+    parameters and their aliases (read from the library itself), which it would
+    otherwise warn about and ignore: ``-p bogus_param=1`` trained as if never given.
+    """
+    if model == "lightgbm":
+        import lightgbm as lgb
+
+        names = set(lgb.LGBMClassifier().get_params())
+        try:
+            from lightgbm.basic import _ConfigAliases
+
+            for name, aliases in _ConfigAliases._get_all_param_aliases().items():
+                names.add(name)
+                names.update(aliases)
+        except (ImportError, AttributeError):  # a LightGBM that moved its alias table
+            pass
+        return frozenset(names)
+    from sklearn import ensemble, linear_model
+
+    classes = {
+        "random_forest": (ensemble.RandomForestClassifier, ensemble.RandomForestRegressor),
+        "extra_trees": (ensemble.ExtraTreesClassifier, ensemble.ExtraTreesRegressor),
+        "hist_gb": (
+            ensemble.HistGradientBoostingClassifier,
+            ensemble.HistGradientBoostingRegressor,
+        ),
+        "logistic": (linear_model.LogisticRegression,),
+        "linear": (linear_model.LinearRegression,),
+        "ridge": (linear_model.Ridge,),
+    }[model]
+    return frozenset(name for cls in classes for name in cls().get_params())
+
+
+def check_params(model: str, keys: Iterable[str]) -> None:
+    """Refuse a parameter ``model`` does not have, naming the nearest one it does."""
+    import difflib
+
+    valid = valid_params(model)
+    for key in keys:
+        if key in valid:
+            continue
+        if key == "features":
+            raise UsageError("features is not a model parameter: give them with --features a,b")
+        same_case = [v for v in sorted(valid) if v.lower() == key.lower()]
+        near = same_case or difflib.get_close_matches(key, sorted(valid), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise UsageError(f"{model} has no parameter {key!r}{hint}")
 
 
 def build_estimator(

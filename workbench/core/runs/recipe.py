@@ -49,6 +49,9 @@ class Recipe:
                     f"invalid parameter name {str(key)[:60]!r}: use letters, digits and '_' "
                     "(e.g. n_estimators)"
                 )
+        from workbench.core.runs.families import check_params
+
+        check_params(self.model, self.params)
 
 
 def recipe_for(

@@ -100,6 +100,9 @@ def sweep(
     if parallel < 1:
         raise UsageError("--parallel must be at least 1")
     points = trials(grid, space, n_trials, base.seed)
+    from workbench.core.runs.families import check_params
+
+    check_params(base.model, [*grid, *space])  # a misspelt key would ignore every trial
     if len(points) > 1000:
         raise UsageError(
             f"the sweep has {len(points)} trials; at most 1000 (use --trials to sample)"
