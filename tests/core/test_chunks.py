@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from tests.conftest import frame
@@ -33,6 +34,7 @@ def test_append_stores_only_the_new_rows(small_chunks: Project, tmp_path: Path) 
     assert_frame_equal(small_chunks.datasets.load("t@1"), base)
 
 
+@pytest.mark.slow  # 100k rows, ten versions
 def test_scattered_edits_become_patches_and_read_back_exactly(
     small_chunks: Project, tmp_path: Path
 ) -> None:
@@ -88,6 +90,7 @@ def test_rows_deleted_in_the_middle_still_read_back_exactly(
     assert_frame_equal(small_chunks.datasets.load("t@1"), df)
 
 
+@pytest.mark.slow  # wide and narrow tables of a million cells
 def test_chunk_size_is_fixed_per_dataset_and_adapts_to_row_width(
     project: Project, tmp_path: Path
 ) -> None:

@@ -26,6 +26,8 @@ from workbench.core.store import audit
 from workbench.core.store.verify import verify
 from workbench.tui.app import WorkbenchApp
 
+pytestmark = pytest.mark.slow  # seven processes at once, and promotion races
+
 TRAINERS = 4
 BIG_ROWS = 1_000_000
 
