@@ -188,3 +188,29 @@ def test_a_store_from_before_the_anchor_gets_one_when_it_is_upgraded(
     fresh = Project(p.root)
     assert _verify(fresh) == (0, [])
     assert audit.read_anchor(fresh.catalog.anchor) == _head(fresh)
+
+
+@pytest.mark.parametrize("ended", [True, False], ids=["ended", "died"])
+def test_a_run_whose_start_record_was_lost_is_listed_and_recovered(
+    project: Project, ended: bool
+) -> None:
+    """A start record lost (a disk error, a hand) left a run folder nobody saw."""
+    run = project.runs.start(experiment="e", name="lost")
+    (project.catalog.journal / f"{run.id}.start").unlink()
+    run.log_param("lr", 0.1)
+    for step in range(5):
+        run.log_metric("loss", 1 / (step + 1), step=step)
+    if ended:
+        run.end("finished")
+    else:
+        run.flush()  # what a process flushed before it died
+    assert project.runs.list() == []
+    code, problems = _verify(project)
+    assert code == 1 and any(f"run folder {run.id[:8]} has no catalog row" in x for x in problems)
+
+    r = run_cli("verify", "--repair", cwd=project.root)
+    assert f"REPAIRED recovered run folder {run.id[:8]}" in r.out and r.code == 0, r.out
+    info = project.runs.get(run.id)
+    assert (info.experiment, info.status) == ("recovered", "finished" if ended else "killed")
+    assert info.params == {"lr": "0.1"} and info.metrics["loss"].count == 5
+    assert _verify(project) == (0, [])

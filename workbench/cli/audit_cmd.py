@@ -83,7 +83,7 @@ def _summary(details: dict) -> str:
     "--repair",
     is_flag=True,
     help="First mend what can be mended safely: write a missing audit anchor from the "
-    "trail as it is now.",
+    "trail as it is now; recover run folders whose start record was lost.",
 )
 @json_option
 @pass_ctx

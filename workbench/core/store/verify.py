@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError
@@ -251,6 +253,12 @@ def verify(project: Project, kept: audit.Head | None = None) -> VerifyReport:
         report.problems += registry_problems(con)
         report.problems += record_problems(con)
         report.problems += dangling_rows(con)
+        known_runs = {r[0] for r in con.execute("SELECT id FROM runs").fetchall()}
+    for run_id in orphan_run_folders(project, known_runs):
+        report.problems.append(
+            f"run folder {run_id[:8]} has no catalog row (its start record was lost); "
+            "`workbench verify --repair` recovers it as a killed run in experiment 'recovered'"
+        )
     journal = project.catalog.journal
     set_aside = sorted(journal.glob("*.unreadable")) if journal.is_dir() else []
     for record in set_aside:  # a run's start or end that could not be folded in
@@ -270,6 +278,69 @@ def verify(project: Project, kept: audit.Head | None = None) -> VerifyReport:
         if not store.verify(digest):
             report.problems.append(f"unreferenced object {digest[:12]} is damaged")
     return report
+
+
+def orphan_run_folders(project: Project, known: set[str]) -> list[str]:
+    """Run folders the catalog has no row for and no journal record is on its way to."""
+    runs_dir = project.store_dir / "runs"
+    journal = project.catalog.journal
+    if not runs_dir.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in runs_dir.iterdir()
+        if d.is_dir()
+        and len(d.name) == 32
+        and all(c in "0123456789abcdef" for c in d.name)
+        and d.name not in known
+        and not (journal / f"{d.name}.start").exists()
+    )
+
+
+def _recover_run(project: Project, run_dir: Path) -> str:
+    """Journal a start and an end for a run folder whose start record was lost, so the
+    next fold brings what it logged (params, points, artifacts) into the catalog."""
+    times = [p.stat().st_mtime for p in [run_dir, *run_dir.iterdir()]]
+    first, last = (
+        datetime.fromtimestamp(t, UTC).replace(tzinfo=None) for t in (min(times), max(times))
+    )
+    run_id = run_dir.name
+    record = project.runs.journal.record
+    record(
+        run_id,
+        "start",
+        {
+            "experiment": "recovered",
+            "name": f"recovered-{run_id[:8]}",
+            "start_time": first.isoformat(),
+            "host": None,
+            "pid": None,
+            "dataset": None,
+            "dataset_version": None,
+            "parent_id": None,
+            "environment": {},
+            "source": "workbench verify --repair",
+            "actor": audit.actor(),
+        },
+    )
+    # its end may have been set aside for want of a start: it is the true end, if readable
+    set_aside = project.catalog.journal / f"{run_id}.end.unreadable"
+    try:
+        end = json.loads(set_aside.read_text(encoding="utf-8"))
+        end["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        end = {
+            "status": "killed",
+            "error": "its start record was lost; recovered by workbench verify --repair",
+            "end_time": last.isoformat(),
+            "actor": audit.actor(),
+        }
+    record(run_id, "end", end)
+    set_aside.unlink(missing_ok=True)
+    return (
+        f"recovered run folder {run_id[:8]} as run:{run_id[:8]} "
+        f"(experiment 'recovered', {end['status']})"
+    )
 
 
 def repair(project: Project) -> list[str]:
@@ -293,4 +364,8 @@ def repair(project: Project) -> list[str]:
         except OSError as exc:
             raise StoreError(f"cannot write the audit anchor {anchor}: {exc.strerror}") from None
         done.append(f"wrote the audit anchor {anchor.name} at entry {h.seq}")
+    with project.catalog.read() as con:
+        known = {r[0] for r in con.execute("SELECT id FROM runs").fetchall()}
+    for run_id in orphan_run_folders(project, known):
+        done.append(_recover_run(project, project.store_dir / "runs" / run_id))
     return done
