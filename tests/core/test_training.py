@@ -229,3 +229,17 @@ def test_lightgbm_metrics_from_its_own_outputs_equal_fresh_predictions(
     # outputs that do not match a fresh prediction are not used
     wrong = {0: np.zeros(len(data["y_train"])), 1: np.zeros(len(data["y_val"]))}
     assert training._known_outputs(wrong, model, data["x_train"], data["x_val"]) == (None, None)
+
+
+def test_a_time_split_never_puts_one_time_on_both_sides() -> None:
+    """Cut at a value boundary, not a row count: 10 days of 37 rows each, 25% held out
+    would cut inside a day by count; no day may be in training and validation both."""
+    from workbench.core.runs.training import split_frame
+
+    days = pl.Series("day", np.repeat(np.arange(10), 37))
+    df = pl.DataFrame({"day": days.shuffle(seed=1), "x": np.arange(370)})
+    train_df, val_df = split_frame(df, Recipe(dataset="d", target="x", split="time:day:0.25"))
+    assert train_df.height + val_df.height == 370
+    assert train_df["day"].max() < val_df["day"].min()
+    # the whole boundary day goes to validation: 7.x days of 37 are 3 whole days
+    assert sorted(val_df["day"].unique().to_list()) == [7, 8, 9]

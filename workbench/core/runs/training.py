@@ -47,6 +47,13 @@ def split_frame(df: pl.DataFrame, recipe: Recipe) -> tuple[pl.DataFrame, pl.Data
         raise UsageError(f"time split column {col!r} is not in the dataset")
     ordered = df.sort(col, maintain_order=True)
     cut = int(round(ordered.height * (1 - frac)))
+    if 0 < cut < ordered.height:
+        # cut between two times, not inside one: every row of the first validation time
+        # goes to validation, so no time is on both sides (the model never sees a day
+        # it is then judged on)
+        boundary = ordered.get_column(col)[cut]
+        if boundary is not None:
+            cut -= int((ordered.get_column(col).head(cut) == boundary).sum())
     return ordered.head(cut), ordered.slice(cut)
 
 
