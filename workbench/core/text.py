@@ -39,3 +39,14 @@ def inert_line(text: str) -> str:
 def has_unsafe(text: str) -> bool:
     """Whether a key or a one-line text holds a character no name may hold."""
     return NOT_IN_KEYS.search(text) is not None
+
+
+def clip(text: str, limit: int = 120) -> str:
+    """At most about ``limit`` characters of a value, saying how long it was.
+
+    A 5 MB text cell quoted whole in a profile or a drift note made the report 5 MB and
+    its table seconds to draw; what a reader needs is which value, not all of it.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text):,} characters)"

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from workbench.core.text import clip
 
 if TYPE_CHECKING:
     import numpy as np
@@ -241,9 +244,34 @@ class Profiler:
         self.sample, self.sample_keys = sample, all_keys
 
     # ---- result -----------------------------------------------------------------
+    def _finite_values(self) -> Iterator[tuple[str, Any]]:
+        """Each numeric column's finite sample values as a numpy array, converted a block
+        of columns at a time: per column, Polars' casting and filtering cost ~0.5 ms of
+        overhead, 5 s of a 10,000-column profile."""
+        import numpy as np
+        import polars as pl
+
+        if self.sample is None:
+            return
+        numeric = [n for n in self.names if self.kinds[n] == "numeric"]
+        block = max(1, (1 << 24) // max(1, self.sample.height))  # ~128 MB of floats at most
+        for start in range(0, len(numeric), block):
+            names = numeric[start : start + block]
+            matrix = self.sample.select([pl.col(n).cast(pl.Float64) for n in names]).to_numpy()
+            for j, name in enumerate(names):
+                values = matrix[:, j]
+                yield name, values[np.isfinite(values)]
+
     def result(self) -> dict[str, Any]:
         rows = self.rows
         columns = []
+        dists = {}
+        for name, values in self._finite_values():  # a block of columns in memory at a time
+            a = self.acc[name]
+            basis: dict[str, Any] = {
+                k: jsonable(a[k]) for k in ("min", "max", "nan", "inf") if k in a
+            }
+            dists[name] = self._distribution(values, {**basis, "count": rows - a["nulls"]})
         for name in self.names:
             a, kind = self.acc[name], self.kinds[name]
             col: dict[str, Any] = {
@@ -263,13 +291,18 @@ class Profiler:
                 n = a.get("n", 0)
                 col["mean"] = jsonable(a["mean"]) if n else None
                 col["std"] = math.sqrt(a["m2"] / (n - 1)) if n > 1 else None
-                col["quantiles"], col["histogram"] = self._distribution(name, col)
+                col["quantiles"], col["histogram"] = dists.get(name) or self._distribution(
+                    None, col
+                )
             counts = self.counts.get(name)
             if counts is not None and (
                 kind != "numeric" or col["n_unique"] <= TOP_FOR_NUMERIC_UNIQUE
             ):
                 top = counts.sort(["count", "value"], descending=[True, False]).head(TOP_K)
-                col["top"] = [{"value": jsonable(v), "count": int(c)} for v, c in top.iter_rows()]
+                col["top"] = [
+                    {"value": clip(v) if isinstance(v, str) else jsonable(v), "count": int(c)}
+                    for v, c in top.iter_rows()
+                ]
             columns.append(col)
         return {"rows": rows, "sampled": rows > SAMPLE_ROWS, "columns": columns}
 
@@ -285,18 +318,12 @@ class Profiler:
         kth = (float(h[KMV_K - 1]) + 1.0) / 2.0**64
         return int(round((KMV_K - 1) / kth))
 
-    def _distribution(
-        self, name: str, col: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    @staticmethod
+    def _distribution(s: Any, col: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         import numpy as np
-        import polars as pl
 
         empty = {str(q): None for q in QUANTILES}
-        if self.sample is None:
-            return empty, None
-        column = self.sample.get_column(name).cast(pl.Float64).drop_nulls()
-        s = column.filter(column.is_finite()).to_numpy()
-        if s.size == 0:
+        if s is None or s.size == 0:
             return empty, None
         qs = np.quantile(s, QUANTILES)
         quantiles = {str(q): float(v) for q, v in zip(QUANTILES, qs, strict=True)}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.data.profile import kind_of
 from workbench.core.drift.stattests import default_method, get_method
 from workbench.core.errors import UsageError
+from workbench.core.text import clip
 
 if TYPE_CHECKING:
     import numpy as np
@@ -183,7 +184,7 @@ def _bar_plot(rc: np.ndarray, cc: np.ndarray, keys: list[str]) -> dict[str, Any]
     cs = np.bincount(cc, minlength=n) / max(cc.size, 1)
     order = np.argsort(-(rs + cs), kind="stable")
     top, rest = order[:PLOT_CATEGORIES], order[PLOT_CATEGORIES:]
-    labels = [keys[i] for i in top]
+    labels = [clip(keys[i], 60) for i in top]
     ref, cur = rs[top].tolist(), cs[top].tolist()
     if rest.size:
         labels.append(f"({rest.size} others)")
@@ -308,7 +309,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         if unseen:
             new = np.setdiff1d(cv, rv).tolist()
             share = float(np.isin(cv, new).mean())
-            shown = ", ".join(repr(keys[k]) for k in new[:5]) + (" …" if len(new) > 5 else "")
+            shown = ", ".join(repr(clip(keys[k])) for k in new[:5]) + (" …" if len(new) > 5 else "")
             out.notes.append(
                 f"{unseen} value(s) never seen in {ref.label} ({share:.1%} of rows): {shown}"
             )
