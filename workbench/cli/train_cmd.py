@@ -105,6 +105,8 @@ def train(
     }
     rows = [[k, fmt_num(v.last)] for k, v in sorted(shown.items())]
     console().print(table(None, ["metric", "value"], rows))
+    if "model.size" in info.tags:
+        echo(f"model: {info.tags['model.size']}")
 
 
 @click.command()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import UsageError, WorkbenchError
+from workbench.core.runs.model import PACKED, unpack
 
 if TYPE_CHECKING:
     from workbench.core.project import Project
@@ -145,8 +146,14 @@ def _export(project: Project, root: Path, counts: dict[str, int]) -> None:
     for run_id, path, digest in arts:
         dest = _key_path(by_run[run_id]["dir"] / "artifacts", path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        project.objects.check({digest: f"run:{run_id[:8]}'s artifact {path}"})
-        shutil.copyfile(project.objects.path(digest), dest)
+        what = f"run:{run_id[:8]}'s artifact {path}"
+        project.objects.check({digest: what})
+        with open(project.objects.path(digest), "rb") as f:
+            packed = f.read(len(PACKED)) == PACKED
+        if packed:  # MLflow users unpickle model.pkl themselves: give them the pickle
+            dest.write_bytes(unpack(project.objects.read_bytes(digest, what)))
+        else:
+            shutil.copyfile(project.objects.path(digest), dest)
         counts["artifacts"] += 1
     lines: dict[tuple[str, str], list[str]] = {}
     for run_id, key, step, value, ms in points:

