@@ -61,14 +61,15 @@ def demo(directory: str | None, sample: str, no_ui: bool) -> None:
 
         project = builder.build(started, done)
     out.print(f"Ready in {time.perf_counter() - t0:.1f}s: {project.root}")
-    where = f"--project {project.root}"
+    # --project belongs to workbench itself, before the command (`ui` takes no options)
+    command = f"workbench --project {project.root} ui"
     if no_ui:
-        out.print(f"Open it with: workbench ui {where}")
+        out.print(f"Open it with: {command}")
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        out.print(f"Not a terminal, so the app stays closed. Open it with: workbench ui {where}")
+        out.print(f"Not a terminal, so the app stays closed. Open it with: {command}")
         return
     from workbench.tui.app import run
 
     run(project)
-    out.print(f"The demo project stays at {project.root} (workbench ui {where})")
+    out.print(f"The demo project stays at {project.root} ({command})")
