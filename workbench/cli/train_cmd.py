@@ -105,8 +105,11 @@ def train(
     }
     rows = [[k, fmt_num(v.last)] for k, v in sorted(shown.items())]
     console().print(table(None, ["metric", "value"], rows))
-    if "model.size" in info.tags:
-        echo(f"model: {info.tags['model.size']}")
+    from workbench.core.runs.training import model_size_note
+
+    note = model_size_note(project.objects, info)
+    if note:
+        echo(f"model: {note}")
 
 
 @click.command()

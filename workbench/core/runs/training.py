@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import DataError, UsageError
 from workbench.core.runs.families import build_estimator, infer_task
-from workbench.core.runs.model import Features, Model, importance, model_bytes, pack
+from workbench.core.runs.model import PACKED, Features, Model, importance, model_bytes, pack
 from workbench.core.runs.recipe import Recipe, parse_split
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from workbench.core.project import Project
+    from workbench.core.runs.records import RunInfo
+    from workbench.core.store.objects import ObjectStore
 
 TRAIN_METRIC_ROWS = 100_000
 
@@ -325,6 +327,18 @@ def fit(
 LARGE_MODEL = 100 << 20  # a pickle past this gets a word of advice
 
 
+def model_size_note(objects: ObjectStore, info: RunInfo) -> str | None:
+    """What a run's model costs, for `train` to say: its pickled size and, when it is
+    stored packed, the size on disk (read from the packed file's header)."""
+    art = next((a for a in info.artifacts if a.path == "model.pkl"), None)
+    if art is None:
+        return None
+    with open(objects.path(art.hash), "rb") as f:
+        head = f.read(len(PACKED) + 8)
+    raw = int.from_bytes(head[len(PACKED) :], "little") if head.startswith(PACKED) else art.size
+    return _size_note(raw, art.size)
+
+
 def _size_note(raw: int, stored: int) -> str:
     mb = f"{raw / 1e6:,.1f} MB pickled"
     if stored != raw:
@@ -474,11 +488,7 @@ def train(
                 "classes": data["classes"],
             },
         )
-        raw = model_bytes(model)
-        stored = pack(raw)
-        run.log_bytes("model.pkl", stored, kind="model")
-        # what the model costs, said where a user sees it (train prints this tag)
-        run.set_tag("model.size", _size_note(len(raw), len(stored)))
+        run.log_bytes("model.pkl", pack(model_bytes(model)), kind="model")
         if progress:
             progress(run.id, scores)
     return run.id

@@ -280,8 +280,15 @@ def verify(project: Project, kept: audit.Head | None = None) -> VerifyReport:
     return report
 
 
+def _logged_anything(run_dir: Path) -> bool:
+    # A kill inside `Runs.start`, after the folder but before its start record, leaves
+    # the folder with its heartbeat alone: nothing was logged, nothing is lost.
+    return any(p.name not in ("heartbeat", ".start.tmp") for p in run_dir.iterdir())
+
+
 def orphan_run_folders(project: Project, known: set[str]) -> list[str]:
-    """Run folders the catalog has no row for and no journal record is on its way to."""
+    """Run folders that hold something logged but that the catalog has no row for and
+    no journal record is on its way to."""
     runs_dir = project.store_dir / "runs"
     journal = project.catalog.journal
     if not runs_dir.is_dir():
@@ -294,6 +301,7 @@ def orphan_run_folders(project: Project, known: set[str]) -> list[str]:
         and all(c in "0123456789abcdef" for c in d.name)
         and d.name not in known
         and not (journal / f"{d.name}.start").exists()
+        and _logged_anything(d)
     )
 
 
