@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from workbench.core.text import inert
+from workbench.core.text import inert, inert_json
 
 _console = None
 
@@ -44,22 +44,10 @@ def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
     click.echo(inert(str(message)), err=err, nl=nl)
 
 
-# In JSON, strings escape C0 controls already; the invisible and bidi ones are valid
-# characters, so they are written as \uXXXX escapes (still the same JSON string).
-_JSON_UNSAFE = {code: f"\\u{code:04x}" for code in [*range(0x7F, 0xA0), 0x61C, 0xFEFF]}
-_JSON_UNSAFE.update(
-    {
-        c: f"\\u{c:04x}"
-        for r in ((0x200B, 0x2010), (0x2028, 0x202F), (0x2060, 0x206A))
-        for c in range(*r)
-    }
-)
-
-
 def print_json(data: Any) -> None:
     """Typed results (anything with ``to_dict``) print as their dict; dates as text."""
     text = json.dumps(data, indent=2, default=_plain, ensure_ascii=False)
-    sys.stdout.write(text.translate(_JSON_UNSAFE) + "\n")
+    sys.stdout.write(inert_json(text) + "\n")
 
 
 def _plain(value: Any) -> Any:

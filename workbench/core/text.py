@@ -18,6 +18,8 @@ import re
 _INVISIBLE = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
 UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_INVISIBLE}]")
 NOT_IN_KEYS = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
+# what JSON leaves raw in its strings (it escapes C0 itself): written as \uXXXX instead
+_JSON_RAW = re.compile(f"[\x7f-\x9f{_INVISIBLE}]")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -34,6 +36,12 @@ def inert(text: str) -> str:
 def inert_line(text: str) -> str:
     """As ``inert``, for one line: newlines and tabs escaped as well."""
     return NOT_IN_KEYS.sub(_escaped, text) if NOT_IN_KEYS.search(text) else text
+
+
+def inert_json(text: str) -> str:
+    """JSON text with C1, invisible and bidi characters written as ``\\uXXXX`` escapes:
+    the same JSON value, inert in a terminal (only strings can hold them)."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def has_unsafe(text: str) -> bool:

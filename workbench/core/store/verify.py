@@ -179,21 +179,21 @@ def registry_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
     return problems
 
 
-def _audited(con: duckdb.DuckDBPyConnection, action: str) -> dict[str, dict[str, Any]]:
-    """The details of each audit entry of one action, by subject (the last one wins)."""
-    return {
-        subject: json.loads(details)
+def _audited(con: duckdb.DuckDBPyConnection, action: str) -> list[tuple[str, dict[str, Any]]]:
+    """(subject, details) of every audit entry of one action, oldest first."""
+    return [
+        (subject, json.loads(details))
         for subject, details in con.execute(
             "SELECT subject, details FROM audit WHERE action = ? ORDER BY seq", [action]
         ).fetchall()
-    }
+    ]
 
 
 def record_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Drift reports and scorings must say what their (hash-chained) audit entries say:
     a verdict or a row count edited in the catalog, or a report with no entry, shows."""
     problems = []
-    said = _audited(con, "drift.report")
+    said = dict(_audited(con, "drift.report"))
     for rid, reference, current, drifted, share, n_drifted, n_tested in con.execute(
         "SELECT id, reference, current, drifted, share, n_drifted, n_tested "
         "FROM drift_reports ORDER BY created_at"
@@ -214,7 +214,9 @@ def record_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
             problems.append(f"drift report {rid[:12]} differs from its audit entry ({changed})")
     problems += [f"drift report {s.removeprefix('drift:')[:12]} was deleted" for s in said]
     scored = {
-        d.get("scoring"): (subject, d) for subject, d in _scorings_audited(con) if d.get("scoring")
+        d.get("scoring"): (subject, d)
+        for subject, d in _audited(con, "model.predict")
+        if d.get("scoring")
     }
     for sid, model, version, source, n_rows, output in con.execute(
         "SELECT id, model, version, input, n_rows, output FROM scorings ORDER BY ts"
@@ -229,15 +231,6 @@ def record_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
             problems.append(f"scoring {sid[:12]} differs from its audit entry")
     problems += [f"scoring {str(sid)[:12]} was deleted" for sid in scored]
     return problems
-
-
-def _scorings_audited(con: duckdb.DuckDBPyConnection) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (subject, json.loads(details))
-        for subject, details in con.execute(
-            "SELECT subject, details FROM audit WHERE action = 'model.predict' ORDER BY seq"
-        ).fetchall()
-    ]
 
 
 def verify(project: Project, kept: audit.Head | None = None) -> VerifyReport:
