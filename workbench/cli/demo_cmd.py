@@ -64,12 +64,14 @@ def demo(directory: str | None, sample: str, no_ui: bool) -> None:
     # --project belongs to workbench itself, before the command (`ui` takes no options)
     command = f"workbench --project {project.root} ui"
     if no_ui:
-        out.print(f"Open it with: {command}")
+        out.print(f"Open it with: {command}", soft_wrap=True)  # one line, to copy whole
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        out.print(f"Not a terminal, so the app stays closed. Open it with: {command}")
+        out.print(
+            f"Not a terminal, so the app stays closed. Open it with: {command}", soft_wrap=True
+        )
         return
     from workbench.tui.app import run
 
     run(project)
-    out.print(f"The demo project stays at {project.root} ({command})")
+    out.print(f"The demo project stays at {project.root} ({command})", soft_wrap=True)
