@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import run_cli, store_snapshot
 from workbench.core.project import Project
+from workbench.core.text import has_unsafe
 
 pytestmark = pytest.mark.slow  # every hostile string through every command
 
@@ -105,8 +106,8 @@ PLACES: dict[str, tuple[list[str], Reader]] = {
         ["model", "promote", "churn-model", "1", "--to", "{alias}", "-r", "{}"],
         lambda p, s: p.models.history("churn-model")[-1]["reason"],
     ),
-    "archive reason": (
-        ["model", "archive", "churn-model", "1", "-r", "{}"],
+    "archive reason": (  # {spare}: a version of its own, held by no alias, so it can go
+        ["model", "archive", "{spare}", "1", "-r", "{}"],
         lambda p, s: json.loads(_last_audit(p, "model.archive"))["reason"],
     ),
     "tag value": (
@@ -149,13 +150,20 @@ def test_hostile_text_is_refused_or_kept_verbatim(
             f.writelines(f"{30 + k},pro,55.5,2021-01-01,1,160.0,a\n" for k in range(i + 1))
         subs = {"{csv}": str(base / "c.csv"), "{csv2}": str(csv2), "{run}": run}
         subs["{out}"], subs["{alias}"] = str(tmp_path / "o.csv"), f"stage{i}"
+        if "{spare}" in argv:
+            subs["{spare}"] = p.models.register(run, f"spare{i}").model
         args = [subs.get(a, a).replace("{}", text) for a in argv]
+        # free text a user may well type (printable, not blank, of a sane length) must be
+        # kept: a refusal there is a bug, not a pass
+        legit = read_back is not None and text.strip() and not has_unsafe(text)
+        legit = legit and len(text) <= 2000
         before = store_snapshot(p)
         r = run_cli(*args, cwd=root)
         where = f"{place} = {text[:40]!r}"
         assert "Traceback" not in r.err + r.out, where
         assert "unexpected" not in r.err, (where, r.err)
         if r.code != 0:
+            assert not legit, f"{where}: refused text a user may type: {r.err}"
             assert r.err.count("\n") == 1 and r.err.startswith("error: "), (where, r.err)
             assert store_snapshot(p) == before, f"{where}: refused but the store changed"
             outcomes["refused"] += 1
@@ -165,6 +173,10 @@ def test_hostile_text_is_refused_or_kept_verbatim(
         else:
             outcomes["worked"] += 1
     print(json.dumps({"place": place, **outcomes}))
+    if read_back is not None:  # a place that stores text must have stored some
+        assert outcomes["kept"] >= sum(
+            1 for t in HOSTILE if t.strip() and not has_unsafe(t) and len(t) <= 2000
+        ), outcomes
 
 
 # typed into the TUI: every second string (an empty box is not submitted, NUL cannot
