@@ -15,12 +15,14 @@ only by luck.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 LOG = os.environ.get("WB_KILL_LOG")
 AT = int(os.environ.get("WB_KILL_AT", "-1"))
@@ -50,16 +52,33 @@ def install() -> None:
 
     os.replace = replace  # type: ignore[assignment]
 
-    def write_durable(path: Path, data: bytes) -> None:
-        with open(path, "wb") as f:
-            f.write(data[: len(data) // 2])
-            f.flush()
-            hit("object half-written")
-            f.write(data[len(data) // 2 :])
-            f.flush()
-            os.fsync(f.fileno())
+    class HalfThenKill:
+        """A file whose ``write`` stops half-way at a write point, so the store's own
+        durable write (``objects._write_durable``, not a copy of it) is what is killed."""
 
-    objects._write_durable = write_durable  # type: ignore[assignment]
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def write(self, data: bytes) -> int:
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            hit("object half-written")
+            return self.f.write(data[len(data) // 2 :]) + len(data) // 2
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.f, name)
+
+        def __enter__(self) -> HalfThenKill:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+    def open_for_objects(path: Any, mode: str = "r", *args: Any, **kw: Any) -> Any:
+        f = builtins.open(path, mode, *args, **kw)  # noqa: SIM115 (the caller closes it)
+        return HalfThenKill(f) if "w" in mode else f
+
+    objects.open = open_for_objects  # type: ignore[attr-defined]
 
     real_connect = catalog.Catalog.connect.__wrapped__  # type: ignore[attr-defined]
 
