@@ -59,7 +59,7 @@ def head(ctx: Ctx, as_json: bool) -> None:
     from workbench.core.store import audit as core_audit
 
     with ctx.project.catalog.read() as con:
-        h = core_audit.head(con) or core_audit.Head(0, core_audit.GENESIS)
+        h = core_audit.head_or_genesis(con)
     if as_json:
         print_json(h.to_dict())
     else:

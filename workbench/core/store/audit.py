@@ -13,7 +13,6 @@ it elsewhere (``workbench audit head``) to check the whole file against later.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import hashlib
 import json
@@ -23,6 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import StoreError
+from workbench.core.store import objects
 
 if TYPE_CHECKING:
     import duckdb
@@ -50,20 +52,29 @@ def head(con: duckdb.DuckDBPyConnection) -> Head | None:
     return Head(int(row[0]), str(row[1])) if row else None
 
 
+def head_or_genesis(con: duckdb.DuckDBPyConnection) -> Head:
+    """The head, or entry 0 with the genesis hash for a trail with no entries yet."""
+    return head(con) or Head(0, GENESIS)
+
+
 def write_anchor(path: Path, h: Head) -> None:
-    """Replace the anchor file atomically and durably (a crash leaves the old or the new)."""
+    """Replace the anchor file atomically and durably (a crash leaves the old or the new),
+    as the object store writes its blobs."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(h.to_dict(), f)
-        f.flush()
-        os.fsync(f.fileno())
+    objects._write_durable(tmp, json.dumps(h.to_dict()).encode())
     os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    objects._fsync_dir(path.parent)
+
+
+def reanchor(con: duckdb.DuckDBPyConnection, path: Path) -> Head:
+    """Write the anchor from the trail as it is now (a new store, an upgrade, a repair the
+    user asked for); a failure is one line."""
+    h = head_or_genesis(con)
+    try:
+        write_anchor(path, h)
+    except OSError as exc:
+        raise StoreError(f"cannot write the audit anchor {path}: {exc.strerror}") from None
+    return h
 
 
 def read_anchor(path: Path) -> Head | None:

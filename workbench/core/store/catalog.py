@@ -391,13 +391,7 @@ class Catalog:
                 )
             con.execute("COMMIT")
             if current < ANCHORED_SINCE:
-                try:
-                    h = audit.head(con) or audit.Head(0, audit.GENESIS)
-                    audit.write_anchor(self.anchor, h)
-                except OSError as exc:
-                    raise StoreError(
-                        f"cannot write the audit anchor {self.anchor}: {exc.strerror}"
-                    ) from None
+                audit.reanchor(con, self.anchor)
             return SCHEMA_VERSION
 
     @classmethod

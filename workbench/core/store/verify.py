@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.errors import StoreError
 from workbench.core.store import audit
 from workbench.core.store.catalog import one
 
@@ -359,11 +358,7 @@ def repair(project: Project) -> list[str]:
         intact = False
     if not intact:
         with project.catalog.read() as con:
-            h = audit.head(con) or audit.Head(0, audit.GENESIS)
-        try:
-            audit.write_anchor(anchor, h)
-        except OSError as exc:
-            raise StoreError(f"cannot write the audit anchor {anchor}: {exc.strerror}") from None
+            h = audit.reanchor(con, anchor)
         done.append(f"wrote the audit anchor {anchor.name} at entry {h.seq}")
     with project.catalog.read() as con:
         known = {r[0] for r in con.execute("SELECT id FROM runs").fetchall()}
