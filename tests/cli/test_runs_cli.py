@@ -76,6 +76,29 @@ def test_train_list_show_compare_tag_delete(tmp_path: Path) -> None:
     assert len(json.loads(run_cli("runs", "list", "--json", cwd=root).out)) == 1
     assert run_cli("runs", "restore", rid, cwd=root).code == 0
     assert len(json.loads(run_cli("runs", "list", "--json", cwd=root).out)) == 2
+    other = json.loads(run_cli("runs", "list", "--json", cwd=root).out)[0]["id"]
+    audit_len = len(json.loads(run_cli("audit", "--json", "-n", "1000", cwd=root).out))
+
+    # several tags, or several runs, are one change: a bad one refuses them all
+    bad_tags = run_cli("runs", "tag", rid, "a=1", "b=2", "nope-", cwd=root)
+    assert bad_tags.code == 1 and "no tag 'nope'; nothing changed" in bad_tags.err
+    bad_pair = run_cli("runs", "tag", rid, "a=1", "oops", cwd=root)
+    assert bad_pair.code == 2 and "nothing changed" in bad_pair.err
+    bad_delete = run_cli("runs", "delete", other, "run:ffffffff", cwd=root)
+    assert bad_delete.code == 1 and "no run with an id starting with ffffffff" in bad_delete.err
+    assert json.loads(run_cli("runs", "show", rid, "--json", cwd=root).out)["tags"] == {
+        "stage": "review"
+    }
+    assert len(json.loads(run_cli("runs", "list", "--json", cwd=root).out)) == 2
+    assert len(json.loads(run_cli("audit", "--json", "-n", "1000", cwd=root).out)) == audit_len
+
+    # set and removed in one command: what comes last wins; restoring a live run is no change
+    assert run_cli("runs", "tag", rid, "a=1", "stage-", "b=2", "a-", cwd=root).code == 0
+    assert json.loads(run_cli("runs", "show", rid, "--json", cwd=root).out)["tags"] == {"b": "2"}
+    assert run_cli("runs", "restore", rid, other, cwd=root).code == 0
+    assert (
+        len(json.loads(run_cli("audit", "--json", "-n", "1000", cwd=root).out)) == audit_len + 2
+    )  # stage untagged, b tagged; no restore
 
 
 def test_run_errors_are_one_line(tmp_path: Path) -> None:

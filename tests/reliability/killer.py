@@ -2,7 +2,8 @@
 
 Used by ``test_kills.py`` as ``python killer.py ARGS...`` with:
 
-- ``WB_KILL_LOG=path``: write the list of write points reached, one per line (count mode);
+- ``WB_KILL_LOG=path``: write the write points reached, one per line with the time
+  (``name<TAB>seconds since the epoch``), as they are reached;
 - ``WB_KILL_AT=k``: SIGKILL this process when it reaches write point ``k`` (0-based).
 
 A write point is every place where the store changes on disk: before and after each
@@ -18,8 +19,10 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
+import re
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,7 @@ def hit(name: str) -> None:
     reached.append(name)
     if LOG:
         with open(LOG, "a") as f:  # written as we go: survives the kill
-            f.write(name + "\n")
+            f.write(f"{name}\t{time.time():.6f}\n")
     if len(reached) - 1 == AT:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -45,7 +48,12 @@ def install() -> None:
     real_replace = os.replace
 
     def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        what = Path(dst).name if "objects" not in str(dst) else "object"
+        # a run's id differs from one run of the command to the next: the point does not
+        what = (
+            re.sub(r"[0-9a-f]{32}", "RUN", Path(dst).name)
+            if "objects" not in str(dst)
+            else "object"
+        )
         hit(f"before rename -> {what}")
         real_replace(src, dst)
         hit(f"after rename -> {what}")

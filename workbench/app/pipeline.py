@@ -385,8 +385,7 @@ class Pipeline:
         else:
             options = cfg.recipe if isinstance(cfg.recipe, dict) else {}
             recipe = recipe_for(self.project, version.ref, cfg.target, name=name, **options)
-        run_id = train(self.project, recipe)
-        self.project.runs.set_tag(run_id, "pipeline", cfg.name)
+        run_id = train(self.project, recipe, tags={"pipeline": cfg.name})
         state["recipe"], state["run_id"] = recipe, run_id
         value = self.project.runs.get(run_id).last(cfg.metric)
         shown = f"{value:.4f}" if isinstance(value, float) else "-"

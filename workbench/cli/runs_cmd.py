@@ -246,8 +246,7 @@ def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
 @pass_ctx
 def delete(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
     """Soft-delete runs (hidden from listings; `runs restore` brings them back)."""
-    for ref in run_refs:
-        rid = ctx.project.runs.delete(ref)
+    for rid in ctx.project.runs.delete_many(list(run_refs)):
         echo(f"Deleted run:{rid[:8]} (restore with: workbench runs restore {rid[:8]})")
 
 
@@ -256,8 +255,7 @@ def delete(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
 @pass_ctx
 def restore(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
     """Bring back deleted runs."""
-    for ref in run_refs:
-        rid = ctx.project.runs.restore(ref)
+    for rid in ctx.project.runs.restore_many(list(run_refs)):
         echo(f"Restored run:{rid[:8]}")
 
 
@@ -269,12 +267,14 @@ def tag(ctx: Ctx, run_ref: str, pairs: tuple[str, ...]) -> None:
     """Set tags (KEY=VALUE) or remove them (KEY-)."""
     from workbench.core.errors import UsageError
 
-    for pair in pairs:
+    edits: list[tuple[str, str | None]] = []
+    for pair in pairs:  # all parsed before any is written: one change or none
         if "=" in pair:
             k, _, v = pair.partition("=")
-            ctx.project.runs.set_tag(run_ref, k, v)
+            edits.append((k, v))
         elif pair.endswith("-"):
-            ctx.project.runs.delete_tag(run_ref, pair[:-1])
+            edits.append((pair[:-1], None))
         else:
-            raise UsageError(f"expected KEY=VALUE or KEY- , got {pair!r}")
+            raise UsageError(f"expected KEY=VALUE or KEY- , got {pair!r}; nothing changed")
+    ctx.project.runs.edit_tags(run_ref, edits)
     echo("Tags updated")

@@ -383,41 +383,79 @@ class Runs:
 
     # ---- editing ---------------------------------------------------------------------
     def set_tag(self, ref: str, key: str, value: str) -> None:
-        run_id = self.resolve_id(ref)
-        check_key(key, "tag")
-        text = param_text(value)
-        with self.catalog.write() as con:
-            con.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?)", [run_id, key, text])
-            audit.append(con, "run.tag", f"run:{run_id}", {"key": key, "value": text})
+        self.edit_tags(ref, [(key, value)])
 
     def delete_tag(self, ref: str, key: str) -> None:
+        self.edit_tags(ref, [(key, None)])
+
+    def edit_tags(self, ref: str, edits: builtins.list[tuple[str, str | None]]) -> None:
+        """Apply ``(key, value)`` sets and ``(key, None)`` removals in order, as one
+        change: every key is checked and a removal of a tag that is not there is refused
+        before anything is written, so a command naming five tags never stops after two
+        (nor does a kill)."""
         run_id = self.resolve_id(ref)
+        for key, _ in edits:
+            check_key(key, "tag")
         with self.catalog.write() as con:
-            n = con.execute(
-                "DELETE FROM tags WHERE run_id = ? AND key = ? RETURNING key", [run_id, key]
-            ).fetchall()
-            if not n:
-                raise NotFoundError(f"run:{run_id[:8]} has no tag {key!r}")
-            audit.append(con, "run.untag", f"run:{run_id}", {"key": key})
+            tags: dict[str, str | None] = dict(
+                con.execute("SELECT key, value FROM tags WHERE run_id = ?", [run_id]).fetchall()
+            )
+            before = dict(tags)
+            for key, value in edits:
+                if value is None:
+                    if key not in tags:
+                        raise NotFoundError(f"run:{run_id[:8]} has no tag {key!r}; nothing changed")
+                    del tags[key]
+                else:
+                    tags[key] = param_text(value)
+            for key in before.keys() - tags.keys():
+                con.execute("DELETE FROM tags WHERE run_id = ? AND key = ?", [run_id, key])
+                audit.append(con, "run.untag", f"run:{run_id}", {"key": key})
+            for key, text in tags.items():
+                if before.get(key) != text:
+                    con.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?)", [run_id, key, text])
+                    audit.append(con, "run.tag", f"run:{run_id}", {"key": key, "value": text})
 
     def delete(self, ref: str) -> str:
         """Soft delete: hidden from listings, restorable with ``restore``."""
-        run_id = self.resolve_id(ref)
-        with self.catalog.write() as con:
-            status, deleted = one(con, "SELECT status, deleted_at FROM runs WHERE id = ?", [run_id])
-            if status == RUNNING:
-                raise WorkbenchError(f"run:{run_id[:8]} is still running; stop it first")
-            if deleted is None:
-                con.execute("UPDATE runs SET deleted_at = ? WHERE id = ?", [audit.now(), run_id])
-                audit.append(con, "run.delete", f"run:{run_id}", {})
-        return run_id
+        return self.delete_many([ref])[0]
 
     def restore(self, ref: str) -> str:
-        run_id = self.resolve_id(ref)
+        return self.restore_many([ref])[0]
+
+    def delete_many(self, refs: builtins.list[str]) -> builtins.list[str]:
+        """Soft-delete several runs as one change: all of them, or none if one is unknown
+        or still running. Deleting a deleted run changes nothing."""
+        return self._mark_deleted(refs, True)
+
+    def restore_many(self, refs: builtins.list[str]) -> builtins.list[str]:
+        """Bring several runs back as one change; restoring a live run changes nothing."""
+        return self._mark_deleted(refs, False)
+
+    def _mark_deleted(self, refs: builtins.list[str], deleted: bool) -> builtins.list[str]:
         with self.catalog.write() as con:
-            con.execute("UPDATE runs SET deleted_at = NULL WHERE id = ?", [run_id])
-            audit.append(con, "run.restore", f"run:{run_id}", {})
-        return run_id
+            ids = [self._resolve_id(con, ref) for ref in refs]
+            rows = {
+                rid: (status, gone)
+                for rid, status, gone in con.execute(
+                    "SELECT id, status, deleted_at FROM runs WHERE list_contains(?, id)", [ids]
+                ).fetchall()
+            }
+            if deleted:
+                for rid in ids:
+                    if rows[rid][0] == RUNNING:
+                        raise WorkbenchError(
+                            f"run:{rid[:8]} is still running; stop it first (nothing changed)"
+                        )
+            now = audit.now()
+            for rid in dict.fromkeys(ids):
+                if (rows[rid][1] is None) != deleted:
+                    continue  # already as asked
+                con.execute(
+                    "UPDATE runs SET deleted_at = ? WHERE id = ?", [now if deleted else None, rid]
+                )
+                audit.append(con, "run.delete" if deleted else "run.restore", f"run:{rid}", {})
+        return ids
 
     # ---- runs from elsewhere ------------------------------------------------------------
     def import_run(self, run: ImportedRun) -> str:

@@ -8,6 +8,7 @@ child run and the sweep goes on. The best child is chosen on a metric.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -25,6 +26,21 @@ if TYPE_CHECKING:
     from workbench.core.project import Project
 
 THREADED = ("lightgbm", "random_forest", "extra_trees")  # models that take n_jobs
+
+
+def die_with_parent() -> None:
+    """A trial's process goes when the sweep's does. Without this a ``kill -9`` of the
+    sweep left its workers training on as orphans, their runs shown running long after
+    the command was gone. Linux only (prctl's PR_SET_PDEATHSIG); elsewhere a worker
+    finishes its trial, then finds its parent gone and exits."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 
 
 def parse_grid(items: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
@@ -144,7 +160,9 @@ def sweep(
             r["name"] = f"{base.name or 'sweep'}-{i + 1}"
             recipes.append(r)
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=parallel, mp_context=ctx, initializer=die_with_parent
+        ) as pool:
             futures = {
                 pool.submit(project.train_in_child, str(project.root), r, parent.id): i
                 for i, r in enumerate(recipes)
@@ -227,9 +245,8 @@ def recipe_of(project: Project, ref: str) -> Recipe:
 def rerun(project: Project, ref: str, tolerance: float = 1e-9) -> dict[str, Any]:
     """Train again from a run's recipe and say whether every metric matches."""
     original = project.runs.get(ref)
-    new_id = train(project, recipe_of(project, ref))
+    new_id = train(project, recipe_of(project, ref), tags={"rerun_of": original.id})
     again = project.runs.get(new_id)
-    project.runs.set_tag(new_id, "rerun_of", original.id)
     rows, same = [], True
     for key, m in sorted(original.metrics.items()):
         if key == "fit_seconds" or key.endswith("_curve"):

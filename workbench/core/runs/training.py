@@ -437,9 +437,16 @@ def _log_staged(run: Any, est: Any, task: str, xt: Any, yt: Any, xv: Any, yv: An
 
 
 def train(
-    project: Project, recipe: Recipe, parent_id: str | None = None, progress: Any = None
+    project: Project,
+    recipe: Recipe,
+    parent_id: str | None = None,
+    progress: Any = None,
+    tags: dict[str, str] | None = None,
 ) -> str:
-    """Train one tracked run; returns its id. A failure is recorded on the run."""
+    """Train one tracked run; returns its id. A failure is recorded on the run.
+
+    ``tags`` are set while the run is live, so they land with its end: a rerun or a
+    pipeline's challenger is never seen finished without the tag that says what it is."""
     import numpy as np
     from sklearn.metrics import confusion_matrix
 
@@ -455,6 +462,8 @@ def train(
         source="workbench train",
     )
     with run:
+        for key, value in (tags or {}).items():
+            run.set_tag(key, value)
         run.log_params(
             {
                 "model": recipe.model,

@@ -88,13 +88,20 @@ def store_write_error(exc: OSError, where: Path) -> StoreError:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether the process runs. A zombie does not: a killed process whose parent never
+    reaps it (a container without an init, say) would otherwise hold its run or its
+    staging folder "alive" forever."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): the signal said it exists
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 class ObjectStore:
