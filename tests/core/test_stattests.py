@@ -244,3 +244,81 @@ def test_category_statistics_match_on_random_samples(
     assert close(stat, want_stat), (stat, want_stat)
     if want_p is not None:
         assert close(p, want_p)
+
+
+def _scipy_or_none(name: str, r: np.ndarray, c: np.ndarray, numeric: bool):
+    """scipy's answer, or None where scipy has none (it raises, or gives NaN)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stat, p = reference(name, r, c, numeric)
+    except (ValueError, ZeroDivisionError, np.linalg.LinAlgError):
+        return None
+    if math.isnan(stat) or (p is not None and math.isnan(p)):
+        return None
+    return stat, p
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ref=st.lists(floats, min_size=2, max_size=120),
+    cur=st.lists(floats, min_size=2, max_size=120),
+    name=st.sampled_from([m for m in NUMERIC if m not in ("chisquare", "g_test")]),
+)
+def test_every_numeric_method_matches_scipy_or_says_no_drift_where_scipy_has_no_answer(
+    ref: list[float], cur: list[float], name: str
+) -> None:
+    """All 12 numeric methods on any samples: scipy's statistic and p-value to 1e-9.
+    One value on both sides is no drift (scipy says NaN or raises there). Elsewhere, where
+    scipy raises, so may we (the report shows "could not be computed" with scipy's
+    reason); a NaN, which no threshold can judge, is never returned."""
+    r, c = np.array(ref), np.array(cur)
+    if len(set(ref) | set(cur)) == 1:
+        stat, p = get_method(name).compute(r, c, True)
+        assert stat == 0.0 and p in (None, 1.0), (stat, p)
+        return
+    want = _scipy_or_none(name, r, c, True)
+    try:
+        stat, p = get_method(name).compute(r, c, True)
+    except (ValueError, np.linalg.LinAlgError):
+        assert want is None, "scipy computes it, we raised"
+        return
+    assert not math.isnan(stat) and (p is None or not math.isnan(p)), (stat, p)
+    if want is None:
+        return
+    assert close(stat, want[0]), (stat, want[0])
+    if want[1] is None:
+        assert p is None
+    else:
+        assert close(p, want[1]), (p, want[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ref=st.lists(st.integers(0, 1), min_size=1, max_size=300),
+    cur=st.lists(st.integers(0, 1), min_size=1, max_size=300),
+    name=st.sampled_from(BINARY),
+)
+def test_every_binary_method_matches_scipy_on_random_samples(
+    ref: list[int], cur: list[int], name: str
+) -> None:
+    """The 8 methods for a two-valued column (z and Fisher's exact among them) on any
+    counts, one-sided ones included."""
+    r, c = np.array(ref), np.array(cur)
+    stat, p = get_method(name).compute(r, c, False)
+    assert not math.isnan(stat) and (p is None or not math.isnan(p)), (stat, p)
+    rc, _ = counts(r, c)
+    if name in ("chisquare", "g_test") and (rc == 0).any():
+        assert stat == math.inf and p == 0.0  # a value the reference never had
+        return
+    if len(set(ref) | set(cur)) < 2:
+        assert p in (None, 1.0)  # one value on both sides: nothing moved
+        return
+    want = _scipy_or_none(name, r, c, False)
+    assert want is not None, name
+    assert close(stat, want[0]), (stat, want[0])
+    assert (p is None) == (want[1] is None)
+    if want[1] is not None:
+        assert close(p, want[1]), (p, want[1])

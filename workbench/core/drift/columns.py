@@ -331,7 +331,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
     threshold = thr if thr is not None else opts.threshold or method.threshold
     out.method, out.reason, out.threshold = method_name, why, threshold
     try:
-        stat, p = method.fn(rv, cv, numeric)
+        stat, p = method.compute(rv, cv, numeric)
     except UsageError as exc:
         out.status, out.reason = FAILED, exc.message
         return out

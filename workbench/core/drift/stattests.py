@@ -49,6 +49,19 @@ class Method:
     # Evidently's KS calls drift at p <= threshold, every other test at p < threshold.
     inclusive: bool = False
 
+    def compute(
+        self, ref: np.ndarray, cur: np.ndarray, numeric: bool
+    ) -> tuple[float, float | None]:
+        """The statistic and p-value, or a ValueError where the method has no answer.
+        scipy returns NaN on some samples (Epps-Singleton on a handful of values, say),
+        and a NaN compared with a threshold is quietly "no drift"."""
+        import math
+
+        stat, p = self.fn(ref, cur, numeric)
+        if math.isnan(stat) or (p is not None and math.isnan(p)):
+            raise ValueError("no answer on these values (too few, or too much alike)")
+        return stat, p
+
     def drifted(self, statistic: float, p_value: float | None, threshold: float) -> bool:
         if self.kind == P_VALUE:
             assert p_value is not None
@@ -244,10 +257,20 @@ def _fisher(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, flo
     return float(res.statistic), float(res.pvalue)
 
 
+def _one_value(ref: np.ndarray, cur: np.ndarray) -> bool:
+    """Both sides hold one and the same value: nothing can have moved. scipy's t-test
+    says NaN there (which no threshold judges: it showed as "no" by accident), and
+    Anderson-Darling and Epps-Singleton raise."""
+    return bool(ref.min() == ref.max() == cur.min() == cur.max())
+
+
 def _anderson(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
     import warnings
 
     from scipy import stats
+
+    if _one_value(ref, cur):
+        return 0.0, 1.0
 
     with warnings.catch_warnings():  # scipy warns when it caps the p-value to [0.001, 0.25]
         warnings.simplefilter("ignore")
@@ -274,6 +297,9 @@ def _mann_whitney(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[floa
 def _t_test(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
     from scipy import stats
 
+    if _one_value(ref, cur):
+        return 0.0, 1.0
+
     res = stats.ttest_ind(ref, cur, equal_var=False)
     return float(res.statistic), float(res.pvalue)
 
@@ -287,7 +313,13 @@ def _energy(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, flo
 def _epps_singleton(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
     from scipy import stats
 
-    res = stats.epps_singleton_2samp(ref, cur)
+    if _one_value(ref, cur):
+        return 0.0, 1.0
+    import warnings
+
+    with warnings.catch_warnings():  # too few values: scipy warns and gives NaN (see compute)
+        warnings.simplefilter("ignore")
+        res = stats.epps_singleton_2samp(ref, cur)
     return float(res.statistic), float(res.pvalue)
 
 
