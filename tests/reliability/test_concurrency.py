@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from textual.widgets import DataTable
 
-from tests.tui.test_app import error_notifications, settle
+from tests.tui.test_app import settle
 from workbench.core.project import Project
 from workbench.core.store import audit
 from workbench.core.store.verify import verify
@@ -35,12 +36,13 @@ BIG_ROWS = 1_000_000
 # extra per-step metrics; it prints its run id and how many points it logged.
 TRAINER = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, time
+    from pathlib import Path
     import lightgbm as lgb
     import numpy as np
     from workbench import Project, start_run
 
-    root, worker = sys.argv[1], int(sys.argv[2])
+    root, worker, meet = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     project = Project(root)
     df = project.datasets.load(project.datasets.resolve("churn@1"))
     x = df.select("age", "income", "spend").to_numpy()
@@ -49,6 +51,10 @@ TRAINER = textwrap.dedent(
     with start_run(experiment="load", name=f"worker-{worker}", dataset="churn@1",
                    project=project) as run:
         run.log_params({"worker": worker, "rounds": 300})
+        # every trainer's run is open before any logs: they write at the same time
+        (meet / f"started-{worker}").touch()
+        while len(list(meet.glob("started-*"))) < int(sys.argv[4]):
+            time.sleep(0.005)
 
         def log_round(env):
             global logged
@@ -117,15 +123,21 @@ def test_tui_training_ingest_and_promotion_all_at_once(
     with p.catalog.read() as con:
         audit_before = con.execute("SELECT count(*) FROM audit").fetchall()[0][0]
 
-    screens: list[tuple[str, float]] = []  # (key, seconds until the screen had loaded)
+    screens: list[tuple[str, float, float]] = []  # (key, when, seconds until it had loaded)
+    windows: dict[str, list[float]] = {}  # process -> [spawned, seen ended]
 
-    async def main() -> tuple[dict[str, subprocess.Popen[str]], list[str]]:
+    def runs_on_screen(app: WorkbenchApp) -> set[str]:
+        table = app.screen.query_one("#runs", DataTable)
+        return {str(cell) for i in range(table.row_count) for cell in table.get_row_at(i)}
+
+    async def main() -> tuple[dict[str, subprocess.Popen[str]], list[str], set[str]]:
         app = WorkbenchApp(p)
-        errors = error_notifications(app)
         async with app.run_test(size=(160, 50)) as pilot:
             await settle(pilot)
             procs = {
-                f"trainer {w}": _spawn([str(script), str(p.root), str(w)], tmp_path)
+                f"trainer {w}": _spawn(
+                    [str(script), str(p.root), str(w), str(tmp_path), str(TRAINERS)], tmp_path
+                )
                 for w in range(TRAINERS)
             }
             procs["data add"] = _spawn(
@@ -146,38 +158,60 @@ def test_tui_training_ingest_and_promotion_all_at_once(
                 ],
                 p.root,
             )
+            for name in procs:
+                windows[name] = [time.time()]
             # the user keeps browsing while all of that runs: every screen, again and again
             keys = "odrfmais"
             i = 0
-            deadline = time.monotonic() + 240
-            while any(proc.poll() is None for proc in procs.values()):
-                assert time.monotonic() < deadline, "the processes did not finish"
+            while len(windows) > sum(len(w) == 2 for w in windows.values()):
                 t0 = time.perf_counter()
-                await pilot.press(keys[i % len(keys)])
+                await pilot.press("escape", keys[i % len(keys)])  # out of any box, then go
                 await settle(pilot, rounds=1)
-                screens.append((keys[i % len(keys)], time.perf_counter() - t0))
+                screens.append((keys[i % len(keys)], time.time(), time.perf_counter() - t0))
+                for name, proc in procs.items():
+                    if proc.poll() is not None and len(windows[name]) == 1:
+                        windows[name].append(time.time())
                 i += 1
-            # and the TUI then shows what they did
-            await pilot.press("r")
+            # and the app then shows what they did, within a poll of the catalog
+            await pilot.press("escape", "r")  # leave the SQL box first, as a user does
             await settle(pilot)
-            await pilot.pause(1.5)  # at least one poll of the catalog
-            await settle(pilot)
+            workers = {f"worker-{w}" for w in range(TRAINERS)}
+            polls = 0
+            while not workers <= runs_on_screen(app):
+                polls += 1
+                assert polls < 300, sorted(runs_on_screen(app))
+                await pilot.pause(0.1)
+                await settle(pilot, rounds=1)
             assert app.is_running
-        return procs, errors
+            return procs, list(app.errors_shown), runs_on_screen(app)
 
-    procs, errors = asyncio.run(main())
+    procs, errors, _ = asyncio.run(main())
     outputs = {name: proc.communicate() for name, proc in procs.items()}
     for name, proc in procs.items():
         err = outputs[name][1]
         assert proc.returncode == 0, (name, err)
         assert "busy" not in err and "lock" not in err.lower() and "Traceback" not in err, err
+    # no error seen in the app: neither a toast nor a screen's own error line
     assert errors == [], errors
-    assert len(screens) >= 3  # the TUI was in use the whole time
-    print(json.dumps({"screens": [(k, round(t, 2)) for k, t in screens]}))
+    # the seven overlapped: all six processes were alive at once, with the app in use
+    together = (max(w[0] for w in windows.values()), min(w[1] for w in windows.values()))
+    assert together[0] < together[1], windows
+    used = [s for s in screens if together[0] <= s[1] <= together[1]]
+    assert used, "the app was not used while all of them ran"
+    print(
+        json.dumps(
+            {
+                "screens": [(k, round(t, 2)) for k, _, t in screens],
+                "all at once (s)": round(together[1] - together[0], 1),
+                "screens while all ran": len(used),
+            }
+        )
+    )
 
     # every metric point of every run is in the catalog
     reported = [json.loads(outputs[f"trainer {w}"][0]) for w in range(TRAINERS)]
     with p.catalog.read() as con:
+        starts, ends = [], []
         for r in reported:
             n, status = con.execute(
                 "SELECT (SELECT count(*) FROM metrics WHERE run_id = ?), "
@@ -186,6 +220,12 @@ def test_tui_training_ingest_and_promotion_all_at_once(
             ).fetchall()[0]
             assert (n, status) == (r["points"], "finished")
             assert r["points"] == 300 + 2 * 5000  # one eval metric a round, two a step
+            start, end = con.execute(
+                "SELECT start_time, end_time FROM runs WHERE id = ?", [r["run"]]
+            ).fetchall()[0]
+            starts.append(start)
+            ends.append(end)
+        assert max(starts) < min(ends)  # the four runs logged at the same time
         # the promotion happened exactly once
         moves = con.execute(
             "SELECT version, previous FROM alias_history WHERE alias = 'production' ORDER BY seq"
@@ -209,6 +249,8 @@ PROMOTER = textwrap.dedent(
     from workbench.cli.main import main
 
     root, version, barrier = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    import workbench.core.models.gates, workbench.core.drift.analysis  # what a promotion loads
+    (barrier.parent / f"ready-{version}").touch()
     while not barrier.exists():  # both processes are loaded: start together
         time.sleep(0.001)
     main(["--project", root, "model", "promote", "churn-model", version, "--to", "staging"])
@@ -228,7 +270,9 @@ def test_two_promotions_to_one_alias_at_the_same_moment(
     script.write_text(PROMOTER)
     barrier = tmp_path / "go"
     procs = [_spawn([str(script), str(p.root), str(v), str(barrier)], tmp_path) for v in (1, 2)]
-    time.sleep(2.5)  # both have imported workbench and wait at the barrier
+    while not all((tmp_path / f"ready-{v}").exists() for v in (1, 2)):  # both loaded
+        assert all(proc.poll() is None for proc in procs), [p.communicate() for p in procs]
+        time.sleep(0.01)
     barrier.touch()
     results = [(proc.wait(timeout=120), *proc.communicate()) for proc in procs]
     codes = sorted(r[0] for r in results)

@@ -416,3 +416,32 @@ def test_the_real_app_makes_full_collections_only_when_idle(tui_project: Project
             gc.callbacks.remove(watch)
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def test_a_screen_shows_the_store_as_it_is_when_you_come_back(tui_project: Project) -> None:
+    """Only the screen on display hears of a change: the Overview's audit and models
+    panels, left for the Models screen while v2 was promoted to staging elsewhere, must show it
+    when the user comes back, not what they showed when left."""
+
+    def cells(app: WorkbenchApp, selector: str) -> str:
+        t = table(app, selector)
+        return " ".join(str(c) for i in range(t.row_count) for c in t.get_row_at(i))
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        assert "model.promote" in cells(app, "#ov-audit")
+        assert cells(app, "#ov-models") == "churn-model v1 - 2"
+        await pilot.press("m")
+        await settle(pilot)
+        stamp = app._stamp
+        # another terminal moves an alias while the user looks at the Models screen
+        Project(tui_project.root).models.promote("churn-model", 2, "staging")
+        while app._stamp == stamp:  # the next poll of the catalog (every 2 s)
+            await pilot.pause(0.05)
+        await settle(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        assert cells(app, "#ov-models") == "churn-model v1 v2 2"
+        audit = table(app, "#ov-audit")
+        assert "churn-model@staging" in " ".join(str(c) for c in audit.get_row_at(0))
+
+    drive(tui_project, steps)

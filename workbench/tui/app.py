@@ -9,6 +9,7 @@ by the CLI or a training process shows up without a manual refresh.
 
 from __future__ import annotations
 
+import collections
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -114,6 +115,9 @@ class WorkbenchApp(App[None]):
         self.freeze_gc = freeze_gc
         self._stamp: tuple[Any, ...] | None = None
         self.loading = 0  # see Loader.load
+        # Every error shown, as a toast or in a screen's own line (a bad filter, a SQL
+        # error), newest last: what the user saw, for tests and for a future error log.
+        self.errors_shown: collections.deque[str] = collections.deque(maxlen=200)
         self.last_load_done = 0.0  # monotonic time the latest load was delivered
         self._last_full_gc = time.monotonic()
         self.sub_title = project.root.name
@@ -168,6 +172,7 @@ class WorkbenchApp(App[None]):
 
     def on_show_error(self, event: ShowError) -> None:
         # one line, as the CLI prints it (a parser's message may quote a whole line)
+        self.errors_shown.append(event.message)
         self.notify(
             " ".join(event.message.split()),
             title="error",

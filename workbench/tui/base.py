@@ -53,19 +53,21 @@ class Loader:
                 app.loading -= 1
                 app.last_load_done = time.monotonic()
 
+        failed = on_error or self._post_error
+
         def work() -> None:
             try:
                 result = fn()
             except WorkbenchError as exc:
-                app.call_from_thread(deliver, on_error or self._post_error, exc.message)
+                app.call_from_thread(deliver, failed, exc.message)
                 return
             except OSError as exc:  # what the machine refused: the CLI's words
-                app.call_from_thread(deliver, on_error or self._post_error, os_error_message(exc))
+                app.call_from_thread(deliver, failed, os_error_message(exc))
                 return
             except Exception as exc:  # never crash the app on what a user typed
                 text = " ".join(str(exc).split())[:300]
                 message = f"unexpected {type(exc).__name__}: {text}"
-                app.call_from_thread(deliver, on_error or self._post_error, message)
+                app.call_from_thread(deliver, failed, message)
                 return
             app.call_from_thread(deliver, then, result)
 
@@ -74,6 +76,15 @@ class Loader:
     def _post_error(self, message: str) -> None:
         self.post_message(ShowError(message))  # type: ignore[attr-defined]
 
+    def say_error(self, label_id: str, message: str) -> None:
+        """An error shown in the screen's own line (where the mistake was typed) rather
+        than as a toast; recorded with the toasts in ``app.errors_shown``."""
+        from rich.markup import escape
+        from textual.widgets import Label
+
+        self.app.errors_shown.append(message)  # type: ignore[attr-defined]
+        self.query_one(f"#{label_id}", Label).update(f"[red]{escape(message)}[/]")  # type: ignore[attr-defined]
+
 
 class WBScreen(Loader, Screen):
     """A screen that reloads its data when the project changes elsewhere."""
@@ -81,11 +92,25 @@ class WBScreen(Loader, Screen):
     def refresh_data(self) -> None:
         """Load (again) what the screen shows; called on mount and on changes."""
 
+    # The catalog's change stamp when this screen last loaded. Only the screen on
+    # display is told of a change; one that comes back compares stamps, so it never
+    # shows the store as it was when the user left it.
+    _seen: Any = None
+
     def on_mount(self) -> None:
         # Textual calls every class's own on_mount along the MRO, a subclass's first: a
         # screen's on_mount sets up its tables and must not call this one again
         # (super().on_mount() here loaded every screen twice).
+        self._seen = self.app._stamp  # type: ignore[attr-defined]
         self.refresh_data()
 
     def on_data_changed(self, _: DataChanged) -> None:
+        self._seen = self.app._stamp  # type: ignore[attr-defined]
         self.refresh_data()
+
+    def on_screen_resume(self) -> None:
+        stamp = self.app._stamp  # type: ignore[attr-defined]
+        running = bool(stamp and stamp[1])  # runs log points without a new stamp
+        if stamp != self._seen or running:
+            self._seen = stamp
+            self.refresh_data()

@@ -81,7 +81,7 @@ class RunsScreen(WBScreen):
 
     def _bad_filter(self, message: str) -> None:
         self._to_table = False  # the cursor stays in the box, where the mistake is
-        self.query_one("#runs-error", Label).update(f"[red]{message}[/]")
+        self.say_error("runs-error", message)
 
     def _show(self, runs: list[RunSummary]) -> None:
         more = len(runs) > self.limit

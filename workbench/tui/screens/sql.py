@@ -65,16 +65,20 @@ class SqlScreen(WBScreen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "sql-views" and event.row_key.value:
-            self.query_one(
-                "#sql-query", Input
-            ).value = f"SELECT * FROM {event.row_key.value} LIMIT 100"
+            self._query = f"SELECT * FROM {event.row_key.value} LIMIT 100"
+            self.query_one("#sql-query", Input).value = self._query
             self.refresh_data()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._query = event.value
         self.refresh_data()
 
+    # What the results show: the query last submitted. A change elsewhere re-runs it,
+    # never the half-typed text in the box (that ran "SELEC" and showed a syntax error).
+    _query = EXAMPLE
+
     def refresh_data(self) -> None:
-        text = self.query_one("#sql-query", Input).value
+        text = self._query
 
         def run() -> Any:
             from workbench.core.store.sql import query
@@ -84,7 +88,7 @@ class SqlScreen(WBScreen):
         self.load(run, self._show, group="query", on_error=self._error)
 
     def _error(self, message: str) -> None:
-        self.query_one("#sql-status", Label).update(f"[red]{escape(message)}[/]")
+        self.say_error("sql-status", message)
 
     def _show(self, res: Any) -> None:
         table = self.query_one("#sql-results", DataTable)
