@@ -63,9 +63,12 @@ async def main():
     app = WorkbenchApp(Project(sys.argv[1]))
     async with app.run_test(size=(120, 40)) as pilot:
         for key in "odrfmas":
-            await pilot.press(key)
-            await pilot.pause(0.3)
-        await app.workers.wait_for_complete()
+            await pilot.press("escape", key)  # out of any text box, then go
+            while app.loading:  # this screen's reads have come back (they would fail
+                await pilot.pause(0.01)  # here if one needed the network)
+            await app.workers.wait_for_complete()
+        assert not app.errors_shown, list(app.errors_shown)  # no screen failed to read
+        assert type(app.screen).__name__ == "SqlScreen"  # every key went where it was meant
     print("tui ok")
 
 asyncio.run(main())

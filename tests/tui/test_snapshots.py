@@ -17,6 +17,21 @@ from workbench.core.project import Project
 from workbench.tui.app import WorkbenchApp
 
 
+async def still(pilot: Pilot[None]) -> None:
+    """Wait until the picture stops changing: plots redraw once their final size is
+    known, a frame or more after the loads land (a fixed pause lost that race when the
+    machine was busy)."""
+    previous = None
+    for _ in range(100):
+        await settle(pilot)
+        await pilot.pause()
+        shot = pilot.app.export_screenshot()
+        if shot == previous:
+            return
+        previous = shot
+    raise AssertionError("the screen never stopped changing")
+
+
 def keys(*pressed: str) -> Callable[[Pilot[None]], Any]:
     async def run_before(pilot: Pilot[None]) -> None:
         await settle(pilot)
@@ -24,9 +39,7 @@ def keys(*pressed: str) -> Callable[[Pilot[None]], Any]:
             await pilot.press(key)
             await settle(pilot)
         pilot.app.screen.set_focus(None)  # no blinking cursor in the picture
-        await settle(pilot)
-        await pilot.pause(0.3)  # plots redraw once their final size is known
-        await settle(pilot)
+        await still(pilot)
 
     return run_before
 
