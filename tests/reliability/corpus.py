@@ -37,12 +37,16 @@ def _replace_column(df: pl.DataFrame, name: str, values: object) -> pl.DataFrame
     return df.with_columns(pl.Series(name, values))
 
 
-def _mixed_types() -> bytes:
+def _mixed_types_table() -> pl.DataFrame:
     df = base().with_columns(pl.col("age").cast(pl.String))
     ages = df["age"].to_list()
     ages[150] = "forty"
     ages[299] = "n/a?"
-    return _csv(_replace_column(df, "age", ages))
+    return _replace_column(df, "age", ages)
+
+
+def _mixed_types() -> bytes:
+    return _csv(_mixed_types_table())
 
 
 def _nan_inf() -> bytes:
@@ -164,6 +168,68 @@ CORPUS: dict[str, Callable[[], bytes]] = {
     "nested_types.parquet": _nested_parquet,
     "jsonl_ragged_keys.jsonl": _text('{"age": 1, "plan": "a"}\n{"age": 2, "extra": true}\n'),
     "case_twins.csv": _text("Age,age,plan\n1,2,x\n3,4,y\n"),
+}
+
+
+def _nan_inf_holds() -> pl.DataFrame:
+    income = base()["income"].to_list()
+    special = [float("nan"), float("inf"), float("-inf")]
+    return _replace_column(
+        base(), "income", [special[k % 4] if k % 4 < 3 else v for k, v in enumerate(income)]
+    )
+
+
+def _huge_holds() -> pl.DataFrame:
+    seg = base()["segment"].to_list()
+    seg[7] = "x" * 2_000_000
+    return _replace_column(base(), "segment", seg)
+
+
+def _wide_holds() -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    df = base(50)
+    extra = pl.DataFrame({f"f{i}": rng.integers(0, 9, 50) for i in range(10_000 - df.width)})
+    return pl.concat([df, extra], how="horizontal")
+
+
+# What each readable file holds, built from the table it was made from and never by
+# reading the file: `data add` must store exactly this (names, order, every value).
+HOLDS: dict[str, Callable[[], pl.DataFrame]] = {
+    "bom.csv": base,
+    "crlf.csv": base,
+    "semicolons.csv": base,
+    "nan_inf.csv": _nan_inf_holds,
+    "all_null_column.csv": lambda: base().with_columns(pl.lit(None).alias("spend")),
+    "constant_columns.csv": lambda: base().with_columns(
+        pl.lit("pro").alias("plan"), pl.lit(1.5).alias("spend")
+    ),
+    "mixed_types.csv": _mixed_types_table,
+    "huge_field.csv": _huge_holds,
+    "10k_columns.csv": _wide_holds,
+    "one_row.csv": lambda: base().head(1),
+    "one_column.csv": lambda: base().select("age"),
+    "unicode_names.csv": lambda: base().rename({"age": "âge", "plan": "計画", "segment": "seg 🚀"}),
+    "control_char_names.csv": lambda: base().rename({"plan": "pl\x1b[31man"}),
+    "long_column_name.csv": lambda: base().rename({"segment": "s" * 5000}),
+    "quoted_newlines.csv": lambda: base().with_columns(
+        pl.col("segment").cast(pl.String) + pl.lit("\nline two, with comma")
+    ),
+    "target_all_null.csv": lambda: base().with_columns(pl.lit(None).alias("churned")),
+    "single_class_target.csv": lambda: base().with_columns(pl.lit(0).alias("churned")),
+    "bad_dates.csv": lambda: base().with_columns(
+        pl.col("signup").cast(pl.String).str.replace("2020-01-0", "2020-13-4", literal=True)
+    ),
+    "int_overflow.csv": lambda: base().with_columns(
+        pl.col("age").cast(pl.String).str.replace(r"^2", "99999999999999999999")
+    ),
+    "nested_types.parquet": lambda: base().with_columns(
+        pl.concat_list("age", "spend").alias("pair"),
+        pl.struct("plan", "segment").alias("both"),
+    ),
+    "jsonl_ragged_keys.jsonl": lambda: pl.DataFrame(
+        {"age": [1, 2], "plan": ["a", None], "extra": [None, True]}
+    ),
+    "case_twins.csv": lambda: pl.DataFrame({"Age": [1, 3], "age": [2, 4], "plan": ["x", "y"]}),
 }
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from tests.conftest import run_cli, store_snapshot
-from tests.reliability.corpus import CORPUS, base, write_corpus
+from tests.reliability.corpus import CORPUS, HOLDS, base, write_corpus
 from workbench.core.project import Project
 from workbench.core.store.verify import verify
 
@@ -101,6 +102,22 @@ DRIFT: dict[str, str | None] = {
 
 def test_the_corpus_is_big_enough() -> None:
     assert len(CORPUS) >= 30 and set(CORPUS) == set(ADD)
+    assert set(HOLDS) == {name for name, refusal in ADD.items() if refusal is None}
+
+
+def _holds(stored: pl.DataFrame, expected: pl.DataFrame) -> None:
+    """The same column names in the same order, the same rows, and every value equal
+    (compared as text, so an Int128 or a Date read from a CSV matches the table it was
+    written from; NaN, inf and null each as themselves)."""
+    assert stored.columns == expected.columns
+    assert stored.height == expected.height
+    for name in expected.columns:
+        got, want = stored[name], expected[name]
+        if got.dtype.is_nested() or want.dtype.is_nested():
+            assert got.to_list() == want.to_list(), name
+        else:
+            got_text, want_text = got.cast(pl.String), want.cast(pl.String)
+            assert got_text.equals(want_text), (name[:40], got_text.head(3), want_text.head(3))
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +178,8 @@ def test_bad_file_through_every_command(
     if ADD[name] is not None:
         assert store_snapshot(p) == before  # a refusal writes nothing
         assert list((p.store_dir / "tmp").iterdir()) == []
+    else:  # what was stored is what the file holds, read back through the CLI's reader
+        _holds(p.datasets.load(p.datasets.resolve("batch@1")), HOLDS[name]())
 
     drift = run_cli("drift", "churn@1", path, cwd=root)
     _expect(drift, DRIFT.get(name, ADD[name]))
