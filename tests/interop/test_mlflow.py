@@ -258,3 +258,90 @@ def test_import_refuses_what_is_not_an_mlflow_store(tmp_path: Path, project: Pro
             spec
         )
     assert store_snapshot(project) == before
+
+
+def test_runs_trained_here_are_read_back_by_mlflow(tmp_path: Path, project: Project) -> None:
+    """Not only imported runs: runs workbench trained (a single run and a sweep's parent
+    and children, with curves, tags, artifacts and a registered, aliased model) come out
+    as MLflow reads them: the same params, every point, the tags, the artifact bytes
+    (model.pkl as a plain pickle MLflow users load), the parent link, the registry."""
+    import pickle
+
+    import polars as pl
+
+    from tests.core.test_training import churn
+
+    churn(400, 0).write_parquet(tmp_path / "c.parquet")
+    root = project.root
+    assert run_cli("data", "add", str(tmp_path / "c.parquet"), "-n", "churn", cwd=root).code == 0
+    one = run_cli("train", "churn@1", "-t", "churned", "-p", "n_estimators=12", "--json", cwd=root)
+    assert one.code == 0, one.err
+    run_id = json.loads(one.out)["id"]
+    assert run_cli("runs", "tag", run_id, "stage=review", "note=ünï", cwd=root).code == 0
+    sweep = run_cli(
+        "sweep", "churn@1", "-t", "churned", "-m", "random_forest", "-g", "n_estimators=3,5",
+        "--json", cwd=root,
+    )  # fmt: skip
+    assert sweep.code == 0, sweep.err
+    parent = json.loads(sweep.out)["parent_id"]
+    assert run_cli("model", "register", run_id, "-n", "churn-model", cwd=root).code == 0
+    assert run_cli("model", "promote", "churn-model", "1", "--to", "staging", cwd=root).code == 0
+    out = tmp_path / "exported"
+    res = run_cli("export", "mlflow", str(out), cwd=root)
+    assert res.code == 0, res.err
+
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=out.as_uri(), registry_uri=out.as_uri())
+    runs = project.runs.list(limit=None)
+    assert len(runs) == 4  # the run, the sweep's parent and its two trials
+    theirs = mlflow_view(out.as_uri(), [r["id"] for r in runs])
+    for r in runs:
+        info = project.runs.get(r["id"])
+        assert theirs[r["id"]]["params"] == info.params
+        assert theirs[r["id"]]["status"] == "FINISHED"
+        mine: dict[str, list] = {}
+        with project.catalog.read() as con:
+            for key, step, ms, value in con.execute(
+                "SELECT key, step, epoch_ms(ts), value FROM metrics WHERE run_id = ?", [r["id"]]
+            ).fetchall():
+                mine.setdefault(key, []).append((step, ms, value))
+        assert same_points(theirs[r["id"]]["points"], {k: sorted(v) for k, v in mine.items()})
+        got = client.get_run(r["id"])
+        for key, value in info.tags.items():
+            assert got.data.tags[key] == value
+        if r["parent_id"]:
+            assert got.data.tags["mlflow.parentRunId"] == parent
+    assert any(k.endswith("_curve") for k in theirs[run_id]["points"])  # curves came too
+
+    # the artifacts, byte for byte; the model a pickle that predicts as ours does
+    listed = {a.path for a in client.list_artifacts(run_id)}
+    info = project.runs.get(run_id)
+    assert listed >= {a.path for a in info.artifacts}
+    fetched = Path(client.download_artifacts(run_id, "feature_importance.json", str(tmp_path)))
+    art = next(a for a in info.artifacts if a.path == "feature_importance.json")
+    assert fetched.read_bytes() == project.objects.read_bytes(art.hash)
+    model = pickle.loads(
+        Path(client.download_artifacts(run_id, "model.pkl", str(tmp_path))).read_bytes()
+    )
+    batch = churn(50, 9).drop("churned")
+    batch.write_csv(tmp_path / "batch.csv")
+    scored = run_cli(
+        "predict", "churn-model@staging", str(tmp_path / "batch.csv"), "-o",
+        str(tmp_path / "scored.csv"), cwd=root,
+    )  # fmt: skip
+    assert scored.code == 0, scored.err
+    ours_pred = pl.read_csv(tmp_path / "scored.csv")["prediction"].to_list()
+    assert model.predict(batch)["prediction"].to_list() == ours_pred
+
+    # the registry: the version points at the run, the alias at the version
+    rm = client.get_registered_model("churn-model")
+    assert rm.aliases == {"staging": "1"}
+    assert client.get_model_version("churn-model", "1").run_id == run_id
+
+    # and into a fresh project: the trials are nested under their sweep again
+    fresh, _ = Project.init(tmp_path / "fresh")
+    assert run_cli("import", "mlflow", str(out), cwd=fresh.root).code == 0
+    back = {r["name"] or "": r for r in fresh.runs.list(limit=None)}
+    assert [back[n]["parent_id"] for n in ("sweep-1", "sweep-2")] == [back["sweep"]["id"]] * 2

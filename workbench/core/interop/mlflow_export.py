@@ -52,7 +52,7 @@ def export_store(project: Project, target: str) -> dict[str, int]:
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     counts = {"experiments": 0, "runs": 0, "points": 0, "artifacts": 0, "models": 0, "versions": 0}
     try:
-        _export(project, tmp, counts)
+        _export(project, tmp, out.resolve(), counts)
         if out.exists():
             out.rmdir()
         tmp.replace(out)
@@ -65,14 +65,21 @@ def export_store(project: Project, target: str) -> dict[str, int]:
     return counts
 
 
-def _export(project: Project, root: Path, counts: dict[str, int]) -> None:
+def _export(project: Project, root: Path, final: Path, counts: dict[str, int]) -> None:
+    """Write the store in ``root`` (a staging folder) with every location naming
+    ``final``, where it will be renamed: MLflow reads artifacts from the URI written in
+    each meta.yaml, and those once named the staging folder, gone after the rename."""
+
+    def uri(*parts: str) -> str:
+        return final.joinpath(*parts).as_uri()
+
     with project.catalog.read() as con:
         exps = con.execute(
             "SELECT name, created_at FROM experiments ORDER BY created_at, name"
         ).fetchall()
         runs = con.execute(
-            "SELECT id, experiment, name, status, start_time, end_time, deleted_at FROM runs "
-            "ORDER BY start_time"
+            "SELECT id, experiment, name, status, start_time, end_time, deleted_at, parent_id "
+            "FROM runs ORDER BY start_time"
         ).fetchall()
         params = con.execute("SELECT run_id, key, value FROM params").fetchall()
         tags = con.execute("SELECT run_id, key, value FROM tags").fetchall()
@@ -89,7 +96,7 @@ def _export(project: Project, root: Path, counts: dict[str, int]) -> None:
     root.mkdir(parents=True)
     ids = {name: str(i) for i, (name, _) in enumerate(exps, 1)}
     default = {
-        "artifact_location": (root / "0").resolve().as_uri(),
+        "artifact_location": uri("0"),
         "experiment_id": "0",
         "lifecycle_stage": "active",
         "name": "Default",
@@ -102,7 +109,7 @@ def _export(project: Project, root: Path, counts: dict[str, int]) -> None:
         _dump(
             root / eid / "meta.yaml",
             {
-                "artifact_location": (root / eid).resolve().as_uri(),
+                "artifact_location": uri(eid),
                 "experiment_id": eid,
                 "lifecycle_stage": "active",
                 "name": name,
@@ -112,13 +119,13 @@ def _export(project: Project, root: Path, counts: dict[str, int]) -> None:
         )
         counts["experiments"] += 1
     by_run: dict[str, dict[str, Any]] = {}
-    for run_id, exp, name, status, start, end, deleted in runs:
+    for run_id, exp, name, status, start, end, deleted, parent in runs:
         d = root / ids[exp] / run_id
         by_run[run_id] = {"dir": d}
         _dump(
             d / "meta.yaml",
             {
-                "artifact_uri": (d / "artifacts").resolve().as_uri(),
+                "artifact_uri": uri(ids[exp], run_id, "artifacts"),
                 "end_time": _ms(end),
                 "entry_point_name": "",
                 "experiment_id": ids[exp],
@@ -137,6 +144,8 @@ def _export(project: Project, root: Path, counts: dict[str, int]) -> None:
         (d / "artifacts").mkdir(parents=True, exist_ok=True)
         if name:
             _write(d / "tags" / "mlflow.runName", name)
+        if parent:  # how MLflow nests a sweep's trials under it
+            _write(d / "tags" / "mlflow.parentRunId", parent)
         counts["runs"] += 1
     for run_id, key, value in params:
         _write(_key_path(by_run[run_id]["dir"] / "params", key), value or "")

@@ -89,7 +89,11 @@ def import_store(
     store = open_store(spec)
     summary = ImportSummary()
     id_map = _imported_runs(project)
-    runs = list(store.runs(summary.problems))
+    # parents before the runs nested under them, so a child finds its parent's new id
+    runs = sorted(
+        store.runs(summary.problems),
+        key=lambda r: ("mlflow.parentRunId" in r.tags, r.start_ms or 0),
+    )
     with project.catalog.read() as con:  # a store we exported holds our own run ids
         native = {r[0] for r in con.execute("SELECT id FROM runs").fetchall()}
     id_map.update({r.run_id: r.run_id for r in runs if r.run_id in native})
@@ -99,7 +103,7 @@ def import_store(
         if run.run_id in id_map:
             summary.runs_skipped += 1
             continue
-        id_map[run.run_id] = _import_run(project, run, summary, pl)
+        id_map[run.run_id] = _import_run(project, run, summary, pl, id_map)
     for model in store.models():
         _import_model(project, model, id_map, summary)
     if summary.runs or summary.versions or summary.aliases:  # a repeat import writes nothing
@@ -108,7 +112,9 @@ def import_store(
     return summary
 
 
-def _import_run(project: Project, run: MLRun, summary: ImportSummary, pl: Any) -> str:
+def _import_run(
+    project: Project, run: MLRun, summary: ImportSummary, pl: Any, id_map: dict[str, str]
+) -> str:
     run_id = run.run_id if re.fullmatch(r"[0-9a-f]{32}", run.run_id) else uuid.uuid4().hex
     experiment = safe_name(run.experiment)
     status = STATUS_IN.get(run.status.upper(), "killed")
@@ -154,6 +160,8 @@ def _import_run(project: Project, run: MLRun, summary: ImportSummary, pl: Any) -
             points=points,
             source="mlflow import",
             imported_from="mlflow",
+            # nested runs (a sweep's trials) keep their parent, when it came in first
+            parent_id=id_map.get(run.tags.get("mlflow.parentRunId", "")),
             origin={
                 "mlflow_run_id": run.run_id,
                 "experiment": experiment,

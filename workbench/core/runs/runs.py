@@ -67,6 +67,7 @@ class ImportedRun:
     source: str  # the runs.source column, e.g. "mlflow import"
     imported_from: str  # the tool, kept in the run's environment, e.g. "mlflow"
     origin: dict[str, Any]  # what the audit entry says of where it came from
+    parent_id: str | None = None  # a run recorded before it (MLflow's nested runs)
 
 
 class Runs:
@@ -475,7 +476,7 @@ class Runs:
             )
             con.execute(
                 "INSERT INTO runs (id, experiment, name, status, error, start_time, end_time, "
-                "deleted_at, environment, source) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "deleted_at, environment, source, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     run_id,
                     run.experiment,
@@ -487,6 +488,7 @@ class Runs:
                     run.end if run.deleted else None,
                     json.dumps({"imported_from": run.imported_from}),
                     run.source,
+                    run.parent_id,
                 ],
             )
             if run.params:
