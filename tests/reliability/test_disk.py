@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,14 @@ COMMANDS = {
     "drift": ["drift", "churn@1", "{data}/c2.csv"],
     "runs tag": ["runs", "tag", "{run2}", "owner=ada"],
     "data check": ["data", "check", "churn@1"],
+    "sweep": ["sweep", "churn@1", "-t", "churned", "-m", "random_forest", "-g", "n_estimators=3,4"],
+    "rerun": ["rerun", "{run2}"],
+    "model rollback": ["model", "rollback", "churn-model", "-a", "staging"],
+    "model archive": ["model", "archive", "other-model", "1", "-r", "superseded"],
+    "runs delete": ["runs", "delete", "{run2}"],
+    "runs restore": ["runs", "restore", "{run5}"],
+    "pipeline run": ["pipeline", "run", "monthly", "--batch", "{data}/c2.csv"],
+    "import mlflow": ["import", "mlflow", "{mlflow}"],
 }
 
 
@@ -66,8 +75,11 @@ def _fill(disk: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """Built once: churn@1 (with checks), two finished runs, churn-model v1 from the first."""
+    """Built once: churn@1 (with checks), five finished runs (the fifth deleted),
+    churn-model v1 from the first and v2 from the third (staging held by v1, then v2),
+    other-model v1 from the fourth (no alias), a pipeline, a small MLflow store."""
     from tests.core.test_training import churn
+    from tests.reliability.kill_cases import MLFLOW_STORE, PIPELINE
     from workbench.core.runs.training import Recipe, train
 
     base = tmp_path_factory.mktemp("disk-template")
@@ -76,16 +88,35 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     p, _ = Project.init(base / "proj")
     cfg = p.root / "workbench.toml"
     cfg.write_text(
-        cfg.read_text() + '\n[checks.churn]\ncolumns = { age = "Int", churned = "Int" }\n'
+        cfg.read_text()
+        + '\n[checks.churn]\ncolumns = { age = "Int", churned = "Int" }\n'
+        + PIPELINE
     )
     p = Project(p.root)
     churn(2000, 0).write_csv(data / "c1.csv")
     churn(20_000, 1).write_csv(data / "c2.csv")
     p.datasets.add(data / "c1.csv", name="churn")
-    run1 = train(p, Recipe(dataset="churn@1", target="churned", params={"n_estimators": 5}))
-    run2 = train(p, Recipe(dataset="churn@1", target="churned", params={"n_estimators": 6}))
+    run1, run2, run3, run4, run5 = (
+        train(p, Recipe(dataset="churn@1", target="churned", params={"n_estimators": n}))
+        for n in (5, 6, 7, 8, 9)
+    )
     p.models.register(run1, "churn-model")
-    return base, {"data": str(data), "run2": f"run:{run2[:8]}"}
+    p.models.register(run3, "churn-model")
+    p.models.promote("churn-model", 1, "staging")
+    p.models.promote("churn-model", 2, "staging")
+    p.models.register(run4, "other-model")
+    p.runs.delete(run5)
+    store = base / "mlruns"
+    made = subprocess.run(
+        [sys.executable, "-c", MLFLOW_STORE, store.as_uri()],
+        env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    subs = {"data": str(data), "mlflow": str(store)}
+    return base, {**subs, "run2": f"run:{run2[:8]}", "run5": f"run:{run5[:8]}"}
 
 
 def _setup(template: tuple[Path, dict[str, str]], disk: Path) -> tuple[Project, dict[str, str]]:
