@@ -164,6 +164,8 @@ def test_tui_training_ingest_and_promotion_all_at_once(
             keys = "odrfmais"
             i = 0
             while len(windows) > sum(len(w) == 2 for w in windows.values()):
+                # not a deadline to meet (they take ~20 s) but a hang to report, not wait out
+                assert time.time() - windows["promote"][0] < 900, "a process hangs"
                 t0 = time.perf_counter()
                 await pilot.press("escape", keys[i % len(keys)])  # out of any box, then go
                 await settle(pilot, rounds=1)
