@@ -132,7 +132,7 @@ def build_template(base: Path) -> None:
     p.models.promote("churn-model", 1, "production")
     p.models.promote("churn-model", 1, "staging")
     p.models.promote("churn-model", 2, "staging")
-    p.runs.delete_many([ids["r5"], ids["r6"]])
+    p.runs.mark_deleted([ids["r5"], ids["r6"]], True)
     store = base / "mlruns"
     proc = subprocess.run(
         [sys.executable, "-c", MLFLOW_STORE, store.as_uri()],
@@ -325,14 +325,17 @@ def every_kind_once(points: list[str]) -> list[int]:
 
 
 def every_commit(points: list[str]) -> list[int]:
-    """For commands made of several catalog changes (a pipeline, an import, a sweep):
-    the first point of each kind, and just before and just after every COMMIT, so the
-    kill lands between each pair of changes."""
-    chosen = set(every_kind_once(points))
-    for i, name in enumerate(points):
-        if name in ("catalog transaction before COMMIT", "catalog transaction committed"):
-            chosen.add(i)
-    return sorted(chosen)
+    """For commands made of several changes (a sweep, a pipeline, an import): the first
+    and the last point, and just after every change lands (a COMMIT, a run's start or
+    end record renamed into the journal), so a kill falls between each pair of changes.
+    What happens inside one change the single-change commands prove, point by point."""
+    landed = {
+        i
+        for i, name in enumerate(points)
+        if name == "catalog transaction committed"
+        or (name.startswith("after rename") and name.endswith((".start", ".end")))
+    }
+    return sorted({0, len(points) - 1, *landed})
 
 
 CASES = {

@@ -246,7 +246,7 @@ def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
 @pass_ctx
 def delete(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
     """Soft-delete runs (hidden from listings; `runs restore` brings them back)."""
-    for rid in ctx.project.runs.delete_many(list(run_refs)):
+    for rid in ctx.project.runs.mark_deleted(list(run_refs), True):
         echo(f"Deleted run:{rid[:8]} (restore with: workbench runs restore {rid[:8]})")
 
 
@@ -255,7 +255,7 @@ def delete(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
 @pass_ctx
 def restore(ctx: Ctx, run_refs: tuple[str, ...]) -> None:
     """Bring back deleted runs."""
-    for rid in ctx.project.runs.restore_many(list(run_refs)):
+    for rid in ctx.project.runs.mark_deleted(list(run_refs), False):
         echo(f"Restored run:{rid[:8]}")
 
 

@@ -419,35 +419,24 @@ class Runs:
 
     def delete(self, ref: str) -> str:
         """Soft delete: hidden from listings, restorable with ``restore``."""
-        return self.delete_many([ref])[0]
+        return self.mark_deleted([ref], True)[0]
 
     def restore(self, ref: str) -> str:
-        return self.restore_many([ref])[0]
+        return self.mark_deleted([ref], False)[0]
 
-    def delete_many(self, refs: builtins.list[str]) -> builtins.list[str]:
-        """Soft-delete several runs as one change: all of them, or none if one is unknown
-        or still running. Deleting a deleted run changes nothing."""
-        return self._mark_deleted(refs, True)
-
-    def restore_many(self, refs: builtins.list[str]) -> builtins.list[str]:
-        """Bring several runs back as one change; restoring a live run changes nothing."""
-        return self._mark_deleted(refs, False)
-
-    def _mark_deleted(self, refs: builtins.list[str], deleted: bool) -> builtins.list[str]:
+    def mark_deleted(self, refs: builtins.list[str], deleted: bool) -> builtins.list[str]:
+        """Soft-delete (or bring back) several runs as one change: all of them, or none if
+        one is unknown or still running. A run already as asked is left as it is."""
         with self.catalog.write() as con:
             ids = [self._resolve_id(con, ref) for ref in refs]
-            rows = {
-                rid: (status, gone)
-                for rid, status, gone in con.execute(
-                    "SELECT id, status, deleted_at FROM runs WHERE list_contains(?, id)", [ids]
+            rows = dict(
+                con.execute(
+                    "SELECT id, (status, deleted_at) FROM runs WHERE list_contains(?, id)", [ids]
                 ).fetchall()
-            }
-            if deleted:
-                for rid in ids:
-                    if rows[rid][0] == RUNNING:
-                        raise WorkbenchError(
-                            f"run:{rid[:8]} is still running; stop it first (nothing changed)"
-                        )
+            )
+            busy = [rid for rid in ids if deleted and rows[rid][0] == RUNNING]
+            if busy:
+                raise WorkbenchError(f"run:{busy[0][:8]} is still running; nothing changed")
             now = audit.now()
             for rid in dict.fromkeys(ids):
                 if (rows[rid][1] is None) != deleted:
