@@ -158,9 +158,9 @@ class AliasMoves:
         kept = [r.id for r in evidence]
         return Promotion(target, alias, expected, results, bool(failed), moved=True, reports=kept)
 
-    def rollback(self, name: str, alias: str, reason: str | None = None) -> tuple[int, int]:
-        """Move ``alias`` back to the version that held it before the current one."""
-        _check_text(reason, "reason")
+    def rollback_plan(self, name: str, alias: str) -> tuple[int, int]:
+        """(current, previous): what a rollback of ``alias`` would do, or the error it
+        would give, without doing it (the app shows it before asking to confirm)."""
         stack = self._holders(name, alias)
         if not stack:
             raise NotFoundError(f"{name} has no alias {alias!r} to roll back")
@@ -174,6 +174,12 @@ class AliasMoves:
             raise WorkbenchError(
                 f"the previous holder {prev.ref} is archived; promote a version instead"
             )
+        return current, previous
+
+    def rollback(self, name: str, alias: str, reason: str | None = None) -> tuple[int, int]:
+        """Move ``alias`` back to the version that held it before the current one."""
+        _check_text(reason, "reason")
+        current, previous = self.rollback_plan(name, alias)
         self._move(
             name,
             alias,

@@ -29,6 +29,7 @@ class ModelsScreen(WBScreen):
     def __init__(self) -> None:
         super().__init__()
         self.model: str | None = None
+        self._aliases: dict[str, dict[str, int]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -58,6 +59,7 @@ class ModelsScreen(WBScreen):
         self.load(self.project.models.list, self._show_models, group="models")
 
     def _show_models(self, items: list[ModelEntry]) -> None:
+        self._aliases = {m.name: m.aliases for m in items}
         table = self.query_one("#models", DataTable)
         table.clear()
         for m in items:
@@ -142,37 +144,77 @@ class ModelsScreen(WBScreen):
         if v is None:
             self.notify("select a model version first", severity="warning")
             return
-        self.app.push_screen(PromoteDialog(v.model, v.version), lambda _: self.refresh_data())
+        self.app.push_screen(
+            PromoteDialog(v.model, v.version, tuple(v.aliases)), lambda _: self.refresh_data()
+        )
 
     def action_rollback(self) -> None:
+        """Ask first: which alias (the selected version's, else production, else the
+        first), what it will move to, and why."""
+        from workbench.tui.screens.dialogs import ConfirmChange
+
         if self.model is None:
             return
         name = self.model
+        aliases = sorted(self._aliases.get(name, {}))
+        if not aliases:
+            self.notify(f"{name} has no alias to roll back", severity="warning")
+            return
+        v = self._current()
+        held = [a for a in (v.aliases if v else ()) if a in aliases]
+        chosen = held[0] if held else "production" if "production" in aliases else aliases[0]
 
-        def done(res: tuple[int, int]) -> None:
-            self.notify(f"{name}@production -> v{res[1]} (rolled back from v{res[0]})")
-            self.refresh_data()
+        def plan(alias: str) -> str:
+            current, previous = self.project.models.rollback_plan(name, alias)
+            return f"{name}@{alias} moves back from v{current} to v{previous}, its holder before"
 
-        self.load(
-            lambda: self.project.models.rollback(name, "production", "from the TUI"),
-            done,
-            group="act",
-        )
+        def confirmed(answer: tuple[str, str] | None) -> None:
+            if answer is None:
+                return
+            alias, reason = answer
+
+            def done(res: tuple[int, int]) -> None:
+                self.notify(f"{name}@{alias} -> v{res[1]} (rolled back from v{res[0]})")
+                self.refresh_data()
+
+            self.load(lambda: self.project.models.rollback(name, alias, reason), done, group="act")
+
+        dialog = ConfirmChange(f"Roll back an alias of {name}", plan, aliases, chosen, "Roll back")
+        self.app.push_screen(dialog, confirmed)
 
     def action_archive(self) -> None:
+        from workbench.core.errors import WorkbenchError
+        from workbench.tui.screens.dialogs import ConfirmChange
+
         v = self._current()
         if v is None:
+            self.notify("select a model version first", severity="warning")
             return
 
-        def done(mv: Any) -> None:
-            self.notify(f"Archived {mv.ref}")
-            self.refresh_data()
+        def plan(_: str) -> str:
+            mv = self.project.models.resolve(v.ref)
+            if mv.aliases:
+                raise WorkbenchError(
+                    f"{mv.ref} holds {', '.join(mv.aliases)}; move the alias first"
+                )
+            if mv.status == "archived":
+                raise WorkbenchError(f"{mv.ref} is archived already")
+            return f"{mv.ref} stays on record but can no longer be promoted"
 
-        self.load(
-            lambda: self.project.models.archive(v.model, v.version, "from the TUI"),
-            done,
-            group="act",
-        )
+        def confirmed(answer: tuple[str, str] | None) -> None:
+            if answer is None:
+                return
+
+            def done(mv: Any) -> None:
+                self.notify(f"Archived {mv.ref}")
+                self.refresh_data()
+
+            reason = answer[1]
+            self.load(
+                lambda: self.project.models.archive(v.model, v.version, reason), done, group="act"
+            )
+
+        self.app.push_screen(ConfirmChange(f"Archive {v.ref}", plan, verb="Archive"), confirmed)
 
 
 class PromoteDialog(Loader, ModalScreen[bool]):
@@ -180,15 +222,20 @@ class PromoteDialog(Loader, ModalScreen[bool]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, model: str, version: int) -> None:
+    def __init__(self, model: str, version: int, held: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.model, self.version = model, version
+        self.model, self.version, self.held = model, version, held
+        # start at an alias the version does not hold yet
+        self.first = next((a for a in ("staging", "production") if a not in held), "")
+        self._timer: Any = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="promote"):
             yield Label(f"Promote {self.model} v{self.version}", classes="panel-title")
             yield Input(
-                value="staging", placeholder="alias, e.g. staging or production", id="promote-alias"
+                value=self.first,
+                placeholder="alias, e.g. staging or production",
+                id="promote-alias",
             )
             yield Input(placeholder="reason (required to force)", id="promote-reason")
             yield Button("Check gates", id="check", variant="primary")
@@ -202,6 +249,18 @@ class PromoteDialog(Loader, ModalScreen[bool]):
     def on_mount(self) -> None:
         self.query_one("#gates", DataTable).add_columns("", "gate", "value", "target", "note")
         self.query_one("#promote-alias", Input).focus()
+        if self.first:
+            self._check()  # the gates as the dialog opens, not only when asked
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "promote-alias":
+            return
+        self.query_one("#do-promote", Button).disabled = True
+        self.query_one("#do-force", Button).disabled = True
+        if self._timer is not None:
+            self._timer.stop()
+        # checked again once typing pauses: a drift gate computes a report each time
+        self._timer = self.set_timer(0.4, self._check)
 
     def _alias(self) -> str:
         return self.query_one("#promote-alias", Input).value.strip()
@@ -231,6 +290,14 @@ class PromoteDialog(Loader, ModalScreen[bool]):
 
     def _check(self) -> None:
         alias = self._alias()
+        if not alias:
+            return
+        if alias in self.held:
+            self.query_one("#gates", DataTable).clear()
+            self.query_one("#promote-status", Static).update(
+                f"[yellow]v{self.version} already holds {alias}: nothing to promote[/]"
+            )
+            return
         self.query_one("#promote-status", Static).update("checking gates…")
         self.load(
             lambda: self.project.models.check(self.model, self.version, alias)[2],
