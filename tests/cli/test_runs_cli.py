@@ -100,6 +100,16 @@ def test_train_list_show_compare_tag_delete(tmp_path: Path) -> None:
         len(json.loads(run_cli("audit", "--json", "-n", "1000", cwd=root).out)) == audit_len + 2
     )  # stage untagged, b tagged; no restore
 
+    # a key no run has is said, with the nearest real one, not shown as "-" or no match
+    for args in (["-c", "params.learning_rate"], ["-f", "params.learning_rate = '0.2'"]):
+        res = run_cli("runs", "list", *args, cwd=root)
+        assert res.code == 2, res
+        assert res.err == (
+            "error: no run has params.learning_rate; did you mean params.`model.learning_rate`?\n"
+        )
+    ok = run_cli("runs", "list", "-f", "params.`model.learning_rate` = '0.2'", cwd=root)
+    assert ok.code == 0 and "fast" in ok.out
+
 
 def test_run_errors_are_one_line(tmp_path: Path) -> None:
     root = tmp_path / "p"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from tests.tui.conftest import SIZE, SMALL
 from workbench.core.project import Project
@@ -443,5 +443,202 @@ def test_a_screen_shows_the_store_as_it_is_when_you_come_back(tui_project: Proje
         assert cells(app, "#ov-models") == "churn-model v1 v2 2"
         audit = table(app, "#ov-audit")
         assert "churn-model@staging" in " ".join(str(c) for c in audit.get_row_at(0))
+
+    drive(tui_project, steps)
+
+
+def test_rollback_and_archive_ask_first_name_the_change_and_take_a_reason(
+    tui_project: Project,
+) -> None:
+    """`b` and `x` acted at once (b always on production, a fixed reason). Now each opens
+    a dialog that says what will change, or why it cannot, before anything is asked;
+    rollback's alias comes from the selected row and can be changed; the reason is the
+    user's and lands in the audit trail; escape changes nothing."""
+    models = tui_project.models
+    models.promote("churn-model", 2, "staging")
+    models.promote("churn-model", 1, "staging")  # staging: v2, then v1
+
+    def plan(dialog: Any) -> str:
+        return text(dialog.query_one("#confirm-plan", Static))
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("m")
+        await settle(pilot)
+        versions = table(app, "#model-versions")
+        versions.focus()
+        versions.move_cursor(row=1)  # v1: holds production and staging
+        await settle(pilot)
+        await pilot.press("b")
+        await settle(pilot)
+        dialog = app.screen
+        assert type(dialog).__name__ == "ConfirmChange"
+        assert "nothing to roll back to" in plan(dialog)  # production has had only v1
+        assert dialog.query_one("#confirm-do", Button).disabled
+        dialog.query_one("#confirm-choice", Select).value = "staging"
+        await settle(pilot)
+        assert "churn-model@staging moves back from v1 to v2" in plan(dialog)
+        assert dialog.query_one("#confirm-do", Button).disabled  # no reason yet
+        await pilot.press(*"bad week")
+        assert not dialog.query_one("#confirm-do", Button).disabled
+        await pilot.press("enter")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "ModelsScreen"
+        assert models.resolve("churn-model@staging").version == 2
+        assert models.history("churn-model", "staging")[-1].reason == "bad week"
+
+        # archive: v2 now holds staging, so the dialog says it cannot, and escape leaves
+        versions.move_cursor(row=0)
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        assert "churn-model@2 holds staging; move the alias first" in plan(app.screen)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "ModelsScreen"
+        assert models.resolve("churn-model@2").status != "archived"
+
+    drive(tui_project, steps)
+
+
+def test_typing_goes_into_the_box_and_escape_always_leaves_it(tui_project: Project) -> None:
+    """The Launch form opens on its first field, letters typed there stay there (they
+    do not switch screens), and escape leaves the box on every screen that has one, after
+    which the same letters switch screens again."""
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("l")
+        await settle(pilot)
+        assert app.focused is app.screen.query_one("#launch-dataset", Input)
+        await pilot.press(*"churn@2 from drift")  # d, r, f, o, m: all screen keys
+        assert app.screen.query_one("#launch-dataset", Input).value == "churn@2 from drift"
+        assert type(app.screen).__name__ == "LaunchScreen"
+        for key, box in (("l", "#launch-target"), ("s", "#sql-query"), ("r", "#runs-filter")):
+            await pilot.press("escape", key)
+            await settle(pilot)
+            app.screen.query_one(box, Input).focus()
+            await pilot.press("q", "escape")  # q quits, unless it goes into the box
+            assert app.is_running and not isinstance(app.focused, Input), key
+        await pilot.press("o")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "OverviewScreen"
+
+    drive(tui_project, steps)
+
+
+def test_sorting_by_keyboard_and_help_lists_each_screens_keys(tui_project: Project) -> None:
+    """Sorting needed a mouse (a header click); `S` sorts by the next column and `R`
+    reverses, and `?` lists every screen's own keys, read from its bindings."""
+    from textual.widgets import Markdown
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("r")
+        await settle(pilot)
+        runs = table(app, "#runs")
+        status = app.screen.query_one("#runs-error", Label)
+        await pilot.press("S", "S")  # run (start time), then name
+        await settle(pilot)
+        assert "sorted by name desc" in text(status)
+        assert [runs.get_row_at(i)[2] for i in range(2)] == ["lgbm", "baseline"]
+        await pilot.press("R")
+        await settle(pilot)
+        assert "sorted by name asc" in text(status)
+        assert [runs.get_row_at(i)[2] for i in range(2)] == ["baseline", "lgbm"]
+        await pilot.press("question_mark")
+        await settle(pilot)
+        shown = app.screen.query_one(Markdown).source
+        for section, key in (("## Runs", "Sort by next column"), ("## Models", "Roll back")):
+            assert section in shown and key in shown
+
+    drive(tui_project, steps)
+
+
+def test_the_first_page_of_rows_knows_the_total_when_the_profile_is_slow(
+    tui_project: Project, monkeypatch: Any
+) -> None:
+    """The rows page took its total from the profile's load: when the page came first
+    it said "rows 1-100 of 0"."""
+    import time as _time
+
+    from workbench.core.data.datasets import Datasets
+
+    real = Datasets.profile
+
+    def slow(self: Datasets, ref: Any) -> Any:
+        _time.sleep(1.0)
+        return real(self, ref)
+
+    monkeypatch.setattr(Datasets, "profile", slow)
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("d")
+        await settle(pilot)
+        table(app, "#ds-versions").focus()
+        await pilot.press("enter")
+        position = app.screen.query_one("#rows-pos", Label)
+        while not text(position):  # the page lands, the profile still on its way
+            await pilot.pause(0.02)
+        assert text(position).startswith("rows 1-100 of 600"), text(position)
+
+    drive(tui_project, steps)
+
+
+def test_the_promote_dialog_checks_gates_as_it_opens_and_on_each_alias(
+    tui_project: Project,
+) -> None:
+    """The gates were checked only when asked, the alias box started at one the version
+    held, and promoting to it said "no current holder to beat"."""
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("m")
+        await settle(pilot)
+        versions = table(app, "#model-versions")
+        versions.focus()
+        versions.move_cursor(row=1)  # v1, which holds production
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        dialog = app.screen
+        alias = dialog.query_one("#promote-alias", Input)
+        status = dialog.query_one("#promote-status", Static)
+        assert alias.value == "staging"  # not production, which v1 holds
+        assert dialog.query_one("#gates", DataTable).row_count >= 1  # checked on opening
+        assert "every gate passes" in text(status)
+        alias.value = "production"
+        while "already holds" not in text(status):  # checked again once typing pauses
+            await pilot.pause(0.05)
+        assert "v1 already holds production: nothing to promote" in text(status)
+        assert dialog.query_one("#do-promote", Button).disabled
+        alias.value = "staging"
+        while "every gate passes" not in text(status):
+            await pilot.pause(0.05)
+        assert not dialog.query_one("#do-promote", Button).disabled
+
+    drive(tui_project, steps)
+
+
+def test_a_key_no_run_has_is_named_with_the_nearest_real_one(tui_project: Project) -> None:
+    """A column or filter on params.n_estimators (the key is model.n_estimators) showed
+    "-" or no runs; the app says what the CLI says."""
+    hint = "no run has params.n_estimators; did you mean params.`model.n_estimators`?"
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("r")
+        await settle(pilot)
+        status = app.screen.query_one("#runs-error", Label)
+        for box, typed in (
+            ("#runs-filter", "params.n_estimators = '30'"),
+            ("#runs-columns", "params.n_estimators"),
+        ):
+            field = app.screen.query_one(box, Input)
+            field.value = typed
+            field.focus()
+            await pilot.press("enter")
+            await settle(pilot)
+            assert text(status) == hint, box
+            field.value = "" if box == "#runs-filter" else "metrics.val_auc"
+            await pilot.press("enter")
+            await settle(pilot)
+            assert text(status).startswith("2 runs"), box
+        assert list(app.errors_shown) == [hint, hint]
 
     drive(tui_project, steps)

@@ -50,6 +50,14 @@ def list_(
         limit=limit,
         include_deleted=deleted,
     )
+    asked = [c.strip() for c in columns.split(",") if c.strip()] if columns else []
+    if (filter_ and not items) or asked:  # a misspelt key is an error, not "-" or no match
+        from workbench.core.errors import UsageError
+        from workbench.core.runs.search import unknown_name
+
+        problem = unknown_name(ctx.project.catalog, filter_ if not items else None, asked)
+        if problem:
+            raise UsageError(problem)
     if as_json:
         print_json(items)
         return

@@ -50,7 +50,7 @@ HELP = """\
 | `s` | SQL: read-only queries over the views of `workbench sql` |
 | `i` | pipelines: each run of a continuous-training loop and the step that decided it |
 | `enter` | open the selected item |
-| `escape` | back |
+| `escape` | back, or out of a text box (letters then switch screens again) |
 | `ctrl+p` | command palette: open any dataset, run or model by name |
 | `ctrl+t` | light / dark theme |
 | `q` | quit |
@@ -60,12 +60,31 @@ store is the `.workbench/` folder of this project, shared with any other process
 """
 
 
+KEY_NAMES = {"slash": "/", "space": "space", "escape": "escape", "enter": "enter"}
+
+
+def screen_keys() -> str:
+    """Each screen's own keys, read from its bindings (so the list cannot fall behind
+    them), grouped by screen as the footer shows them one screen at a time."""
+    lines = []
+    for mode, screen in MODES.items():
+        rows = []
+        for b in getattr(screen, "BINDINGS", []):
+            if isinstance(b, Binding) and b.description and b.action != "leave_box":
+                keys = ", ".join(f"`{KEY_NAMES.get(k, k)}`" for k in b.key.split(","))
+                rows.append(f"| {keys} | {b.description} |")
+        if rows:
+            title = "SQL" if mode == "sql" else mode.capitalize()
+            lines += ["", f"## {title}", "", "| key | does |", "|---|---|", *rows]
+    return "\n".join(lines) + "\n"
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP)
+            yield Markdown(HELP + screen_keys())
 
 
 class OpenAnything(Provider):

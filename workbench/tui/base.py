@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from textual.binding import Binding
 from textual.screen import Screen
 
 from workbench.tui.messages import DataChanged, ShowError
@@ -87,7 +88,16 @@ class Loader:
 
 
 class WBScreen(Loader, Screen):
-    """A screen that reloads its data when the project changes elsewhere."""
+    """A screen that reloads its data when the project changes elsewhere.
+
+    Letters switch screens only when no text box has the focus (a box takes the keys
+    typed into it), and ``escape`` always leaves a box, so the way out of any box is
+    the same key. Screens with a table bind ``escape`` to focus it instead."""
+
+    BINDINGS = [Binding("escape", "leave_box", "Leave the box", show=False)]
+
+    def action_leave_box(self) -> None:
+        self.set_focus(None)
 
     def refresh_data(self) -> None:
         """Load (again) what the screen shows; called on mount and on changes."""

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from workbench.core.store.catalog import Catalog
 
 ATTRIBUTES = {
     "status": "r.status",
@@ -92,6 +95,7 @@ class _Parser:
         self.toks = tokenize(text)
         self.i = 0
         self.args: list[Any] = []
+        self.keys: list[tuple[str, str]] = []  # (metrics|params|tags, key) named
 
     def peek(self) -> Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -238,6 +242,7 @@ class _Parser:
             if close.text != ")":
                 raise self.error(close, "')'")
             column = AGGREGATES[tok.text.lower()]
+            self.keys.append((kind, key))
             return (
                 f"(SELECT s.{column} FROM metric_summary s WHERE s.run_id = r.id AND s.key = ?)",
                 True,
@@ -256,6 +261,7 @@ class _Parser:
                     f"params.KEY, tags.KEY or one of {known}"
                 )
             return attr, tok.text.lower() == "duration", []
+        self.keys.append((kind, key))
         if kind == "metrics":
             if step is not None:
                 return (
@@ -345,3 +351,47 @@ def order_sql(text: str | None) -> tuple[str, list[Any]]:
             raise p.error(tok, "',' or the end of the order")
         p.take()
     return ", ".join([*parts, "r.start_time DESC"]), p.args
+
+
+_KEYS_OF = {
+    "params": "SELECT DISTINCT key FROM params",
+    "tags": "SELECT DISTINCT key FROM tags",
+    "metrics": "SELECT DISTINCT key FROM metric_summary",
+}
+
+
+def unknown_name(
+    catalog: Catalog, filter: str | None = None, columns: list[str] | None = None
+) -> str | None:
+    """What to say when a filter or a column names a key no run has: ``no run has
+    params.num_leaves; did you mean params.`model.num_leaves`?``, or None when every key
+    is known. Without it a misspelt key matched nothing and showed as "-" or "No runs
+    match", which reads as an answer. Call it when a result is empty or a column blank:
+    it reads every key in the catalog."""
+    import difflib
+
+    named: list[tuple[str, str]] = []
+    if filter and filter.strip():
+        p = _Parser(filter)
+        p.parse()
+        named += p.keys
+    for col in columns or []:
+        prefix, dot, key = col.strip().partition(".")
+        kind = _PREFIX.get(prefix.lower())
+        if dot and kind and key:
+            named.append((kind, key.strip("`")))
+    if not named:
+        return None
+    with catalog.read() as con:
+        known = {
+            kind: {k for (k,) in con.execute(_KEYS_OF[kind]).fetchall()}
+            for kind in {kind for kind, _ in named}
+        }
+    for kind, key in named:
+        if key in known[kind]:
+            continue
+        longer = sorted(k for k in known[kind] if k.endswith("." + key))
+        near = longer or difflib.get_close_matches(key, sorted(known[kind]), n=1)
+        hint = f"; did you mean {kind}.`{near[0]}`?" if near else ""
+        return f"no run has {kind}.{key}{hint}"
+    return None

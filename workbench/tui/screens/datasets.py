@@ -178,14 +178,18 @@ class VersionScreen(WBScreen):
         self._page()
 
     def _page(self) -> None:
-        offset = self.row_offset
-        self.load(
-            lambda: self.project.datasets.rows(self.ref, offset, PAGE_ROWS),
-            self._show_page,
-            group="rows",
-        )
+        offset, ref = self.row_offset, self.ref
 
-    def _show_page(self, df: Any) -> None:
+        def read() -> tuple[int, Any]:
+            # the total comes with the page, not from the profile's load: the first page
+            # often landed first and said "rows 1-100 of 0"
+            v = self.project.datasets.resolve(ref)
+            return v.n_rows, self.project.datasets.rows(v.ref, offset, PAGE_ROWS)
+
+        self.load(read, self._show_page, group="rows")
+
+    def _show_page(self, page: tuple[int, Any]) -> None:
+        self.rows, df = page
         table = self.query_one("#rows", DataTable)
         table.clear(columns=True)
         table.add_columns(*df.columns)

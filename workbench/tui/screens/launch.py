@@ -72,6 +72,7 @@ def command(values: dict[str, str], model: str, project_root: str) -> list[str]:
 
 
 class LaunchScreen(WBScreen):
+    AUTO_FOCUS = "#launch-dataset"  # a form opens on its first field: typing goes there
     BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+k", "cancel", "Cancel run")]
 
     def __init__(self) -> None:

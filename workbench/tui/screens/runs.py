@@ -37,6 +37,11 @@ PAGE = 100
 _RunView = tuple[RunInfo, list[str], str | None, list[tuple[int, float]]]
 
 
+def _cell(run: RunSummary, column: str) -> Any:
+    kind, _, key = column.partition(".")
+    return (run.metrics if kind == "metrics" else run.params if kind == "params" else {}).get(key)
+
+
 class RunsScreen(WBScreen):
     AUTO_FOCUS = "#runs"
     BINDINGS = [
@@ -44,6 +49,8 @@ class RunsScreen(WBScreen):
         Binding("c", "compare", "Compare marked"),
         Binding("slash", "focus_filter", "Filter"),
         Binding("n", "more", "More rows"),
+        Binding("S", "sort_next", "Sort by next column"),
+        Binding("R", "sort_reverse", "Reverse sort"),
         Binding("escape", "focus_table", "To table", show=False),
     ]
 
@@ -72,10 +79,23 @@ class RunsScreen(WBScreen):
     def refresh_data(self) -> None:
         flt = self.query_one("#runs-filter", Input).value.strip() or None
         order, limit = self.order, self.limit
+        # the user's own columns only: the default pair (AUC, RMSE) has one blank by design
+        default = [c.strip() for c in DEFAULT_EXTRA.split(",")]
+        extra = [c for c in self.extra if c not in default]
 
         def read() -> list[RunSummary]:
+            from workbench.core.errors import UsageError
+            from workbench.core.runs.search import unknown_name
+
             # one row past the page says whether there are more
-            return self.project.runs.list(filter=flt, order_by=order, limit=limit + 1)
+            runs = self.project.runs.list(filter=flt, order_by=order, limit=limit + 1)
+            # a key no run has is said, not shown as "-" or as no match (as the CLI does)
+            blank = [c for c in extra if all(_cell(r, c) is None for r in runs)]
+            if (flt and not runs) or (runs and blank):
+                problem = unknown_name(self.project.catalog, flt if not runs else None, blank)
+                if problem:
+                    raise UsageError(problem)
+            return runs
 
         self.load(read, self._show, on_error=self._bad_filter)
 
@@ -105,12 +125,7 @@ class RunsScreen(WBScreen):
                 r.name or "",
                 status_text(r.status),
             ]
-            for col in self.extra:
-                kind, _, key = col.partition(".")
-                source: dict[str, Any] = (
-                    r.metrics if kind == "metrics" else r.params if kind == "params" else {}
-                )
-                cells.append(fmt(source.get(key)))
+            cells += [fmt(_cell(r, col)) for col in self.extra]
             cells += [
                 r.params.get("model", "-"),
                 r.dataset or "-",
@@ -139,21 +154,43 @@ class RunsScreen(WBScreen):
         self._to_table = True
         self.refresh_data()
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        col = str(event.column_key.value)
-        field = {
-            "run": "id",
-            "status": "status",
-            "name": "name",
-            "experiment": "experiment",
-            "model": "params.model",
-            "duration": None,
-        }.get(col, col)
-        if field is None or col in ("", "dataset"):
-            return
-        field = "start_time" if field == "id" else field
-        self.order = f"{field} desc" if self.order != f"{field} desc" else f"{field} asc"
+    def _sort_field(self, col: str) -> str | None:
+        """What ``--order-by`` calls the column shown as ``col`` (None: not sortable)."""
+        if col in ("", "dataset", "duration"):
+            return None
+        return {"run": "start_time", "model": "params.model"}.get(col, col)
+
+    def _sortable(self) -> list[str]:
+        table = self.query_one("#runs", DataTable)
+        cols = [str(c.value) for c in table.columns]
+        return [f for f in (self._sort_field(c) for c in cols) if f is not None]
+
+    def _sort_by(self, field: str, direction: str) -> None:
+        self.order = f"{field} {direction}"
         self.refresh_data()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        field = self._sort_field(str(event.column_key.value))
+        if field is not None:
+            same = self.order == f"{field} desc"
+            self._sort_by(field, "asc" if same else "desc")
+
+    def action_sort_next(self) -> None:
+        """The keyboard's header click: sort by the next sortable column, newest or
+        largest first (``R`` reverses)."""
+        fields = self._sortable()
+        if not fields:
+            return
+        current = self.order.rsplit(" ", 1)[0] if self.order else None
+        at = fields.index(current) + 1 if current in fields else 0
+        self._sort_by(fields[at % len(fields)], "desc")
+
+    def action_sort_reverse(self) -> None:
+        if self.order is None:
+            self._sort_by("start_time", "asc")  # the default is newest first
+            return
+        field, _, direction = self.order.rpartition(" ")
+        self._sort_by(field, "asc" if direction == "desc" else "desc")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value:
