@@ -94,6 +94,20 @@ min_gain = -1.0
 """
 
 
+def mlflow_store(store: Path) -> Path:
+    """A small MLflow folder store made by the real mlflow (in its own process: mlflow
+    keeps global state)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MLFLOW_STORE, store.as_uri()],
+        env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return store
+
+
 def build_template(base: Path) -> None:
     """churn@1; r1 -> churn-model v1 (production, and staging before v2), r2 -> v2
     (staging), r4 -> v3 (no alias, so it can be archived); r3 finished, not registered;
@@ -133,16 +147,7 @@ def build_template(base: Path) -> None:
     p.models.promote("churn-model", 1, "staging")
     p.models.promote("churn-model", 2, "staging")
     p.runs.mark_deleted([ids["r5"], ids["r6"]], True)
-    store = base / "mlruns"
-    proc = subprocess.run(
-        [sys.executable, "-c", MLFLOW_STORE, store.as_uri()],
-        env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    ids["mlflow"] = str(store)
+    ids["mlflow"] = str(mlflow_store(base / "mlruns"))
     (base / "ids.json").write_text(json.dumps(ids))
 
 

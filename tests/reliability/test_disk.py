@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,7 +78,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     churn-model v1 from the first and v2 from the third (staging held by v1, then v2),
     other-model v1 from the fourth (no alias), a pipeline, a small MLflow store."""
     from tests.core.test_training import churn
-    from tests.reliability.kill_cases import MLFLOW_STORE, PIPELINE
+    from tests.reliability.kill_cases import PIPELINE, mlflow_store
     from workbench.core.runs.training import Recipe, train
 
     base = tmp_path_factory.mktemp("disk-template")
@@ -106,16 +105,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     p.models.promote("churn-model", 2, "staging")
     p.models.register(run4, "other-model")
     p.runs.delete(run5)
-    store = base / "mlruns"
-    made = subprocess.run(
-        [sys.executable, "-c", MLFLOW_STORE, store.as_uri()],
-        env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert made.returncode == 0, made.stderr[-2000:]
-    subs = {"data": str(data), "mlflow": str(store)}
+    subs = {"data": str(data), "mlflow": str(mlflow_store(base / "mlruns"))}
     return base, {**subs, "run2": f"run:{run2[:8]}", "run5": f"run:{run5[:8]}"}
 
 
