@@ -264,13 +264,19 @@ class AliasMoves:
                 also(con)
             audit.append(con, action, f"{name}@{alias}", details)
 
-    def archive(self, name: str, version: int, reason: str | None = None) -> ModelVersion:
-        _check_text(reason, "reason")
+    def archive_plan(self, name: str, version: int) -> ModelVersion:
+        """The version an archive would retire, or the error it would give (the app
+        shows it before asking to confirm)."""
         mv = self.resolve(f"{name}@{version}")
         if mv.aliases:
             raise WorkbenchError(
                 f"{mv.ref} holds {', '.join(mv.aliases)}; move the alias first (promote or rollback)"
             )
+        return mv
+
+    def archive(self, name: str, version: int, reason: str | None = None) -> ModelVersion:
+        _check_text(reason, "reason")
+        mv = self.archive_plan(name, version)
         if mv.status == ARCHIVED:
             return mv
         with self.catalog.write() as con:

@@ -192,12 +192,8 @@ class ModelsScreen(WBScreen):
             return
 
         def plan(_: str) -> str:
-            mv = self.project.models.resolve(v.ref)
-            if mv.aliases:
-                raise WorkbenchError(
-                    f"{mv.ref} holds {', '.join(mv.aliases)}; move the alias first"
-                )
-            if mv.status == "archived":
+            mv = self.project.models.archive_plan(v.model, v.version)
+            if mv.status == "archived":  # archiving again would change nothing
                 raise WorkbenchError(f"{mv.ref} is archived already")
             return f"{mv.ref} stays on record but can no longer be promoted"
 

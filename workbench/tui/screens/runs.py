@@ -30,6 +30,7 @@ from workbench.tui.widgets.table import Table
 LEAD_COLUMNS = ("", "run", "name", "status")
 TAIL_COLUMNS = ("model", "dataset", "experiment", "duration")
 DEFAULT_EXTRA = "metrics.val_auc, metrics.val_rmse"
+DEFAULT_COLUMNS = tuple(c.strip() for c in DEFAULT_EXTRA.split(","))
 # Rows shown at first (two screenfuls at 160x50); `n` shows a page more. Filling a table
 # costs about 0.1 ms a row, so a filter that matches thousands of runs still shows at once.
 PAGE = 100
@@ -60,7 +61,7 @@ class RunsScreen(WBScreen):
         self._to_table = False
         self.marked: set[str] = set()
         self.order: str | None = None
-        self.extra: list[str] = [c.strip() for c in DEFAULT_EXTRA.split(",")]
+        self.extra: list[str] = list(DEFAULT_COLUMNS)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -80,8 +81,7 @@ class RunsScreen(WBScreen):
         flt = self.query_one("#runs-filter", Input).value.strip() or None
         order, limit = self.order, self.limit
         # the user's own columns only: the default pair (AUC, RMSE) has one blank by design
-        default = [c.strip() for c in DEFAULT_EXTRA.split(",")]
-        extra = [c for c in self.extra if c not in default]
+        extra = [c for c in self.extra if c not in DEFAULT_COLUMNS]
 
         def read() -> list[RunSummary]:
             from workbench.core.errors import UsageError
