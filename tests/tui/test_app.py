@@ -430,6 +430,8 @@ def test_a_screen_shows_the_store_as_it_is_when_you_come_back(tui_project: Proje
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         assert "model.promote" in cells(app, "#ov-audit")
         assert cells(app, "#ov-models") == "churn-model v1 - 2"
+        while app.first_stamp is None:  # the app's first look at the catalog: a baseline
+            await pilot.pause(0.05)
         await pilot.press("m")
         await settle(pilot)
         stamp = app._stamp

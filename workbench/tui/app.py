@@ -133,6 +133,7 @@ class WorkbenchApp(App[None]):
         self.project = project
         self.freeze_gc = freeze_gc
         self._stamp: tuple[Any, ...] | None = None
+        self.first_stamp: tuple[Any, ...] | None = None
         self.loading = 0  # see Loader.load
         # Every error shown, as a toast or in a screen's own line (a bad filter, a SQL
         # error), newest last: what the user saw, for tests and for a future error log.
@@ -328,7 +329,9 @@ class WorkbenchApp(App[None]):
         if now != self._stamp or running:
             first = self._stamp is None
             self._stamp = now
-            if not first:
+            if first:
+                self.first_stamp = now  # what screens that loaded before this saw
+            else:
                 self.screen.post_message(DataChanged())
 
 

@@ -120,7 +120,13 @@ class WBScreen(Loader, Screen):
 
     def on_screen_resume(self) -> None:
         stamp = self.app._stamp  # type: ignore[attr-defined]
+        # A screen that loaded before the app's first look at the catalog saw what that
+        # first look saw (the app treats it as a baseline for the screen on display too);
+        # comparing with None reloaded every such screen as it opened, reading it twice.
+        seen = self._seen if self._seen is not None else self.app.first_stamp  # type: ignore[attr-defined]
+        if seen is None:
+            return
         running = bool(stamp and stamp[1])  # runs log points without a new stamp
-        if stamp != self._seen or running:
+        if stamp != seen or running:
             self._seen = stamp
             self.refresh_data()
