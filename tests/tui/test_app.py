@@ -169,7 +169,7 @@ def test_drift_compare_and_open_a_stored_report(tui_project: Project) -> None:
         await settle(pilot)
         drift = table(app, "#drift-table")
         assert drift.row_count == 7
-        assert drift.get_row_at(0)[0] == "age" and "DRIFT" in str(drift.get_row_at(0)[6])
+        assert drift.get_row_at(0)[0] == "age" and "DRIFT" in str(drift.get_row_at(0)[1])
         assert "churn@1 → churn@2" in text(app.screen.query_one("#drift-summary", Static))
         assert table(app, "#drift-reports").row_count == 2
 

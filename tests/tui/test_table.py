@@ -48,7 +48,8 @@ class _TableApp(App[None]):
         self.__dict__.setdefault("highlighted", []).append((event.data_table.id, event.cursor_row))
 
     def compose(self) -> ComposeResult:
-        yield Table(id="fast", cursor_type="row", zebra_stripes=True)
+        # No cut of long cells here: this compares drawing with Textual's, cell for cell.
+        yield Table(id="fast", cursor_type="row", zebra_stripes=True, cell_limit=10_000)
         yield DataTable(id="textual", cursor_type="row", zebra_stripes=True)
 
 
@@ -208,3 +209,18 @@ async def _batch_rows() -> None:
             pass
         else:
             raise AssertionError("a duplicate key was accepted")
+
+
+def test_a_long_cell_is_cut_with_an_ellipsis_and_kept_whole() -> None:
+    """A cell past the table's limit shows its start and an ellipsis (in its colours),
+    and the row view gets the whole text; short cells and several-line cells are kept."""
+    from workbench.tui.widgets.table import elide, full_text
+
+    long = "[yellow]" + ", ".join(f"col_{i}" for i in range(20)) + "[/]"
+    cut = elide(long, 18)
+    assert cut.plain == "col_0, col_1, col…" and cut.cell_len == 18
+    assert cut.spans and cut.spans[0].style == "yellow"
+    assert full_text(cut) == ", ".join(f"col_{i}" for i in range(20))
+    assert elide("short", 18) == "short"
+    assert elide("a\n" * 40, 18) == "a\n" * 40
+    assert full_text("[b]bold[/]") == "bold" and full_text(None) == ""

@@ -16,6 +16,11 @@ from workbench.tui.messages import ShowError
 from workbench.tui.widgets.footer import WBFooter
 from workbench.tui.widgets.table import Table
 
+# The report's columns (app.drift_report.HEADER) in the order the screen shows them:
+# column, drifted, why, statistic, p-value, threshold, method, type.
+ORDER = (0, 6, 7, 3, 4, 5, 2, 1)
+HEADER = ("column", "type", "method", "statistic", "p-value", "threshold", "drifted", "why")
+
 
 class DriftScreen(WBScreen):
     AUTO_FOCUS = "#drift-reports"
@@ -52,11 +57,10 @@ class DriftScreen(WBScreen):
         yield WBFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#drift-table", DataTable).add_columns(
-            "column", "type", "method", "statistic", "p-value", "threshold", "drifted", "why"
-        )
+        # The verdict and its reason first: at 120 columns they were past the edge.
+        self.query_one("#drift-table", DataTable).add_columns(*(HEADER[i] for i in ORDER))
         self.query_one("#drift-reports", DataTable).add_columns(
-            "report", "reference → current", "drifted cols", "dataset"
+            "report", "reference → current", "drifted cols", "verdict"
         )
 
     def refresh_data(self) -> None:
@@ -118,7 +122,7 @@ class DriftScreen(WBScreen):
             cells = row_cells(c)
             if c.drifted is not None:  # the verdict cell, coloured
                 cells[6] = "[b red]DRIFT[/]" if c.drifted else "[green]no[/]"
-            table.add_row(*cells, key=c.column)
+            table.add_row(*(cells[i] for i in ORDER), key=c.column)
         table.focus()
         if report.columns:
             self._plot(ordered(report)[0].column)

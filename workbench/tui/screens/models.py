@@ -34,7 +34,7 @@ class ModelsScreen(WBScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
-            with Vertical(classes="side"):
+            with Vertical(classes="side", id="models-side"):
                 yield Label("Models", classes="panel-title")
                 yield Table(id="models", cursor_type="row", zebra_stripes=True)
             with Vertical(classes="main"):
@@ -46,7 +46,7 @@ class ModelsScreen(WBScreen):
         yield WBFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#models", DataTable).add_columns("model", "versions", "aliases")
+        self.query_one("#models", DataTable).add_columns("model", "aliases", "versions")
         self.query_one("#model-history", DataTable).add_columns(
             "when (UTC)", "alias", "action", "change", "by", "reason"
         )
@@ -64,7 +64,7 @@ class ModelsScreen(WBScreen):
         table.clear()
         for m in items:
             aliases = ", ".join(f"{a}=v{v}" for a, v in m.aliases.items()) or "-"
-            table.add_row(m.name, fmt(m.versions), aliases, key=m.name)
+            table.add_row(m.name, aliases, fmt(m.versions), key=m.name)
         if items:
             names = [m.name for m in items]
             self.model = self.model if self.model in names else names[0]
@@ -94,15 +94,16 @@ class ModelsScreen(WBScreen):
         keys = sorted({k for v in versions for k in v.metrics if k.startswith("val_")})[:4]
         table = self.query_one("#model-versions", DataTable)
         table.clear(columns=True)
-        table.add_columns("version", "aliases", "status", "run", "dataset", *keys)
+        # What decides a promotion first (aliases, metrics), where it came from last.
+        table.add_columns("version", "aliases", *keys, "status", "run", "dataset")
         for v in reversed(versions):
             table.add_row(
                 f"v{v.version}",
                 ", ".join(v.aliases) or "-",
+                *[fmt(v.metrics.get(k)) for k in keys],
                 v.status,
                 f"run:{v.run_id[:8]}",
                 v.dataset_ref or "-",
-                *[fmt(v.metrics.get(k)) for k in keys],
                 key=v.ref,
             )
         hist = self.query_one("#model-history", DataTable)

@@ -39,7 +39,7 @@ class OverviewScreen(WBScreen):
     def on_mount(self) -> None:
         for tid, cols in (
             ("ov-datasets", ("dataset", "latest", "rows", "versions")),
-            ("ov-runs", ("run", "name", "status", "model", "dataset", "val metric")),
+            ("ov-runs", ("run", "name", "status", "val metric", "dataset", "model")),
             ("ov-models", ("model", "production", "staging", "versions")),
             ("ov-drift", ("reference → current", "drifted", "verdict")),
             ("ov-audit", ("#", "action", "subject")),
@@ -93,9 +93,9 @@ class OverviewScreen(WBScreen):
                         r.ref,
                         r.name or "-",
                         status_text(r.status),
-                        r.params.get("model") or r.params.get("sweep.model", "-"),
-                        r.dataset or "-",
                         shown,
+                        r.dataset or "-",
+                        r.params.get("model") or r.params.get("sweep.model", "-"),
                     ],
                 )
             )

@@ -334,11 +334,11 @@ class CompareScreen(WBScreen):
         with Horizontal():
             with Vertical(classes="main"):
                 yield Label("Params (differences in yellow)", classes="panel-title")
-                yield Table(id="cmp-params", zebra_stripes=True)
+                yield Table(id="cmp-params", zebra_stripes=True, cell_limit=18)
                 yield Label(
                     "Metrics (best in green; lower is better for loss/error)", classes="panel-title"
                 )
-                yield Table(id="cmp-metrics", zebra_stripes=True)
+                yield Table(id="cmp-metrics", zebra_stripes=True, cell_limit=18)
             with Vertical(classes="side-wide"):
                 yield Select([], prompt="curve to overlay", id="cmp-metric")
                 yield PlotextPlot(id="cmp-plot")

@@ -17,6 +17,7 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding
 from textual.color import Color
 from textual.coordinate import Coordinate
 from textual.geometry import Size
@@ -77,6 +78,55 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+class Elided(Text):
+    """A cell cut to the column's limit that keeps its whole text for the row view."""
+
+    full: str = ""
+
+
+def elide(value: Any, limit: int) -> Any:
+    """``value`` cut to ``limit`` cells with an ellipsis when longer, so one long cell (a
+    features list, a reason) cannot push every other column off the screen; ``e`` on the
+    row shows it whole. A marked-up cell keeps its colours up to the cut."""
+    if isinstance(value, str):
+        if len(value) <= limit or "\n" in value:
+            return value
+        text = Text(value, end="")
+        if "[" in value:
+            import contextlib
+
+            from rich.errors import MarkupError
+
+            with contextlib.suppress(MarkupError):  # not markup after all: shown as typed
+                text = Text.from_markup(value, end="")
+    elif isinstance(value, Text) and "\n" not in value.plain:
+        text = value
+    else:
+        return value
+    if text.cell_len <= limit:
+        return value
+    cut = Elided(text.plain, style=text.style, end="", spans=list(text.spans))
+    cut.truncate(limit, overflow="ellipsis")
+    cut.full = text.plain
+    return cut
+
+
+def full_text(value: Any) -> str:
+    """What a cell says, whole: an elided cell's full text, markup resolved."""
+    if isinstance(value, Elided):
+        return value.full
+    if isinstance(value, Text):
+        return value.plain
+    if isinstance(value, str) and "[" in value:
+        from rich.errors import MarkupError
+
+        try:
+            return Text.from_markup(value).plain
+        except MarkupError:
+            return value
+    return "" if value is None else str(value)
+
+
 class Table(DataTable):
     """A DataTable that redraws once its columns are sized to new rows.
 
@@ -86,18 +136,41 @@ class Table(DataTable):
     caches after the measuring makes the next paint use the real widths.
     """
 
+    BINDINGS = [Binding("e", "view_row", "Whole row")]
+
+    def __init__(self, *args: Any, cell_limit: int = 40, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        # A cell longer than this is cut with an ellipsis (``elide``); ``e`` shows it
+        # whole. A table that sets several runs side by side keeps its cells shorter.
+        self.cell_limit = cell_limit
+
+    def _cell(self, value: Any) -> Any:
+        return elide(safe_cell(value), self.cell_limit)
+
+    def action_view_row(self) -> None:
+        """Every cell of the row under the cursor, whole, one per line."""
+        if not self.row_count:
+            return
+        from workbench.tui.widgets.row_view import RowView
+
+        row = self.cursor_coordinate.row
+        labels = [full_text(c.label) for c in self.ordered_columns]
+        cells = [full_text(v) for v in self.get_row_at(row)]
+        column = self.cursor_coordinate.column if self.cursor_type == "cell" else None
+        self.app.push_screen(RowView(list(zip(labels, cells, strict=False)), column))
+
     # ---- every cell shown inert: stored text must never drive the terminal ----
     def add_row(self, *cells: Any, **kw: Any) -> Any:
-        return super().add_row(*(safe_cell(c) for c in cells), **kw)
+        return super().add_row(*(self._cell(c) for c in cells), **kw)
 
     def add_column(self, label: Any, **kw: Any) -> Any:
         return super().add_column(safe_cell(label), **kw)
 
     def update_cell(self, row_key: Any, column_key: Any, value: Any, **kw: Any) -> None:
-        super().update_cell(row_key, column_key, safe_cell(value), **kw)
+        super().update_cell(row_key, column_key, self._cell(value), **kw)
 
     def update_cell_at(self, coordinate: Any, value: Any, **kw: Any) -> None:
-        super().update_cell_at(coordinate, safe_cell(value), **kw)
+        super().update_cell_at(coordinate, self._cell(value), **kw)
 
     def _update_dimensions(self, new_rows: Any) -> None:
         if not self._measure_text(new_rows):
@@ -128,7 +201,7 @@ class Table(DataTable):
             if len(cells) > len(columns):
                 raise ValueError("More values provided than there are columns.")
             locations[row_key] = index
-            data[row_key] = dict(zip_longest(columns, map(safe_cell, cells)))
+            data[row_key] = dict(zip_longest(columns, map(self._cell, cells)))
             self.rows[row_key] = Row(row_key, 1, None, False)
             new_rows.add(row_key)
             index += 1
