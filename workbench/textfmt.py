@@ -12,3 +12,32 @@ def human_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def data_cell(v: object) -> str:
+    """A value from a dataset's rows as its type writes it: a year stays ``2014`` and a
+    zip code ``98005`` (no thousands separators, which belong to counts, not data), an
+    integral float stays a float (``3.0``), a float keeps up to 10 significant digits."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        text = f"{v:.10g}"
+        return text if any(ch in text for ch in ".einn") else f"{text}.0"
+    return str(v)
+
+
+def step_ticks(lo: int, hi: int, most: int = 6) -> list[int]:
+    """Whole-number ticks for a step axis (1, 50, 100, … rather than plotext's 1.0, 50.8,
+    100.5): the first step, then round multiples of 1, 2 or 5 × 10^k up to the last."""
+    if hi - lo < most:
+        return list(range(lo, hi + 1))
+    raw = (hi - lo) / (most - 1)
+    scale = 10 ** (len(str(int(raw))) - 1)
+    step = next(m * scale for m in (1, 2, 5, 10) if m * scale >= raw)
+    first = (lo // step + 1) * step
+    ticks = [lo] + [t for t in range(first, hi + 1, step) if t - lo >= step / 3]
+    return ticks

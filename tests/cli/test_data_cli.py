@@ -131,3 +131,22 @@ def test_verify_finds_a_damaged_or_missing_object(tmp_path: Path) -> None:
     path.unlink()
     r = run_cli("verify", cwd=root)
     assert r.code == 1 and f"object {blob[:12]} (t@1) is missing" in r.out
+
+
+def test_head_writes_values_as_their_type_does(tmp_path: Path) -> None:
+    """Years and zip codes read 2,014 and 98,005 (a count's separators on data): a value
+    in the rows is written as its type writes it, nulls as null."""
+    root = tmp_path / "proj"
+    run_cli("init", str(root))
+    src = tmp_path / "homes.csv"
+    src.write_text("year,zip,price,note\n2014,98005,420000.5,\n2015,98052,515000.0,ok\n")
+    assert run_cli("data", "add", str(src), "--name", "homes", cwd=root).code == 0
+    out = run_cli("data", "head", "homes@1", cwd=root).out
+    first = next(line for line in out.splitlines() if "98005" in line)
+    assert [c.strip() for c in first.strip("│ ").split("│")] == [
+        "2014",
+        "98005",
+        "420000.5",
+        "null",
+    ]
+    assert "2,014" not in out and "515000.0" in out

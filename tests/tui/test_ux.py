@@ -76,3 +76,62 @@ def test_key_columns_stay_on_screen_at_120_and_long_cells_open_whole(
         assert str(models.get_row_at(0)[1]) == "production=v1"
 
     drive(tui_project, steps, size=WIDE)
+
+
+def x_ticks(plot: Any) -> list[str]:
+    """The labels under a plotext chart's x axis, as drawn."""
+    lines = str(plot.render()).splitlines()
+    axis = next(i for i, line in enumerate(lines) if "└" in line)
+    return lines[axis + 1].split()
+
+
+def test_numbers_keep_their_type_and_plots_read_without_colour(
+    tui_project: Project, tmp_path: Any
+) -> None:
+    """Steps were ticked 1.0 50.8 100.5, a count logged as a float read 12.0000, a year
+    in the rows read 2,014, and the drift histograms differed only by colour. Now steps
+    get whole ticks, a whole float reads 12, data keeps its type's form, and reference
+    and current bars have different fills and a legend that names them."""
+    from textual_plotext import PlotextPlot
+
+    (tmp_path / "homes.csv").write_text(
+        "year,zip,price\n2014,98005,420000.5\n2015,98052,515000.0\n2016,98005,399999.25\n"
+    )
+    tui_project.datasets.add(tmp_path / "homes.csv", name="homes")
+    with tui_project.runs.start(experiment="counts", name="counted") as run:
+        run.log_metric("trials", 12.0)
+        run.log_curve("loss", [1 / (i + 1) for i in range(137)])
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press("space", "space", "c")  # the newest two: counted and lgbm
+        await settle(pilot)
+        metrics = table(app, "#cmp-metrics")
+        trials = next(
+            metrics.get_row_at(i)
+            for i in range(metrics.row_count)
+            if metrics.get_row_at(i)[0] == "trials"
+        )
+        assert "12" in trials and not any("12.0" in str(c) for c in trials)
+        ticks = x_ticks(app.screen.query_one("#cmp-plot", PlotextPlot))
+        assert ticks and all(t.isdigit() for t in ticks), ticks
+        await pilot.press("escape", "d")
+        await settle(pilot)
+        datasets = table(app, "#ds-list")
+        datasets.move_cursor(row=[datasets.get_row_at(i)[0] for i in range(2)].index("homes"))
+        await settle(pilot)
+        table(app, "#ds-versions").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        rows = table(app, "#rows")
+        assert [str(c) for c in rows.get_row_at(0)] == ["2014", "98005", "420000.5"]
+        await pilot.press("escape", "f")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        plot = str(app.screen.query_one("#drift-plot", PlotextPlot).render())
+        assert "█" in plot and "░" in plot  # two fills, whatever the colours
+        assert "churn@1 (reference)" in plot and "churn@2 (current)" in plot
+
+    drive(tui_project, steps, size=WIDE)

@@ -8,6 +8,7 @@ opens the same in an air-gapped room.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,10 @@ from workbench.core.errors import UsageError
 
 if TYPE_CHECKING:
     from workbench.core.drift.columns import ColumnDrift, DriftReport
+
+
+# The fills of reference and current bars.
+MARKERS = ("█", "░")
 
 
 def fmt(v: float | None) -> str:
@@ -39,7 +44,16 @@ def plot_labels(plot: dict[str, Any]) -> list[str]:
     if plot["type"] == "bars":
         return [str(x)[:18] for x in plot["labels"]]
     edges = plot["edges"]
-    return [fmt((edges[i] + edges[i + 1]) / 2) for i in range(len(edges) - 1)]
+    if plot.get("whole"):  # whole-number bins: each labelled by the first value it holds
+        return [str(int(round(e + 0.5))) for e in edges[:-1]]
+    centres = [(edges[i] + edges[i + 1]) / 2 for i in range(len(edges) - 1)]
+    width = edges[1] - edges[0] if len(edges) > 1 else 1.0
+    if not 1e-4 <= abs(width) < 1e6:
+        return [fmt(c) for c in centres]
+    # As many decimals as the bin width needs to tell neighbours apart: 20.7 30.4, not
+    # 20.6645 30.4115; 0.15-wide bins get two.
+    decimals = max(0, -math.floor(math.log10(abs(width))) + (1 if abs(width) < 1 else 0))
+    return [f"{c:.{decimals}f}" for c in centres]
 
 
 def draw(plt: Any, col: ColumnDrift, ref_label: str, cur_label: str, max_ticks: int = 8) -> None:
@@ -50,10 +64,13 @@ def draw(plt: Any, col: ColumnDrift, ref_label: str, cur_label: str, max_ticks: 
         raise UsageError(f"column {col.column!r} has no distribution to draw ({col.reason})")
     labels = plot_labels(col.plot)
     xs = list(range(1, len(labels) + 1))  # numbers, not strings: see above
+    # Side by side and in two fills (solid and shaded), so the two read apart on a
+    # monochrome terminal, a printout or to a colour-blind eye, not by colour alone.
     plt.multiple_bar(
         xs,
         [[100 * v for v in col.plot["ref"]], [100 * v for v in col.plot["cur"]]],
-        labels=[ref_label, cur_label],
+        labels=[f"{ref_label} (reference)", f"{cur_label} (current)"],
+        marker=list(MARKERS),
     )
     step = max(1, -(-len(labels) // max_ticks))
     plt.xticks(xs[::step], labels[::step])

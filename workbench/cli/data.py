@@ -17,7 +17,7 @@ from workbench.cli.output import (
     print_json,
     table,
 )
-from workbench.textfmt import human_bytes
+from workbench.textfmt import data_cell, human_bytes
 
 
 @click.group()
@@ -211,7 +211,7 @@ def head(ctx: Ctx, ref: str, n: int, as_json: bool) -> None:
 
         print_json([{k: jsonable(v) for k, v in row.items()} for row in df.iter_rows(named=True)])
         return
-    rows = [[escape(fmt_num(x)) for x in r] for r in df.iter_rows()]
+    rows = [[escape(data_cell(x)) for x in r] for r in df.iter_rows()]
     console().print(table(None, [escape(c) for c in df.columns], rows))
 
 

@@ -230,18 +230,21 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
 def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
     import plotext as plt
 
+    from workbench.app.plots import step_axis
     from workbench.core.errors import UsageError
 
     plt.clear_figure()
-    drawn = 0
+    drawn, steps = 0, []
     for r in runs_:
         pts = ctx.project.runs.history(r.id, metric)
         if pts:
             xs, ys = zip(*pts, strict=True)
             plt.plot(list(xs), list(ys), label=r.ref)
+            steps.extend(xs)
             drawn += 1
     if not drawn:
         raise UsageError(f"none of these runs has points for metric {metric!r}")
+    step_axis(plt, steps)
     plt.title(metric)
     plt.xlabel("step")
     plt.plotsize(min(console().width, 120), 20)

@@ -23,6 +23,8 @@ def fmt(v: Any, digits: int = 4) -> str:
             return str(v)
         if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
             return f"{v:.{digits}g}"
+        if v.is_integer():  # a count logged as a float (trials, rows): 12, not 12.0000
+            return f"{int(v):,}"
         return f"{v:.{digits}f}"
     return inert(str(v))  # stored text never drives the terminal
 

@@ -168,12 +168,22 @@ def _hist_plot(r: np.ndarray, c: np.ndarray) -> dict[str, Any] | None:
         return None
     both = np.concatenate([r, c])
     lo, hi = float(both.min()), float(both.max())
-    if hi <= lo:
-        hi = lo + 1.0
-    edges = np.linspace(lo, hi, PLOT_BINS + 1)
+    whole = bool(hi - lo < 1e12 and np.isfinite(both).all() and (both == np.floor(both)).all())
+    if whole:
+        # Whole numbers (months, counts, years) get whole-number bins, each starting on
+        # an integer, so no bin straddles a value and each is labelled by its first value.
+        width = max(1, -(-int(hi - lo + 1) // PLOT_BINS))
+        edges = lo - 0.5 + width * np.arange(-(-int(hi - lo + 1) // width) + 1)
+    else:
+        if hi <= lo:
+            hi = lo + 1.0
+        edges = np.linspace(lo, hi, PLOT_BINS + 1)
     rs = np.histogram(r, edges)[0] / max(r.size, 1)
     cs = np.histogram(c, edges)[0] / max(c.size, 1)
-    return {"type": "histogram", "edges": edges.tolist(), "ref": rs.tolist(), "cur": cs.tolist()}
+    plot = {"type": "histogram", "edges": edges.tolist(), "ref": rs.tolist(), "cur": cs.tolist()}
+    if whole:
+        plot["whole"] = True
+    return plot
 
 
 def _bar_plot(rc: np.ndarray, cc: np.ndarray, keys: list[str]) -> dict[str, Any]:

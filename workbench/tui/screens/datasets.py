@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, Label, Static, TabbedContent, TabPane
 
-from workbench.textfmt import human_bytes
+from workbench.textfmt import data_cell, human_bytes
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt, sparkline
 from workbench.tui.widgets.footer import WBFooter
@@ -194,7 +194,7 @@ class VersionScreen(WBScreen):
         table.clear(columns=True)
         table.add_columns(*df.columns)
         for i, row in enumerate(df.iter_rows()):
-            table.add_row(*[fmt(x) for x in row], label=str(self.row_offset + i + 1))
+            table.add_row(*[data_cell(x) for x in row], label=str(self.row_offset + i + 1))
         end = self.row_offset + df.height
         self.query_one("#rows-pos", Label).update(
             f"rows {self.row_offset + 1:,}-{end:,} of {self.rows:,}  (n: next page, p: previous)"

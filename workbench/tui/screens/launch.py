@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
+from workbench.app.plots import step_axis
 from workbench.core.runs.recipe import MODELS
 from workbench.core.runs.records import RunInfo
 from workbench.tui.base import WBScreen
@@ -189,6 +190,7 @@ class LaunchScreen(WBScreen):
             if points:
                 xs, ys = zip(*points, strict=True)
                 widget.plt.plot(list(xs), list(ys), marker="braille")
+                step_axis(widget.plt, xs)
             widget.plt.title(key or "waiting for points")
             widget.refresh()
         if done:

@@ -19,6 +19,7 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
+from workbench.app.plots import step_axis
 from workbench.core.runs.records import RunInfo, RunSummary
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt, status_markup, status_text
@@ -309,6 +310,7 @@ class RunScreen(WBScreen):
         if points:
             xs, ys = zip(*points, strict=True)
             plt.plot(list(xs), list(ys), marker="braille")
+            step_axis(plt, xs)
         plt.title(metric or "no curves logged")
         plt.xlabel("step")
         widget.refresh()
@@ -398,6 +400,7 @@ class CompareScreen(WBScreen):
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 plt.plot(list(xs), list(ys), label=head, marker="braille")
+        step_axis(plt, [s for pts in hist.values() for s, _ in pts])
         plt.title(self.metric or "no curves")
         widget.refresh()
 
