@@ -234,7 +234,8 @@ def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
     from workbench.core.errors import UsageError
 
     plt.clear_figure()
-    drawn, steps = 0, []
+    drawn = 0
+    steps: list[int] = []
     for r in runs_:
         pts = ctx.project.runs.history(r.id, metric)
         if pts:
