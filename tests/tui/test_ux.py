@@ -135,3 +135,84 @@ def test_numbers_keep_their_type_and_plots_read_without_colour(
         assert "churn@1 (reference)" in plot and "churn@2 (current)" in plot
 
     drive(tui_project, steps, size=WIDE)
+
+
+def test_a_runs_confusion_matrix_and_feature_importance_open_as_table_and_bars(
+    tui_project: Project,
+) -> None:
+    """Artifacts were listed but could not be seen. `]`/`[` reach the Artifacts tab from
+    the keyboard and enter opens one: the confusion matrix as a table (the counts the run
+    stored, each class's recall and precision), feature importance ranked, with bars."""
+    import json
+
+    from textual_plotext import PlotextPlot
+
+    from workbench.app.artifacts import read
+    from workbench.tui.widgets.table import full_text
+
+    run = next(r for r in tui_project.runs.list() if r.name == "lgbm")
+    info = tui_project.runs.get(run.id)
+    stored = {a.path: a.hash for a in info.artifacts}
+    cm = json.loads(tui_project.objects.read_bytes(stored["confusion_matrix.json"]))
+    ranked = read(tui_project, run.id, "feature_importance.json").importance
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("r")
+        await settle(pilot)
+        runs = table(app, "#runs")
+        runs.move_cursor(row=[str(runs.get_row_at(i)[2]) for i in range(2)].index("lgbm"))
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("left_square_bracket")  # from Metrics back round to Artifacts
+        await settle(pilot)
+        arts = table(app, "#run-artifacts")
+        assert app.focused is arts
+        paths = [str(arts.get_row_at(i)[0]) for i in range(arts.row_count)]
+        arts.move_cursor(row=paths.index("confusion_matrix.json"))
+        await pilot.press("enter")
+        await settle(pilot)
+        shown = table(app, "#artifact-table")
+        assert shown.row_count == len(cm["labels"])
+        for i, label in enumerate(cm["labels"]):
+            row = [full_text(c) for c in shown.get_row_at(i)]
+            counts = [int(c.replace(",", "")) for c in row[1:-3]]
+            assert row[0] == label and counts == cm["matrix"][i]
+            recall = cm["matrix"][i][i] / sum(cm["matrix"][i])
+            assert row[-2] == f"{recall:.4f}"
+        await pilot.press("escape")
+        await settle(pilot)
+        arts.move_cursor(row=paths.index("feature_importance.json"))
+        await pilot.press("enter")
+        await settle(pilot)
+        shown = table(app, "#artifact-table")
+        assert [str(shown.get_row_at(i)[1]) for i in range(shown.row_count)] == [
+            name for name, _ in ranked
+        ]
+        bars = str(app.screen.query_one("#artifact-plot", PlotextPlot).render())
+        assert ranked[0][0] in bars and "█" in bars
+
+    drive(tui_project, steps, size=WIDE)
+
+
+def test_an_artifact_is_read_whole_or_refused_in_one_line(tui_project: Project) -> None:
+    """JSON is pretty-printed, a model is summarised rather than dumped, an unknown path
+    names the ones there are, and a damaged blob is refused rather than shown."""
+    import pytest
+
+    from workbench.app.artifacts import read
+    from workbench.core.errors import WorkbenchError
+
+    run = next(r for r in tui_project.runs.list() if r.name == "lgbm")
+    sig = read(tui_project, run.id, "signature.json")
+    assert sig.form == "text" and '"target": "churned"' in sig.text
+    model = read(tui_project, run.id, "model.pkl")
+    assert model.form == "binary" and "packed model" in model.text
+    with pytest.raises(WorkbenchError, match=r"has no artifact 'nope\.json'.*signature\.json"):
+        read(tui_project, run.id, "nope.json")
+    blob = next(a for a in tui_project.runs.get(run.id).artifacts if a.path == "signature.json")
+    path = tui_project.objects.path(blob.hash)
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes().replace(b"churned", b"CHURNED"))
+    with pytest.raises(WorkbenchError) as refused:
+        read(tui_project, run.id, "signature.json")
+    assert "\n" not in refused.value.message

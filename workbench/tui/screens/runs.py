@@ -21,6 +21,7 @@ from textual_plotext import PlotextPlot
 
 from workbench.app.plots import step_axis
 from workbench.core.runs.records import RunInfo, RunSummary
+from workbench.textfmt import human_bytes
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt, status_markup, status_text
 from workbench.tui.widgets.footer import WBFooter
@@ -223,7 +224,12 @@ class RunsScreen(WBScreen):
 class RunScreen(WBScreen):
     """One run: params, metrics, tags, environment, artifacts, and its curves."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("right_square_bracket", "tab(1)", "Next tab"),
+        Binding("left_square_bracket", "tab(-1)", "Prev tab", show=False),
+    ]
+    TABS = ("Metrics", "Params", "Tags", "Environment", "Artifacts")
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
@@ -235,9 +241,13 @@ class RunScreen(WBScreen):
         yield Static(id="run-head")
         with Horizontal():
             with TabbedContent(id="run-tabs", classes="main"):
-                for name in ("Metrics", "Params", "Tags", "Environment", "Artifacts"):
+                for name in self.TABS:
                     with TabPane(name, id=f"tab-{name.lower()}"):
-                        yield Table(id=f"run-{name.lower()}", zebra_stripes=True)
+                        yield Table(
+                            id=f"run-{name.lower()}",
+                            zebra_stripes=True,
+                            cursor_type="row" if name == "Artifacts" else "cell",
+                        )
             with Vertical(classes="side-wide"):
                 yield Select([], prompt="metric to plot", id="run-metric")
                 yield PlotextPlot(id="run-plot")
@@ -281,11 +291,11 @@ class RunScreen(WBScreen):
         rows = [(k, str(v)) for k, v in env.items() if k != "packages"]
         rows += [(f"package {k}", v) for k, v in (env.get("packages") or {}).items()]
         self._table("run-environment", ("", "value"), rows)
-        self._table(
-            "run-artifacts",
-            ("path", "kind", "size", "hash"),
-            [(a.path, a.kind, fmt(a.size), a.hash[:12]) for a in info.artifacts],
-        )
+        arts = self.query_one("#run-artifacts", DataTable)
+        arts.clear(columns=True)
+        arts.add_columns("path (enter opens)", "kind", "size", "hash")
+        for a in info.artifacts:
+            arts.add_row(a.path, a.kind, human_bytes(a.size), a.hash[:12], key=a.path)
         select = self.query_one("#run-metric", Select)
         options = [(k, k) for k in curves]
         if [o[0] for o in options] != [o for o in getattr(self, "_options", [])]:
@@ -295,6 +305,21 @@ class RunScreen(WBScreen):
             self.metric = metric
             select.value = metric
         self._plot(metric, points)
+
+    def action_tab(self, step: int) -> None:
+        """The next (or previous) tab, with its table focused: tabs were reached only
+        by the mouse or by tabbing onto the tab strip."""
+        tabs = self.query_one("#run-tabs", TabbedContent)
+        ids = [f"tab-{n.lower()}" for n in self.TABS]
+        at = ids.index(tabs.active) if tabs.active in ids else 0
+        tabs.active = ids[(at + step) % len(ids)]
+        self.query_one(f"#run-{self.TABS[(at + step) % len(ids)].lower()}", DataTable).focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "run-artifacts" and event.row_key.value:
+            from workbench.tui.screens.artifact import ArtifactScreen
+
+            self.app.push_screen(ArtifactScreen(self.run_id, event.row_key.value))
 
     def _table(self, tid: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         table = self.query_one(f"#{tid}", DataTable)
