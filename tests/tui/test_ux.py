@@ -3,10 +3,13 @@ states, numbers and plots, artifacts, quitting. Each test failed before its fix.
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from tests.tui.test_app import drive, settle, table
 from workbench.core.project import Project
@@ -197,8 +200,6 @@ def test_a_runs_confusion_matrix_and_feature_importance_open_as_table_and_bars(
 def test_an_artifact_is_read_whole_or_refused_in_one_line(tui_project: Project) -> None:
     """JSON is pretty-printed, a model is summarised rather than dumped, an unknown path
     names the ones there are, and a damaged blob is refused rather than shown."""
-    import pytest
-
     from workbench.app.artifacts import read
     from workbench.core.errors import WorkbenchError
 
@@ -216,3 +217,77 @@ def test_an_artifact_is_read_whole_or_refused_in_one_line(tui_project: Project) 
     with pytest.raises(WorkbenchError) as refused:
         read(tui_project, run.id, "signature.json")
     assert "\n" not in refused.value.message
+
+
+def _launch_and_quit(project: Project, trees: int, answer: str) -> Any:
+    """Launch a run from the app, quit while it trains and answer the question asked;
+    returns the launched process."""
+    import time
+
+    from tests.tui.test_app import text
+
+    launched: list[Any] = []
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("l")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#launch-dataset", Input).value = "churn@2"
+        screen.query_one("#launch-target", Input).value = "churned"
+        screen.query_one("#launch-params", Input).value = f"n_estimators={trees}"
+        await pilot.press("ctrl+s")
+        launched.append(screen.proc)  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 60
+        while "run:" not in text(screen.query_one("#launch-status", Static)):
+            assert time.monotonic() < deadline, "the launched run never started"
+            await pilot.pause(0.3)
+            await settle(pilot, 1)
+        await pilot.press("escape", "q")
+        await settle(pilot)
+        assert app.is_running  # asked, not gone
+        asked = "\n".join(str(w.render()) for w in app.screen.query(Static))
+        assert "A run you launched is still training" in asked
+        assert f"n_estimators={trees}" in asked and "run:" in asked
+        await pilot.press("escape")  # stay
+        await settle(pilot)
+        assert app.is_running and screen.training()  # type: ignore[attr-defined]
+        assert app.focused is None  # as it was left: q quits, it is not typed
+        await pilot.press("q")
+        await settle(pilot)
+        await pilot.press(answer)
+        await pilot.pause(0.5)
+        assert app.return_code == 0  # the app is closing
+
+    try:
+        drive(project, steps)
+    except BaseException:  # a failed test must not leave a run training for minutes
+        for proc in launched:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return launched[0]
+
+
+@pytest.mark.slow
+def test_quitting_while_a_launched_run_trains_asks_to_cancel_it(tui_project: Project) -> None:
+    """Quitting left a launched run training without a word. Now the app asks; escape
+    stays, and cancel ends the run as killed before the app closes."""
+    proc = _launch_and_quit(tui_project, 200_000, "c")
+    assert proc.poll() is not None
+    newest = tui_project.runs.list()[0]
+    assert newest["dataset"] == "churn@2" and newest["status"] == "killed"
+
+
+@pytest.mark.slow
+def test_quitting_can_keep_a_launched_run_training_on_its_own(tui_project: Project) -> None:
+    """Keep: the app closes and the run goes on without it, to the end (its stderr is a
+    file, not a pipe the closed app would break)."""
+    proc = _launch_and_quit(tui_project, 20_000, "k")
+    try:
+        assert proc.poll() is None  # still training after the app closed
+        assert proc.wait(120) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    newest = tui_project.runs.list()[0]
+    assert newest["dataset"] == "churn@2" and newest["status"] == "finished"

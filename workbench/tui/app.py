@@ -141,6 +141,7 @@ class WorkbenchApp(App[None]):
         self.last_load_done = 0.0  # monotonic time the latest load was delivered
         self._last_full_gc = time.monotonic()
         self.sub_title = project.root.name
+        self.launched: list[Any] = []  # Launch screens that started a run (see quit)
 
     def on_mount(self) -> None:
         self.theme = "textual-dark"
@@ -183,6 +184,23 @@ class WorkbenchApp(App[None]):
     # ---- actions ---------------------------------------------------------------------
     def action_mode(self, mode: str) -> None:
         self.switch_mode(mode)
+
+    async def action_quit(self) -> None:
+        """Quit, but not silently past a run launched from here that still trains: ask
+        whether to keep it (it runs on, detached) or cancel it."""
+        live = next((s for s in self.launched if s.training()), None)
+        if live is None:
+            self.exit()
+            return
+        from workbench.tui.screens.dialogs import QuitWhileTraining
+
+        def chosen(choice: str | None) -> None:
+            if choice == "cancel":
+                live.cancel_and_wait()
+            if choice is not None:
+                self.exit()
+
+        self.push_screen(QuitWhileTraining(live.describe()), chosen)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -118,7 +118,17 @@ class WBScreen(Loader, Screen):
         self._seen = self.app._stamp  # type: ignore[attr-defined]
         self.refresh_data()
 
+    _left_unfocused = False
+
+    def on_screen_suspend(self) -> None:
+        self._left_unfocused = self.focused is None
+
     def on_screen_resume(self) -> None:
+        # Textual focuses AUTO_FOCUS whenever a screen comes back with nothing focused:
+        # after escape had left Launch's first box, closing a dialog put the cursor back
+        # in it and the next `q` was typed there instead of quitting.
+        if self._left_unfocused:
+            self.call_after_refresh(self.set_focus, None)
         stamp = self.app._stamp  # type: ignore[attr-defined]
         # A screen that loaded before the app's first look at the catalog saw what that
         # first look saw (the app treats it as a baseline for the screen on display too);

@@ -107,3 +107,46 @@ class ConfirmChange(Loader, ModalScreen[tuple[str, str] | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class QuitWhileTraining(ModalScreen[str | None]):
+    """Asked on quit while a run launched from the app still trains: returns "keep" (it
+    goes on without the app, as a detached process), "cancel" (it ends as killed, its
+    points kept) or None (stay in the app)."""
+
+    BINDINGS = [
+        Binding("escape", "stay", "Stay"),
+        Binding("k", "choose('keep')", "Keep it and quit"),
+        Binding("c", "choose('cancel')", "Cancel it and quit"),
+    ]
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Label("A run you launched is still training", classes="panel-title")
+            yield Static(
+                f"{self.what}\n\nKeep it training after the app closes (its points keep "
+                "landing in the project; reopen the app to follow it), or cancel it (it "
+                "ends as killed, with the points logged so far)?",
+                id="confirm-plan",
+            )
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Keep training, quit (k)", id="quit-keep", variant="primary")
+                yield Button("Cancel run, quit (c)", id="quit-cancel", variant="error")
+                yield Button("Stay (esc)", id="quit-stay")
+
+    def on_mount(self) -> None:
+        self.query_one("#quit-keep", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        choice = {"quit-keep": "keep", "quit-cancel": "cancel"}.get(event.button.id or "")
+        self.dismiss(choice)
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+    def action_stay(self) -> None:
+        self.dismiss(None)

@@ -12,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -82,6 +83,8 @@ class LaunchScreen(WBScreen):
         self.started = 0.0
         self.run_id: str | None = None
         self.timer: Any = None
+        self.stderr: Any = None
+        self.cmd: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -129,13 +132,18 @@ class LaunchScreen(WBScreen):
         )
         self.started = time.time()
         self.run_id = None
+        self.cmd = cmd
+        # stderr to a file rather than a pipe: a run the user keeps when quitting must
+        # not meet a closed pipe (and die of it) on its next warning.
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed when the run ends)
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.stderr,
             start_new_session=True,
             env={**os.environ, "COLUMNS": "200"},
         )
+        self.app.launched.append(self)  # type: ignore[attr-defined]
         self.query_one("#cancel", Button).disabled = False
         self.query_one("#launch-status", Static).update("starting…")
         if self.timer is not None:
@@ -143,9 +151,31 @@ class LaunchScreen(WBScreen):
         self.timer = self.set_interval(1.0, self._follow)
 
     def action_cancel(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)  # the run ends as killed, points kept
+        if self.training():
+            os.killpg(self.proc.pid, signal.SIGINT)  # type: ignore[union-attr]
             self.notify("cancelling: the run will end as killed")
+
+    def training(self) -> bool:
+        """Whether the run launched from here is still going."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def describe(self) -> str:
+        """The launched run in a line, for the question asked on quit."""
+        what = shlex.join(self.cmd[5:])
+        ref = f"run:{self.run_id[:8]}" if self.run_id else "the run (not yet started)"
+        return f"{ref}: workbench {escape(what)}, {time.time() - self.started:.0f}s so far"
+
+    def cancel_and_wait(self, seconds: float = 10.0) -> None:
+        """Cancel the run and give it the time to record itself as killed (the app is
+        about to close, so nobody would see a run left 'running' sort itself out)."""
+        if not self.training():
+            return
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)  # the run ends as killed, points kept
+        try:
+            self.proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def _follow(self) -> None:
         started = self.started
@@ -198,11 +228,12 @@ class LaunchScreen(WBScreen):
                 self.timer.stop()
                 self.timer = None
             self.query_one("#cancel", Button).disabled = True
-            err = (
-                self.proc.stderr.read().decode(errors="replace").strip()
-                if self.proc and self.proc.stderr
-                else ""
-            )
+            err = ""
+            if self.stderr is not None:
+                self.stderr.seek(0)
+                err = self.stderr.read().decode(errors="replace").strip()
+                self.stderr.close()
+                self.stderr = None
             if self.proc and self.proc.returncode not in (0, None) and err:
                 self.post_message(ShowError(err.splitlines()[-1].removeprefix("error: ")))
             elif info is not None:
