@@ -25,6 +25,7 @@ UUID_USERS = (
 )
 SIZE = (160, 50)
 SMALL = (80, 24)
+WIDE = (120, 35)
 
 
 @contextlib.contextmanager
@@ -44,9 +45,13 @@ def frozen() -> Iterator[None]:
     # Only workbench's own view of uuid: libraries that call uuid4 (joblib names its temp
     # folders with it, depending on what ran before) must not shift the sequence.
     fake = types.SimpleNamespace(uuid4=uuid4, UUID=uuid.UUID)
+    # A fit "takes" a quarter second: fit_seconds is shown on the compare screen.
+    ticks = iter(range(10**6))
+    clock_s = types.SimpleNamespace(perf_counter=lambda: next(ticks) * 0.125)
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch("workbench.core.store.audit.now", now))
         stack.enter_context(mock.patch("workbench.core.store.audit.actor", lambda: "ada@lab"))
+        stack.enter_context(mock.patch("workbench.core.runs.training.time", clock_s))
         for module in UUID_USERS:
             stack.enter_context(mock.patch(f"{module}.uuid", fake))
         yield

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests.tui.conftest import SIZE, SMALL
+from tests.tui.conftest import SIZE, SMALL, WIDE
 from tests.tui.test_app import settle
 from workbench.core.project import Project
 from workbench.tui.app import WorkbenchApp
@@ -48,14 +48,23 @@ def keys(*pressed: str) -> Callable[[Pilot[None]], Any]:
     ("name", "pressed", "size"),
     [
         ("overview", (), SIZE),
-        ("overview_small", (), SMALL),
         ("datasets", ("d",), SIZE),
         ("version_profile", ("d", "tab", "enter"), SIZE),
         ("runs", ("r",), SIZE),
         ("models", ("m",), SIZE),
-        # (an opened report is not snapshotted: plotext places its tick labels a cell
-        # differently from one process to the next; test_app.py checks its table)
         ("drift", ("f",), SIZE),
+        # The five screens a new user reads most, at 80x24 and 120x35 (#19).
+        *(
+            (f"{name}_{w}x{h}", pressed, (w, h))
+            for w, h in (SMALL, WIDE)
+            for name, pressed in (
+                ("overview", ()),
+                ("runs", ("r",)),
+                ("compare", ("r", "space", "space", "c")),
+                ("drift_report", ("f", "enter")),
+                ("models", ("m",)),
+            )
+        ),
         ("audit", ("a",), SIZE),
         ("launch", ("l",), SIZE),
         ("help", ("question_mark",), SIZE),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Select, Static
 
 from tests.tui.test_app import drive, settle, table
 from workbench.core.project import Project
@@ -291,3 +291,70 @@ def test_quitting_can_keep_a_launched_run_training_on_its_own(tui_project: Proje
             os.killpg(proc.pid, signal.SIGKILL)
     newest = tui_project.runs.list()[0]
     assert newest["dataset"] == "churn@2" and newest["status"] == "finished"
+
+
+def _drawn(t: DataTable[Any]) -> str:
+    """What a table shows, line by line, as painted."""
+    return "\n".join(
+        "".join(seg.text for seg in t.render_line(y)) for y in range(t.size.height)
+    ).strip()
+
+
+def test_empty_screens_say_what_to_do_next_and_forms_use_the_project(tmp_path: Any) -> None:
+    """A new project showed bare headers, Pipelines did not mention the pipelines in
+    workbench.toml, Launch said 'default 42' where the file says 7 and 'churn@1' in a
+    project that has no churn. Each empty table now says the next step with its command,
+    and the forms' examples and defaults are the project's own."""
+    project, _ = Project.init(tmp_path / "fresh")
+
+    async def empty(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        for panel, command in (
+            ("#ov-datasets", "workbench data add FILE --name NAME"),
+            ("#ov-runs", "workbench train NAME@1 --target COLUMN"),
+            ("#ov-models", "workbench model register RUN --name NAME"),
+            ("#ov-drift", "workbench drift"),
+        ):
+            assert command in table(app, panel).empty_hint, panel
+            assert "None yet: " in _drawn(table(app, panel)), panel  # painted, not stored
+        for key, selector, command in (
+            ("d", "#ds-list", "workbench data add"),
+            ("r", "#runs", "workbench train"),
+            ("m", "#models", "workbench model register"),
+            ("f", "#drift-reports", "workbench drift"),
+            ("i", "#pl-runs", "Add a [pipeline.NAME] table to workbench.toml"),
+        ):
+            await pilot.press(key)
+            await settle(pilot)
+            assert command in table(app, selector).empty_hint, key
+
+    drive(project, empty, size=WIDE)
+
+    (tmp_path / "homes.csv").write_text("sqft,zip,sold\n1200,98005,1\n900,98052,0\n")
+    project.datasets.add(tmp_path / "homes.csv", name="homes")
+    cfg = project.root / "workbench.toml"
+    cfg.write_text(
+        cfg.read_text()
+        + '\n[train]\nseed = 7\nmodel = "logistic"\n[train.params]\nmax_iter = 300\n'
+        + '\n[pipeline.monthly]\ndataset = "homes"\nmodel = "homes-model"\ntarget = "sold"\n'
+    )
+    project = Project(project.root)
+
+    async def declared(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("i")
+        await settle(pilot)
+        hint = table(app, "#pl-runs").empty_hint
+        assert "monthly (homes → homes-model" in hint
+        assert "workbench pipeline run monthly --batch FILE" in hint
+        await pilot.press("l")
+        await settle(pilot)
+        boxes = {b.id: b.placeholder for b in app.screen.query(Input)}
+        assert "homes@1" in boxes["launch-dataset"] and "sold" in boxes["launch-target"]
+        assert "default 7, from workbench.toml" in boxes["launch-seed"]
+        assert "max_iter=300" in boxes["launch-params"]
+        assert app.screen.query_one("#launch-model", Select).value == "logistic"
+        await pilot.press("escape", "f")
+        await settle(pilot)
+        boxes = {b.id: b.placeholder for b in app.screen.query(Input)}
+        assert "homes@1" in boxes["drift-cur"] and "churn" not in " ".join(boxes.values())
+
+    drive(project, declared, size=WIDE)

@@ -56,19 +56,34 @@ def plot_labels(plot: dict[str, Any]) -> list[str]:
     return [f"{c:.{decimals}f}" for c in centres]
 
 
-def draw(plt: Any, col: ColumnDrift, ref_label: str, cur_label: str, max_ticks: int = 8) -> None:
+def draw(
+    plt: Any,
+    col: ColumnDrift,
+    ref_label: str,
+    cur_label: str,
+    max_ticks: int = 8,
+    max_bins: int | None = None,
+) -> None:
     """Reference and current shares side by side on a plotext figure (the CLI's module or
     the TUI widget's). Ticks are chosen here: left to plotext, which ones show varies
-    with Python's string-hash seed, so the same report would not draw the same twice."""
+    with Python's string-hash seed, so the same report would not draw the same twice.
+    ``max_bins``: a narrow figure gets neighbouring histogram bins merged, so each pair
+    of bars keeps a few cells instead of drawing over its neighbours."""
     if not col.plot:
         raise UsageError(f"column {col.column!r} has no distribution to draw ({col.reason})")
     labels = plot_labels(col.plot)
+    ref, cur = col.plot["ref"], col.plot["cur"]
+    group = -(-len(labels) // max_bins) if max_bins and col.plot["type"] != "bars" else 1
+    if group > 1:  # each merged bin named by its first value, holding their shares' sum
+        labels = labels[::group]
+        ref = [sum(ref[i : i + group]) for i in range(0, len(ref), group)]
+        cur = [sum(cur[i : i + group]) for i in range(0, len(cur), group)]
     xs = list(range(1, len(labels) + 1))  # numbers, not strings: see above
     # Side by side and in two fills (solid and shaded), so the two read apart on a
     # monochrome terminal, a printout or to a colour-blind eye, not by colour alone.
     plt.multiple_bar(
         xs,
-        [[100 * v for v in col.plot["ref"]], [100 * v for v in col.plot["cur"]]],
+        [[100 * v for v in ref], [100 * v for v in cur]],
         labels=[f"{ref_label} (reference)", f"{cur_label} (current)"],
         marker=list(MARKERS),
     )

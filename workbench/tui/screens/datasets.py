@@ -46,6 +46,9 @@ class DatasetsScreen(WBScreen):
         self.load(self.project.datasets.list, self._show_datasets, group="datasets")
 
     def _show_datasets(self, items: list[dict[str, Any]]) -> None:
+        from workbench.tui.hints import empty
+
+        self.query_one("#ds-list", Table).say_when_empty(empty("datasets", items))
         table = self.query_one("#ds-list", DataTable)
         table.clear()
         for d in items:

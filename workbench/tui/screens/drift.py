@@ -38,11 +38,9 @@ class DriftScreen(WBScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="drift-bar"):
-            yield Input(placeholder="reference (e.g. churn@1), empty with a model", id="drift-ref")
-            yield Input(placeholder="current: churn@2, churn@2..6 or a file path", id="drift-cur")
-            yield Input(
-                placeholder="model (optional), e.g. churn-model@production", id="drift-model"
-            )
+            yield Input(placeholder="reference (e.g. NAME@1), empty with a model", id="drift-ref")
+            yield Input(placeholder="current: NAME@2, NAME@2..6 or a file path", id="drift-cur")
+            yield Input(placeholder="model (optional), e.g. MODEL@production", id="drift-model")
         yield Static(
             "/ to compare: enter in any box runs it; t shows the selected column across a series",
             id="drift-summary",
@@ -64,10 +62,30 @@ class DriftScreen(WBScreen):
         )
 
     def refresh_data(self) -> None:
-        self.load(lambda: self.project.drift.list(limit=30), self._show_reports, group="reports")
+        def read() -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
+            p = self.project
+            return p.drift.list(limit=30), p.datasets.list(), p.models.list()
 
-    def _show_reports(self, items: list[dict[str, Any]]) -> None:
-        table = self.query_one("#drift-reports", DataTable)
+        self.load(read, self._show_reports, group="reports")
+
+    def _show_reports(self, data: tuple[list[dict[str, Any]], list[Any], list[Any]]) -> None:
+        from workbench.tui.hints import empty, example_ref
+
+        items, datasets, models = data
+        # Examples in the boxes from this project, not another's.
+        ref = example_ref(datasets)
+        name, _, version = ref.partition("@")
+        earlier = f"{name}@{int(version) - 1}" if version.isdigit() and int(version) > 1 else ref
+        self.query_one(
+            "#drift-ref", Input
+        ).placeholder = f"reference (e.g. {earlier}), empty with a model"
+        self.query_one(
+            "#drift-cur", Input
+        ).placeholder = f"current: {ref}, {name}@1..{version or 'N'} or a file path"
+        model = f"{models[0].name}@production" if models else "NAME@production"
+        self.query_one("#drift-model", Input).placeholder = f"model (optional), e.g. {model}"
+        table = self.query_one("#drift-reports", Table)
+        table.say_when_empty(empty("drift", datasets))
         table.clear()
         for r in items:
             table.add_row(
@@ -144,7 +162,9 @@ class DriftScreen(WBScreen):
         widget.plt.clear_data()
         widget.plt.clear_figure()
         if col.plot:
-            draw(widget.plt, col, self.report.reference, self.report.current)
+            # three cells a pair of bars at least, past the axis labels
+            bins = max(4, (widget.size.width - 8) // 3)
+            draw(widget.plt, col, self.report.reference, self.report.current, max_bins=bins)
         else:
             widget.plt.title(f"{column}: {col.status} ({col.reason})")
         widget.refresh()

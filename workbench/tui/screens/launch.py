@@ -105,6 +105,44 @@ class LaunchScreen(WBScreen):
                 yield PlotextPlot(id="launch-plot")
         yield WBFooter()
 
+    def refresh_data(self) -> None:
+        """Examples and defaults in the boxes from this project: its datasets, the
+        [train] table of workbench.toml, the target its last run used."""
+
+        def read() -> tuple[Any, list[Any], str | None, bool]:
+            p = self.project
+            recent = p.runs.list(limit=20)
+            target = next((r.params["target"] for r in recent if r.params.get("target")), None)
+            if target is None and p.settings.pipelines:
+                target = next(iter(p.settings.pipelines.values())).target
+            return p.settings.train, p.datasets.list(), target, "train" in p.settings.raw
+
+        self.load(read, self._placeholders, group="defaults")
+
+    def _placeholders(self, data: tuple[Any, list[Any], str | None, bool]) -> None:
+        train, datasets, target, in_file = data
+        where = "from workbench.toml" if in_file else "built in"
+        params = ", ".join(f"{k}={v}" for k, v in train.params.items())
+        hints = {
+            "dataset": f"dataset version, e.g. {datasets[0].latest}"
+            if datasets
+            else "dataset version (none yet: workbench data add FILE --name NAME)",
+            "target": f"target column, e.g. {target}" if target else "target column",
+            "params": f"params (default {params}, {where})"
+            if params
+            else "params: n_estimators=200, learning_rate=0.05",
+            "split": f"split (default {train.split}): random:0.2 or time:COLUMN:0.2",
+            "seed": f"seed (default {train.seed}, {where})",
+        }
+        for name, hint in hints.items():
+            self.query_one(f"#launch-{name}", Input).placeholder = hint
+        model = self.query_one("#launch-model", Select)
+        if not self._model_set and train.model in MODELS:
+            self._model_set = True  # the [train] model once; the user's choice after that
+            model.value = train.model
+
+    _model_set = False
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
             self.action_start()

@@ -59,6 +59,9 @@ class ModelsScreen(WBScreen):
         self.load(self.project.models.list, self._show_models, group="models")
 
     def _show_models(self, items: list[ModelEntry]) -> None:
+        from workbench.tui.hints import empty
+
+        self.query_one("#models", Table).say_when_empty(empty("models", []))
         self._aliases = {m.name: m.aliases for m in items}
         table = self.query_one("#models", DataTable)
         table.clear()

@@ -70,6 +70,11 @@ class OverviewScreen(WBScreen):
             table.add_row(*cells, key=key)
 
     def _show(self, data: dict[str, Any]) -> None:
+        from workbench.tui.hints import empty
+
+        for kind in ("datasets", "runs", "models", "drift", "audit"):
+            hint = empty(kind, data["datasets"], short=True)
+            self.query_one(f"#ov-{kind}", Table).say_when_empty(hint)
         self._fill(
             "ov-datasets",
             [

@@ -49,10 +49,18 @@ class PipelinesScreen(WBScreen):
         self._steps: dict[str, list[dict[str, Any]]] = {}
 
     def refresh_data(self) -> None:
-        self.load(lambda: self.project.pipeline_runs.history(limit=500), self._show)
+        def read() -> tuple[list[PipelineRunRecord], str]:
+            from workbench.tui.hints import no_pipeline_runs
 
-    def _show(self, rows: list[PipelineRunRecord]) -> None:
-        table = self.query_one("#pl-runs", DataTable)
+            p = self.project
+            return p.pipeline_runs.history(limit=500), no_pipeline_runs(p.settings.pipelines)
+
+        self.load(read, self._show)
+
+    def _show(self, data: tuple[list[PipelineRunRecord], str]) -> None:
+        rows, hint = data
+        table = self.query_one("#pl-runs", Table)
+        table.say_when_empty(hint)
         table.clear()
         self._steps = {}
         for r in rows:

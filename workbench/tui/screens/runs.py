@@ -91,6 +91,14 @@ class RunsScreen(WBScreen):
 
             # one row past the page says whether there are more
             runs = self.project.runs.list(filter=flt, order_by=order, limit=limit + 1)
+            if not runs:
+                from workbench.tui.hints import empty
+
+                self._hint = (
+                    "No runs match this filter. Press / and clear it to see every run."
+                    if flt
+                    else empty("runs", self.project.datasets.list())
+                )
             # a key no run has is said, not shown as "-" or as no match (as the CLI does)
             blank = [c for c in extra if all(_cell(r, c) is None for r in runs)]
             if (flt and not runs) or (runs and blank):
@@ -100,6 +108,8 @@ class RunsScreen(WBScreen):
             return runs
 
         self.load(read, self._show, on_error=self._bad_filter)
+
+    _hint = ""  # what the empty table says (set with the load that found no runs)
 
     def _bad_filter(self, message: str) -> None:
         self._to_table = False  # the cursor stays in the box, where the mistake is
@@ -113,6 +123,7 @@ class RunsScreen(WBScreen):
             shown + (f", sorted by {self.order}" if self.order else "")
         )
         table = self.query_one("#runs", Table)
+        table.say_when_empty("" if runs else self._hint)
         cursor = table.cursor_row
         table.clear(columns=True)
         for col in (*LEAD_COLUMNS, *self.extra, *TAIL_COLUMNS):

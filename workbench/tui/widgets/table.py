@@ -236,7 +236,32 @@ class Table(DataTable):
         finally:
             self._paint_styles = None
 
+    # What an empty table says below its header: what to do next, with the command.
+    empty_hint = ""
+
+    def say_when_empty(self, hint: str) -> None:
+        if hint != self.empty_hint:
+            self.empty_hint = hint
+            self.refresh()
+
+    def _hint_line(self, y: int) -> Any:
+        """Line ``y`` of an empty table: its header, then the hint, wrapped."""
+        from textual.strip import Strip
+
+        width = self.size.width
+        lines = Text(self.empty_hint).wrap(self.app.console, max(10, width - 2))
+        at = y - (self.header_height if self.show_header else 0)
+        body = lines[at].plain if 0 <= at < len(lines) else ""
+        style = self.rich_style + Style(italic=True, dim=True)
+        return Strip([Segment(" " + set_cell_size(body, max(0, width - 1)), style)], width)
+
     def render_line(self, y: int) -> Any:
+        if (
+            not self.row_count
+            and self.empty_hint
+            and (y >= self.header_height or not self.show_header)
+        ):
+            return self._hint_line(y)
         memo = getattr(self, "_paint_styles", None)
         if memo is None or self.fixed_rows:
             return super().render_line(y)
