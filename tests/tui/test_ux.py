@@ -358,3 +358,40 @@ def test_empty_screens_say_what_to_do_next_and_forms_use_the_project(tmp_path: A
         assert "homes@1" in boxes["drift-cur"] and "churn" not in " ".join(boxes.values())
 
     drive(project, declared, size=WIDE)
+
+
+def test_filter_and_columns_complete_the_names_runs_have(tui_project: Project) -> None:
+    """The filter box and the column chooser complete metric, param and tag names as
+    they are typed (→ takes the rest), writing a dotted key as the filter reads it."""
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press("slash", *"params.mod")
+        await settle(pilot)
+        await pilot.press("right")
+        box = app.screen.query_one("#runs-filter", Input)
+        assert box.value == "params.model"
+        await pilot.press(*" = 'lightgbm' and metrics.val_a")
+        await settle(pilot)
+        await pilot.press("right")
+        assert box.value == "params.model = 'lightgbm' and metrics.val_auc"
+        await pilot.press(*" > 0.5", "enter")
+        await settle(pilot)
+        runs = table(app, "#runs")
+        assert runs.row_count == 1 and str(runs.get_row_at(0)[2]) == "lgbm"
+        columns = app.screen.query_one("#runs-columns", Input)
+        columns.focus()
+        columns.cursor_position = len(columns.value)
+        await pilot.press(*", params.`model.n_e")
+        await settle(pilot)
+        await pilot.press("right")
+        assert columns.value.endswith(", params.`model.n_estimators`")
+        await pilot.press("enter")
+        await settle(pilot)
+        header = [str(c.label) for c in runs.ordered_columns]
+        assert "params.`model.n_estimators`" in header
+        cell = runs.get_row_at(0)[header.index("params.`model.n_estimators`")]
+        assert str(cell) == "30"
+
+    drive(tui_project, steps)

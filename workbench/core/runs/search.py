@@ -395,3 +395,18 @@ def unknown_name(
         hint = f"; did you mean {kind}.`{near[0]}`?" if near else ""
         return f"no run has {kind}.{key}{hint}"
     return None
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def names(catalog: Catalog) -> list[str]:
+    """Every name a filter or a column can use, written as the filter language reads it
+    (a key with a dot in backticks: params.`model.num_leaves`): what the app completes
+    as a user types."""
+    out = sorted(ATTRIBUTES)
+    with catalog.read() as con:
+        for kind, sql in _KEYS_OF.items():
+            keys = sorted(k for (k,) in con.execute(sql).fetchall())
+            out += [f"{kind}.{k}" if _BARE_KEY.fullmatch(k) else f"{kind}.`{k}`" for k in keys]
+    return out

@@ -25,6 +25,7 @@ from workbench.textfmt import human_bytes
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt, status_markup, status_text
 from workbench.tui.widgets.footer import WBFooter
+from workbench.tui.widgets.suggest import NameSuggester
 from workbench.tui.widgets.table import Table
 
 # The columns a user chose (metrics, params) come right after the run's identity, so
@@ -42,7 +43,9 @@ _RunView = tuple[RunInfo, list[str], str | None, list[tuple[int, float]]]
 
 def _cell(run: RunSummary, column: str) -> Any:
     kind, _, key = column.partition(".")
-    return (run.metrics if kind == "metrics" else run.params if kind == "params" else {}).get(key)
+    return (run.metrics if kind == "metrics" else run.params if kind == "params" else {}).get(
+        key.strip("`")
+    )
 
 
 class RunsScreen(WBScreen):
@@ -64,6 +67,9 @@ class RunsScreen(WBScreen):
         self.marked: set[str] = set()
         self.order: str | None = None
         self.extra: list[str] = list(DEFAULT_COLUMNS)
+        # Names to complete in the filter and columns boxes, read once per change.
+        self.suggester = NameSuggester()
+        self._names_seen: Any = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -71,15 +77,24 @@ class RunsScreen(WBScreen):
             yield Input(
                 placeholder="filter, e.g. metrics.val_auc > 0.8 and params.model = 'lightgbm'",
                 id="runs-filter",
+                suggester=self.suggester,
             )
             yield Input(
-                value=DEFAULT_EXTRA, placeholder="columns: params.x, metrics.y", id="runs-columns"
+                value=DEFAULT_EXTRA,
+                placeholder="columns: params.x, metrics.y",
+                id="runs-columns",
+                suggester=self.suggester,
             )
         yield Label("", id="runs-error")
         yield Table(id="runs", cursor_type="row", zebra_stripes=True)
         yield WBFooter()
 
     def refresh_data(self) -> None:
+        if self._names_seen != self.app._stamp:  # type: ignore[attr-defined]
+            from workbench.core.runs.search import names
+
+            self._names_seen = self.app._stamp  # type: ignore[attr-defined]
+            self.load(lambda: names(self.project.catalog), self._set_names, group="names")
         flt = self.query_one("#runs-filter", Input).value.strip() or None
         order, limit = self.order, self.limit
         # the user's own columns only: the default pair (AUC, RMSE) has one blank by design
@@ -108,6 +123,9 @@ class RunsScreen(WBScreen):
             return runs
 
         self.load(read, self._show, on_error=self._bad_filter)
+
+    def _set_names(self, found: list[str]) -> None:
+        self.suggester.names = found
 
     _hint = ""  # what the empty table says (set with the load that found no runs)
 
