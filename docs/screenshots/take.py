@@ -63,11 +63,21 @@ async def tour(project_root: Path) -> None:
         await shot("tour-3-runs")
         await pilot.press("c")
         await shot("tour-4-compare")
-        await pilot.press("escape", "f")
+        await pilot.press("escape")  # back to the runs; enter opens the one under the cursor
+        await settle(pilot)
+        await focus_table("#runs")
+        await pilot.press("enter", "left_square_bracket")  # its Artifacts tab
+        await settle(pilot)
+        arts = await focus_table("#run-artifacts")
+        paths = [str(arts.get_row_at(i)[0]) for i in range(arts.row_count)]
+        arts.move_cursor(row=paths.index("feature_importance.json"))
+        await pilot.press("enter")
+        await shot("tour-5-artifact")
+        await pilot.press("escape", "escape", "f")
         await settle(pilot)
         await focus_table("#drift-reports")
         await pilot.press("enter")
-        await shot("tour-5-drift")
+        await shot("tour-6-drift")
         await pilot.press("escape", "m")
         await settle(pilot)
         await focus_table("#model-versions")
@@ -75,9 +85,9 @@ async def tour(project_root: Path) -> None:
         await settle(pilot)
         app.screen.query_one("#promote-alias", Input).value = "production"
         await pilot.click("#check")
-        await shot("tour-6-promote")
+        await shot("tour-7-promote")
         await pilot.press("escape", "a")
-        await shot("tour-7-audit")
+        await shot("tour-8-audit")
 
 
 def main() -> None:
