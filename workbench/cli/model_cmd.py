@@ -266,6 +266,32 @@ def card(ctx: Ctx, ref: str, output: str | None) -> None:
         echo(text, nl=False)
 
 
+@model.command("export")
+@click.argument("ref")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mlflow"]),
+    default="mlflow",
+    show_default=True,
+    help="mlflow: an MLflow model (MLmodel, python_function and native flavour).",
+)
+@pass_ctx
+def export(ctx: Ctx, ref: str, dest: str, fmt: str) -> None:
+    """Write NAME@ALIAS (or NAME@N) to DEST as a standard MLflow model, for `mlflow models
+    serve`, MLServer, KServe, Seldon or SageMaker (docs/serving.md)."""
+    from pathlib import Path
+
+    from workbench.core.interop.mlflow_model import export_model
+
+    project = ctx.project
+    mv = project.models.resolve(ref)
+    example = project.datasets.head(mv.dataset_ref, 5) if mv.dataset_ref else None
+    out = export_model(project.models, ref, Path(dest), example=example)
+    echo(f"Exported {mv.ref} to {out} (MLflow model: python_function + native flavour)")
+
+
 @click.command("predict")
 @click.argument("model_ref")
 @click.argument("input_spec", metavar="INPUT")

@@ -130,7 +130,8 @@ def export_mlflow(ctx: Ctx, directory: str) -> None:
     echo(
         f"Wrote an MLflow store to {directory}: {counts['experiments']} experiments, "
         f"{counts['runs']} runs, {counts['points']:,} metric points, {counts['artifacts']} "
-        f"artifacts, {counts['models']} models with {counts['versions']} versions"
+        f"artifacts, {counts['models']} models with {counts['versions']} versions "
+        f"({counts['mlflow_models']} in MLflow's model format)"
     )
 
 

@@ -50,7 +50,15 @@ def export_store(project: Project, target: str) -> dict[str, int]:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; give a new or empty folder")
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    counts = {"experiments": 0, "runs": 0, "points": 0, "artifacts": 0, "models": 0, "versions": 0}
+    counts = {
+        "experiments": 0,
+        "runs": 0,
+        "points": 0,
+        "artifacts": 0,
+        "models": 0,
+        "versions": 0,
+        "mlflow_models": 0,
+    }
     try:
         _export(project, tmp, out.resolve(), counts)
         if out.exists():
@@ -63,6 +71,33 @@ def export_store(project: Project, target: str) -> dict[str, int]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return counts
+
+
+def _mlflow_model(project: Project, ref: str, run: dict[str, Any] | None) -> str | None:
+    """Write version ``ref`` in MLflow's model format into its run's artifacts (``model``,
+    or ``model-vN`` when the run has a ``model`` already); the folder's name, or None for a
+    version with nothing to load (imported from MLflow as a reference only)."""
+    from workbench.core.errors import WorkbenchError
+    from workbench.core.interop.mlflow_model import trained_here, write_model
+
+    if run is None:
+        return None
+    mv = project.models.resolve(ref)
+    try:
+        model = project.models.load(mv)
+    except WorkbenchError:
+        return None
+    if not trained_here(model):  # came from MLflow: its own model files came back with it
+        return None
+    arts = run["dir"] / "artifacts"
+    name = "model" if not (arts / "model").exists() else f"model-v{mv.version}"
+    try:  # a few training rows as the input example, when the data is still there
+        example = project.datasets.head(mv.dataset_ref, 5) if mv.dataset_ref else None
+    except WorkbenchError:
+        example = None
+    (arts / name).mkdir(parents=True)
+    write_model(arts / name, mv, model, example)
+    return name
 
 
 def _export(project: Project, root: Path, final: Path, counts: dict[str, int]) -> None:
@@ -191,6 +226,10 @@ def _export(project: Project, root: Path, final: Path, counts: dict[str, int]) -
     for model, version, run_id, description, created, path in versions:
         folder = str(Path(path).parent) if path and "/" in path else ""
         source = f"runs:/{run_id}/{folder or path or 'model.pkl'}"
+        written = _mlflow_model(project, f"{model}@{version}", by_run.get(run_id))
+        if written:  # loadable as models:/NAME/VERSION by MLflow and the platforms on it
+            source = f"runs:/{run_id}/{written}"
+            counts["mlflow_models"] += 1
         _dump(
             root / "models" / model / f"version-{version}" / "meta.yaml",
             {

@@ -103,29 +103,10 @@ class Features:
         return cls(schema, cats)
 
     def matrix(self, df: pl.DataFrame) -> np.ndarray:
-        import numpy as np
-        import polars as pl
+        from workbench.core.runs.feature_matrix import to_matrix
 
-        exprs = []
-        have = df.schema
-        for c in self.schema:
-            col = pl.col(c)
-            dt = have[c]
-            if c in self.categories:
-                mapping = {v: float(i) for i, v in enumerate(self.categories[c])}
-                exprs.append(
-                    col.cast(pl.String)
-                    .replace_strict(mapping, default=None, return_dtype=pl.Float64)
-                    .alias(c)
-                )
-            elif dt == pl.Date:
-                exprs.append(col.cast(pl.Int32).cast(pl.Float64).alias(c))
-            elif dt.is_temporal():
-                exprs.append((col.cast(pl.Datetime("ms")).dt.epoch("ms") / 86_400_000.0).alias(c))
-            else:
-                exprs.append(col.cast(pl.Float64).alias(c))
-        out = df.select(exprs).to_numpy()
-        return np.asarray(out, dtype=np.float64)
+        matrix: np.ndarray = to_matrix(df, self.schema, self.categories)
+        return matrix
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": self.schema, "categories": self.categories}
@@ -144,18 +125,9 @@ class Model:
         self.classes = classes
 
     def predict(self, df: pl.DataFrame) -> pl.DataFrame:
-        import polars as pl
+        from workbench.core.runs.feature_matrix import outputs
 
-        x = self.features.matrix(df)
-        if self.task == "regression":
-            return pl.DataFrame({"prediction": self.estimator.predict(x)})
-        proba = self.estimator.predict_proba(x)
-        classes: list[Any] = self.classes or []  # a classifier always has them
-        labels = [classes[i] for i in proba.argmax(axis=1)]
-        out = {"prediction": labels}
-        for i, cls in enumerate(classes):
-            out[f"proba_{cls}"] = proba[:, i]
-        return pl.DataFrame(out)
+        return outputs(self.estimator, self.features.matrix(df), self.task, self.classes)
 
 
 def importance(model: Model) -> dict[str, float]:
