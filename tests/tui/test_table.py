@@ -214,7 +214,7 @@ async def _batch_rows() -> None:
 def test_a_long_cell_is_cut_with_an_ellipsis_and_kept_whole() -> None:
     """A cell past the table's limit shows its start and an ellipsis (in its colours),
     and the row view gets the whole text; short cells and several-line cells are kept."""
-    from workbench.tui.widgets.table import elide, full_text
+    from workbench.tui.widgets.cells import elide, full_text
 
     long = "[yellow]" + ", ".join(f"col_{i}" for i in range(20)) + "[/]"
     cut = elide(long, 18)

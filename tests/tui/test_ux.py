@@ -151,7 +151,7 @@ def test_a_runs_confusion_matrix_and_feature_importance_open_as_table_and_bars(
     from textual_plotext import PlotextPlot
 
     from workbench.app.artifacts import read
-    from workbench.tui.widgets.table import full_text
+    from workbench.tui.widgets.cells import full_text
 
     run = next(r for r in tui_project.runs.list() if r.name == "lgbm")
     info = tui_project.runs.get(run.id)
