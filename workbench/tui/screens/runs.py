@@ -325,6 +325,13 @@ class RunScreen(WBScreen):
         arts.add_columns("path (enter opens)", "kind", "size", "hash")
         for a in info.artifacts:
             arts.add_row(a.path, a.kind, human_bytes(a.size), a.hash[:12], key=a.path)
+        arts.say_when_empty(  # type: ignore[attr-defined]
+            "No artifacts: a run trained here logs its model, confusion matrix and feature "
+            "importance; a script adds files with run.log_artifact(PATH)"
+        )
+        self.query_one("#run-tags", Table).say_when_empty(
+            f"No tags. Add one: workbench runs tag {info.ref} KEY=VALUE"
+        )
         select = self.query_one("#run-metric", Select)
         options = [(k, k) for k in curves]
         if [o[0] for o in options] != [o for o in getattr(self, "_options", [])]:

@@ -109,7 +109,12 @@ class Table(DataTable):
         labels = [full_text(c.label) for c in self.ordered_columns]
         cells = [full_text(v) for v in self.get_row_at(row)]
         column = self.cursor_coordinate.column if self.cursor_type == "cell" else None
-        self.app.push_screen(RowView(list(zip(labels, cells, strict=False)), column))
+        pairs = [(lab, val) for lab, val in zip(labels, cells, strict=False) if lab or val]
+        if column is not None:  # the marker follows its column past any dropped blank one
+            column -= sum(
+                1 for lab, val in zip(labels[:column], cells, strict=False) if not (lab or val)
+            )
+        self.app.push_screen(RowView(pairs, column))
 
     # ---- every cell shown inert: stored text must never drive the terminal ----
     def add_row(self, *cells: Any, **kw: Any) -> Any:
