@@ -89,6 +89,7 @@ def _register() -> None:
         model_cmd,
         pipeline_cmd,
         runs_cmd,
+        serve_cmd,
         sql_cmd,
         train_cmd,
     )
@@ -101,6 +102,7 @@ def _register() -> None:
     cli.add_command(drift_cmd.drift)
     cli.add_command(model_cmd.model)
     cli.add_command(model_cmd.predict)
+    cli.add_command(serve_cmd.serve)
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
     cli.add_command(demo_cmd.demo)

@@ -1,0 +1,255 @@
+"""`workbench serve`, started here on 127.0.0.1 as a user starts it, and stopped after."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from tests.conftest import run_cli
+from workbench.core.project import Project
+
+
+@pytest.fixture
+def registered(tmp_path: Path, project: Project) -> Project:
+    """churn-model v1 (logistic) and v2 (LightGBM); v2 in production."""
+    from tests.core.test_training import churn
+
+    churn(400, 0).write_parquet(tmp_path / "c.parquet")
+    root = project.root
+    assert run_cli("data", "add", str(tmp_path / "c.parquet"), "-n", "churn", cwd=root).code == 0
+    for model in ("logistic", "lightgbm"):
+        res = run_cli("train", "churn@1", "-t", "churned", "-m", model, "--json", cwd=root)
+        assert res.code == 0, res.err
+        run_id = json.loads(res.out)["id"]
+        assert run_cli("model", "register", run_id, "-n", "churn-model", cwd=root).code == 0
+    res = run_cli("model", "promote", "churn-model", "2", "--to", "production", cwd=root)
+    assert res.code == 0, res.err
+    return project
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, token: str | None) -> None:
+        self.proc, self.url, self.token = proc, url, token
+
+    def call(
+        self, path: str, body: bytes | None = None, ctype: str = "application/json",
+        token: str | None = None, headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:  # fmt: skip
+        head = {"Content-Type": ctype, **(headers or {})}
+        if token or self.token:
+            head["Authorization"] = f"Bearer {token or self.token}"
+        req = urllib.request.Request(self.url + path, data=body, headers=head)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    def predict(self, rows: pl.DataFrame, **kw: Any) -> tuple[int, dict[str, Any]]:
+        return self.call("/predict", json.dumps(rows.to_dicts(), default=str).encode(), **kw)
+
+
+@contextlib.contextmanager
+def serving(project: Project, *args: str, token: str | None = None) -> Iterator[Server]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "workbench", "--project", str(project.root), "serve",
+           "churn-model@production", "--port", str(port), *args]  # fmt: skip
+    if token:
+        cmd += ["--token", token]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    server = Server(proc, f"http://127.0.0.1:{port}", token)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if server.call("/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the server never came up"
+            time.sleep(0.2)
+        yield server
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def log_lines(project: Project) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in sorted((project.store_dir / "serving").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+def batch(n: int, seed: int = 5) -> pl.DataFrame:
+    from tests.core.test_training import churn
+
+    return churn(n, seed).drop("churned")
+
+
+def predicted(project: Project, tmp_path: Path, rows: pl.DataFrame, ref: str) -> list[dict]:
+    src, out = tmp_path / "rows.parquet", tmp_path / "ours.parquet"
+    rows.write_parquet(src)
+    res = run_cli("predict", ref, str(src), "-o", str(out), cwd=project.root)
+    assert res.code == 0, res.err
+    scored = pl.read_parquet(out)
+    return scored.select([c for c in scored.columns if c not in rows.columns]).to_dicts()
+
+
+def test_predict_answers_as_workbench_predict_in_every_body_form(
+    tmp_path: Path, registered: Project
+) -> None:
+    rows = batch(40)
+    ours = predicted(registered, tmp_path, rows, "churn-model@production")
+    with serving(registered) as server:
+        status, answer = server.predict(rows, headers={"X-Request-ID": "req-1"})
+        assert status == 200 and answer["model"] == "churn-model@2" and answer["id"] == "req-1"
+        assert answer["predictions"] == ours  # exactly: same casts, same model
+        csv = io.BytesIO()
+        rows.write_csv(csv)
+        assert server.call("/predict", csv.getvalue(), "text/csv")[1]["predictions"] == ours
+        parquet = io.BytesIO()
+        rows.write_parquet(parquet)
+        got = server.call("/predict", parquet.getvalue(), "application/vnd.apache.parquet")
+        assert got[1]["predictions"] == ours
+        columns = {"columns": rows.to_dict(as_series=False)}
+        body = json.dumps(columns, default=str).encode()
+        assert server.call("/predict", body)[1]["predictions"] == ours
+        status, model = server.call("/model")
+        assert status == 200 and model["version"] == 2 and model["alias"] == "production"
+        assert model["training_dataset"] == "churn@1"
+        assert list(model["signature"]["inputs"]) == [c for c in rows.columns if c != "id"]
+    logged = [r for r in log_lines(registered) if r.get("status") == 200]
+    assert len(logged) == 4 and logged[0]["id"] == "req-1"
+    assert logged[0]["outputs"] == ours and logged[0]["rows"] == 40 and logged[0]["version"] == 2
+
+
+def test_bad_requests_are_4xx_with_the_cli_s_one_line_reason(
+    tmp_path: Path, registered: Project
+) -> None:
+    rows = batch(30)
+    src = tmp_path / "short.csv"
+    rows.drop("plan").write_csv(src)
+    cli = run_cli("predict", "churn-model@production", str(src), "-o", str(tmp_path / "o.csv"),
+                  cwd=registered.root)  # fmt: skip
+    assert cli.code != 0
+    with serving(registered, "--max-rows", "25", "--max-bytes", "50000") as server:
+        status, answer = server.predict(rows.head(10).drop("plan"))
+        assert status == 400 and "lacks column(s) the model needs: plan" in answer["error"]
+        assert cli.err.split("needs:")[1].strip() == answer["error"].split("needs:")[1].strip()
+        bad = rows.head(3).with_columns(pl.lit("many").alias("age"))
+        answers = [server.predict(bad)]
+        assert answers[0][0] == 400 and "cannot be read as" in answers[0][1]["error"]
+        answers += [
+            server.predict(rows),  # 30 rows over 25
+            server.call("/predict", b"x" * 60_000, "text/csv"),
+            server.call("/predict", b"{not json"),
+            server.call("/predict", b"a,b", "image/png"),
+            server.call("/predict", b"[]"),
+        ]
+        assert [a[0] for a in answers] == [400, 413, 413, 400, 415, 400]
+        assert all(a[1]["error"] and "\n" not in a[1]["error"] for a in answers)
+        assert server.predict(rows.head(5))[0] == 200  # and it still serves
+
+
+def test_another_address_needs_a_token_checked_on_every_request(
+    tmp_path: Path, registered: Project
+) -> None:
+    res = run_cli("serve", "churn-model@production", "--host", "0.0.0.0", cwd=registered.root)
+    assert res.code != 0 and "give a token" in res.err and len(res.err.splitlines()) == 1
+    with serving(registered, token="s3cret") as server:
+        rows = batch(5)
+        assert server.predict(rows)[0] == 200
+        assert server.predict(rows, token="wrong")[0] == 401
+        server.token = None
+        assert server.predict(rows)[0] == 401
+        assert server.call("/model")[0] == 401
+    refused = [r for r in log_lines(registered) if r.get("status") == 401]
+    assert len(refused) == 3 and all("inputs" not in r for r in refused)
+
+
+@pytest.mark.slow
+def test_it_follows_the_alias_without_a_failed_request(registered: Project) -> None:
+    """Requests keep coming (4 at a time) while production moves to v1 and back: each is
+    answered, and within 2 s of each move the answers come from the new version."""
+    rows = batch(3)
+    seen: list[tuple[float, int, str]] = []
+    failures: list[Any] = []
+    stop = threading.Event()
+
+    with serving(registered) as server:
+
+        def client() -> None:
+            while not stop.is_set():
+                try:
+                    status, answer = server.predict(rows)
+                except Exception as exc:  # a dropped connection is a failure too
+                    failures.append(exc)
+                    continue
+                if status != 200:
+                    failures.append((status, answer))
+                else:
+                    seen.append((time.monotonic(), status, answer["model"]))
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        moved = time.monotonic()
+        assert registered.models.promote("churn-model", 1, "production", reason="test").version
+        time.sleep(3)
+        back = time.monotonic()
+        registered.models.rollback("churn-model", "production", reason="test")
+        time.sleep(3)
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not failures and len(seen) > 50
+
+    def served(start: float, end: float) -> set[str]:
+        return {m for t, _, m in seen if start < t < end}
+
+    assert served(0, moved) == {"churn-model@2"}
+    assert served(moved + 2, back) == {"churn-model@1"}  # moved within 2 s, and stayed
+    assert served(back + 2, float("inf")) == {"churn-model@2"}
+    assert sum(1 for r in log_lines(registered) if r.get("status") == 200) == len(seen)
+
+
+def test_a_killed_server_has_logged_every_request_it_answered(registered: Project) -> None:
+    rows = batch(2)
+    answered = []
+    with serving(registered) as server:
+        for i in range(60):
+            status, answer = server.predict(rows, headers={"X-Request-ID": f"r{i}"})
+            assert status == 200
+            answered.append(answer["id"])
+        os.killpg(server.proc.pid, signal.SIGKILL)
+    logged = {r["id"] for r in log_lines(registered) if r.get("status") == 200}
+    assert logged == set(answered)

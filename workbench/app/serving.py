@@ -1,0 +1,303 @@
+"""``workbench serve NAME@ALIAS``: the model an alias names, answering HTTP requests.
+
+Starlette (the ASGI toolkit FastAPI is built on) under Uvicorn (the server MLflow's own
+scoring server runs on): both well kept and small, and Starlette without FastAPI because
+requests are checked against the model's signature by ``scoring.conform`` (what
+``workbench predict`` does), not by pydantic models. The server follows its alias: a
+thread looks it up every second and swaps in the new version once loaded, so a promote
+or a rollback is served within two seconds, without a restart or a failed request.
+
+A request never opens the catalog. Each answered request is one line appended (one
+``write``) to a file of this server's own under ``.workbench/serving/``, before the
+answer leaves: a server killed with SIGKILL has logged every request it answered.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import DataError, UsageError, WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.core.models.versions import ModelVersion
+    from workbench.core.project import Project
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+TOKEN_ENV = "WORKBENCH_SERVE_TOKEN"
+POLL_SECONDS = 1.0
+CSV_TYPES = ("text/csv", "application/csv")
+PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
+
+
+class Refused(Exception):
+    """A request refused with an HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 32 * 1024 * 1024
+    max_rows: int = 100_000
+
+
+class Served:
+    """The version an alias names and its loaded model, swapped whole when the alias
+    moves (a request takes one snapshot, so it never mixes two versions)."""
+
+    def __init__(self, project: Project, ref: str, poll: float = POLL_SECONDS) -> None:
+        _, at, alias = ref.partition("@")
+        if not at or not alias:
+            raise UsageError(f"serve a model as NAME@ALIAS or NAME@VERSION, not {ref!r}")
+        self.project, self.ref, self.poll = project, ref, poll
+        mv = project.models.resolve(ref)
+        self.current: tuple[ModelVersion, Any] = (mv, project.models.load(mv))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="alias-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                mv = self.project.models.resolve(self.ref)
+                if mv.version != self.current[0].version:
+                    self.current = (mv, self.project.models.load(mv))  # loaded, then swapped
+                self.last_error = None
+            except WorkbenchError as exc:  # keep serving what it has; say why on /health
+                self.last_error = exc.message
+
+
+class RequestLog:
+    """This server's request log: one JSON line per request, appended with one write."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        self.path = folder / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:6]}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._lock = threading.Lock()
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, default=str, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            os.write(self._fd, line)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def read_body(data: bytes, content_type: str) -> Any:
+    """The request's rows as a polars frame: JSON (a list of records, ``{"records": [...]}``
+    or ``{"columns": {name: [values]}}``), CSV or Parquet."""
+    import polars as pl
+
+    kind = content_type.split(";")[0].strip().lower()
+    try:
+        if kind in CSV_TYPES:
+            return pl.read_csv(io.BytesIO(data))
+        if kind in PARQUET_TYPES:
+            return pl.read_parquet(io.BytesIO(data))
+        if kind not in ("application/json", ""):
+            raise Refused(415, f"send JSON, CSV or Parquet (Content-Type {kind!r} is none of them)")
+        body = json.loads(data)
+    except Refused:
+        raise
+    except Exception as exc:  # what the reader said, in one line
+        text = " ".join(str(exc).split())[:200]
+        raise Refused(400, f"cannot read the request body as {kind or 'JSON'}: {text}") from None
+    if isinstance(body, dict) and isinstance(body.get("columns"), dict):
+        return pl.DataFrame(body["columns"])
+    split = body.get("dataframe_split") if isinstance(body, dict) else None
+    if isinstance(split, dict) and isinstance(split.get("data"), list):  # MLflow's form
+        try:
+            return pl.DataFrame(split["data"], schema=split.get("columns"), orient="row")
+        except Exception as exc:
+            text = " ".join(str(exc).split())[:200]
+            raise Refused(400, f"cannot read dataframe_split: {text}") from None
+    if isinstance(body, dict) and "dataframe_records" in body:
+        body = {"records": body["dataframe_records"]}
+    records = body.get("records") if isinstance(body, dict) else body
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise Refused(
+            400, 'send a list of records, {"records": [...]} or {"columns": {name: [values]}}'
+        )
+    return pl.DataFrame(records, infer_schema_length=None)
+
+
+def score(served: Served, log: RequestLog, data: bytes, content_type: str, rid: str,
+          limits: Limits) -> dict[str, Any]:  # fmt: skip
+    """One request scored and logged (before the answer leaves)."""
+    from workbench.core.models.scoring import conform, predict_frame
+
+    started = time.perf_counter()
+    mv, model = served.current
+    df = read_body(data, content_type)
+    if df.height > limits.max_rows:
+        raise Refused(413, f"{df.height:,} rows in one request; the limit is {limits.max_rows:,}")
+    if df.height == 0:
+        raise Refused(400, "the request has no rows to score")
+    inputs = mv.signature.get("inputs") or {}
+    try:
+        pred = predict_frame(model, conform(df, inputs, "the request"), list(inputs))
+    except DataError as exc:
+        raise Refused(400, exc.message) from None
+    outputs = pred.to_dicts()
+    latency = (time.perf_counter() - started) * 1000
+    log.write(
+        {
+            "ts": datetime.now(UTC).isoformat(),
+            "id": rid,
+            "model": mv.model,
+            "version": mv.version,
+            "rows": df.height,
+            "latency_ms": round(latency, 3),
+            "status": 200,
+            "inputs": df.to_dicts(),
+            "outputs": outputs,
+        }
+    )
+    return {"id": rid, "model": mv.ref, "predictions": outputs}
+
+
+def build_app(served: Served, log: RequestLog, token: str | None, limits: Limits) -> Any:
+    """The ASGI app: POST /predict, GET /health, GET /model."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def refuse(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def allowed(request: Request) -> bool:
+        if token is None:
+            return True
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def unauthorized(request: Request) -> JSONResponse:
+        log.write(
+            {
+                "ts": datetime.now(UTC).isoformat(),
+                "status": 401,
+                "path": request.url.path,
+                "error": "bad or missing token",
+            }
+        )
+        return refuse(401, "bad or missing token (send Authorization: Bearer TOKEN)")
+
+    async def predict(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return unauthorized(request)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+            return refuse(413, f"the body is over the {limits.max_bytes:,}-byte limit")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limits.max_bytes:
+                return refuse(413, f"the body is over the {limits.max_bytes:,}-byte limit")
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        ctype = request.headers.get("content-type", "application/json")
+        try:
+            answer = await run_in_threadpool(score, served, log, bytes(body), ctype, rid, limits)
+        except Refused as exc:
+            return refuse(exc.status, exc.message)
+        return JSONResponse(answer, headers={"x-request-id": rid})
+
+    async def health(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return unauthorized(request)
+        mv = served.current[0]
+        status = {"status": "ok", "model": served.ref, "version": mv.version}
+        if served.last_error:
+            status["alias_error"] = served.last_error
+        return JSONResponse(status)
+
+    async def model(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return unauthorized(request)
+        mv = served.current[0]
+        return JSONResponse(
+            {
+                "name": mv.model,
+                "version": mv.version,
+                "alias": served.ref.partition("@")[2],
+                "aliases": list(mv.aliases),
+                "signature": mv.signature,
+                "training_dataset": mv.dataset_ref,
+                "run": mv.run_id,
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/predict", predict, methods=["POST"]),
+            Route("/health", health),
+            Route("/model", model),
+        ]
+    )
+
+
+def check_host(host: str, token: str | None) -> None:
+    """Anything past this machine needs a token."""
+    if host not in LOOPBACK and not token:
+        raise UsageError(
+            f"listening on {host} lets other machines in: give a token (--token or "
+            f"{TOKEN_ENV}), checked on every request"
+        )
+
+
+def serve(
+    project: Project,
+    ref: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    limits: Limits | None = None,
+    ready: Any = None,
+) -> None:
+    """Serve ``ref`` until interrupted. ``ready(url)`` is called once it listens."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise UsageError(
+            "workbench serve needs the serve extra: pip install 'workbench[serve]'"
+        ) from None
+    check_host(host, token)
+    served = Served(project, ref)
+    log = RequestLog(project.store_dir / "serving")
+    app = build_app(served, log, token, limits or Limits())
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    served.start()
+    if ready is not None:
+        mv = served.current[0]
+        ready(f"http://{host}:{port}", mv.ref, log.path)
+    try:
+        server.run()
+    finally:
+        served.stop()
+        log.close()
