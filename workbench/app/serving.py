@@ -86,6 +86,8 @@ class Served:
                 self.last_error = None
             except WorkbenchError as exc:  # keep serving what it has; say why on /health
                 self.last_error = exc.message
+            except Exception as exc:  # the watch must outlive any one bad look
+                self.last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 class RequestLog:
