@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -167,3 +168,23 @@ def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     res = run_subprocess("demo", str(root), "--no-ui", timeout=300)
     assert res.code == 0, res.err
     return root, res.out
+
+
+@pytest.fixture
+def registered(tmp_path: Path, project: Project) -> Project:
+    """churn-model v1 (logistic, scikit-learn) and v2 (LightGBM, in production), trained
+    on churn@1; ``tmp_path/batch.parquet`` is 120 new rows to score (serving, export)."""
+    from tests.core.test_training import churn
+
+    churn(400, 0).write_parquet(tmp_path / "c.parquet")
+    root = project.root
+    assert run_cli("data", "add", str(tmp_path / "c.parquet"), "-n", "churn", cwd=root).code == 0
+    for model in ("logistic", "lightgbm"):
+        res = run_cli("train", "churn@1", "-t", "churned", "-m", model, "--json", cwd=root)
+        assert res.code == 0, res.err
+        run_id = json.loads(res.out)["id"]
+        assert run_cli("model", "register", run_id, "-n", "churn-model", cwd=root).code == 0
+    promoted = run_cli("model", "promote", "churn-model", "2", "--to", "production", cwd=root)
+    assert promoted.code == 0, promoted.err
+    churn(120, 5).drop("churned").write_parquet(tmp_path / "batch.parquet")
+    return project

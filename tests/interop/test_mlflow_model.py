@@ -30,25 +30,6 @@ print(type(native).__module__.split(".")[0])
 """
 
 
-@pytest.fixture
-def registered(tmp_path: Path, project: Project) -> Project:
-    """churn-model v1 (logistic, scikit-learn) and v2 (LightGBM, in production)."""
-    from tests.core.test_training import churn
-
-    churn(400, 0).write_parquet(tmp_path / "c.parquet")
-    root = project.root
-    assert run_cli("data", "add", str(tmp_path / "c.parquet"), "-n", "churn", cwd=root).code == 0
-    for model in ("logistic", "lightgbm"):
-        res = run_cli("train", "churn@1", "-t", "churned", "-m", model, "--json", cwd=root)
-        assert res.code == 0, res.err
-        run_id = json.loads(res.out)["id"]
-        assert run_cli("model", "register", run_id, "-n", "churn-model", cwd=root).code == 0
-    promoted = run_cli("model", "promote", "churn-model", "2", "--to", "production", cwd=root)
-    assert promoted.code == 0, promoted.err
-    churn(120, 5).drop("churned").write_parquet(tmp_path / "batch.parquet")
-    return project
-
-
 def _mlflow_scores(model_dir: Path, batch: Path, out: Path, flavour: str) -> str:
     env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
     res = subprocess.run(

@@ -25,24 +25,6 @@ from tests.conftest import run_cli
 from workbench.core.project import Project
 
 
-@pytest.fixture
-def registered(tmp_path: Path, project: Project) -> Project:
-    """churn-model v1 (logistic) and v2 (LightGBM); v2 in production."""
-    from tests.core.test_training import churn
-
-    churn(400, 0).write_parquet(tmp_path / "c.parquet")
-    root = project.root
-    assert run_cli("data", "add", str(tmp_path / "c.parquet"), "-n", "churn", cwd=root).code == 0
-    for model in ("logistic", "lightgbm"):
-        res = run_cli("train", "churn@1", "-t", "churned", "-m", model, "--json", cwd=root)
-        assert res.code == 0, res.err
-        run_id = json.loads(res.out)["id"]
-        assert run_cli("model", "register", run_id, "-n", "churn-model", cwd=root).code == 0
-    res = run_cli("model", "promote", "churn-model", "2", "--to", "production", cwd=root)
-    assert res.code == 0, res.err
-    return project
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
