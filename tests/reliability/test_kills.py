@@ -155,15 +155,26 @@ def test_kill_at_every_write_point(template: Path, tmp_path: Path, name: str) ->
     points = [n for n, _ in reached]
     chosen = case.pick(points) if case.pick else list(range(len(points)))
     for k in chosen:
-        base = tmp_path / f"k{k}"
-        p = _copy(template, base)
-        log = tmp_path / f"k{k}.txt"
-        res = _run(args_for(case, base), p.root, {"WB_KILL_AT": str(k), "WB_KILL_LOG": str(log)})
-        assert res.returncode == -signal.SIGKILL, (k, points[k], res.stderr)
+        # A run's metric flushes go on a timer, so a busy machine can pass fewer points
+        # than the probe did: a run that ends before point k is killed again at its own
+        # last point (at most twice) rather than reported as not killed.
+        for _attempt in range(3):
+            base = tmp_path / f"k{k}"
+            shutil.rmtree(base, ignore_errors=True)
+            p = _copy(template, base)
+            log = tmp_path / f"k{k}.txt"
+            log.unlink(missing_ok=True)
+            env = {"WB_KILL_AT": str(k), "WB_KILL_LOG": str(log)}
+            res = _run(args_for(case, base), p.root, env)
+            passed = len(_reached(log)) if log.exists() else 0
+            if res.returncode != 0 or passed > k or not passed:
+                break
+            k = passed - 1
+        assert res.returncode == -signal.SIGKILL, (k, points[min(k, len(points) - 1)], res.stderr)
         # killed at that point and no later: the (k+1)th write point is its last (which
         # one that is may vary: a run's metric flushes run on a timer)
         died = _reached(log)
-        assert len(died) == k + 1, (k, points[k], died[-3:])
+        assert len(died) == k + 1, (k, died[-3:])
         try:
             _after_kill(case, base, before)
         except AssertionError as exc:
