@@ -45,7 +45,10 @@ def _mlflow_scores(model_dir: Path, batch: Path, out: Path, flavour: str) -> str
 
 @pytest.mark.parametrize(
     ("ref", "flavour", "library"),
-    [("churn-model@production", "lightgbm", "lightgbm"), ("churn-model@1", "sklearn", "sklearn")],
+    [
+        ("churn-model@production", "lightgbm", "lightgbm"),
+        pytest.param("churn-model@1", "sklearn", "sklearn", marks=pytest.mark.slow),
+    ],
 )
 def test_an_exported_model_scores_in_mlflow_exactly_as_predict_does(
     tmp_path: Path, registered: Project, ref: str, flavour: str, library: str
@@ -79,6 +82,7 @@ def test_an_exported_model_scores_in_mlflow_exactly_as_predict_does(
     assert ("lightgbm==" in pins) == (flavour == "lightgbm")
 
 
+@pytest.mark.slow
 def test_export_refuses_an_existing_folder_or_an_unknown_model_in_one_line(
     tmp_path: Path, registered: Project
 ) -> None:
@@ -94,6 +98,7 @@ def test_export_refuses_an_existing_folder_or_an_unknown_model_in_one_line(
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
+@pytest.mark.slow
 def test_the_store_export_gives_each_registered_version_as_an_mlflow_model(
     tmp_path: Path, registered: Project
 ) -> None:

@@ -133,6 +133,7 @@ def test_predict_answers_as_workbench_predict_in_every_body_form(
     assert logged[0]["outputs"] == ours and logged[0]["rows"] == 40 and logged[0]["version"] == 2
 
 
+@pytest.mark.slow
 def test_bad_requests_are_4xx_with_the_cli_s_one_line_reason(
     tmp_path: Path, registered: Project
 ) -> None:
@@ -161,6 +162,7 @@ def test_bad_requests_are_4xx_with_the_cli_s_one_line_reason(
         assert server.predict(rows.head(5))[0] == 200  # and it still serves
 
 
+@pytest.mark.slow
 def test_another_address_needs_a_token_checked_on_every_request(
     tmp_path: Path, registered: Project
 ) -> None:
@@ -224,6 +226,7 @@ def test_it_follows_the_alias_without_a_failed_request(registered: Project) -> N
     assert sum(1 for r in log_lines(registered) if r.get("status") == 200) == len(seen)
 
 
+@pytest.mark.slow
 def test_a_killed_server_has_logged_every_request_it_answered(registered: Project) -> None:
     rows = batch(2)
     answered = []

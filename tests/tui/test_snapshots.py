@@ -53,9 +53,10 @@ def keys(*pressed: str) -> Callable[[Pilot[None]], Any]:
         ("runs", ("r",), SIZE),
         ("models", ("m",), SIZE),
         ("drift", ("f",), SIZE),
-        # The five screens a new user reads most, at 80x24 and 120x35 (#19).
+        # The five screens a new user reads most, at 80x24 and 120x35 (#19); in the full
+        # suite only, to keep the quick loop under three minutes.
         *(
-            (f"{name}_{w}x{h}", pressed, (w, h))
+            pytest.param(f"{name}_{w}x{h}", pressed, (w, h), marks=pytest.mark.slow)
             for w, h in (SMALL, WIDE)
             for name, pressed in (
                 ("overview", ()),

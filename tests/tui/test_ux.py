@@ -88,6 +88,7 @@ def x_ticks(plot: Any) -> list[str]:
     return lines[axis + 1].split()
 
 
+@pytest.mark.slow
 def test_numbers_keep_their_type_and_plots_read_without_colour(
     tui_project: Project, tmp_path: Any
 ) -> None:
@@ -300,6 +301,7 @@ def _drawn(t: DataTable[Any]) -> str:
     ).strip()
 
 
+@pytest.mark.slow
 def test_empty_screens_say_what_to_do_next_and_forms_use_the_project(tmp_path: Any) -> None:
     """A new project showed bare headers, Pipelines did not mention the pipelines in
     workbench.toml, Launch said 'default 42' where the file says 7 and 'churn@1' in a
@@ -360,6 +362,7 @@ def test_empty_screens_say_what_to_do_next_and_forms_use_the_project(tmp_path: A
     drive(project, declared, size=WIDE)
 
 
+@pytest.mark.slow
 def test_filter_and_columns_complete_the_names_runs_have(tui_project: Project) -> None:
     """The filter box and the column chooser complete metric, param and tag names as
     they are typed (→ takes the rest), writing a dotted key as the filter reads it."""
