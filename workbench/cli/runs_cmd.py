@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -89,10 +89,7 @@ def list_(
             escape(i.dataset or ""),
             escape(i.params.get("model", "")),
         ]
-        for c in extra:
-            kind, _, key = c.partition(".")
-            src: dict[str, Any] = i.metrics if kind.startswith("metric") else i.params
-            cells.append(escape(fmt_num(src.get(key))))
+        cells += [escape(fmt_num(i.column(c))) for c in extra]
         rows.append(cells)
     console().print(table(None, header, rows))
 

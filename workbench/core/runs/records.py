@@ -83,3 +83,17 @@ class RunSummary(Record):
     deleted: bool
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def column(self, name: str) -> Any:
+        """The value a runs table shows under ``name`` (``metrics.KEY``, ``params.KEY``,
+        a dotted key in backticks as the filter language writes it): the CLI and the app
+        read columns here, so they show the same cell."""
+        kind, _, key = name.partition(".")
+        source = (
+            self.metrics
+            if kind in ("metrics", "metric")
+            else self.params
+            if kind in ("params", "param")
+            else {}
+        )
+        return source.get(key.strip("`"))

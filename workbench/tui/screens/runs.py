@@ -41,13 +41,6 @@ PAGE = 100
 _RunView = tuple[RunInfo, list[str], str | None, list[tuple[int, float]]]
 
 
-def _cell(run: RunSummary, column: str) -> Any:
-    kind, _, key = column.partition(".")
-    return (run.metrics if kind == "metrics" else run.params if kind == "params" else {}).get(
-        key.strip("`")
-    )
-
-
 class RunsScreen(WBScreen):
     AUTO_FOCUS = "#runs"
     BINDINGS = [
@@ -115,7 +108,7 @@ class RunsScreen(WBScreen):
                     else empty("runs", self.project.datasets.list())
                 )
             # a key no run has is said, not shown as "-" or as no match (as the CLI does)
-            blank = [c for c in extra if all(_cell(r, c) is None for r in runs)]
+            blank = [c for c in extra if all(r.column(c) is None for r in runs)]
             if (flt and not runs) or (runs and blank):
                 problem = unknown_name(self.project.catalog, flt if not runs else None, blank)
                 if problem:
@@ -156,7 +149,7 @@ class RunsScreen(WBScreen):
                 r.name or "",
                 status_text(r.status),
             ]
-            cells += [fmt(_cell(r, col)) for col in self.extra]
+            cells += [fmt(r.column(col)) for col in self.extra]
             cells += [
                 r.params.get("model", "-"),
                 r.dataset or "-",
