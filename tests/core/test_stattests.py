@@ -261,6 +261,16 @@ def _scipy_or_none(name: str, r: np.ndarray, c: np.ndarray, numeric: bool):
     return stat, p
 
 
+@pytest.mark.parametrize("name", [m for m in NUMERIC if m not in ("chisquare", "g_test")])
+@pytest.mark.parametrize("sizes", [(2, 2), (5, 2), (40, 300)])
+def test_a_constant_column_on_both_sides_never_drifts(name: str, sizes: tuple[int, int]) -> None:
+    """Found by the property test below in CI: 5 vs 2 copies of 3.5 made Cramer-von Mises
+    (as scipy computes it) call drift at p=0 on two identical constant columns."""
+    method = get_method(name)
+    stat, p = method.compute(np.full(sizes[0], 3.5), np.full(sizes[1], 3.5), True)
+    assert not method.drifted(stat, p, method.threshold), (stat, p)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     ref=st.lists(floats, min_size=2, max_size=120),
@@ -271,13 +281,18 @@ def test_every_numeric_method_matches_scipy_or_says_no_drift_where_scipy_has_no_
     ref: list[float], cur: list[float], name: str
 ) -> None:
     """All 12 numeric methods on any samples: scipy's statistic and p-value to 1e-9.
-    One value on both sides is no drift (scipy says NaN or raises there). Elsewhere, where
-    scipy raises, so may we (the report shows "could not be computed" with scipy's
-    reason); a NaN, which no threshold can judge, is never returned."""
+    One value on both sides is no drift: distance 0 or p-value 1 (scipy says NaN or raises
+    there, and its Cramer-von Mises says p=0 when the sides differ in size); Mann-Whitney's
+    U is then n*m/2, its midpoint, as scipy says. Elsewhere, where scipy raises, so may we
+    (the report shows "could not be computed" with scipy's reason); a NaN, which no
+    threshold can judge, is never returned."""
     r, c = np.array(ref), np.array(cur)
     if len(set(ref) | set(cur)) == 1:
-        stat, p = get_method(name).compute(r, c, True)
-        assert stat == 0.0 and p in (None, 1.0), (stat, p)
+        method = get_method(name)
+        stat, p = method.compute(r, c, True)
+        assert not method.drifted(stat, p, method.threshold), (stat, p)
+        tie_stat = len(r) * len(c) / 2 if name == "mannw" else 0.0
+        assert stat == tie_stat and p in (None, 1.0), (stat, p)
         return
     want = _scipy_or_none(name, r, c, True)
     try:
