@@ -49,6 +49,20 @@ class Server:
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 
+    def metrics(self) -> dict[str, float]:
+        """/metrics as Prometheus would read it: sample name{labels} -> value."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as answer:
+            assert answer.headers["content-type"].startswith("text/plain; version=")
+            text = answer.read().decode()
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+        return out
+
     def predict(self, rows: pl.DataFrame, **kw: Any) -> tuple[int, dict[str, Any]]:
         return self.call("/predict", json.dumps(rows.to_dicts(), default=str).encode(), **kw)
 
@@ -90,6 +104,13 @@ def log_lines(project: Project) -> list[dict[str, Any]]:
     ]
 
 
+def sql(project: Project, query: str) -> list[dict[str, Any]]:
+    """A query as a user runs it, from a fresh process: the read folds the logs first."""
+    res = run_cli("sql", query, "--json", cwd=project.root)
+    assert res.code == 0, res.err
+    return json.loads(res.out)
+
+
 def batch(n: int, seed: int = 5) -> pl.DataFrame:
     from tests.core.test_training import churn
 
@@ -128,9 +149,26 @@ def test_predict_answers_as_workbench_predict_in_every_body_form(
         assert status == 200 and model["version"] == 2 and model["alias"] == "production"
         assert model["training_dataset"] == "churn@1"
         assert list(model["signature"]["inputs"]) == [c for c in rows.columns if c != "id"]
-    logged = [r for r in log_lines(registered) if r.get("status") == 200]
-    assert len(logged) == 4 and logged[0]["id"] == "req-1"
-    assert logged[0]["outputs"] == ours and logged[0]["rows"] == 40 and logged[0]["version"] == 2
+        assert server.predict(rows.drop("plan"))[0] == 400
+        m = server.metrics()
+        assert m["workbench_requests_total{status=200}"] == 4
+        assert m["workbench_requests_total{status=400}"] == 1
+        assert m["workbench_rows_scored_total"] == 160
+        assert m["workbench_request_latency_seconds_count"] == 4
+        assert m["workbench_model_version{alias=production,model=churn-model}"] == 2
+        for cls in (0, 1):
+            want = 4 * sum(1 for o in ours if o["prediction"] == cls)
+            assert m.get(f"workbench_predictions_total{{class_={cls}}}", 0) == want
+    logged = sql(registered, "SELECT * FROM requests ORDER BY ts")
+    assert [(r["status"], r["rows"], r["ref"]) for r in logged[:4]] == [
+        (200, 40, "churn-model@2")
+    ] * 4
+    assert logged[0]["request_id"] == "req-1" and logged[4]["status"] == 400
+    first = sql(registered, "SELECT * FROM predictions WHERE request_id = 'req-1' ORDER BY row")
+    assert [r["outputs"] for r in first] == ours
+    assert [r["prediction"] for r in first] == [str(o["prediction"]) for o in ours]
+    assert [r["inputs"] for r in first] == json.loads(rows.write_json())  # as the client sent
+    assert sql(registered, "SELECT count(*) AS n FROM predictions") == [{"n": 160}]
 
 
 @pytest.mark.slow
@@ -160,6 +198,11 @@ def test_bad_requests_are_4xx_with_the_cli_s_one_line_reason(
         assert [a[0] for a in answers] == [400, 413, 413, 400, 415, 400]
         assert all(a[1]["error"] and "\n" not in a[1]["error"] for a in answers)
         assert server.predict(rows.head(5))[0] == 200  # and it still serves
+    logged = sql(registered, "SELECT status, rows, error FROM requests ORDER BY ts")
+    assert [r["status"] for r in logged] == [400, 400, 413, 413, 400, 415, 400, 200]
+    assert "lacks column(s) the model needs: plan" in logged[0]["error"]
+    assert [r["error"] for r in logged[1:7]] == [a[1]["error"] for a in answers]
+    assert sql(registered, "SELECT count(*) AS n FROM predictions") == [{"n": 5}]
 
 
 @pytest.mark.slow
@@ -177,6 +220,7 @@ def test_another_address_needs_a_token_checked_on_every_request(
         assert server.call("/model")[0] == 401
     refused = [r for r in log_lines(registered) if r.get("status") == 401]
     assert len(refused) == 3 and all("inputs" not in r for r in refused)
+    assert sql(registered, "SELECT count(*) AS n FROM predictions") == [{"n": 5}]
 
 
 @pytest.mark.slow
@@ -209,6 +253,7 @@ def test_it_follows_the_alias_without_a_failed_request(registered: Project) -> N
         moved = time.monotonic()
         assert registered.models.promote("churn-model", 1, "production", reason="test").version
         time.sleep(3)
+        assert server.metrics()["workbench_model_version{alias=production,model=churn-model}"] == 1
         back = time.monotonic()
         registered.models.rollback("churn-model", "production", reason="test")
         time.sleep(3)
@@ -223,7 +268,10 @@ def test_it_follows_the_alias_without_a_failed_request(registered: Project) -> N
     assert served(0, moved) == {"churn-model@2"}
     assert served(moved + 2, back) == {"churn-model@1"}  # moved within 2 s, and stayed
     assert served(back + 2, float("inf")) == {"churn-model@2"}
-    assert sum(1 for r in log_lines(registered) if r.get("status") == 200) == len(seen)
+    logged = sql(registered, "SELECT version, count(*) AS n FROM requests GROUP BY 1 ORDER BY 1")
+    assert sum(r["n"] for r in logged) == len(seen)
+    by_version = {v: sum(1 for _, _, m in seen if m == f"churn-model@{v}") for v in (1, 2)}
+    assert {r["version"]: r["n"] for r in logged} == by_version
 
 
 @pytest.mark.slow
@@ -236,5 +284,8 @@ def test_a_killed_server_has_logged_every_request_it_answered(registered: Projec
             assert status == 200
             answered.append(answer["id"])
         os.killpg(server.proc.pid, signal.SIGKILL)
-    logged = {r["id"] for r in log_lines(registered) if r.get("status") == 200}
-    assert logged == set(answered)
+    logged = sql(registered, "SELECT DISTINCT request_id FROM predictions")
+    assert {r["request_id"] for r in logged} == set(answered)
+    assert not log_lines(registered)  # folded whole, its writer gone: the file went too
+    again = sql(registered, "SELECT count(*) AS n FROM predictions")  # nothing twice
+    assert again == [{"n": 120}]

@@ -7,9 +7,11 @@ requests are checked against the model's signature by ``scoring.conform`` (what
 thread looks it up every second and swaps in the new version once loaded, so a promote
 or a rollback is served within two seconds, without a restart or a failed request.
 
-A request never opens the catalog. Each answered request is one line appended (one
-``write``) to a file of this server's own under ``.workbench/serving/``, before the
-answer leaves: a server killed with SIGKILL has logged every request it answered.
+A request never opens the catalog. Each request, answered or refused, is one line
+appended (one ``write``) to a file of this server's own under ``.workbench/serving/``,
+before the answer leaves: a server killed with SIGKILL has logged every request it
+answered, and the next read folds the log into the catalog (core/models/prediction_log.py).
+``GET /metrics`` speaks Prometheus' text format through the official ``prometheus_client``.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ from __future__ import annotations
 import hmac
 import io
 import json
-import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import DataError, UsageError, WorkbenchError
+from workbench.core.models import prediction_log
+from workbench.core.models.prediction_log import LogWriter, request_line
 
 if TYPE_CHECKING:
     from workbench.core.models.versions import ModelVersion
@@ -68,6 +69,22 @@ class Served:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
 
+    def target_buckets(self) -> tuple[float, ...]:
+        """A regressor's prediction histogram buckets: its training target's quantiles,
+        so that at training time each bucket holds a known share and a shift shows."""
+        mv = self.current[0]
+        target = mv.signature.get("target")
+        if not (mv.dataset_ref and target):
+            return ()
+        try:
+            profile = self.project.datasets.profile(mv.dataset_ref)
+        except WorkbenchError:
+            return ()
+        for col in profile.get("columns", []):
+            if col.get("name") == target and col.get("quantiles"):
+                return tuple(sorted({float(v) for v in col["quantiles"].values()}))
+        return ()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._watch, name="alias-watch", daemon=True)
         self._thread.start()
@@ -88,25 +105,6 @@ class Served:
                 self.last_error = exc.message
             except Exception as exc:  # the watch must outlive any one bad look
                 self.last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-
-
-class RequestLog:
-    """This server's request log: one JSON line per request, appended with one write."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        self.path = folder / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:6]}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._lock = threading.Lock()
-
-    def write(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, default=str, separators=(",", ":")) + "\n").encode()
-        with self._lock:
-            os.write(self._fd, line)
-
-    def close(self) -> None:
-        os.close(self._fd)
 
 
 def read_body(data: bytes, content_type: str) -> Any:
@@ -147,8 +145,75 @@ def read_body(data: bytes, content_type: str) -> Any:
     return pl.DataFrame(records, infer_schema_length=None)
 
 
-def score(served: Served, log: RequestLog, data: bytes, content_type: str, rid: str,
-          limits: Limits) -> dict[str, Any]:  # fmt: skip
+class Metrics:
+    """The server's Prometheus metrics, in a registry of its own (a test that starts two
+    servers in one process must not see one set of counters)."""
+
+    def __init__(self, served: Served) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "workbench_requests", "Scoring requests by HTTP status", ["status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "workbench_request_latency_seconds", "Time from request read to answer ready",
+            buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )  # fmt: skip
+        self.rows = Counter("workbench_rows_scored", "Rows scored", registry=self.registry)
+        self.version = Gauge(
+            "workbench_model_version", "The model version being served", ["model", "alias"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.alias_error = Gauge(
+            "workbench_alias_error", "1 while the alias cannot be looked up", registry=self.registry
+        )
+        mv = served.current[0]
+        self.task = mv.signature.get("task")
+        if self.task in ("binary", "multiclass"):
+            self.classes = Counter(
+                "workbench_predictions", "Predicted rows by class", ["class_"],
+                registry=self.registry,
+            )  # fmt: skip
+        else:
+            self.values = Histogram(
+                "workbench_prediction_value",
+                "Predicted values; buckets at the training target's quantiles",
+                buckets=served.target_buckets() or Histogram.DEFAULT_BUCKETS,
+                registry=self.registry,
+            )  # fmt: skip
+        self.served = served
+
+    def observe(self, status: int, seconds: float | None = None, pred: Any = None) -> None:
+        self.requests.labels(str(status)).inc()
+        if seconds is not None:
+            self.latency.observe(seconds)
+        if pred is None:
+            return
+        self.rows.inc(pred.height)
+        column = pred.get_column("prediction")
+        if self.task in ("binary", "multiclass"):
+            for value, count in column.value_counts().iter_rows():
+                self.classes.labels(str(value)).inc(count)
+        else:
+            for value in column.to_list():
+                if value is not None:
+                    self.values.observe(float(value))
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        mv = self.served.current[0]
+        self.version.clear()
+        self.version.labels(mv.model, self.served.ref.partition("@")[2]).set(mv.version)
+        self.alias_error.set(1 if self.served.last_error else 0)
+        return generate_latest(self.registry)
+
+
+def score(served: Served, log: LogWriter, metrics: Metrics, data: bytes, content_type: str,
+          rid: str, limits: Limits) -> dict[str, Any]:  # fmt: skip
     """One request scored and logged (before the answer leaves)."""
     from workbench.core.models.scoring import conform, predict_frame
 
@@ -165,33 +230,33 @@ def score(served: Served, log: RequestLog, data: bytes, content_type: str, rid: 
     except DataError as exc:
         raise Refused(400, exc.message) from None
     outputs = pred.to_dicts()
-    latency = (time.perf_counter() - started) * 1000
+    seconds = time.perf_counter() - started
     log.write(
-        {
-            "ts": datetime.now(UTC).isoformat(),
-            "id": rid,
-            "model": mv.model,
-            "version": mv.version,
-            "rows": df.height,
-            "latency_ms": round(latency, 3),
-            "status": 200,
-            "inputs": df.to_dicts(),
-            "outputs": outputs,
-        }
-    )
+        request_line(
+            rid, 200, seconds * 1000, df.height, mv.model, mv.version,
+            inputs=df.to_dict(as_series=False), outputs=pred.to_dict(as_series=False),
+        )
+    )  # fmt: skip
+    metrics.observe(200, seconds, pred)
     return {"id": rid, "model": mv.ref, "predictions": outputs}
 
 
-def build_app(served: Served, log: RequestLog, token: str | None, limits: Limits) -> Any:
-    """The ASGI app: POST /predict, GET /health, GET /model."""
+def build_app(served: Served, log: LogWriter, token: str | None, limits: Limits) -> Any:
+    """The ASGI app: POST /predict, GET /health, GET /model, GET /metrics."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    def refuse(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    metrics = Metrics(served)
+
+    def refuse(status: int, message: str, rid: str, path: str, started: float) -> JSONResponse:
+        """A refusal, logged (without the request's data) and counted."""
+        seconds = time.perf_counter() - started
+        log.write(request_line(rid, status, seconds * 1000, 0, error=message, path=path))
+        metrics.observe(status)
+        return JSONResponse({"error": message}, status_code=status, headers={"x-request-id": rid})
 
     def allowed(request: Request) -> bool:
         if token is None:
@@ -199,39 +264,37 @@ def build_app(served: Served, log: RequestLog, token: str | None, limits: Limits
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return hmac.compare_digest(given.encode(), token.encode())
 
-    def unauthorized(request: Request) -> JSONResponse:
-        log.write(
-            {
-                "ts": datetime.now(UTC).isoformat(),
-                "status": 401,
-                "path": request.url.path,
-                "error": "bad or missing token",
-            }
-        )
-        return refuse(401, "bad or missing token (send Authorization: Bearer TOKEN)")
+    def unauthorized(request: Request, started: float) -> JSONResponse:
+        rid = uuid.uuid4().hex  # the client's id is not trusted before the token is
+        message = "bad or missing token (send Authorization: Bearer TOKEN)"
+        return refuse(401, message, rid, request.url.path, started)
 
     async def predict(request: Request) -> JSONResponse:
+        started = time.perf_counter()
         if not allowed(request):
-            return unauthorized(request)
+            return unauthorized(request, started)
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        too_big = f"the body is over the {limits.max_bytes:,}-byte limit"
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_bytes:
-            return refuse(413, f"the body is over the {limits.max_bytes:,}-byte limit")
+            return refuse(413, too_big, rid, "/predict", started)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > limits.max_bytes:
-                return refuse(413, f"the body is over the {limits.max_bytes:,}-byte limit")
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+                return refuse(413, too_big, rid, "/predict", started)
         ctype = request.headers.get("content-type", "application/json")
         try:
-            answer = await run_in_threadpool(score, served, log, bytes(body), ctype, rid, limits)
+            answer = await run_in_threadpool(
+                score, served, log, metrics, bytes(body), ctype, rid, limits
+            )
         except Refused as exc:
-            return refuse(exc.status, exc.message)
+            return refuse(exc.status, exc.message, rid, "/predict", started)
         return JSONResponse(answer, headers={"x-request-id": rid})
 
     async def health(request: Request) -> JSONResponse:
         if not allowed(request):
-            return unauthorized(request)
+            return unauthorized(request, time.perf_counter())
         mv = served.current[0]
         status = {"status": "ok", "model": served.ref, "version": mv.version}
         if served.last_error:
@@ -240,7 +303,7 @@ def build_app(served: Served, log: RequestLog, token: str | None, limits: Limits
 
     async def model(request: Request) -> JSONResponse:
         if not allowed(request):
-            return unauthorized(request)
+            return unauthorized(request, time.perf_counter())
         mv = served.current[0]
         return JSONResponse(
             {
@@ -254,11 +317,19 @@ def build_app(served: Served, log: RequestLog, token: str | None, limits: Limits
             }
         )
 
+    async def metrics_text(request: Request) -> Response:
+        if not allowed(request):
+            return unauthorized(request, time.perf_counter())
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     return Starlette(
         routes=[
             Route("/predict", predict, methods=["POST"]),
             Route("/health", health),
             Route("/model", model),
+            Route("/metrics", metrics_text),
         ]
     )
 
@@ -290,16 +361,22 @@ def serve(
         ) from None
     check_host(host, token)
     served = Served(project, ref)
-    log = RequestLog(project.store_dir / "serving")
+    max_bytes = int(project.settings.serving.max_log_mb * 1024 * 1024)
+    log = LogWriter(project.serving_dir, max_bytes)
     app = build_app(served, log, token, limits or Limits())
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     served.start()
+    url = f"http://{host}:{port}"
+    note = prediction_log.announce(
+        project.serving_dir, log.server_id, {"url": url, "ref": ref, "started": time.time()}
+    )
     if ready is not None:
         mv = served.current[0]
-        ready(f"http://{host}:{port}", mv.ref, log.path)
+        ready(url, mv.ref, log.path)
     try:
         server.run()
     finally:
         served.stop()
         log.close()
+        note.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ The tables (see docs/configuration.md):
 - ``[gates]``: alias = gate or [gates]
 - ``[checks.DATASET]``: data expectations (docs/checks.md)
 - ``[pipeline.NAME]``: a continuous-training loop (docs/pipeline.md)
+- ``[serving]``: ``retention_days``, ``max_log_mb`` (docs/serving.md)
 - ``[demo]``: ``sample``, written by ``workbench demo`` into the projects it builds
 """
 
@@ -29,11 +30,12 @@ from typing import Any
 from workbench.core.errors import UsageError
 
 FILE = "workbench.toml"
-TABLES = ("project", "datasets", "train", "gates", "checks", "pipeline", "demo")
+TABLES = ("project", "datasets", "train", "gates", "checks", "pipeline", "serving", "demo")
 DEMO_KEYS = ("sample",)  # `workbench demo` marks the projects it built (and resumes them)
 PROJECT_KEYS = ("name",)
 DATASETS_KEYS = ("chunk_rows",)
 TRAIN_KEYS = ("model", "seed", "split", "params")
+SERVING_KEYS = ("retention_days", "max_log_mb")
 PIPELINE_KEYS = (
     "dataset",
     "join",
@@ -84,6 +86,15 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """How long logged predictions are kept (older ones go at the next fold), and how
+    big one server's log file grows before it starts the next."""
+
+    retention_days: float = 30
+    max_log_mb: float = 64
+
+
+@dataclass(frozen=True)
 class Settings:
     """A project's ``workbench.toml``, checked whole."""
 
@@ -93,6 +104,7 @@ class Settings:
     gates: dict[str, list[Any]] = field(default_factory=dict)  # alias -> [gates.Gate]
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> spec
     pipelines: dict[str, PipelineSettings] = field(default_factory=dict)
+    serving: ServingSettings = field(default_factory=ServingSettings)
     raw: dict[str, Any] = field(default_factory=dict)  # the file as TOML read it
 
 
@@ -176,6 +188,7 @@ class _Reader:
             gates=self.gates(),
             checks=self.checks(),
             pipelines=self.pipelines(),
+            serving=self.serving(),
             raw=self.raw,
         )
 
@@ -209,6 +222,14 @@ class _Reader:
             raise self.fail(("train", "split"), f"train.split: {exc.message}") from None
         self.table(("train", "params"), out.params)
         return out
+
+    def serving(self) -> ServingSettings:
+        table = self.table(("serving",), self.raw.get("serving", {}))
+        self.known(("serving",), table, SERVING_KEYS)
+        for key in SERVING_KEYS:
+            if key in table and not (_number(table[key]) and table[key] > 0):
+                raise self.fail(("serving", key), f"serving.{key} must be a number above 0")
+        return ServingSettings(**table)
 
     def gates(self) -> dict[str, list[Any]]:
         from workbench.core.models import gates

@@ -184,6 +184,22 @@ class Project:
             save_drift=lambda con, report: self.drift.save_in(con, report),
         )
 
+    @property
+    def serving_dir(self) -> Path:
+        """Where scoring servers write their request logs (core/models/prediction_log.py)."""
+        return self.store_dir / "serving"
+
+    def fold_predictions(self) -> Any:
+        """Fold what scoring servers logged since the last fold into the catalog (the
+        ``requests`` and ``predictions`` SQL views), pruning past ``[serving]
+        retention_days``. A read-only or busy store keeps what is folded already."""
+        from workbench.core.models.prediction_log import Folded, fold
+
+        try:
+            return fold(self.catalog, self.serving_dir, self.settings.serving.retention_days)
+        except StoreError:
+            return Folded()
+
     def _compare_drift(self, reference: str, current: str, columns: list[str] | None) -> Any:
         from workbench.core.drift.columns import Options
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 ANCHORED_SINCE = 7  # from this version on, audit.head exists beside the catalog
 
 
@@ -154,6 +154,25 @@ def _migration_8(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE object_sums (hash VARCHAR PRIMARY KEY, xxh3 VARCHAR NOT NULL)")
 
 
+def _migration_9(con: duckdb.DuckDBPyConnection) -> None:
+    """Serving: what a served model was asked and answered, folded in from the servers'
+    own log files (core/models/prediction_log.py), and how far each file is folded."""
+    con.execute(
+        """
+        CREATE TABLE serving_requests (
+            id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL, model VARCHAR, version INTEGER,
+            rows BIGINT NOT NULL, latency_ms DOUBLE NOT NULL, status INTEGER NOT NULL,
+            error VARCHAR, path VARCHAR, log VARCHAR NOT NULL);
+        CREATE TABLE predictions (
+            request_id VARCHAR NOT NULL, row INTEGER NOT NULL, ts TIMESTAMP NOT NULL,
+            model VARCHAR NOT NULL, version INTEGER NOT NULL, inputs JSON NOT NULL,
+            outputs JSON NOT NULL);
+        CREATE TABLE prediction_logs (
+            file VARCHAR PRIMARY KEY, folded_bytes BIGINT NOT NULL, folded_at TIMESTAMP NOT NULL);
+        """
+    )
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
@@ -163,4 +182,5 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     6: _migration_6,
     7: _migration_7,
     8: _migration_8,
+    9: _migration_9,
 }

@@ -118,6 +118,19 @@ VIEWS: dict[str, tuple[str, str]] = {
             input, n_rows, output
         FROM catalog.main.scorings""",
     ),
+    "requests": (
+        "one row per request a `workbench serve` server answered or refused",
+        """SELECT id AS request_id, ts, model, version, model || '@' || version AS ref, rows,
+            latency_ms, status, error, path
+        FROM catalog.main.serving_requests""",
+    ),
+    "predictions": (
+        "one row per row a served model scored: its inputs and outputs (JSON), and the "
+        "request id a client can join labels on",
+        """SELECT request_id, row, ts, model, version, model || '@' || version AS ref,
+            inputs, outputs, outputs->>'prediction' AS prediction
+        FROM catalog.main.predictions""",
+    ),
     "audit": (
         "the audit trail, one row per change (details as JSON)",
         "SELECT seq, ts, actor, action, subject, details FROM catalog.main.audit",
@@ -149,6 +162,7 @@ def query(project: Project, text: str, limit: int | None = 10_000) -> Result:
 
     if not text.strip():
         raise UsageError('give a query, e.g. workbench sql "SELECT * FROM runs LIMIT 5"')
+    project.fold_predictions()  # what servers logged since the last read
     with project.catalog.isolated() as con:
         prepare(con)
         try:

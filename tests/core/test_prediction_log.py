@@ -1,0 +1,159 @@
+"""The prediction log and its fold: every logged request reaches the catalog once, whole
+lines only, across rotation, interruption and dead writers; retention bounds it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from workbench.core.errors import UsageError
+from workbench.core.models import prediction_log as pl_log
+from workbench.core.models.prediction_log import LogWriter, TrafficReader, fold, request_line
+from workbench.core.project import Project
+
+
+def line(rid: str, rows: int = 2, status: int = 200, latency: float = 3.0, **kw: object) -> bytes:
+    data = {"inputs": {"x": list(range(rows)), "key": [f"{rid}-{i}" for i in range(rows)]},
+            "outputs": {"prediction": [i * 10 for i in range(rows)]}}  # fmt: skip
+    if status != 200:
+        return request_line(rid, status, latency, 0, error="no", **kw)  # type: ignore[arg-type]
+    return request_line(rid, status, latency, rows, "m", 3, **data, **kw)  # type: ignore[arg-type]
+
+
+def counts(project: Project) -> tuple[int, int]:
+    with project.catalog.read() as con:
+        reqs = con.execute("SELECT count(*) FROM serving_requests").fetchone()[0]  # type: ignore[index]
+        preds = con.execute("SELECT count(*) FROM predictions").fetchone()[0]  # type: ignore[index]
+    return reqs, preds
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project.init(tmp_path / "p")[0]
+
+
+def test_each_logged_row_is_folded_once_with_its_inputs_and_outputs(project: Project) -> None:
+    log = LogWriter(project.serving_dir)
+    log.write(line("a", 2))
+    log.write(line("b", 3))
+    log.write(line("bad", status=400))
+    done = project.fold_predictions()
+    assert (done.requests, done.predictions) == (3, 5)
+    assert counts(project) == (3, 5)
+    with project.catalog.read() as con:
+        rows = con.execute(
+            "SELECT request_id, row, inputs, outputs FROM predictions ORDER BY ts, row"
+        ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2)]
+    assert json.loads(rows[4][2]) == {"x": 2, "key": "b-2"}
+    assert json.loads(rows[4][3]) == {"prediction": 20}
+    assert project.fold_predictions().requests == 0  # nothing twice
+    log.write(line("c", 1))
+    assert project.fold_predictions().requests == 1 and counts(project) == (4, 6)
+    assert log.path.exists()  # its writer still writes to it
+    log.close()
+
+
+def test_a_line_still_being_written_waits_for_its_end(project: Project) -> None:
+    log = LogWriter(project.serving_dir)
+    whole = line("a", 2)
+    log.write(line("first", 1) + whole[:25])  # a line cut mid-write
+    assert project.fold_predictions().requests == 1
+    log.write(whole[25:])
+    assert project.fold_predictions().requests == 1
+    assert counts(project) == (2, 3)
+
+
+def test_an_interrupted_fold_is_done_again_whole(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = LogWriter(project.serving_dir)
+    for i in range(5):
+        log.write(line(f"r{i}"))
+    real = pl_log._insert
+
+    def fail_after(con: object, requests: list, pl: object) -> None:
+        real(con, requests, pl)  # type: ignore[arg-type]
+        raise OSError("killed mid-fold")
+
+    monkeypatch.setattr(pl_log, "_insert", fail_after)
+    with pytest.raises(OSError):
+        fold(project.catalog, project.serving_dir)
+    assert counts(project) == (0, 0)  # rolled back, its offsets with it
+    monkeypatch.setattr(pl_log, "_insert", real)
+    assert fold(project.catalog, project.serving_dir).requests == 5
+    assert counts(project) == (5, 10)
+
+
+def test_rotated_and_orphaned_files_go_once_folded(project: Project) -> None:
+    log = LogWriter(project.serving_dir, max_bytes=600)
+    for i in range(12):
+        log.write(line(f"r{i}"))
+    files = sorted(project.serving_dir.glob("*.jsonl"))
+    assert len(files) > 3  # rotated
+    done = project.fold_predictions()
+    assert done.requests == 12 and counts(project) == (12, 24)
+    assert sorted(project.serving_dir.glob("*.jsonl")) == [log.path]  # the live one stays
+    log.write(line("r12"))
+    log.close()
+    # a server that died (its pid is gone) leaves a file: folded, then deleted
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    name = log.path.name.split("-")
+    orphan = project.serving_dir / "-".join(
+        [name[0], dead.stdout.strip(), "deadbeef", "00000.jsonl"]
+    )
+    orphan.write_bytes(line("o1") + line("o2"))
+    assert project.fold_predictions().requests == 3
+    assert not orphan.exists() and log.path.exists()
+    assert counts(project) == (15, 30)
+    with project.catalog.read() as con:
+        files = con.execute("SELECT count(*) FROM prediction_logs").fetchone()[0]  # type: ignore[index]
+    assert project.fold_predictions().requests == 0
+    with project.catalog.read() as con:  # rows of deleted files are dropped, not refolded
+        after = con.execute("SELECT count(*) FROM prediction_logs").fetchone()[0]  # type: ignore[index]
+    assert after < files and counts(project) == (15, 30)
+
+
+def test_retention_drops_rows_older_than_the_setting(project: Project) -> None:
+    (project.root / "workbench.toml").write_text("[serving]\nretention_days = 7\n")
+    project = Project(project.root)
+    log = LogWriter(project.serving_dir)
+    old = json.loads(line("old", 2))
+    old["ts"] = (datetime.now(UTC) - timedelta(days=8)).isoformat()
+    log.write(json.dumps(old).encode() + b"\n")
+    log.write(line("new", 2))
+    project.fold_predictions()
+    with project.catalog.read() as con:
+        ids = con.execute("SELECT DISTINCT request_id FROM predictions").fetchall()
+    assert ids == [("new",)] and counts(project) == (1, 2)
+
+
+def test_a_bad_retention_setting_is_refused_with_its_line(project: Project) -> None:
+    (project.root / "workbench.toml").write_text('[serving]\nretention_days = "forever"\n')
+    with pytest.raises(UsageError, match=r"line 2: serving.retention_days must be a number"):
+        _ = Project(project.root).settings
+
+
+def test_the_traffic_reader_sees_only_new_requests(tmp_path: Path) -> None:
+    log = LogWriter(tmp_path)
+    reader = TrafficReader(tmp_path, window=10)
+    assert reader.read()[log.server_id].requests == 0  # up, and quiet
+    for ms in range(1, 101):
+        log.write(line(f"r{ms}", latency=float(ms)))
+    log.write(line("x", status=400))
+    t = reader.read()[log.server_id]
+    assert (t.requests, t.errors, t.version, t.total) == (101, 1, 3, 101)
+    assert t.p50_ms == pytest.approx(50, abs=1.5) and t.p99_ms == pytest.approx(99, abs=1.5)
+    log.write(line("y"))
+    assert reader.read()[log.server_id].total == 102
+    later = reader.read(now=time.time() + 60)[log.server_id]  # a quiet minute on
+    assert (later.requests, later.per_second, later.p99_ms) == (0, 0.0, None)
+    assert os.path.exists(log.path)

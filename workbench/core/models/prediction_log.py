@@ -1,0 +1,405 @@
+"""The prediction log: what a served model was asked and what it answered.
+
+A scoring server never opens the catalog (docs/architecture.md): it appends one JSON
+line per request, in one ``write``, to a file of its own under ``.workbench/serving/``,
+before the answer leaves, so a server killed with SIGKILL has logged every request it
+answered. A read that wants the log (``workbench sql``, monitoring) first folds what is
+new into two tables, ``serving_requests`` and ``predictions``, from the byte offset the
+catalog records per file, in one transaction: the offset moves with the rows, so a fold
+that is interrupted is done again whole and nothing is folded twice. A file whose writer
+has moved on (it rotated, or its process is gone) is deleted once folded. Rows older than
+``[serving] retention_days`` are deleted at each fold.
+
+A line starts with its small fields in a fixed order (``ts``, ``id``, ``status``,
+``latency_ms``, ``rows``, ``model``, ``version``), so that the app's live traffic panel
+reads them with a regex over the line's head instead of decoding a thousand-row body.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.store.objects import _pid_alive
+
+if TYPE_CHECKING:
+    from workbench.core.store.catalog import Catalog
+
+FOLDER = "serving"
+SERVER_SUFFIX = ".server.json"
+# {stamp}-{pid}-{server}-{seq}.jsonl: the pid says whether its writer still runs, the
+# server id and sequence whether it has moved on to a later file.
+_NAME = re.compile(r"^(\d{8}T\d{6})-(\d+)-([0-9a-f]+)-(\d{5})\.jsonl$")
+_HEAD = re.compile(
+    rb'^\{"ts":"([^"]+)","id":"(?:[^"\\]|\\.)*","status":(\d+),"latency_ms":([0-9.eE+-]+),'
+    rb'"rows":(\d+)(?:,"model":"((?:[^"\\]|\\.)*)","version":(\d+))?'
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One log line. ``record`` must hold the head fields first (see the module doc)."""
+    return (json.dumps(record, default=str, separators=(",", ":")) + "\n").encode()
+
+
+def request_line(
+    rid: str, status: int, latency_ms: float, rows: int, model: str | None = None,
+    version: int | None = None, **rest: Any,
+) -> bytes:  # fmt: skip
+    """A request's line, its head fields in the order the traffic reader expects."""
+    head: dict[str, Any] = {
+        "ts": _now(),
+        "id": rid,
+        "status": status,
+        "latency_ms": round(latency_ms, 3),
+        "rows": rows,
+    }
+    if model is not None:
+        head["model"], head["version"] = model, version
+    head.update(rest)
+    return encode(head)
+
+
+class LogWriter:
+    """One server's log: lines appended with one ``write`` each, a new file past
+    ``max_bytes`` (the old one is then the fold's to delete)."""
+
+    def __init__(self, folder: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.max_bytes = folder, max_bytes
+        self.server_id = uuid.uuid4().hex[:8]
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._fd, self._size = self._open()
+
+    def _open(self) -> tuple[int, int]:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        self.path = self.folder / f"{stamp}-{os.getpid()}-{self.server_id}-{self._seq:05d}.jsonl"
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 0
+
+    def write(self, line: bytes) -> None:
+        with self._lock:
+            os.write(self._fd, line)
+            self._size += len(line)
+            if self._size >= self.max_bytes:
+                os.close(self._fd)
+                self._seq += 1
+                self._fd, self._size = self._open()
+
+    def close(self) -> None:
+        with self._lock:
+            os.close(self._fd)
+
+
+# ---- who serves what (for the app) -------------------------------------------------------
+
+
+def announce(folder: Path, server_id: str, info: dict[str, Any]) -> Path:
+    """Say this server runs (its url, model reference, pid), for the app's traffic panel;
+    written whole by a rename."""
+    path = folder / f"{server_id}{SERVER_SUFFIX}"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**info, "server": server_id, "pid": os.getpid()}))
+    os.replace(tmp, path)
+    return path
+
+
+def servers(folder: Path) -> list[dict[str, Any]]:
+    """The servers that run now (announced, their process alive); stale notes go."""
+    out = []
+    for path in sorted(folder.glob(f"*{SERVER_SUFFIX}")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if _pid_alive(int(info.get("pid", 0))):
+            out.append(info)
+        else:
+            path.unlink(missing_ok=True)
+    return out
+
+
+@dataclass
+class Traffic:
+    """One server's recent traffic, as the app shows it."""
+
+    server: str
+    requests: int = 0  # in the window
+    errors: int = 0
+    per_second: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    version: int | None = None
+    total: int = 0  # since the panel started reading
+
+
+@dataclass
+class _Seen:
+    offset: int = 0
+    carry: bytes = b""
+
+
+@dataclass
+class TrafficReader:
+    """Reads only what each log file gained since the last look, and keeps the last
+    ``window`` seconds of (time, latency, status) per server."""
+
+    folder: Path
+    window: float = 10.0
+    _files: dict[str, _Seen] = field(default_factory=dict)
+    _recent: dict[str, list[tuple[float, float, int, int | None]]] = field(default_factory=dict)
+    _total: dict[str, int] = field(default_factory=dict)
+
+    def read(self, now: float | None = None) -> dict[str, Traffic]:
+        now = time.time() if now is None else now
+        for path in sorted(self.folder.glob("*.jsonl")):
+            m = _NAME.match(path.name)
+            if m is None:
+                continue
+            seen = self._files.setdefault(path.name, _Seen())
+            if not seen.offset and not self._files_started_recently(path, now):
+                seen.offset = path.stat().st_size  # old traffic: not this panel's news
+                continue
+            try:
+                with open(path, "rb") as f:
+                    f.seek(seen.offset)
+                    data = f.read()
+            except OSError:
+                continue
+            seen.offset += len(data)
+            lines = (seen.carry + data).split(b"\n")
+            seen.carry = lines.pop()
+            recent = self._recent.setdefault(m.group(3), [])
+            for line in lines:
+                h = _HEAD.match(line)
+                if h is None:
+                    continue
+                ts = datetime.fromisoformat(h.group(1).decode()).timestamp()
+                version = int(h.group(6)) if h.group(6) else None
+                recent.append((ts, float(h.group(3)), int(h.group(2)), version))
+                self._total[m.group(3)] = self._total.get(m.group(3), 0) + 1
+        out = {}
+        for server, recent in self._recent.items():
+            recent[:] = [r for r in recent if r[0] >= now - self.window]
+            out[server] = _summary(server, recent, self.window, self._total.get(server, 0))
+        return out
+
+    def _files_started_recently(self, path: Path, now: float) -> bool:
+        try:
+            return path.stat().st_mtime >= now - self.window
+        except OSError:
+            return False
+
+
+def _summary(
+    server: str, recent: list[tuple[float, float, int, int | None]], window: float, total: int
+) -> Traffic:
+    import numpy as np
+
+    t = Traffic(server, total=total)
+    if not recent:
+        return t
+    lat = np.array([r[1] for r in recent])
+    t.requests = len(recent)
+    t.errors = sum(1 for r in recent if r[2] >= 400)
+    t.per_second = len(recent) / window
+    t.p50_ms, t.p99_ms = (float(v) for v in np.percentile(lat, [50, 99]))
+    t.version = next((r[3] for r in reversed(recent) if r[3] is not None), None)
+    return t
+
+
+# ---- the fold ----------------------------------------------------------------------------
+
+
+@dataclass
+class Folded:
+    files: int = 0
+    requests: int = 0
+    predictions: int = 0
+    pruned: int = 0
+    deleted_files: list[str] = field(default_factory=list)
+
+
+def _finished(path: Path, names: list[str]) -> bool:
+    """Its writer has moved on: a later file of the same server exists, or the writing
+    process is gone."""
+    m = _NAME.match(path.name)
+    if m is None:
+        return False
+    later = any(
+        (n := _NAME.match(other)) and n.group(3) == m.group(3) and n.group(4) > m.group(4)
+        for other in names
+    )
+    return later or not _pid_alive(int(m.group(2)))
+
+
+def _new_lines(path: Path, start: int) -> tuple[list[bytes], int]:
+    """The whole lines written after ``start``, and the offset after the last of them
+    (a line being written, or torn by a kill mid-write, waits or is left)."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    return data[:end].splitlines(), start + end
+
+
+def _rows(records: list[dict[str, Any]], key: str) -> list[str]:
+    """Each request's ``key`` (columns of equal length) as one JSON object per row, in
+    request order; polars encodes them in one pass per group of requests that share a
+    column set."""
+    import polars as pl
+
+    out: list[str] = []
+    groups: dict[tuple[str, ...], dict[str, list[Any]]] = {}
+    order: list[tuple[tuple[str, ...], int, int]] = []  # (group, start, rows) per request
+    for rec in records:
+        cols: dict[str, list[Any]] = rec.get(key) or {}
+        names = tuple(cols)
+        group = groups.setdefault(names, {n: [] for n in names})
+        start = len(group[names[0]]) if names else 0
+        for n in names:
+            group[n].extend(cols[n])
+        order.append((names, start, rec["rows"]))
+    encoded: dict[tuple[str, ...], list[str]] = {}
+    for names, data in groups.items():
+        if not names:
+            encoded[names] = []
+            continue
+        try:
+            frame = pl.DataFrame(data, strict=False, infer_schema_length=None)
+            column = frame.select(pl.struct(pl.all()).struct.json_encode()).to_series()
+            encoded[names] = column.to_list()
+        except Exception:  # values polars cannot put in one column (lists beside numbers)
+            rows = len(data[names[0]])
+            encoded[names] = [
+                json.dumps({n: data[n][i] for n in names}, default=str) for i in range(rows)
+            ]
+    for names, start, rows in order:
+        got = encoded[names][start : start + rows]
+        out.extend(got if got else ["{}"] * rows)
+    return out
+
+
+def fold(catalog: Catalog, folder: Path, retention_days: float = 30) -> Folded:
+    """Fold every log's new whole lines into the catalog, prune past retention, and
+    delete the files whose writers moved on and that are folded to their end."""
+    import polars as pl
+
+    done = Folded()
+    paths = (
+        sorted(p for p in folder.glob("*.jsonl") if _NAME.match(p.name)) if folder.is_dir() else []
+    )
+    sizes = {}
+    for p in paths:
+        try:
+            sizes[p.name] = p.stat().st_size
+        except OSError:
+            continue
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=retention_days)
+    with catalog.read() as con:
+        offsets = dict(con.execute("SELECT file, folded_bytes FROM prediction_logs").fetchall())
+        oldest = con.execute("SELECT min(ts) FROM serving_requests").fetchone()
+    behind = [n for n, size in sizes.items() if size > offsets.get(n, 0)]
+    gone = [n for n in offsets if n not in sizes]
+    stale = oldest is not None and oldest[0] is not None and oldest[0] < cutoff
+    if behind or gone or stale:
+        with catalog.write() as con:
+            offsets = dict(con.execute("SELECT file, folded_bytes FROM prediction_logs").fetchall())
+            requests: list[dict[str, Any]] = []
+            moved: dict[str, int] = {}
+            for name in sorted(sizes):
+                start = offsets.get(name, 0)
+                if sizes[name] <= start:
+                    continue
+                lines, end = _new_lines(folder / name, start)
+                for line in lines:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue  # not ours to judge: skip a line that is not JSON
+                    rec["log"] = name
+                    requests.append(rec)
+                moved[name] = end
+            if requests:
+                _insert(con, requests, pl)
+                done.requests = len(requests)
+                done.predictions = sum(r.get("rows", 0) for r in requests if r.get("status") == 200)
+            for name, end in moved.items():
+                con.execute(
+                    "INSERT OR REPLACE INTO prediction_logs VALUES (?, ?, now())", [name, end]
+                )
+            done.files = len(moved)
+            for name in gone:
+                con.execute("DELETE FROM prediction_logs WHERE file = ?", [name])
+            done.pruned = con.execute("DELETE FROM predictions WHERE ts < ?", [cutoff]).fetchone()[
+                0
+            ]  # type: ignore[index]
+            con.execute("DELETE FROM serving_requests WHERE ts < ?", [cutoff])
+            offsets.update(moved)
+    for name in sorted(sizes):  # the catalog holds them now: the file is not needed
+        if offsets.get(name, 0) >= sizes[name] and _finished(folder / name, list(sizes)):
+            (folder / name).unlink(missing_ok=True)
+            done.deleted_files.append(name)
+    return done
+
+
+def _insert(con: Any, requests: list[dict[str, Any]], pl: Any) -> None:
+    def ts(rec: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(rec["ts"]).astimezone(UTC).replace(tzinfo=None)
+
+    reqs = pl.DataFrame(
+        {
+            "id": [str(r.get("id") or "") for r in requests],
+            "ts": [ts(r) for r in requests],
+            "model": [r.get("model") for r in requests],
+            "version": [r.get("version") for r in requests],
+            "rows": [int(r.get("rows") or 0) for r in requests],
+            "latency_ms": [float(r.get("latency_ms") or 0.0) for r in requests],
+            "status": [int(r.get("status") or 0) for r in requests],
+            "error": [r.get("error") for r in requests],
+            "path": [r.get("path", "/predict") for r in requests],
+            "log": [r["log"] for r in requests],
+        },
+        schema={
+            "id": pl.String, "ts": pl.Datetime("us"), "model": pl.String,
+            "version": pl.Int32, "rows": pl.Int64, "latency_ms": pl.Float64,
+            "status": pl.Int32, "error": pl.String, "path": pl.String, "log": pl.String,
+        },
+    )  # fmt: skip
+    con.register("_wb_requests", reqs.to_arrow())
+    con.execute("INSERT INTO serving_requests SELECT * FROM _wb_requests")
+    con.unregister("_wb_requests")
+    answered = [r for r in requests if r.get("status") == 200 and r.get("rows")]
+    if not answered:
+        return
+    inputs, outputs = _rows(answered, "inputs"), _rows(answered, "outputs")
+    n = sum(r["rows"] for r in answered)
+    preds = pl.DataFrame(
+        {
+            "request_id": [r["id"] for r in answered for _ in range(r["rows"])],
+            "row": [i for r in answered for i in range(r["rows"])],
+            "ts": [ts(r) for r in answered for _ in range(r["rows"])],
+            "model": [r["model"] for r in answered for _ in range(r["rows"])],
+            "version": [r["version"] for r in answered for _ in range(r["rows"])],
+            "inputs": inputs[:n],
+            "outputs": outputs[:n],
+        },
+        schema={
+            "request_id": pl.String, "row": pl.Int32, "ts": pl.Datetime("us"),
+            "model": pl.String, "version": pl.Int32, "inputs": pl.String, "outputs": pl.String,
+        },
+    )  # fmt: skip
+    con.register("_wb_predictions", preds.to_arrow())
+    con.execute("INSERT INTO predictions SELECT * FROM _wb_predictions")
+    con.unregister("_wb_predictions")
