@@ -68,10 +68,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(project: Project, *args: str, token: str | None = None) -> Iterator[Server]:
+def serving(
+    project: Project, *args: str, token: str | None = None, ref: str = "churn-model@production"
+) -> Iterator[Server]:
     port = free_port()
     cmd = [sys.executable, "-m", "workbench", "--project", str(project.root), "serve",
-           "churn-model@production", "--port", str(port), *args]  # fmt: skip
+           ref, "--port", str(port), *args]  # fmt: skip
     if token:
         cmd += ["--token", token]
     proc = subprocess.Popen(
@@ -158,7 +160,7 @@ def test_predict_answers_as_workbench_predict_in_every_body_form(
         assert m["workbench_model_version{alias=production,model=churn-model}"] == 2
         for cls in (0, 1):
             want = 4 * sum(1 for o in ours if o["prediction"] == cls)
-            assert m.get(f"workbench_predictions_total{{class_={cls}}}", 0) == want
+            assert m.get(f"workbench_predictions_total{{class={cls}}}", 0) == want
     logged = sql(registered, "SELECT * FROM requests ORDER BY ts")
     assert [(r["status"], r["rows"], r["ref"]) for r in logged[:4]] == [
         (200, 40, "churn-model@2")
@@ -289,3 +291,102 @@ def test_a_killed_server_has_logged_every_request_it_answered(registered: Projec
     assert not log_lines(registered)  # folded whole, its writer gone: the file went too
     again = sql(registered, "SELECT count(*) AS n FROM predictions")  # nothing twice
     assert again == [{"n": 120}]
+
+
+@pytest.mark.slow
+def test_the_app_shows_a_served_model_s_traffic_live(registered: Project) -> None:
+    """Models screen, a server running: what it serves and where, then within a couple of
+    seconds of traffic its requests/s, p50/p99 and errors; gone when it stops."""
+    import asyncio
+
+    from textual.pilot import Pilot
+    from textual.widgets import Static
+
+    from tests.tui.test_app import drive, settle, text
+    from workbench.tui.app import WorkbenchApp
+
+    rows = batch(3)
+
+    async def until(pilot: Pilot[None], panel: Static, *words: str) -> str:
+        deadline = time.monotonic() + 10
+        while not all(w in text(panel) for w in words) and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        return text(panel)
+
+    with serving(registered) as server:
+
+        async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+            await pilot.press("m")
+            await settle(pilot)
+            panel = app.screen.query_one("#model-traffic", Static)
+            shown = await until(pilot, panel, "idle")
+            assert "churn-model@production" in shown and server.url in shown and "idle" in shown
+            await asyncio.to_thread(lambda: [server.predict(rows) for _ in range(40)])
+            await asyncio.to_thread(server.predict, rows.drop("plan"))
+            shown = await until(pilot, panel, "req/s", "1 errors")
+            assert "v2" in shown and "p50" in shown and "p99" in shown and "1 errors" in shown
+            assert "4.1 req/s" in shown  # 41 requests in the last 10 s
+
+        drive(registered, steps)
+    assert not list(registered.serving_dir.glob("*.server.json"))  # stopped: not announced
+
+
+@pytest.mark.slow
+def test_no_server_running_says_how_to_start_one(registered: Project) -> None:
+    from textual.pilot import Pilot
+    from textual.widgets import Static
+
+    from tests.tui.test_app import drive, settle, text
+    from workbench.tui.app import WorkbenchApp
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("m")
+        await settle(pilot)
+        await pilot.pause(0.3)
+        shown = text(app.screen.query_one("#model-traffic", Static))
+        assert "no server running" in shown and "workbench serve MODEL@production" in shown
+
+    drive(registered, steps)
+
+
+@pytest.mark.slow
+def test_the_grafana_dashboard_reads_what_metrics_exposes(registered: Project) -> None:
+    """Every metric the example dashboard queries is one the server exposes (a classifier
+    and a regressor served side by side), and a regressor's predicted values land in
+    buckets at its training target's quantiles."""
+    import re
+
+    root = registered.root
+    res = run_cli("train", "churn@1", "-t", "spend", "-m", "lightgbm", "--json", cwd=root)
+    assert res.code == 0, res.err
+    run_id = json.loads(res.out)["id"]
+    assert run_cli("model", "register", run_id, "-n", "spend-model", cwd=root).code == 0
+    assert run_cli("model", "promote", "spend-model", "1", "--to", "production", cwd=root).code == 0
+    from tests.core.test_training import churn as churn_rows
+
+    rows = churn_rows(50, 5)
+    seen: set[str] = set()
+    with serving(registered) as churn, serving(registered, ref="spend-model@production") as spend:
+        assert churn.predict(rows.drop("churned"))[0] == 200
+        status, answer = spend.predict(rows.drop("spend"))
+        assert status == 200, answer
+        for server in (churn, spend):
+            seen |= {key.split("{")[0] for key in server.metrics()}
+        m = spend.metrics()
+    quantiles = next(
+        c["quantiles"] for c in registered.datasets.profile("churn@1")["columns"]
+        if c["name"] == "spend"
+    )  # fmt: skip
+    edges = sorted(set(quantiles.values()))
+    for edge in edges:
+        below = sum(1 for p in answer["predictions"] if p["prediction"] <= edge)
+        assert m[f"workbench_prediction_value_bucket{{le={edge}}}"] == below
+    doc = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "workbench-serving.json"
+    board = json.loads(doc.read_text())
+    queried = {
+        name
+        for panel in board["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(workbench_[a-z_]+)", target["expr"])
+    }
+    assert queried and queried <= seen, queried - seen

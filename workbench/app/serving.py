@@ -16,12 +16,14 @@ answered, and the next read folds the log into the catalog (core/models/predicti
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import io
 import json
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -174,7 +176,7 @@ class Metrics:
         self.task = mv.signature.get("task")
         if self.task in ("binary", "multiclass"):
             self.classes = Counter(
-                "workbench_predictions", "Predicted rows by class", ["class_"],
+                "workbench_predictions", "Predicted rows by class", ["class"],
                 registry=self.registry,
             )  # fmt: skip
         else:
@@ -241,7 +243,9 @@ def score(served: Served, log: LogWriter, metrics: Metrics, data: bytes, content
     return {"id": rid, "model": mv.ref, "predictions": outputs}
 
 
-def build_app(served: Served, log: LogWriter, token: str | None, limits: Limits) -> Any:
+def build_app(
+    served: Served, log: LogWriter, token: str | None, limits: Limits, lifespan: Any = None
+) -> Any:
     """The ASGI app: POST /predict, GET /health, GET /model, GET /metrics."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -330,7 +334,8 @@ def build_app(served: Served, log: LogWriter, token: str | None, limits: Limits)
             Route("/health", health),
             Route("/model", model),
             Route("/metrics", metrics_text),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 
@@ -363,14 +368,22 @@ def serve(
     served = Served(project, ref)
     max_bytes = int(project.settings.serving.max_log_mb * 1024 * 1024)
     log = LogWriter(project.serving_dir, max_bytes)
-    app = build_app(served, log, token, limits or Limits())
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    served.start()
     url = f"http://{host}:{port}"
     note = prediction_log.announce(
         project.serving_dir, log.server_id, {"url": url, "ref": ref, "started": time.time()}
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        # Uvicorn re-raises SIGTERM once it has shut down, which ends the process before
+        # a ``finally`` below could run: the server stops being announced here.
+        yield
+        note.unlink(missing_ok=True)
+
+    app = build_app(served, log, token, limits or Limits(), lifespan)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    served.start()
     if ready is not None:
         mv = served.current[0]
         ready(url, mv.ref, log.path)

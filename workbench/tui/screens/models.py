@@ -1,4 +1,5 @@
-"""Models: registry → versions → aliases; promote past the gates, roll back, archive."""
+"""Models: registry → versions → aliases; promote past the gates, roll back, archive;
+and, live, the traffic of every running ``workbench serve``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,30 @@ from workbench.tui.formatting import fmt
 from workbench.tui.messages import ShowError
 from workbench.tui.widgets.footer import WBFooter
 from workbench.tui.widgets.table import Table
+
+TRAFFIC_SECONDS = 1.0
+
+
+def traffic_text(servers: list[dict[str, Any]], traffic: dict[str, Any]) -> str:
+    """One block per running server: what it serves, where, and its last 10 s."""
+    from rich.markup import escape
+
+    if not servers:
+        return "[dim]no server running; start one with\nworkbench serve MODEL@production[/]"
+    blocks = []
+    for info in servers:
+        t = traffic.get(info["server"])
+        version = f" v{t.version}" if t is not None and t.version is not None else ""
+        head = f"[b]{escape(info['ref'])}[/]{version}\n  {escape(info['url'])}"
+        if t is None or not t.requests:
+            blocks.append(f"{head}\n  idle")
+            continue
+        errors = f"[b red]{t.errors} errors[/]" if t.errors else "0 errors"
+        blocks.append(
+            f"{head}\n  {t.per_second:,.1f} req/s  {errors}\n"
+            f"  p50 {t.p50_ms:.1f} ms  p99 {t.p99_ms:.1f} ms"
+        )
+    return "\n".join(blocks)
 
 
 class ModelsScreen(WBScreen):
@@ -37,6 +62,8 @@ class ModelsScreen(WBScreen):
             with Vertical(classes="side", id="models-side"):
                 yield Label("Models", classes="panel-title")
                 yield Table(id="models", cursor_type="row", zebra_stripes=True)
+                yield Label("Serving (last 10 s)", classes="panel-title")
+                yield Static(id="model-traffic")
             with Vertical(classes="main"):
                 yield Label("Versions (p promote, b roll back, x archive)", classes="panel-title")
                 yield Table(id="model-versions", cursor_type="row", zebra_stripes=True)
@@ -46,10 +73,34 @@ class ModelsScreen(WBScreen):
         yield WBFooter()
 
     def on_mount(self) -> None:
+        from workbench.core.models.prediction_log import TrafficReader
+
         self.query_one("#models", DataTable).add_columns("model", "aliases", "versions")
+        self._traffic = TrafficReader(self.project.serving_dir)
+        self._poll_traffic()
+        self.set_interval(TRAFFIC_SECONDS, self._poll_traffic)
         self.query_one("#model-history", DataTable).add_columns(
             "when (UTC)", "alias", "action", "change", "by", "reason"
         )
+
+    def _poll_traffic(self) -> None:
+        """Read what the servers' logs gained (never the catalog), off the UI thread;
+        a screen not on display does not read."""
+        if not self.is_current:
+            return
+
+        def work() -> None:
+            from workbench.core.models import prediction_log
+
+            try:
+                text = traffic_text(
+                    prediction_log.servers(self.project.serving_dir), self._traffic.read()
+                )
+            except OSError as exc:
+                text = f"[red]cannot read the serving logs: {exc.strerror}[/]"
+            self.app.call_from_thread(self.query_one("#model-traffic", Static).update, text)
+
+        self.run_worker(work, thread=True, group="traffic", exclusive=True)
 
     def select_model(self, name: str) -> None:
         self.model = name
