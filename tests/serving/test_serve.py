@@ -344,7 +344,7 @@ def test_no_server_running_says_how_to_start_one(registered: Project) -> None:
         await settle(pilot)
         await pilot.pause(0.3)
         shown = text(app.screen.query_one("#model-traffic", Static))
-        assert "no server running" in shown and "workbench serve MODEL@production" in shown
+        assert "none running" in shown and "workbench serve NAME@ALIAS" in shown
 
     drive(registered, steps)
 

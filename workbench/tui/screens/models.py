@@ -26,7 +26,7 @@ def traffic_text(servers: list[dict[str, Any]], traffic: dict[str, Any]) -> str:
     from rich.markup import escape
 
     if not servers:
-        return "[dim]no server running; start one with\nworkbench serve MODEL@production[/]"
+        return "[dim]none running; start one:\nworkbench serve NAME@ALIAS[/]"
     blocks = []
     for info in servers:
         t = traffic.get(info["server"])
@@ -77,7 +77,9 @@ class ModelsScreen(WBScreen):
 
         self.query_one("#models", DataTable).add_columns("model", "aliases", "versions")
         self._traffic = TrafficReader(self.project.serving_dir)
-        self._poll_traffic()
+        # The first look is here, on the UI thread (a directory listing): the panel is
+        # never blank, and a snapshot never races a worker.
+        self.query_one("#model-traffic", Static).update(self._traffic_text())
         self.set_interval(TRAFFIC_SECONDS, self._poll_traffic)
         self.query_one("#model-history", DataTable).add_columns(
             "when (UTC)", "alias", "action", "change", "by", "reason"
@@ -90,17 +92,20 @@ class ModelsScreen(WBScreen):
             return
 
         def work() -> None:
-            from workbench.core.models import prediction_log
-
-            try:
-                text = traffic_text(
-                    prediction_log.servers(self.project.serving_dir), self._traffic.read()
-                )
-            except OSError as exc:
-                text = f"[red]cannot read the serving logs: {exc.strerror}[/]"
+            text = self._traffic_text()
             self.app.call_from_thread(self.query_one("#model-traffic", Static).update, text)
 
         self.run_worker(work, thread=True, group="traffic", exclusive=True)
+
+    def _traffic_text(self) -> str:
+        from workbench.core.models import prediction_log
+
+        try:
+            return traffic_text(
+                prediction_log.servers(self.project.serving_dir), self._traffic.read()
+            )
+        except OSError as exc:
+            return f"[red]cannot read the serving logs: {exc.strerror}[/]"
 
     def select_model(self, name: str) -> None:
         self.model = name
