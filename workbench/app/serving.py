@@ -16,6 +16,7 @@ answered, and the next read folds the log into the catalog (core/models/predicti
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hmac
 import io
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 TOKEN_ENV = "WORKBENCH_SERVE_TOKEN"
 POLL_SECONDS = 1.0
+INLINE_BYTES = 16 * 1024
 CSV_TYPES = ("text/csv", "application/csv")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
 
@@ -109,6 +111,13 @@ class Served:
                 self.last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
+def _records_list(data: bytes) -> bool:
+    """A JSON list of records (the usual body), which polars parses in one pass, twice as
+    fast as ``json.loads`` and a frame built from dicts, into the same frame."""
+    head = data[:64].lstrip()
+    return head[:1] == b"[" and head[1:].lstrip()[:1] == b"{"
+
+
 def read_body(data: bytes, content_type: str) -> Any:
     """The request's rows as a polars frame: JSON (a list of records, ``{"records": [...]}``
     or ``{"columns": {name: [values]}}``), CSV or Parquet."""
@@ -122,6 +131,9 @@ def read_body(data: bytes, content_type: str) -> Any:
             return pl.read_parquet(io.BytesIO(data))
         if kind not in ("application/json", ""):
             raise Refused(415, f"send JSON, CSV or Parquet (Content-Type {kind!r} is none of them)")
+        if _records_list(data):
+            with contextlib.suppress(Exception):  # anything odd: the checks below say what
+                return pl.read_json(io.BytesIO(data), infer_schema_length=None)
         body = json.loads(data)
     except Refused:
         raise
@@ -197,7 +209,12 @@ class Metrics:
         self.rows.inc(pred.height)
         column = pred.get_column("prediction")
         if self.task in ("binary", "multiclass"):
-            for value, count in column.value_counts().iter_rows():
+            counts = (
+                collections.Counter(column.to_list())
+                if pred.height < 256  # polars' value_counts costs more on a few rows
+                else dict(column.value_counts().iter_rows())
+            )
+            for value, count in counts.items():
                 self.classes.labels(str(value)).inc(count)
         else:
             for value in column.to_list():
@@ -215,8 +232,8 @@ class Metrics:
 
 
 def score(served: Served, log: LogWriter, metrics: Metrics, data: bytes, content_type: str,
-          rid: str, limits: Limits) -> dict[str, Any]:  # fmt: skip
-    """One request scored and logged (before the answer leaves)."""
+          rid: str, limits: Limits) -> bytes:  # fmt: skip
+    """One request scored and logged (before the answer leaves); the answer's JSON."""
     from workbench.core.models.scoring import conform, predict_frame
 
     started = time.perf_counter()
@@ -231,16 +248,24 @@ def score(served: Served, log: LogWriter, metrics: Metrics, data: bytes, content
         pred = predict_frame(model, conform(df, inputs, "the request"), list(inputs))
     except DataError as exc:
         raise Refused(400, exc.message) from None
-    outputs = pred.to_dicts()
+    # JSON written by polars, in one pass each: the answer's rows, the log's columns.
+    outputs = pred.write_json().encode()
     seconds = time.perf_counter() - started
-    log.write(
-        request_line(
-            rid, 200, seconds * 1000, df.height, mv.model, mv.version,
-            inputs=df.to_dict(as_series=False), outputs=pred.to_dict(as_series=False),
-        )
-    )  # fmt: skip
+    line = request_line(rid, 200, seconds * 1000, df.height, mv.model, mv.version)
+    log.write(line[:-2] + b',"inputs":' + _columns(df) + b',"outputs":' + _columns(pred) + b"}\n")
     metrics.observe(200, seconds, pred)
-    return {"id": rid, "model": mv.ref, "predictions": outputs}
+    head = json.dumps({"id": rid, "model": mv.ref}, separators=(",", ":")).encode()
+    return head[:-1] + b',"predictions":' + outputs + b"}"
+
+
+def _columns(frame: Any) -> bytes:
+    """``{"name": [values], ...}``: a frame's columns as JSON. polars writes a big frame
+    in one pass; on a few rows its query costs 0.4 ms, twenty times ``json.dumps``."""
+    import polars as pl
+
+    if frame.height < 64:
+        return json.dumps(frame.to_dict(as_series=False), default=str).encode()
+    return frame.select(pl.all().implode()).write_json().encode()[1:-1]
 
 
 def build_app(
@@ -273,7 +298,7 @@ def build_app(
         message = "bad or missing token (send Authorization: Bearer TOKEN)"
         return refuse(401, message, rid, request.url.path, started)
 
-    async def predict(request: Request) -> JSONResponse:
+    async def predict(request: Request) -> Response:
         started = time.perf_counter()
         if not allowed(request):
             return unauthorized(request, started)
@@ -288,13 +313,15 @@ def build_app(
             if len(body) > limits.max_bytes:
                 return refuse(413, too_big, rid, "/predict", started)
         ctype = request.headers.get("content-type", "application/json")
+        args = (served, log, metrics, bytes(body), ctype, rid, limits)
         try:
-            answer = await run_in_threadpool(
-                score, served, log, metrics, bytes(body), ctype, rid, limits
-            )
+            # A few rows score in about a millisecond, less than the hop to a worker
+            # thread and back; a big body goes to one, so the loop keeps reading others.
+            small = len(body) < INLINE_BYTES
+            answer = score(*args) if small else await run_in_threadpool(score, *args)
         except Refused as exc:
             return refuse(exc.status, exc.message, rid, "/predict", started)
-        return JSONResponse(answer, headers={"x-request-id": rid})
+        return Response(answer, media_type="application/json", headers={"x-request-id": rid})
 
     async def health(request: Request) -> JSONResponse:
         if not allowed(request):

@@ -92,9 +92,16 @@ def conform(df: pl.DataFrame, inputs: dict[str, str], where: str) -> pl.DataFram
     if not exprs:
         return df
     out = df.with_columns(exprs)
-    for col in [e.meta.output_name() for e in exprs]:
-        bad = df.get_column(col).is_not_null() & out.get_column(col).is_null()
-        if bad.any():
+    names = [e.meta.output_name() for e in exprs]
+    # Values a cast turned into nulls, every column in one query (per-column Series
+    # operations cost a query each: most of a one-row request's time).
+    lost = df.select(
+        (pl.col(n).is_not_null() & e.is_null()).sum().alias(n)
+        for n, e in zip(names, exprs, strict=True)
+    ).row(0)
+    for col, count in zip(names, lost, strict=True):
+        if count:
+            bad = df.get_column(col).is_not_null() & out.get_column(col).is_null()
             value = df.get_column(col).filter(bad)[0]
             raise DataError(
                 f"column {col!r} in {where} cannot be read as {inputs[col]}: e.g. {value!r} "

@@ -75,6 +75,10 @@ class Features:
         self.schema = schema  # column -> polars dtype string, the model's input signature
         self.categories = categories  # text column -> known values (code = index)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The expression cache is rebuilt per load; pickled it would change the bytes.
+        return {k: v for k, v in self.__dict__.items() if k != "_exprs"}
+
     @property
     def columns(self) -> list[str]:
         return list(self.schema)
@@ -105,7 +109,8 @@ class Features:
     def matrix(self, df: pl.DataFrame) -> np.ndarray:
         from workbench.core.runs.feature_matrix import to_matrix
 
-        matrix: np.ndarray = to_matrix(df, self.schema, self.categories)
+        cache = self.__dict__.setdefault("_exprs", {})  # not in to_json: built per load
+        matrix: np.ndarray = to_matrix(df, self.schema, self.categories, cache)
         return matrix
 
     def to_json(self) -> dict[str, Any]:
