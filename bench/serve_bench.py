@@ -1,6 +1,6 @@
 """`workbench serve` against `mlflow models serve`, on the same model, in the same run.
 
-    python bench/serve_bench.py [--seconds 10]
+    python bench/serve_bench.py [--seconds 10] [--rounds 5]
 
 Trains a LightGBM model on 20k generated rows, exports it in MLflow's format (so both
 servers score the very same estimator through the same feature code), starts each
@@ -8,7 +8,9 @@ server on 127.0.0.1 and measures, with keep-alive HTTP clients: single-row reque
 concurrency 1 and 8, and 1,000-row batches at concurrency 1 (requests/s, p50 and p99
 latency, failed requests). MLflow runs from bench/.venv-mlflow (see bench/README.md;
 it also needs the model's requirements: pandas, lightgbm, scikit-learn, polars,
-pyarrow). Writes bench/results/serve.json.
+pyarrow, and httptools and uvloop, as workbench[serve] has). Both servers run at once
+and each scenario alternates between them in ``--rounds`` rounds, so that a noisy spell
+of a shared machine falls on both. Writes bench/results/serve.json.
 """
 
 from __future__ import annotations
@@ -105,19 +107,34 @@ def load(port: int, path: str, body: bytes, clients: int, seconds: float) -> dic
     for t in threads:
         t.join()
     took = time.monotonic() - started
+    return summary(latencies, failed[0], took)
+
+
+def summary(latencies: list[float], failed: int, took: float) -> dict[str, Any]:
     lat = np.array(latencies) * 1000
     return {
         "requests": len(latencies),
-        "failed": failed[0],
+        "failed": failed,
         "rps": round(len(latencies) / took, 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+        "_latencies": latencies,
+        "_seconds": took,
     }
+
+
+def pooled(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one scenario on one server as one measurement."""
+    latencies = [x for p in parts for x in p["_latencies"]]
+    took = sum(p["_seconds"] for p in parts)
+    out = summary(latencies, sum(p["failed"] for p in parts), took)
+    return {k: v for k, v in out.items() if not k.startswith("_")}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per scenario and server")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     mlflow = MLFLOW_VENV / "bin" / "mlflow"
     if not mlflow.exists():
@@ -156,28 +173,41 @@ def main() -> None:
             "/ping", "/invocations", one_ml, batch_ml, {"MLFLOW_ALLOW_FILE_STORE": "true"},
         ),
     }  # fmt: skip
-    results: dict[str, Any] = {"seconds_each": args.seconds, "train_rows": 20_000}
-    for name, (cmd, up, path, one, batch, env) in servers.items():
-        port = free_port()
-        proc = subprocess.Popen(
-            [c.replace("{port}", str(port)) for c in cmd],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            wait_up(port, up, proc)
-            load(port, path, one, 1, 2)  # warm up
-            results[name] = {
-                "single_c1": load(port, path, one, 1, args.seconds),
-                "single_c8": load(port, path, one, 8, args.seconds),
-                "batch1000_c1": load(port, path, batch, 1, args.seconds),
-            }
-        finally:
+    results: dict[str, Any] = {
+        "seconds_each": args.seconds,
+        "rounds": args.rounds,
+        "train_rows": 20_000,
+    }
+    procs, ports = {}, {}
+    try:
+        for name, (cmd, up, _, one, _, env) in servers.items():
+            ports[name] = port = free_port()
+            procs[name] = subprocess.Popen(
+                [c.replace("{port}", str(port)) for c in cmd],
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            wait_up(port, up, procs[name])
+            load(port, servers[name][2], one, 1, 2)  # warm up
+        # Both servers up; each scenario alternates between them in rounds, so that a
+        # slow spell of this shared machine falls on both rather than on one.
+        parts: dict[str, dict[str, list[dict[str, Any]]]] = {n: {} for n in servers}
+        scenarios = {"single_c1": (3, 1), "single_c8": (3, 8), "batch1000_c1": (4, 1)}
+        for scenario, (which, clients) in scenarios.items():
+            for _ in range(args.rounds):
+                for name, spec in servers.items():
+                    part = load(ports[name], spec[2], spec[which], clients,
+                                args.seconds / args.rounds)  # fmt: skip
+                    parts[name].setdefault(scenario, []).append(part)
+        for name in servers:
+            results[name] = {k: pooled(v) for k, v in parts[name].items()}
+            print(name, json.dumps(results[name]), flush=True)
+    finally:
+        for proc in procs.values():
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
-        print(name, json.dumps(results[name]), flush=True)
     results["ratio_rps"] = {
         k: round(results["workbench"][k]["rps"] / results["mlflow"][k]["rps"], 2)
         for k in results["workbench"]

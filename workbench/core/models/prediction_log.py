@@ -254,8 +254,19 @@ def _new_lines(path: Path, start: int) -> tuple[list[bytes], int]:
     return data[:end].splitlines(), start + end
 
 
+def _as_columns(value: Any) -> dict[str, list[Any]]:
+    """A request's rows as columns, whether logged as columns or as a list of records
+    (a record without a key has null there, as polars read it when it scored)."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, list):
+        return {}
+    names = list(dict.fromkeys(k for rec in value for k in rec))
+    return {n: [rec.get(n) for rec in value] for n in names}
+
+
 def _rows(records: list[dict[str, Any]], key: str) -> list[str]:
-    """Each request's ``key`` (columns of equal length) as one JSON object per row, in
+    """Each request's ``key`` (columns, or a list of records) as one JSON object per row, in
     request order; polars encodes them in one pass per group of requests that share a
     column set."""
     import polars as pl
@@ -264,7 +275,7 @@ def _rows(records: list[dict[str, Any]], key: str) -> list[str]:
     groups: dict[tuple[str, ...], dict[str, list[Any]]] = {}
     order: list[tuple[tuple[str, ...], int, int]] = []  # (group, start, rows) per request
     for rec in records:
-        cols: dict[str, list[Any]] = rec.get(key) or {}
+        cols = _as_columns(rec.get(key))
         names = tuple(cols)
         group = groups.setdefault(names, {n: [] for n in names})
         start = len(group[names[0]]) if names else 0
