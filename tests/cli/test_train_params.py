@@ -58,6 +58,7 @@ def test_features_is_an_option_not_a_parameter(data: Project) -> None:
     assert r.code == 2 and "--features a,b" in r.err
 
 
+@pytest.mark.slow
 def test_a_sweep_refuses_a_misspelt_key_before_any_run_and_takes_features(
     data: Project,
 ) -> None:

@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from workbench.core.project import Project
 from workbench.core.store import audit
 from workbench.core.store.verify import verify
@@ -29,6 +31,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_parallel_writers_lose_nothing(project: Project, tmp_path: Path) -> None:
     workers, per_worker = 4, 5
     script = tmp_path / "worker.py"

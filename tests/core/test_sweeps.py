@@ -39,6 +39,7 @@ def test_trial_generation() -> None:
             parse_random(bad)
 
 
+@pytest.mark.slow
 def test_sweep_runs_children_in_parallel_and_survives_a_failing_trial(data: Project) -> None:
     base = Recipe(dataset="churn", target="churned", params={"n_estimators": 15}, name="s")
     # min_child_samples=-5 makes LightGBM refuse that trial; the sweep must go on.

@@ -50,6 +50,7 @@ def _mlflow_scores(model_dir: Path, batch: Path, out: Path, flavour: str) -> str
         pytest.param("churn-model@1", "sklearn", "sklearn", marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 def test_an_exported_model_scores_in_mlflow_exactly_as_predict_does(
     tmp_path: Path, registered: Project, ref: str, flavour: str, library: str
 ) -> None:

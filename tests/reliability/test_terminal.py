@@ -111,6 +111,7 @@ def test_names_keys_and_reasons_refuse_them_in_one_line(
     assert not NOT_IN_KEYS.findall(line), f"the refusal itself echoed it raw: {line!r}"
 
 
+@pytest.mark.slow
 def test_the_app_shows_stored_text_inert(built: tuple[Path, str], tmp_path: Path) -> None:
     from tests.tui.test_app import settle
     from workbench.tui.app import WorkbenchApp

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
@@ -207,6 +208,7 @@ def test_promote_is_refused_by_a_failing_gate_then_passes_to_staging(tui_project
     drive(tui_project, steps)
 
 
+@pytest.mark.slow
 def test_launch_a_small_run_and_see_it_finish(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("l")
@@ -251,6 +253,7 @@ def test_audit_verify_and_help(tui_project: Project) -> None:
     drive(tui_project, steps)
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_form_is_a_notification_not_a_crash(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("f")
@@ -274,6 +277,7 @@ def test_bad_input_in_a_form_is_a_notification_not_a_crash(tui_project: Project)
     assert len(tui_project.runs.list()) == 2
 
 
+@pytest.mark.slow
 def test_usable_at_80_by_24(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         for key in ("o", "d", "r", "f", "m", "a", "l"):
@@ -346,6 +350,7 @@ def test_pipelines_screen_lists_runs_and_their_steps(tui_project: Project, tmp_p
     drive(project, steps)
 
 
+@pytest.mark.slow
 def test_each_screen_reads_the_project_once_when_opened(
     tui_project: Project, monkeypatch: Any
 ) -> None:
@@ -418,6 +423,7 @@ def test_the_real_app_makes_full_collections_only_when_idle(tui_project: Project
         gc.set_threshold(*threshold)
 
 
+@pytest.mark.slow
 def test_a_screen_shows_the_store_as_it_is_when_you_come_back(tui_project: Project) -> None:
     """Only the screen on display hears of a change: the Overview's audit and models
     panels, left for the Models screen while v2 was promoted to staging elsewhere, must show it
@@ -449,6 +455,7 @@ def test_a_screen_shows_the_store_as_it_is_when_you_come_back(tui_project: Proje
     drive(tui_project, steps)
 
 
+@pytest.mark.slow
 def test_rollback_and_archive_ask_first_name_the_change_and_take_a_reason(
     tui_project: Project,
 ) -> None:
@@ -502,6 +509,7 @@ def test_rollback_and_archive_ask_first_name_the_change_and_take_a_reason(
     drive(tui_project, steps)
 
 
+@pytest.mark.slow
 def test_typing_goes_into_the_box_and_escape_always_leaves_it(tui_project: Project) -> None:
     """The Launch form opens on its first field, letters typed there stay there (they
     do not switch screens), and escape leaves the box on every screen that has one, after
@@ -554,6 +562,7 @@ def test_sorting_by_keyboard_and_help_lists_each_screens_keys(tui_project: Proje
     drive(tui_project, steps)
 
 
+@pytest.mark.slow
 def test_the_first_page_of_rows_knows_the_total_when_the_profile_is_slow(
     tui_project: Project, monkeypatch: Any
 ) -> None:
@@ -584,6 +593,7 @@ def test_the_first_page_of_rows_knows_the_total_when_the_profile_is_slow(
     drive(tui_project, steps)
 
 
+@pytest.mark.slow
 def test_the_promote_dialog_checks_gates_as_it_opens_and_on_each_alias(
     tui_project: Project,
 ) -> None:

@@ -41,6 +41,7 @@ def long_runs(project: Project) -> list[str]:
     return refs
 
 
+@pytest.mark.slow
 def test_key_columns_stay_on_screen_at_120_and_long_cells_open_whole(
     tui_project: Project,
 ) -> None:
@@ -141,6 +142,7 @@ def test_numbers_keep_their_type_and_plots_read_without_colour(
     drive(tui_project, steps, size=WIDE)
 
 
+@pytest.mark.slow
 def test_a_runs_confusion_matrix_and_feature_importance_open_as_table_and_bars(
     tui_project: Project,
 ) -> None:
