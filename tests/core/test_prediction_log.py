@@ -157,3 +157,27 @@ def test_the_traffic_reader_sees_only_new_requests(tmp_path: Path) -> None:
     later = reader.read(now=time.time() + 60)[log.server_id]  # a quiet minute on
     assert (later.requests, later.per_second, later.p99_ms) == (0, 0.0, None)
     assert os.path.exists(log.path)
+
+
+def test_a_long_backlog_folds_in_bounded_transactions(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month of traffic folded at once must not need its size in memory: at most
+    FOLD_BYTES of lines per transaction, a line longer than that whole, nothing twice."""
+    monkeypatch.setattr(pl_log, "FOLD_BYTES", 700)
+    log = LogWriter(project.serving_dir)
+    for i in range(30):
+        log.write(line(f"r{i}", rows=1 + i % 3))
+    log.write(line("big", rows=200))  # one line of several times FOLD_BYTES
+    commits = []
+    real = pl_log._fold_some
+
+    def counted(*args: object) -> dict[str, int]:
+        commits.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pl_log, "_fold_some", counted)
+    done = project.fold_predictions()
+    assert done.requests == 31 and len(commits) > 5
+    assert counts(project) == (31, sum(1 + i % 3 for i in range(30)) + 200)
+    assert project.fold_predictions().requests == 0

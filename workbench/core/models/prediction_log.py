@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from workbench.core.store.catalog import Catalog
 
 FOLDER = "serving"
+FOLD_BYTES = 32 * 1024 * 1024  # of log lines per fold transaction
 SERVER_SUFFIX = ".server.json"
 # {stamp}-{pid}-{server}-{seq}.jsonl: the pid says whether its writer still runs, the
 # server id and sequence whether it has moved on to a later file.
@@ -244,12 +245,15 @@ def _finished(path: Path, names: list[str]) -> bool:
     return later or not _pid_alive(int(m.group(2)))
 
 
-def _new_lines(path: Path, start: int) -> tuple[list[bytes], int]:
-    """The whole lines written after ``start``, and the offset after the last of them
-    (a line being written, or torn by a kill mid-write, waits or is left)."""
+def _new_lines(path: Path, start: int, stop: int) -> tuple[list[bytes], int]:
+    """The whole lines between ``start`` and about ``stop`` (a line that crosses it is
+    read to its end), and the offset after the last of them (a line being written, or
+    torn by a kill mid-write, waits or is left)."""
     with open(path, "rb") as f:
         f.seek(start)
-        data = f.read()
+        data = f.read(stop - start)
+        if data and not data.endswith(b"\n"):
+            data += f.readline()  # to the end of the line it stopped in (if it has one)
     end = data.rfind(b"\n") + 1
     return data[:end].splitlines(), start + end
 
@@ -304,9 +308,10 @@ def _rows(records: list[dict[str, Any]], key: str) -> list[str]:
 
 def fold(catalog: Catalog, folder: Path, retention_days: float = 30) -> Folded:
     """Fold every log's new whole lines into the catalog, prune past retention, and
-    delete the files whose writers moved on and that are folded to their end."""
-    import polars as pl
+    delete the files whose writers moved on and that are folded to their end.
 
+    At most ``FOLD_BYTES`` of lines go in one transaction (a month of traffic folded at
+    once must not need its size in memory); each moves its files' offsets with its rows."""
     done = Folded()
     paths = (
         sorted(p for p in folder.glob("*.jsonl") if _NAME.match(p.name)) if folder.is_dir() else []
@@ -321,48 +326,64 @@ def fold(catalog: Catalog, folder: Path, retention_days: float = 30) -> Folded:
     with catalog.read() as con:
         offsets = dict(con.execute("SELECT file, folded_bytes FROM prediction_logs").fetchall())
         oldest = con.execute("SELECT min(ts) FROM serving_requests").fetchone()
-    behind = [n for n, size in sizes.items() if size > offsets.get(n, 0)]
     gone = [n for n in offsets if n not in sizes]
     stale = oldest is not None and oldest[0] is not None and oldest[0] < cutoff
-    if behind or gone or stale:
+    first = True
+    while first or any(size > offsets.get(n, 0) for n, size in sizes.items()):
+        if not (gone or stale or any(size > offsets.get(n, 0) for n, size in sizes.items())):
+            break
         with catalog.write() as con:
             offsets = dict(con.execute("SELECT file, folded_bytes FROM prediction_logs").fetchall())
-            requests: list[dict[str, Any]] = []
-            moved: dict[str, int] = {}
-            for name in sorted(sizes):
-                start = offsets.get(name, 0)
-                if sizes[name] <= start:
-                    continue
-                lines, end = _new_lines(folder / name, start)
-                for line in lines:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue  # not ours to judge: skip a line that is not JSON
-                    rec["log"] = name
-                    requests.append(rec)
-                moved[name] = end
-            if requests:
-                _insert(con, requests, pl)
-                done.requests = len(requests)
-                done.predictions = sum(r.get("rows", 0) for r in requests if r.get("status") == 200)
-            for name, end in moved.items():
-                con.execute(
-                    "INSERT OR REPLACE INTO prediction_logs VALUES (?, ?, now())", [name, end]
-                )
-            done.files = len(moved)
-            for name in gone:
-                con.execute("DELETE FROM prediction_logs WHERE file = ?", [name])
-            done.pruned = con.execute("DELETE FROM predictions WHERE ts < ?", [cutoff]).fetchone()[
-                0
-            ]  # type: ignore[index]
-            con.execute("DELETE FROM serving_requests WHERE ts < ?", [cutoff])
-            offsets.update(moved)
+            moved = _fold_some(con, folder, sizes, offsets, done)
+            if first:
+                for name in gone:
+                    con.execute("DELETE FROM prediction_logs WHERE file = ?", [name])
+                pruned = con.execute("DELETE FROM predictions WHERE ts < ?", [cutoff]).fetchone()
+                done.pruned = int(pruned[0]) if pruned else 0
+                con.execute("DELETE FROM serving_requests WHERE ts < ?", [cutoff])
+        offsets.update(moved)
+        first = False
     for name in sorted(sizes):  # the catalog holds them now: the file is not needed
         if offsets.get(name, 0) >= sizes[name] and _finished(folder / name, list(sizes)):
             (folder / name).unlink(missing_ok=True)
             done.deleted_files.append(name)
     return done
+
+
+def _fold_some(
+    con: Any, folder: Path, sizes: dict[str, int], offsets: dict[str, Any], done: Folded
+) -> dict[str, int]:
+    """Up to ``FOLD_BYTES`` of new lines, oldest files first, into the catalog; the
+    offsets they moved to (recorded in the same transaction)."""
+    import polars as pl
+
+    requests: list[dict[str, Any]] = []
+    moved: dict[str, int] = {}
+    budget = FOLD_BYTES
+    for name in sorted(sizes):
+        start = offsets.get(name, 0)
+        if sizes[name] <= start or budget <= 0:
+            continue
+        lines, end = _new_lines(folder / name, start, min(sizes[name], start + budget))
+        budget -= end - start
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # not ours to judge: skip a line that is not JSON
+            rec["log"] = name
+            requests.append(rec)
+        moved[name] = end
+        if end == start:  # a line still being written: done with this file for now
+            sizes[name] = start
+    if requests:
+        _insert(con, requests, pl)
+        done.requests += len(requests)
+        done.predictions += sum(r.get("rows", 0) for r in requests if r.get("status") == 200)
+    for name, end in moved.items():
+        con.execute("INSERT OR REPLACE INTO prediction_logs VALUES (?, ?, now())", [name, end])
+    done.files += sum(1 for n, end in moved.items() if end > offsets.get(n, 0))
+    return moved
 
 
 def _insert(con: Any, requests: list[dict[str, Any]], pl: Any) -> None:
