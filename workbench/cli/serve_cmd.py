@@ -29,8 +29,9 @@ def serve(
     ctx: Ctx, ref: str, host: str, port: int, token: str | None, max_rows: int, max_bytes: int
 ) -> None:
     """Serve REF (NAME@ALIAS, e.g. churn-model@production) over HTTP: POST /predict
-    (JSON, CSV or Parquet rows), GET /health, GET /model. It follows the alias: a promote
-    or a rollback is served within two seconds. Every request is logged in the store."""
+    (JSON, CSV or Parquet rows), GET /health, GET /model, GET /metrics (Prometheus). It
+    follows the alias: a promote or a rollback is served within two seconds. Every request
+    is logged; `workbench sql` reads them in the requests and predictions views."""
     from workbench.app.serving import TOKEN_ENV, Limits
     from workbench.app.serving import serve as run
 
