@@ -86,6 +86,7 @@ def _register() -> None:
         data,
         demo_cmd,
         drift_cmd,
+        labels_cmd,
         model_cmd,
         pipeline_cmd,
         runs_cmd,
@@ -103,6 +104,7 @@ def _register() -> None:
     cli.add_command(model_cmd.model)
     cli.add_command(model_cmd.predict)
     cli.add_command(serve_cmd.serve)
+    cli.add_command(labels_cmd.labels)
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
     cli.add_command(demo_cmd.demo)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 ANCHORED_SINCE = 7  # from this version on, audit.head exists beside the catalog
 
 
@@ -173,6 +173,18 @@ def _migration_9(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_10(con: duckdb.DuckDBPyConnection) -> None:
+    """Ground truth for logged predictions, added when it arrives (core/models/labels.py)."""
+    con.execute(
+        """
+        CREATE TABLE labels (
+            model VARCHAR NOT NULL, request_id VARCHAR NOT NULL, row INTEGER NOT NULL,
+            label JSON NOT NULL, added_at TIMESTAMP NOT NULL, source VARCHAR,
+            PRIMARY KEY (model, request_id, row));
+        """
+    )
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
@@ -183,4 +195,5 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     7: _migration_7,
     8: _migration_8,
     9: _migration_9,
+    10: _migration_10,
 }

@@ -125,11 +125,18 @@ VIEWS: dict[str, tuple[str, str]] = {
         FROM catalog.main.serving_requests""",
     ),
     "predictions": (
-        "one row per row a served model scored: its inputs and outputs (JSON), and the "
-        "request id a client can join labels on",
-        """SELECT request_id, row, ts, model, version, model || '@' || version AS ref,
-            inputs, outputs, outputs->>'prediction' AS prediction
-        FROM catalog.main.predictions""",
+        "one row per row a served model scored: its inputs and outputs (JSON), and its "
+        "label once `workbench labels add` gave one",
+        """SELECT p.request_id, p.row, p.ts, p.model, p.version,
+            p.model || '@' || p.version AS ref, p.inputs, p.outputs,
+            p.outputs->>'prediction' AS prediction, l.label->>'$' AS label
+        FROM catalog.main.predictions p LEFT JOIN catalog.main.labels l
+            ON l.model = p.model AND l.request_id = p.request_id AND l.row = p.row""",
+    ),
+    "labels": (
+        "one row per labelled prediction (`workbench labels add`)",
+        """SELECT model, request_id, row, label->>'$' AS label, added_at, source
+        FROM catalog.main.labels""",
     ),
     "audit": (
         "the audit trail, one row per change (details as JSON)",
