@@ -88,6 +88,7 @@ def add(
         raise DataError(
             f"{dup.len():,} id(s) appear more than once in {table.label} "
             f"({_example(dup.to_list())}); give each prediction one label"
+            + ("" if row_column or key else ", or each row's place in its request with --row COL")
         )
     with catalog.write() as con:
         if not con.execute("SELECT 1 FROM models WHERE name = ?", [model]).fetchall():
@@ -140,7 +141,8 @@ def add(
         if again.height:
             raise DataError(
                 f"{again.height:,} of these predictions already have a label "
-                f"({_example(again.get_column('request_id').to_list())}); labels are not "
+                f"({_example(again.get_column('request_id').unique(maintain_order=True).to_list())}"
+                "); labels are not "
                 "replaced, and nothing was added"
             )
         now = datetime.now(UTC).replace(tzinfo=None)
