@@ -106,3 +106,14 @@ def test_labels_are_not_replaced_and_the_cli_says_so_in_one_line(
     assert got[:3] == [("a", "1"), ("b", "0"), ("c", None)]
     audit = run_cli("audit", "--json", cwd=served.root)
     assert "labels.add" in audit.out
+
+
+def test_predictions_export_with_their_labels(served: Project, tmp_path: Path) -> None:
+    f = label_file(tmp_path, customer=["c2"], y=[1])
+    add(served.catalog, served.datasets, f, "m", "y", key="customer")
+    out = tmp_path / "preds.parquet"
+    res = run_cli("export", "predictions", "-o", str(out), cwd=served.root)
+    assert res.code == 0 and res.out.strip() == f"Wrote 6 predictions rows to {out}"
+    got = pl.read_parquet(out).select("request_id", "row", "label").rows()
+    assert got == [("a", 0, None), ("b", 0, "1"), ("c", 0, None), ("d", 0, None),
+                   ("e", 0, None), ("e", 1, None)]  # fmt: skip

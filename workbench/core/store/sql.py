@@ -235,6 +235,8 @@ EXPORTS = {
     "models": "one row per model version, with the aliases that point at it",
     "drift": "one row per column of every drift report",
     "audit": "the audit trail",
+    "requests": "one row per request a `workbench serve` server answered or refused",
+    "predictions": "one row per row a served model scored: inputs, outputs, label",
 }
 
 
@@ -249,11 +251,15 @@ def export_frame(project: Project, what: str) -> Any:
         "datasets": "SELECT * FROM dataset_versions ORDER BY dataset, version",
         "drift": "SELECT * FROM drift_results ORDER BY created_at, report_id",
         "audit": "SELECT * FROM audit ORDER BY seq",
+        "requests": "SELECT * FROM requests ORDER BY ts, request_id",
+        "predictions": "SELECT * FROM predictions ORDER BY ts, request_id, row",
         "models": """SELECT v.*, coalesce(list(a.alias ORDER BY a.alias)
                 FILTER (WHERE a.alias IS NOT NULL), []) AS aliases
             FROM model_versions v LEFT JOIN aliases a USING (model, version)
             GROUP BY ALL ORDER BY model, version""",
     }
+    if what in ("requests", "predictions"):
+        project.fold_predictions()
     with project.catalog.isolated() as con:
         prepare(con)
         if what in simple:
