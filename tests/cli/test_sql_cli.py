@@ -102,7 +102,13 @@ def test_a_bad_query_is_one_line_naming_the_problem(models: Project) -> None:
 
 @pytest.mark.parametrize("what", list(sql.EXPORTS))
 def test_exports_read_back_in_polars(models: Project, tmp_path: Path, what: str) -> None:
+    from workbench.core.models.prediction_log import LogWriter, request_line
+
     models.drift.compare("churn@1", "churn@2")
+    log = LogWriter(models.serving_dir)  # a served request, for requests and predictions
+    log.write(request_line("r1", 200, 2.5, 2, "churn-model", 1, inputs={"age": [30, 41]},
+                           outputs={"prediction": [0, 1]}))  # fmt: skip
+    log.close()
     for name in (f"{what}.parquet", f"{what}.csv"):
         res = run_cli("export", what, "-o", str(tmp_path / name), cwd=models.root)
         assert res.code == 0, res.err
