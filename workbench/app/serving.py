@@ -69,13 +69,11 @@ def warmed(mv: ModelVersion, model: Any) -> Any:
     from workbench.core.models.scoring import conform, dtype_of, predict_frame
 
     inputs = mv.signature.get("inputs") or {}
-    row: dict[str, Any] = {}
-    for col, text in inputs.items():
-        dtype = dtype_of(text)
-        row[col] = pl.Series(col, [None], dtype=dtype if dtype is not None else pl.Float64)
+    nulls = pl.DataFrame(
+        [pl.Series(col, [None], dtype=dtype_of(text) or pl.Float64) for col, text in inputs.items()]
+    )
     with contextlib.suppress(Exception):  # a model that cannot score nulls: cold, not broken
-        predict_frame(model, conform(pl.DataFrame(list(row.values())), inputs, "warm-up"),
-                      list(inputs))  # fmt: skip
+        predict_frame(model, conform(nulls, inputs, "warm-up"), list(inputs))
     return model
 
 
@@ -134,9 +132,16 @@ class Served:
                 self.last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
-def _records_list(data: bytes) -> bool:
+def _kind(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def _records_list(data: bytes, content_type: str) -> bool:
     """A JSON list of records (the usual body), which polars parses in one pass, twice as
-    fast as ``json.loads`` and a frame built from dicts, into the same frame."""
+    fast as ``json.loads`` and a frame built from dicts, into the same frame; and which
+    the log keeps as it came."""
+    if _kind(content_type) not in ("application/json", ""):
+        return False
     head = data[:64].lstrip()
     return head[:1] == b"[" and head[1:].lstrip()[:1] == b"{"
 
@@ -146,7 +151,7 @@ def read_body(data: bytes, content_type: str) -> Any:
     or ``{"columns": {name: [values]}}``), CSV or Parquet."""
     import polars as pl
 
-    kind = content_type.split(";")[0].strip().lower()
+    kind = _kind(content_type)
     try:
         if kind in CSV_TYPES:
             return pl.read_csv(io.BytesIO(data))
@@ -154,7 +159,7 @@ def read_body(data: bytes, content_type: str) -> Any:
             return pl.read_parquet(io.BytesIO(data))
         if kind not in ("application/json", ""):
             raise Refused(415, f"send JSON, CSV or Parquet (Content-Type {kind!r} is none of them)")
-        if _records_list(data):
+        if _records_list(data, content_type):
             with contextlib.suppress(Exception):  # anything odd: the checks below say what
                 return pl.read_json(io.BytesIO(data), infer_schema_length=None)
         body = json.loads(data)
@@ -277,8 +282,7 @@ def score(served: Served, log: LogWriter, metrics: Metrics, data: bytes, content
     outputs = pred.write_json().encode()
     sent = (
         data.replace(b"\n", b" ").replace(b"\r", b" ")
-        if content_type.split(";")[0].strip().lower() in ("application/json", "")
-        and _records_list(data)
+        if _records_list(data, content_type)
         else _columns(df)
     )
     seconds = time.perf_counter() - started

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from workbench.core.config import Settings
     from workbench.core.data.datasets import Datasets
     from workbench.core.drift.analysis import Drift
+    from workbench.core.models.prediction_log import Folded
     from workbench.core.models.registry import Registry
     from workbench.core.runs.pipeline_runs import PipelineRuns
     from workbench.core.runs.runs import Runs
@@ -189,7 +190,7 @@ class Project:
         """Where scoring servers write their request logs (core/models/prediction_log.py)."""
         return self.store_dir / "serving"
 
-    def fold_predictions(self) -> Any:
+    def fold_predictions(self) -> Folded:
         """Fold what scoring servers logged since the last fold into the catalog (the
         ``requests`` and ``predictions`` SQL views), pruning past ``[serving]
         retention_days``. A read-only or busy store keeps what is folded already."""

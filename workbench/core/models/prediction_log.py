@@ -164,14 +164,21 @@ class TrafficReader:
 
     def read(self, now: float | None = None) -> dict[str, Traffic]:
         now = time.time() if now is None else now
-        for path in sorted(self.folder.glob("*.jsonl")):
+        paths = [p for p in sorted(self.folder.glob("*.jsonl")) if _NAME.match(p.name)]
+        names = {p.name for p in paths}
+        self._files = {n: s for n, s in self._files.items() if n in names}  # folded and gone
+        for path in paths:
             m = _NAME.match(path.name)
-            if m is None:
-                continue
+            assert m is not None
             seen = self._files.setdefault(path.name, _Seen())
-            if not seen.offset and not self._files_started_recently(path, now):
-                seen.offset = path.stat().st_size  # old traffic: not this panel's news
-                continue
+            if not seen.offset:
+                try:  # a file the fold deletes between the listing and this look: skip it
+                    info = path.stat()
+                except OSError:
+                    continue
+                if info.st_mtime < now - self.window:
+                    seen.offset = info.st_size  # old traffic: not this panel's news
+                    continue
             try:
                 with open(path, "rb") as f:
                     f.seek(seen.offset)
@@ -195,12 +202,6 @@ class TrafficReader:
             recent[:] = [r for r in recent if r[0] >= now - self.window]
             out[server] = _summary(server, recent, self.window, self._total.get(server, 0))
         return out
-
-    def _files_started_recently(self, path: Path, now: float) -> bool:
-        try:
-            return path.stat().st_mtime >= now - self.window
-        except OSError:
-            return False
 
 
 def _summary(
@@ -328,10 +329,12 @@ def fold(catalog: Catalog, folder: Path, retention_days: float = 30) -> Folded:
         oldest = con.execute("SELECT min(ts) FROM serving_requests").fetchone()
     gone = [n for n in offsets if n not in sizes]
     stale = oldest is not None and oldest[0] is not None and oldest[0] < cutoff
-    first = True
-    while first or any(size > offsets.get(n, 0) for n, size in sizes.items()):
-        if not (gone or stale or any(size > offsets.get(n, 0) for n, size in sizes.items())):
-            break
+
+    def behind() -> bool:
+        return any(size > offsets.get(n, 0) for n, size in sizes.items())
+
+    first, pending = True, bool(gone or stale or behind())
+    while pending:
         with catalog.write() as con:
             offsets = dict(con.execute("SELECT file, folded_bytes FROM prediction_logs").fetchall())
             moved = _fold_some(con, folder, sizes, offsets, done)
@@ -342,7 +345,7 @@ def fold(catalog: Catalog, folder: Path, retention_days: float = 30) -> Folded:
                 done.pruned = int(pruned[0]) if pruned else 0
                 con.execute("DELETE FROM serving_requests WHERE ts < ?", [cutoff])
         offsets.update(moved)
-        first = False
+        first, pending = False, behind()
     for name in sorted(sizes):  # the catalog holds them now: the file is not needed
         if offsets.get(name, 0) >= sizes[name] and _finished(folder / name, list(sizes)):
             (folder / name).unlink(missing_ok=True)
