@@ -20,14 +20,19 @@ def labels() -> None:
 @click.option("--id", "id_column", help="The column holding the request ids (X-Request-ID).")
 @click.option("--key", help="Or: an input column the client sent, matched to the file's.")
 @click.option("--row", "row_column", help="With --id: the row's place in its request.")
+@click.option(
+    "--request", help="Or: the request id `workbench predict` printed; FILE is that batch, "
+    "its rows labelling the scored rows in order.",
+)  # fmt: skip
 @json_option
 @pass_ctx
 def add(
     ctx: Ctx, file: str, model: str, label: str, id_column: str | None, key: str | None,
-    row_column: str | None, as_json: bool,
+    row_column: str | None, request: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Label MODEL's logged predictions from FILE (CSV, Parquet or a dataset version),
-    matched by request id (--id) or by an input column (--key). An id twice in FILE, one
+    matched by request id (--id), by an input column (--key), or row for row with the
+    batch a `workbench predict` scored (--request). An id twice in FILE, one
     no logged prediction has, or a prediction labelled already is refused with counts,
     and then nothing is added. Labels show in `workbench sql` (predictions.label)."""
     from workbench.core.models.labels import add as add_labels
@@ -35,7 +40,7 @@ def add(
     project = ctx.project
     project.fold_predictions()  # what servers logged since the last read
     done = add_labels(project.catalog, project.datasets, file, model, label, id_column, key,
-                      row_column)  # fmt: skip
+                      row_column, request)  # fmt: skip
     if as_json:
         print_json(done)
         return

@@ -297,15 +297,29 @@ def export(ctx: Ctx, ref: str, dest: str, fmt: str) -> None:
 @click.argument("input_spec", metavar="INPUT")
 @click.option("-o", "--output", required=True, help="FILE.parquet, FILE.csv or FILE.jsonl")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option(
+    "--no-log",
+    is_flag=True,
+    help="Do not add the rows to the prediction log (monitoring and labels will not see them).",
+)
 @json_option
 @pass_ctx
 def predict(
-    ctx: Ctx, model_ref: str, input_spec: str, output: str, batch_rows: int, as_json: bool
+    ctx: Ctx,
+    model_ref: str,
+    input_spec: str,
+    output: str,
+    batch_rows: int,
+    no_log: bool,
+    as_json: bool,
 ) -> None:
-    """Score INPUT (a data file or a dataset version) with MODEL_REF, e.g. churn@production."""
+    """Score INPUT (a data file or a dataset version) with MODEL_REF, e.g. churn@production.
+
+    The rows join the prediction log as one request (the scoring's id), for
+    `workbench monitor` and `workbench labels add`."""
     from workbench.core.models.scoring import predict as score
 
-    res = score(ctx.project, model_ref, input_spec, output, batch_rows=batch_rows)
+    res = score(ctx.project, model_ref, input_spec, output, batch_rows=batch_rows, log=not no_log)
     if as_json:
         print_json(
             {
@@ -326,3 +340,5 @@ def predict(
             f"mean {fmt_num(d.get('mean'))}, median {fmt_num(d.get('quantiles', {}).get('0.5'))}"
         )
     echo(f"Scored {res.rows:,} rows of {res.input} with {res.model} -> {res.output}  ({summary})")
+    if not no_log:
+        echo(f"Logged as request {res.id} for `workbench monitor` and `workbench labels add`")

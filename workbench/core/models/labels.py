@@ -53,15 +53,69 @@ def add(
     id_column: str | None = None,
     key: str | None = None,
     row_column: str | None = None,
+    request: str | None = None,
 ) -> LabelsAdded:
-    """Label ``model``'s logged predictions from ``spec`` (a file or dataset version)."""
-    import polars as pl
+    """Label ``model``'s logged predictions from ``spec`` (a file or dataset version).
 
-    if (id_column is None) == (key is None):
-        raise UsageError("name the predictions one way: --id COL (request ids) or --key COL")
+    ``request`` labels one request's rows in order from the file's rows: the batch a
+    ``workbench predict`` scored, its labels added as they came, row for row."""
+
+    if sum(x is not None for x in (id_column, key, request)) != 1:
+        raise UsageError(
+            "name the predictions one way: --id COL (request ids), --key COL (an input "
+            "column) or --request ID (a scored batch, row for row)"
+        )
+    if request is not None:
+        return _by_request(catalog, datasets, spec, model, label, request, row_column)
     if key is not None and row_column is not None:
         raise UsageError("--row goes with --id (a request's rows); a --key names each row")
     table = Table(datasets, spec)
+    return _add(catalog, table, model, label, id_column, key, row_column)
+
+
+def _by_request(
+    catalog: Catalog, datasets: Datasets, spec: str, model: str, label: str, request: str,
+    row_column: str | None,
+) -> LabelsAdded:  # fmt: skip
+    """The file's row i labels row i of ``request`` (a full id or a unique prefix)."""
+    import polars as pl
+
+    if row_column is not None:
+        raise UsageError("--row goes with --id; with --request the file's rows are in order")
+    with catalog.read() as con:
+        found = con.execute(
+            "SELECT request_id, count(*) FROM predictions WHERE model = ? "
+            "AND starts_with(request_id, ?) GROUP BY request_id",
+            [model, request],
+        ).fetchall()
+    if not found:
+        raise NotFoundError(f"no logged request {request!r} of {model}")
+    if len(found) > 1:
+        raise UsageError(f"{request!r} matches {len(found)} requests of {model}; give more of it")
+    rid, rows = found[0]
+    table = Table(datasets, spec)
+    if label not in table.schema:
+        raise DataError(
+            f"{table.label} has no column {label!r} "
+            f"(its columns: {', '.join(list(table.schema)[:12])})"
+        )
+    if table.rows != rows:
+        raise DataError(
+            f"{table.label} has {table.rows:,} rows; request {rid[:12]} scored {rows:,}: give "
+            "the batch that was scored, row for row"
+        )
+    df = table.lf.select(
+        pl.lit(rid).alias("_request"), pl.col(label), pl.int_range(pl.len()).alias("_row")
+    ).collect()
+    return _add(catalog, Table.of_frame(table.label, df), model, label, "_request", None, "_row")
+
+
+def _add(
+    catalog: Catalog, table: Table, model: str, label: str, id_column: str | None,
+    key: str | None, row_column: str | None,
+) -> LabelsAdded:  # fmt: skip
+    import polars as pl
+
     by = id_column or key
     assert by is not None
     wanted = [by, label, *([row_column] if row_column else [])]
@@ -159,7 +213,9 @@ def add(
         con.register("_wb_labels", rows.to_arrow())
         con.execute("INSERT INTO labels SELECT * FROM _wb_labels")
         con.unregister("_wb_labels")
-        matched_by = f"key {key}" if key else "request id"
+        matched_by = (
+            f"key {key}" if key else "row order" if id_column == "_request" else "request id"
+        )
         audit.append(
             con,
             "labels.add",

@@ -11,6 +11,7 @@ Each scoring is recorded with its prediction distribution, for prediction drift 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -215,10 +216,15 @@ def predict(
     input_spec: str,
     output: str | os.PathLike[str],
     batch_rows: int = BATCH_ROWS,
+    log: bool = True,
 ) -> ScoreResult:
-    """Score ``input_spec`` with a registered model; write ``output`` and record the scoring."""
+    """Score ``input_spec`` with a registered model; write ``output`` and record the scoring.
+
+    With ``log`` every row joins the prediction log (the ``predictions`` table, as a served
+    model's requests do), the scoring being one request: monitoring and labels see
+    batches and served traffic alike. The rows are staged in Parquet in a store scratch
+    area and inserted in the scoring's own transaction, so a failure logs nothing."""
     import numpy as np
-    import polars as pl
 
     target = Path(output).expanduser()
     fmt = OUTPUTS.get(target.suffix.lower())
@@ -244,11 +250,57 @@ def predict(
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     append, close = _writer(tmp, fmt)
     kept: list[pl.DataFrame] = []
+    scoring_id = uuid.uuid4().hex
+    started = audit.now()
+    staged: list[Path] = []
+    # the staged log rows live in a store scratch area: gone at the end, or (after a
+    # kill) at the next write's clean-up
+    with contextlib.ExitStack() as scope:
+        scratch = scope.enter_context(project.objects.stage()).area if log else target.parent
+        rows = _score_into(
+            table, inputs, model, batch_rows, append, close, tmp, target, kept, keep, rng,
+            lambda batch, pred, offset: _stage_log(
+                staged, scratch, batch, pred, scoring_id, offset, started, mv
+            ) if log else None,
+        )  # fmt: skip
+        result = ScoreResult(
+            scoring_id, mv.ref, table.label, target.resolve(), rows, _distribution(kept, rows)
+        )
+        with project.catalog.write() as con:
+            _record(con, result, mv, table, started, staged)
+    return result
+
+
+def _stage_log(
+    staged: list[Path], scratch: Path, batch: pl.DataFrame, pred: pl.DataFrame, scoring: str,
+    offset: int, started: Any, mv: ModelVersion,
+) -> None:  # fmt: skip
+    import io
+
+    from workbench.core.store.objects import store_write_error
+
+    buf = io.BytesIO()  # written by Python, so a full disk is an OSError we can name
+    _log_rows(batch, pred, scoring, offset, started, mv).write_parquet(buf)
+    staged.append(scratch / f"predict-{len(staged)}.parquet")
+    try:
+        staged[-1].write_bytes(buf.getbuffer())
+    except OSError as exc:
+        raise store_write_error(exc, scratch) from None
+
+
+def _score_into(
+    table: Table, inputs: dict[str, str], model: Any, batch_rows: int, append: Any, close: Any,
+    tmp: Path, target: Path, kept: list[pl.DataFrame], keep: float, rng: Any, on_batch: Any,
+) -> int:  # fmt: skip
+    """Stream the input through the model into ``tmp``, renamed to ``target`` when whole."""
+    import polars as pl
+
     rows = 0
     try:
         for batch in table.lf.collect_batches(chunk_size=batch_rows, engine="streaming"):
             x = conform(batch, inputs, table.label)
             pred = predict_frame(model, x, list(inputs))
+            on_batch(batch, pred, rows)
             append(
                 pl.concat(
                     [batch, pred.rename(_unclash(batch.columns, pred.columns))], how="horizontal"
@@ -264,36 +316,73 @@ def predict(
         close()
         tmp.unlink(missing_ok=True)
         raise
-    result = ScoreResult(
-        uuid.uuid4().hex, mv.ref, table.label, target.resolve(), rows, _distribution(kept, rows)
+    return rows
+
+
+def _log_rows(
+    batch: pl.DataFrame, pred: pl.DataFrame, scoring: str, offset: int, ts: Any, mv: ModelVersion
+) -> pl.DataFrame:
+    """A batch's rows as the prediction log holds them: the columns as given and the
+    answer, each one JSON object per row."""
+    import polars as pl
+
+    return pl.DataFrame(
+        {
+            "request_id": pl.Series([scoring] * batch.height, dtype=pl.String),
+            "row": pl.int_range(offset, offset + batch.height, eager=True, dtype=pl.Int32),
+            "ts": pl.Series([ts] * batch.height, dtype=pl.Datetime("us")),
+            "model": pl.Series([mv.model] * batch.height, dtype=pl.String),
+            "version": pl.Series([mv.version] * batch.height, dtype=pl.Int32),
+            "inputs": batch.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
+            "outputs": pred.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
+        }
     )
-    with project.catalog.write() as con:
+
+
+def _record(
+    con: Any,
+    result: ScoreResult,
+    mv: ModelVersion,
+    table: Table,
+    started: Any,
+    staged: list[Path],
+) -> None:
+    """The scoring, its log rows (one request of ``rows`` rows) and its audit entry."""
+    rows = result.rows
+    if staged:
+        files = ", ".join(f"'{str(p).replace(chr(39), chr(39) * 2)}'" for p in staged)
+        con.execute(f"INSERT INTO predictions SELECT * FROM read_parquet([{files}])")
+        seconds = (audit.now() - started).total_seconds()
         con.execute(
-            "INSERT INTO scorings VALUES (?,?,?,?,?,?,?,?,?)",
-            [
-                result.id,
-                audit.now(),
-                mv.model,
-                mv.version,
-                table.label,
-                table.content_id,
-                rows,
-                str(result.output),
-                json.dumps(result.distribution),
-            ],
-        )
-        audit.append(
-            con,
-            "model.predict",
-            mv.ref,
-            {
-                "input": table.label,
-                "rows": rows,
-                "output": str(result.output),
-                "scoring": result.id,
-            },
-        )
-    return result
+            "INSERT INTO serving_requests VALUES (?,?,?,?,?,?,200,NULL,?,?)",
+            [result.id, started, mv.model, mv.version, rows, seconds * 1000,
+             "workbench predict", "workbench predict"],
+        )  # fmt: skip
+    con.execute(
+        "INSERT INTO scorings VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            result.id,
+            audit.now(),
+            mv.model,
+            mv.version,
+            table.label,
+            table.content_id,
+            rows,
+            str(result.output),
+            json.dumps(result.distribution),
+        ],
+    )
+    audit.append(
+        con,
+        "model.predict",
+        mv.ref,
+        {
+            "input": table.label,
+            "rows": rows,
+            "output": str(result.output),
+            "scoring": result.id,
+        },
+    )
 
 
 def _unclash(existing: list[str], new: list[str]) -> dict[str, str]:
