@@ -183,7 +183,15 @@ def test_a_store_from_before_the_anchor_gets_one_when_it_is_upgraded(
     with p.catalog.write() as con:
         # as schema 6 left it: no anchor, no fast checksums, no serving tables
         con.execute("UPDATE wb_meta SET value = '6' WHERE key = 'schema_version'")
-        later = ("object_sums", "serving_requests", "predictions", "prediction_logs", "labels")
+        later = (
+            "object_sums",
+            "serving_requests",
+            "predictions",
+            "prediction_logs",
+            "labels",
+            "monitor_reports",
+            "monitor_windows",
+        )
         for table in later:
             con.execute(f"DROP TABLE {table}")
     p.catalog.anchor.unlink()

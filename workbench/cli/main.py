@@ -88,6 +88,7 @@ def _register() -> None:
         drift_cmd,
         labels_cmd,
         model_cmd,
+        monitor_cmd,
         pipeline_cmd,
         runs_cmd,
         serve_cmd,
@@ -105,6 +106,7 @@ def _register() -> None:
     cli.add_command(model_cmd.predict)
     cli.add_command(serve_cmd.serve)
     cli.add_command(labels_cmd.labels)
+    cli.add_command(monitor_cmd.monitor)
     cli.add_command(audit_cmd.audit)
     cli.add_command(audit_cmd.verify)
     cli.add_command(demo_cmd.demo)

@@ -15,6 +15,7 @@ The tables (see docs/configuration.md):
 - ``[checks.DATASET]``: data expectations (docs/checks.md)
 - ``[pipeline.NAME]``: a continuous-training loop (docs/pipeline.md)
 - ``[serving]``: ``retention_days``, ``max_log_mb`` (docs/serving.md)
+- ``[monitor]``: ``window``; ``[alerts.NAME]``: conditions and actions (docs/monitoring.md)
 - ``[demo]``: ``sample``, written by ``workbench demo`` into the projects it builds
 """
 
@@ -30,7 +31,11 @@ from typing import Any
 from workbench.core.errors import UsageError
 
 FILE = "workbench.toml"
-TABLES = ("project", "datasets", "train", "gates", "checks", "pipeline", "serving", "demo")
+TABLES = (
+    "project", "datasets", "train", "gates", "checks", "pipeline", "serving", "monitor",
+    "alerts", "demo",
+)  # fmt: skip
+MONITOR_KEYS = ("window",)
 DEMO_KEYS = ("sample",)  # `workbench demo` marks the projects it built (and resumes them)
 PROJECT_KEYS = ("name",)
 DATASETS_KEYS = ("chunk_rows",)
@@ -105,6 +110,8 @@ class Settings:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> spec
     pipelines: dict[str, PipelineSettings] = field(default_factory=dict)
     serving: ServingSettings = field(default_factory=ServingSettings)
+    monitor_window: str = "1d"
+    alerts: dict[str, Any] = field(default_factory=dict)  # name -> monitor.alerts.Alert
     raw: dict[str, Any] = field(default_factory=dict)  # the file as TOML read it
 
 
@@ -189,6 +196,8 @@ class _Reader:
             checks=self.checks(),
             pipelines=self.pipelines(),
             serving=self.serving(),
+            monitor_window=self.monitor_window(),
+            alerts=self.alerts(),
             raw=self.raw,
         )
 
@@ -230,6 +239,36 @@ class _Reader:
             if key in table and not (_number(table[key]) and table[key] > 0):
                 raise self.fail(("serving", key), f"serving.{key} must be a number above 0")
         return ServingSettings(**table)
+
+    def monitor_window(self) -> str:
+        from workbench.core.monitor.windows import parse_window
+
+        table = self.table(("monitor",), self.raw.get("monitor", {}))
+        self.known(("monitor",), table, MONITOR_KEYS)
+        window = table.get("window", "1d")
+        try:
+            return parse_window(str(window)).text
+        except UsageError as exc:
+            raise self.fail(("monitor", "window"), f"monitor.window: {exc.message}") from None
+
+    def alerts(self) -> dict[str, Any]:
+        from workbench.core.monitor.alerts import parse_alert
+
+        table = self.table(("alerts",), self.raw.get("alerts", {}))
+        out = {}
+        for name, spec in table.items():
+            path = ("alerts", name)
+            try:
+                out[name] = parse_alert(name, self.table(path, spec))
+            except UsageError as exc:
+                raise self.fail(path, f"[alerts.{name}] {exc.message}") from None
+        for alert in out.values():
+            if alert.pipeline is not None and alert.pipeline not in self.raw.get("pipeline", {}):
+                raise self.fail(
+                    ("alerts", alert.name, "pipeline"),
+                    f"[alerts.{alert.name}] no [pipeline.{alert.pipeline}] in this file",
+                )
+        return out
 
     def gates(self) -> dict[str, list[Any]]:
         from workbench.core.models import gates

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 ANCHORED_SINCE = 7  # from this version on, audit.head exists beside the catalog
 
 
@@ -185,6 +185,26 @@ def _migration_10(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_11(con: duckdb.DuckDBPyConnection) -> None:
+    """Monitoring (core/monitor/): a report per ``workbench monitor``, one row per window
+    of logged predictions (its input drift is a drift report of its own)."""
+    con.execute(
+        """
+        CREATE TABLE monitor_reports (
+            id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, model VARCHAR NOT NULL,
+            version INTEGER NOT NULL, alias VARCHAR, window_spec VARCHAR NOT NULL,
+            since TIMESTAMP, reference VARCHAR NOT NULL, body JSON NOT NULL);
+        CREATE TABLE monitor_windows (
+            report_id VARCHAR NOT NULL, pos INTEGER NOT NULL, label VARCHAR NOT NULL,
+            first_ts TIMESTAMP NOT NULL, last_ts TIMESTAMP NOT NULL, rows BIGINT NOT NULL,
+            labelled BIGINT NOT NULL, drift_report VARCHAR, drift_share DOUBLE,
+            drifted BOOLEAN, prediction_drift BOOLEAN, error_rate DOUBLE,
+            p99_latency_ms DOUBLE, metrics JSON NOT NULL, alerts JSON NOT NULL,
+            PRIMARY KEY (report_id, pos));
+        """
+    )
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
@@ -196,4 +216,5 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     8: _migration_8,
     9: _migration_9,
     10: _migration_10,
+    11: _migration_11,
 }

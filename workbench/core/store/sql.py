@@ -119,13 +119,15 @@ VIEWS: dict[str, tuple[str, str]] = {
         FROM catalog.main.scorings""",
     ),
     "requests": (
-        "one row per request a `workbench serve` server answered or refused",
+        "one row per request a `workbench serve` server answered or refused, and per "
+        "`workbench predict` scoring (its path is `workbench predict`)",
         """SELECT id AS request_id, ts, model, version, model || '@' || version AS ref, rows,
             latency_ms, status, error, path
         FROM catalog.main.serving_requests""",
     ),
     "predictions": (
-        "one row per row a served model scored: its inputs and outputs (JSON), and its "
+        "one row per row a served model or `workbench predict` scored: its inputs and "
+        "outputs (JSON), and its "
         "label once `workbench labels add` gave one",
         """SELECT p.request_id, p.row, p.ts, p.model, p.version,
             p.model || '@' || p.version AS ref, p.inputs, p.outputs,
@@ -137,6 +139,17 @@ VIEWS: dict[str, tuple[str, str]] = {
         "one row per labelled prediction (`workbench labels add`)",
         """SELECT model, request_id, row, label->>'$' AS label, added_at, source
         FROM catalog.main.labels""",
+    ),
+    "monitor_windows": (
+        "one row per window of each stored `workbench monitor` report; `metrics` holds "
+        "each metric's estimate, band and realised value (JSON)",
+        """SELECT r.id AS report_id, r.created_at, r.model, r.version,
+            r.model || '@' || r.version AS ref, r.alias, r.window_spec, w.pos, w.label AS window,
+            w.first_ts, w.last_ts, w.rows, w.labelled, w.drift_share, w.drifted,
+            w.prediction_drift, w.error_rate, w.p99_latency_ms, w.metrics, w.alerts,
+            w.drift_report
+        FROM catalog.main.monitor_windows w JOIN catalog.main.monitor_reports r
+            ON r.id = w.report_id""",
     ),
     "audit": (
         "the audit trail, one row per change (details as JSON)",

@@ -1,0 +1,120 @@
+"""``workbench monitor NAME@ALIAS``: a model's logged predictions watched window by window."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from workbench.cli.context import Ctx, pass_ctx
+from workbench.cli.output import console, echo, fmt_num, json_option, print_json, table
+from workbench.core.monitor.windows import WINDOW_HELP
+
+if TYPE_CHECKING:
+    from workbench.app.monitoring import Monitored
+
+ALERT_EXIT = 3  # for cron and CI: an alert holds on the latest window
+MAIN_METRIC = {"binary": "auc", "multiclass": "accuracy", "regression": "mae"}
+
+
+@click.command()
+@click.argument("model_ref", metavar="NAME@ALIAS")
+@click.option("--window", "-w", help=f"How to cut the log: {WINDOW_HELP}. [monitor] window.")
+@click.option("--since", help="Only predictions from then: 7d, 24h, 2w ago, or a date.")
+@click.option(
+    "--metric", help="The metric the table shows (all are in --json): auc, accuracy, "
+    "precision, recall, f1, mae or rmse.",
+)  # fmt: skip
+@click.option(
+    "--reference",
+    metavar="DATASET@V|FILE",
+    help="Labelled rows the model did not train on, for a model not trained by "
+    "`workbench train` (its validation rows are used otherwise).",
+)
+@click.option("--target", help="With --reference: the column holding the true value.")
+@click.option("--check", is_flag=True, help=f"Exit {ALERT_EXIT} when an [alerts] one holds.")
+@click.option("--no-save", is_flag=True, help="Show the report without storing it or acting.")
+@json_option
+@pass_ctx
+def monitor(
+    ctx: Ctx, model_ref: str, window: str | None, since: str | None, metric: str | None,
+    reference: str | None, target: str | None, check: bool, no_save: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Watch MODEL's logged predictions (served, or scored by `workbench predict`), window
+    by window: rows, input drift against its training data, prediction drift, its
+    performance estimated without labels (CBPE, DLE) with a band, and realised where
+    `workbench labels add` gave labels. The report is stored and on the audit trail;
+    [alerts] in workbench.toml are checked on the latest window and act once per window.
+    """
+    from workbench.app.monitoring import run
+    from workbench.core.errors import UsageError
+    from workbench.core.monitor.alerts import METRICS
+    from workbench.core.monitor.windows import parse_since
+
+    if metric is not None and metric not in METRICS:
+        raise UsageError(f"unknown metric {metric!r}: one of {', '.join(METRICS)}")
+    if target is not None and reference is None:
+        raise UsageError("--target goes with --reference (the labelled rows it names)")
+    when = parse_since(since) if since else None
+    done = run(ctx.project, model_ref, window, when, reference, target, save=not no_save,
+               act=not no_save)  # fmt: skip
+    if as_json:
+        print_json(done.to_dict())
+    else:
+        _show(done, metric, not no_save)
+    if check and done.fired:
+        sys.exit(ALERT_EXIT)
+
+
+def _band(e: Any) -> str:
+    if e is None or e.estimated is None:
+        return "-"
+    return f"{fmt_num(e.estimated, 3)} [{fmt_num(e.lower, 3)}, {fmt_num(e.upper, 3)}]"
+
+
+def _show(done: Monitored, metric: str | None, saved: bool) -> None:
+    r = done.report
+    name = metric or MAIN_METRIC[r.task]
+    if (name in ("mae", "rmse") and r.task != "regression") or (
+        name not in ("mae", "rmse") and r.task == "regression"
+    ):
+        from workbench.core.errors import UsageError
+
+        raise UsageError(f"{r.model} is a {r.task} model: it has no {name}")
+    rows = []
+    for w in r.windows:
+        e = w.metric(name)
+        real = "-"
+        if e is not None and e.realised is not None:
+            mark = "" if e.within is None else (" ok" if e.within else " OUT")
+            real = f"{fmt_num(e.realised, 3)}{mark}"
+        drift = "-"
+        if w.drift_share is not None and w.drift is not None:
+            tested = len([c for c in w.drift.tested if not c.column.startswith("prediction (")])
+            n = round(w.drift_share * tested)
+            drift = f"{n}/{tested}" + (" DRIFT" if w.drifted else "")
+        rows.append([
+            w.label, f"{w.rows:,}", f"{w.labelled:,}", drift,
+            "yes" if w.prediction_drift else ("no" if w.prediction_drift is not None else "-"),
+            _band(e), real,
+            "-" if w.error_rate is None else f"{w.error_rate:.1%}",
+            fmt_num(w.p99_latency_ms, 3), ", ".join(w.alerts) or "",
+        ])  # fmt: skip
+    title = (
+        f"{r.model}" + (f" ({r.alias})" if r.alias else "") + f": {len(r.windows)} window(s) of "
+        f"{r.window}; estimated {name} with its band, realised where labelled"
+    )
+    columns = ["window", "rows", "labelled", "inputs drifted", "pred. drift",
+               f"est. {name} [band]", f"real {name}", "errors", "p99 ms", "alerts"]  # fmt: skip
+    console().print(table(title, columns, rows))
+    echo(
+        f"Reference: {r.reference}. Report monitor:{r.id[:8]}" + ("" if saved else " (not stored)")
+    )
+    for note in r.notes:
+        echo(f"Note: {note}")
+    for f in done.firings:
+        values = ", ".join(f"{k} = {fmt_num(v, 4)}" for k, v in f.values.items())
+        echo(f"ALERT {f.alert.name}: {'; '.join(c.text for c in f.alert.conditions)} ({values})")
+        for a in f.actions:
+            echo(f"  {a}")

@@ -1,0 +1,284 @@
+"""Performance estimated before labels arrive: CBPE for classifiers, DLE for regressors.
+
+Both learn from a labelled *reference* the model did not train on (its validation rows)
+and assume the relation between inputs and target stays as it was there (no concept
+drift): only the inputs may move (covariate shift). docs/monitoring.md says more.
+
+- **CBPE** (confidence-based performance estimation): the model's scores are calibrated
+  on the reference (isotonic regression, one class against the rest), so that a
+  calibrated probability is the chance the row belongs to the class. Summed over a window,
+  they give the expected confusion matrix, hence expected accuracy, precision, recall and
+  F1; the expected ROC curve (rows ranked by score, expected true and false positives
+  accumulated) gives AUC. Multiclass metrics are macro averages, one class against the
+  rest.
+- **DLE** (direct loss estimation): a LightGBM "nanny" model learns the absolute error
+  (and a second one the squared error) from the model's inputs and its prediction on the
+  reference; its mean over a window estimates MAE (and RMSE).
+
+Each estimate has a band: three standard errors of the difference between what the window
+realises and what the reference taught, the per-row spread of the metric measured on the
+reference by bootstrap and scaled by sqrt(1/window rows + 1/reference rows). A realised
+metric outside the band is more than sampling noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+CLASSIFIER_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+REGRESSOR_METRICS = ("mae", "rmse")
+BAND_SIGMAS = 3.0
+BOOTSTRAPS = 40
+BOOTSTRAP_ROWS = 5_000  # per resample; the standard error is scaled from this size
+MIN_REFERENCE_ROWS = 50
+
+
+@dataclass
+class Estimate:
+    """One metric of one window: estimated (with its band) and, with labels, realised."""
+
+    metric: str
+    estimated: float | None
+    lower: float | None
+    upper: float | None
+    realised: float | None = None
+    labelled: int = 0
+
+    @property
+    def within(self) -> bool | None:
+        """Whether the realised value fell in the band (None until labels arrive)."""
+        if self.realised is None or self.lower is None or self.upper is None:
+            return None
+        return self.lower <= self.realised <= self.upper
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "estimated": self.estimated,
+            "lower": self.lower,
+            "upper": self.upper,
+            "realised": self.realised,
+            "labelled": self.labelled,
+        }
+
+
+def realised(task: str, y: np.ndarray, pred: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """The metrics as labels make them. ``y`` and ``pred`` are class positions for a
+    classifier (``scores`` its raw class scores, rows × classes) and values for a
+    regressor."""
+    import numpy as np
+
+    if task == "regression":
+        err = y - pred
+        return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
+    k = scores.shape[1]
+    out = {"accuracy": float(np.mean(y == pred))}
+    classes = [1] if k == 2 else list(range(k))
+    prec, rec, f1s, aucs = [], [], [], []
+    for c in classes:
+        tp = float(np.sum((pred == c) & (y == c)))
+        fp = float(np.sum((pred == c) & (y != c)))
+        fn = float(np.sum((pred != c) & (y == c)))
+        prec.append(tp / (tp + fp) if tp + fp else 0.0)
+        rec.append(tp / (tp + fn) if tp + fn else 0.0)
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+        aucs.append(_auc(scores[:, c], (y == c).astype(float)))
+    out.update(precision=_mean(prec), recall=_mean(rec), f1=_mean(f1s))
+    if not any(a is None for a in aucs):
+        out["auc"] = _mean([a for a in aucs if a is not None])
+    return out
+
+
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values))
+
+
+def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve where ``positive`` is each row's (expected) share of being
+    positive: 0/1 labels give the usual AUC, calibrated probabilities CBPE's expected one.
+    Rows of equal score form one step (as scikit-learn's roc_auc_score)."""
+    import numpy as np
+
+    total_p = float(positive.sum())
+    total_n = float(len(positive) - total_p)
+    if total_p <= 0 or total_n <= 0:
+        return None
+    order = np.argsort(-score, kind="mergesort")
+    s, p = score[order], positive[order]
+    tp, fp = np.cumsum(p), np.cumsum(1.0 - p)
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # the last row of each distinct score
+    tpr = np.r_[0.0, tp[last] / total_p]
+    fpr = np.r_[0.0, fp[last] / total_n]
+    return float(np.trapezoid(tpr, fpr))
+
+
+@dataclass
+class Estimator:
+    """What a reference taught: calibrators or nanny models, and each metric's standard
+    error at ``BOOTSTRAP_ROWS`` rows."""
+
+    task: str
+    classes: list[Any] | None
+    reference_rows: int
+    reference_metrics: dict[str, float]
+    std_errors: dict[str, float] = field(default_factory=dict)
+    calibrators: list[Any] = field(default_factory=list)
+    nannies: dict[str, Any] = field(default_factory=dict)
+    categorical: list[int] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return REGRESSOR_METRICS if self.task == "regression" else CLASSIFIER_METRICS
+
+    @classmethod
+    def fit(
+        cls,
+        task: str,
+        classes: list[Any] | None,
+        y: np.ndarray,
+        pred: np.ndarray,
+        scores: np.ndarray,
+        x: np.ndarray | None = None,
+        categorical: list[int] | None = None,
+        seed: int = 0,
+    ) -> Estimator:
+        """Learn from the reference: ``y`` (class positions or values), the model's ``pred``
+        and ``scores`` there, and for a regressor its feature matrix ``x``."""
+        import numpy as np
+
+        if len(y) < MIN_REFERENCE_ROWS:
+            raise DataError(
+                f"the reference has {len(y)} labelled rows; estimating performance needs "
+                f"at least {MIN_REFERENCE_ROWS}"
+            )
+        est = cls(task, classes, len(y), realised(task, y, pred, scores))
+        rng = np.random.default_rng(seed)
+        m = min(len(y), BOOTSTRAP_ROWS)
+        samples: dict[str, list[float]] = {k: [] for k in est.reference_metrics}
+        for _ in range(BOOTSTRAPS):
+            idx = rng.integers(0, len(y), m)
+            got = realised(task, y[idx], pred[idx], scores[idx] if scores.ndim == 2 else scores)
+            for k, v in got.items():
+                samples.setdefault(k, []).append(v)
+        est.std_errors = {k: float(np.std(v, ddof=1)) * np.sqrt(m) for k, v in samples.items()}
+        if task == "regression":
+            est.categorical = list(categorical or [])
+            assert x is not None
+            z = _with_prediction(x, pred)
+            err = y - pred
+            est.nannies = {
+                "mae": _nanny(z, np.abs(err), est.categorical, seed),
+                "rmse": _nanny(z, err**2, est.categorical, seed),
+            }
+        else:
+            from sklearn.isotonic import IsotonicRegression
+
+            k = scores.shape[1]
+            for c in range(k):
+                iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+                iso.fit(scores[:, c], (y == c).astype(float))
+                est.calibrators.append(iso)
+        return est
+
+    def calibrated(self, scores: np.ndarray) -> np.ndarray:
+        """Each row's chance of each class, as the reference says the scores mean."""
+        import numpy as np
+
+        cal = np.column_stack([iso.predict(scores[:, c]) for c, iso in enumerate(self.calibrators)])
+        if cal.shape[1] == 2:  # one calibrator decides: the other class is its complement
+            cal[:, 0] = 1.0 - cal[:, 1]
+        else:
+            total = cal.sum(axis=1, keepdims=True)
+            cal = np.divide(cal, total, out=np.full_like(cal, 1 / cal.shape[1]), where=total > 0)
+        return cal
+
+    def estimate(
+        self, pred: np.ndarray, scores: np.ndarray, x: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """The expected metrics of a window with no labels."""
+        import numpy as np
+
+        if self.task == "regression":
+            assert x is not None
+            z = _with_prediction(x, pred)
+            mae = float(np.mean(np.clip(self.nannies["mae"].predict(z), 0, None)))
+            mse = float(np.mean(np.clip(self.nannies["rmse"].predict(z), 0, None)))
+            return {"mae": mae, "rmse": float(np.sqrt(mse))}
+        cal = self.calibrated(scores)
+        n, k = cal.shape
+        out = {"accuracy": float(cal[np.arange(n), pred].sum() / n)}
+        classes = [1] if k == 2 else list(range(k))
+        prec, rec, f1s, aucs = [], [], [], []
+        for c in classes:
+            p, chosen = cal[:, c], pred == c
+            tp, fp = float(p[chosen].sum()), float((1 - p[chosen]).sum())
+            fn = float(p[~chosen].sum())
+            prec.append(tp / (tp + fp) if tp + fp else 0.0)
+            rec.append(tp / (tp + fn) if tp + fn else 0.0)
+            f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+            aucs.append(_auc(scores[:, c], p))
+        out.update(precision=_mean(prec), recall=_mean(rec), f1=_mean(f1s))
+        if not any(a is None for a in aucs):
+            out["auc"] = _mean([a for a in aucs if a is not None])
+        return out
+
+    def window(
+        self,
+        pred: np.ndarray,
+        scores: np.ndarray,
+        x: np.ndarray | None,
+        labelled: np.ndarray | None,
+        y: np.ndarray | None,
+    ) -> list[Estimate]:
+        """Every metric of one window: estimated with its band, realised on the rows
+        that have labels (``labelled`` is their mask, ``y`` their labels)."""
+        import numpy as np
+
+        n = len(pred)
+        got = self.estimate(pred, scores, x) if n else {}
+        real: dict[str, float] = {}
+        count = int(labelled.sum()) if labelled is not None else 0
+        if count and y is not None and labelled is not None:
+            real = realised(self.task, y, pred[labelled], scores[labelled])
+        out = []
+        for metric in self.metrics:
+            value = got.get(metric)
+            # the window's sampling error and the reference's: an estimate learnt from a
+            # small reference carries that reference's luck into every window
+            half = (
+                BAND_SIGMAS * self.std_errors[metric] * np.sqrt(1 / n + 1 / self.reference_rows)
+                if value is not None and metric in self.std_errors and n
+                else None
+            )
+            lower = upper = None
+            if value is not None and half is not None:
+                lower, upper = value - half, value + half
+                if self.task != "regression":
+                    lower, upper = max(0.0, lower), min(1.0, upper)
+                else:
+                    lower = max(0.0, lower)
+            out.append(Estimate(metric, value, lower, upper, real.get(metric), count))
+        return out
+
+
+def _with_prediction(x: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.column_stack([x, pred.astype(float)])
+
+
+def _nanny(z: np.ndarray, target: np.ndarray, categorical: list[int], seed: int) -> Any:
+    """A small LightGBM model of the error: DLE's estimator."""
+    import lightgbm as lgb
+
+    model = lgb.LGBMRegressor(
+        n_estimators=100, learning_rate=0.05, num_leaves=15, min_child_samples=20,
+        random_state=seed, verbose=-1, n_jobs=1,
+    )  # fmt: skip
+    model.fit(z, target, categorical_feature=categorical or "auto")
+    return model.booster_

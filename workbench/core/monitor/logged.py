@@ -1,0 +1,233 @@
+"""What monitoring reads: a model version's logged predictions as typed columns, and the
+labelled reference its estimators learn from.
+
+Predictions keep their inputs and outputs as one JSON object per row (right for SQL and
+labels). Monitoring asks DuckDB to turn them into typed columns (``json_transform`` with
+the model's signature) in one parallel query: 1M rows of 25 inputs in about 2 s, where
+decoding the same JSON in polars took 7.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from workbench.core.models.versions import ModelVersion
+    from workbench.core.project import Project
+
+_DUCK = {"Boolean": "BOOLEAN", "Date": "DATE", "String": "VARCHAR", "Utf8": "VARCHAR"}
+
+
+def duck_type(text: str) -> str:
+    """The DuckDB type a signature's polars dtype string is read as from JSON."""
+    if text in _DUCK:
+        return _DUCK[text]
+    if text == "Categorical" or text.startswith("Enum"):
+        return "VARCHAR"
+    if text.startswith("Datetime"):
+        return "TIMESTAMP"
+    if re.fullmatch(r"U?Int(8|16|32|64|128)|Float(32|64)|Decimal.*", text):
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+@dataclass
+class Outputs:
+    """A model's answers as monitoring needs them: each row's predicted class position (or
+    value) and its class scores (rows x classes; a regressor's one column is its value)."""
+
+    pred: np.ndarray
+    scores: np.ndarray
+
+
+def outputs_of(frame: pl.DataFrame, task: str, classes: list[Any] | None) -> Outputs:
+    """``prediction`` and ``proba_<class>`` columns (as predict and serve answer) as
+    positions and scores."""
+    import numpy as np
+    import polars as pl
+
+    if task == "regression":
+        values = frame.get_column("prediction").cast(pl.Float64).to_numpy()
+        return Outputs(values, values.reshape(-1, 1))
+    known = classes or []
+    scores = np.column_stack(
+        [frame.get_column(f"proba_{c}").cast(pl.Float64).fill_null(0.0).to_numpy() for c in known]
+    )
+    return Outputs(scores.argmax(axis=1), scores)
+
+
+def positions(labels: pl.Series, classes: list[Any]) -> np.ndarray:
+    """Labels as class positions (-1 for a label the model does not know); a label logged
+    as 1.0 for the class 1 is that class."""
+    import polars as pl
+
+    numeric = all(isinstance(c, int | float) and not isinstance(c, bool) for c in classes)
+    if numeric:
+        keys = labels.cast(pl.Float64, strict=False)
+        mapping: dict[Any, int] = {float(c): i for i, c in enumerate(classes)}
+    else:
+        keys = labels.cast(pl.String)
+        mapping = {str(c): i for i, c in enumerate(classes)}
+    out = keys.replace_strict(mapping, default=-1, return_dtype=pl.Int64)
+    return out.fill_null(-1).to_numpy()
+
+
+@dataclass
+class Logged:
+    """A version's logged rows in time order: ``frame`` has ts, request_id, row, the
+    signature's inputs (typed), the outputs and ``label`` (text, null until labelled)."""
+
+    frame: pl.DataFrame
+    other_versions: int  # rows the same model logged from other versions in the span
+
+
+def read_logged(
+    project: Project, mv: ModelVersion, since: datetime | None, output_names: list[str]
+) -> Logged:
+    """The rows ``mv`` answered (from ``since``), inputs and outputs typed by DuckDB."""
+    from workbench.core.models.scoring import conform
+
+    inputs = mv.signature.get("inputs") or {}
+    if not inputs:
+        raise DataError(f"{mv.ref} has no input signature: nothing to monitor")
+    in_spec = json.dumps({c: duck_type(t) for c, t in inputs.items()})
+    out_spec = json.dumps(
+        {c: ("VARCHAR" if c == "prediction" and len(output_names) > 1 else "DOUBLE")
+         for c in output_names}
+    )  # fmt: skip
+    project.fold_predictions()
+    where = "p.model = ? AND p.version = ?"
+    args: list[Any] = [mv.model, mv.version]
+    if since is not None:
+        where += " AND p.ts >= ?"
+        args.append(since)
+    sql = f"""
+        SELECT p.ts, p.request_id, p.row,
+               unnest(json_transform(p.inputs, '{_quote(in_spec)}')),
+               unnest(json_transform(p.outputs, '{_quote(out_spec)}')),
+               json_extract_string(l.label, '$') AS label
+        FROM predictions p LEFT JOIN labels l
+          ON l.model = p.model AND l.request_id = p.request_id AND l.row = p.row
+        WHERE {where} ORDER BY p.ts, p.request_id, p.row"""
+    with project.catalog.read() as con:
+        frame = con.sql(sql, params=args).pl()
+        other_sql = "SELECT count(*) FROM predictions p WHERE p.model = ? AND p.version <> ?"
+        other_args: list[Any] = [mv.model, mv.version]
+        if since is not None:
+            other_sql += " AND p.ts >= ?"
+            other_args.append(since)
+        other = con.execute(other_sql, other_args).fetchone()
+    if frame.height:
+        typed = conform(frame.select(list(inputs)), inputs, f"{mv.ref}'s logged inputs")
+        frame = frame.with_columns(typed.get_columns())
+    return Logged(frame, int(other[0]) if other else 0)
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+@dataclass
+class Reference:
+    """Labelled rows the model did not train on, and what the model answered there."""
+
+    label: str  # e.g. "validation rows of flights@4 (run:1a2b3c4d)"
+    frame: pl.DataFrame  # the inputs
+    y: np.ndarray  # class positions or values
+    outputs: Outputs
+
+
+def reference_for(
+    project: Project, mv: ModelVersion, model: Any, spec: str | None, target: str | None
+) -> Reference:
+    """The validation rows of the run that trained ``mv`` (split again from its recipe),
+    or the labelled dataset ``spec`` (with ``target``) for a model trained elsewhere."""
+    import polars as pl
+
+    from workbench.core.models.scoring import conform, predict_frame
+
+    task, classes, tgt = task_of(model, mv, target)
+    inputs = mv.signature.get("inputs") or {}
+    if spec is None:
+        from workbench.core.runs.sweeps import recipe_of
+        from workbench.core.runs.training import split_frame
+
+        try:
+            recipe = recipe_of(project, mv.run_id)
+        except UsageError:
+            raise UsageError(
+                f"{mv.ref} was not trained by `workbench train`, so its validation rows are "
+                "unknown; give a labelled dataset it did not train on with --reference "
+                "(and --target)"
+            ) from None
+        version = project.datasets.resolve(recipe.dataset)
+        df = project.datasets.load(version)
+        df = df.filter(pl.col(recipe.target).is_not_null())
+        if df.get_column(recipe.target).dtype.is_float():
+            df = df.filter(pl.col(recipe.target).is_finite())
+        _, df = split_frame(df, recipe)
+        label = f"validation rows of {version.ref} (run:{mv.run_id[:8]})"
+        tgt = recipe.target
+    else:
+        from workbench.core.data.sources import Table
+
+        table = Table(project.datasets, spec)
+        df = table.lf.collect()
+        label = table.label
+        if tgt is None or tgt not in df.columns:
+            raise UsageError(f"{label} has no target column {tgt!r}; name it with --target")
+        df = df.filter(pl.col(tgt).is_not_null())
+    x = conform(df, inputs, label)
+    out = outputs_of(predict_frame(model, x, list(inputs)), task, classes)
+    if task == "regression":
+        y = df.get_column(tgt).cast(pl.Float64).to_numpy()
+    else:
+        y = positions(df.get_column(tgt), classes or [])
+        keep = y >= 0
+        if not keep.all():
+            raise DataError(
+                f"{label} has {int((~keep).sum()):,} label(s) the model does not know "
+                f"(its classes: {', '.join(map(str, classes or []))})"
+            )
+    return Reference(label, x, y, out)
+
+
+def task_of(
+    model: Any, mv: ModelVersion, target: str | None
+) -> tuple[str, list[Any] | None, str | None]:
+    """Task, classes and target of a loaded model: a workbench model says; a plain
+    estimator has ``classes_`` if it classifies."""
+    from workbench.core.runs.model import Model
+
+    if isinstance(model, Model):
+        return model.task, model.classes, target or model.target
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        return "regression", None, target
+    known = [c.item() if hasattr(c, "item") else c for c in classes]
+    return ("binary" if len(known) == 2 else "multiclass"), known, target
+
+
+def matrix(model: Any, frame: pl.DataFrame, inputs: list[str]) -> tuple[np.ndarray, list[int]]:
+    """The numbers a regressor's nanny learns from: the model's own feature matrix (its
+    categories as codes) or, for a plain estimator, its numeric inputs."""
+    import numpy as np
+    import polars as pl
+
+    from workbench.core.runs.model import Model
+
+    if isinstance(model, Model):
+        return model.features.matrix(frame), model.features.categorical
+    numeric = [c for c in inputs if frame.schema[c].is_numeric()]
+    if not numeric:
+        return np.zeros((frame.height, 0)), []
+    return frame.select(pl.col(numeric).cast(pl.Float64)).to_numpy(), []

@@ -1,0 +1,426 @@
+"""``workbench monitor NAME@ALIAS``: a model version's logged predictions, window by
+window: rows, input drift against its training data, prediction drift against its
+reference, performance estimated (CBPE/DLE) and realised where labels arrived, and the
+traffic (error rate, p99 latency) of the servers that answered.
+
+A report is stored (``monitor_reports``, one ``monitor_windows`` row per window, each
+window's drift as a drift report of the series) and on the audit trail, in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.data.sources import Table
+from workbench.core.drift.columns import ColumnDrift, DriftReport, Options, compare_column
+from workbench.core.errors import NotFoundError, UsageError
+from workbench.core.monitor.estimate import Estimate, Estimator
+from workbench.core.monitor.logged import (
+    Reference,
+    matrix,
+    outputs_of,
+    positions,
+    read_logged,
+    reference_for,
+    task_of,
+)
+from workbench.core.monitor.windows import WindowSpec, window_ids, window_label
+from workbench.core.store import audit
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from workbench.core.models.versions import ModelVersion
+    from workbench.core.monitor.alerts import Firing
+    from workbench.core.project import Project
+
+MAX_WINDOWS = 100  # the latest; older ones are in earlier reports
+# A window this small is not tested for drift: three rows sent again and again (a health
+# check, a demo) would each call every column drifted.
+MIN_DRIFT_ROWS = 30
+
+
+@dataclass
+class Window:
+    pos: int
+    label: str
+    first_ts: datetime
+    last_ts: datetime
+    rows: int
+    labelled: int
+    drift: DriftReport | None
+    drift_share: float | None  # of the model's inputs
+    drifted: bool | None
+    prediction_drift: bool | None
+    error_rate: float | None
+    p99_latency_ms: float | None
+    estimates: list[Estimate]
+    alerts: list[str] = field(default_factory=list)
+
+    def metric(self, name: str) -> Estimate | None:
+        return next((e for e in self.estimates if e.metric == name), None)
+
+    def drifted_columns(self) -> list[str]:
+        if self.drift is None:
+            return []
+        return [c.column for c in self.drift.tested if c.drifted and not _is_prediction(c)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.label,
+            "first": self.first_ts.isoformat(),
+            "last": self.last_ts.isoformat(),
+            "rows": self.rows,
+            "labelled": self.labelled,
+            "drift_report": self.drift.id if self.drift else None,
+            "drift_share": self.drift_share,
+            "drifted": self.drifted,
+            "drifted_columns": self.drifted_columns(),
+            "prediction_drift": self.prediction_drift,
+            "error_rate": self.error_rate,
+            "p99_latency_ms": self.p99_latency_ms,
+            "metrics": {e.metric: e.to_dict() for e in self.estimates},
+            "alerts": self.alerts,
+        }
+
+
+@dataclass
+class MonitorReport:
+    id: str
+    created_at: datetime
+    model: str  # the version's ref, e.g. flight-delays@2
+    alias: str | None
+    task: str
+    window: str
+    since: datetime | None
+    reference: str
+    windows: list[Window]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def latest(self) -> Window | None:
+        return self.windows[-1] if self.windows else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "report": self.id,
+            "created_at": self.created_at.isoformat(),
+            "model": self.model,
+            "alias": self.alias,
+            "task": self.task,
+            "window": self.window,
+            "since": self.since.isoformat() if self.since else None,
+            "reference": self.reference,
+            "notes": self.notes,
+            "windows": [w.to_dict() for w in self.windows],
+        }
+
+
+def _is_prediction(c: ColumnDrift) -> bool:
+    return c.column.startswith("prediction (")
+
+
+def monitor(
+    project: Project,
+    model_ref: str,
+    spec: WindowSpec,
+    since: datetime | None = None,
+    reference: str | None = None,
+    target: str | None = None,
+    options: Options | None = None,
+) -> MonitorReport:
+    """Compute a report over ``model_ref``'s logged predictions (not yet stored)."""
+    import numpy as np
+    import polars as pl
+
+    opts = options or Options()
+    opts.check()
+    mv = project.models.resolve(model_ref)
+    alias = model_ref.split("@", 1)[1] if "@" in model_ref else None
+    if alias is not None and alias.isdigit():
+        alias = None
+    model = project.models.load(mv)
+    ref = reference_for(project, mv, model, reference, target)
+    task, classes, _ = task_of(model, mv, target)
+    names = ["prediction"] + ([f"proba_{c}" for c in classes] if classes else [])
+    logged = read_logged(project, mv, since, names)
+    frame = logged.frame
+    if frame.height == 0:
+        where = f" since {since:%Y-%m-%d %H:%M}" if since else ""
+        raise NotFoundError(
+            f"{mv.ref} has no logged predictions{where}: serve it (`workbench serve`) or "
+            f"score a batch (`workbench predict {mv.ref} FILE -o OUT`) first"
+        )
+    inputs = list(mv.signature.get("inputs") or {})
+    x_ref = matrix(model, ref.frame, inputs) if task == "regression" else (None, [])
+    est = Estimator.fit(
+        task, classes, ref.y, ref.outputs.pred, ref.outputs.scores, x_ref[0], x_ref[1]
+    )
+    out = outputs_of(frame, task, classes)
+    x_all = matrix(model, frame, inputs)[0] if task == "regression" else None
+    labels = frame.get_column("label")
+    has_label = labels.is_not_null().to_numpy()
+    if task == "regression":
+        y_all = labels.cast(pl.Float64, strict=False).to_numpy()
+    else:
+        y_all = positions(labels, classes or [])
+        has_label &= y_all >= 0
+    ids = window_ids(frame, spec)
+    count = int(ids.to_numpy().max()) + 1
+    notes = []
+    first = max(0, count - MAX_WINDOWS)
+    if first:
+        notes.append(f"{first:,} older window(s) left out; the latest {MAX_WINDOWS} are shown")
+    if logged.other_versions:
+        notes.append(
+            f"{logged.other_versions:,} row(s) logged by other versions of {mv.model} are not "
+            f"in this report (monitor NAME@VERSION for those)"
+        )
+    train_side = _training_side(project, mv, ref)
+    ref_pred = _prediction_series(ref.outputs.scores, ref.outputs.pred, task)
+    traffic = _traffic(project, mv)
+    bounds = np.searchsorted(ids.to_numpy(), np.arange(first, count + 1))
+    ts = frame.get_column("ts")
+    rids = frame.get_column("request_id")
+    report_id = uuid.uuid4().hex
+    slices = list(itertools.pairwise(bounds))
+
+    def one(i: int) -> Window:
+        a, b = int(slices[i][0]), int(slices[i][1])
+        part = frame.slice(a, b - a)
+        mask = has_label[a:b]
+        estimates = est.window(
+            out.pred[a:b],
+            out.scores[a:b],
+            x_all[a:b] if x_all is not None else None,
+            mask,
+            y_all[a:b][mask],
+        )
+        first_ts, last_ts = ts[a], ts[b - 1]
+        drift = None
+        if b - a >= MIN_DRIFT_ROWS:
+            drift = _window_drift(
+                mv, train_side, part, inputs, opts, ref_pred,
+                _prediction_series(out.scores[a:b], out.pred[a:b], task),
+                report_id, f"{mv.ref} window {i + first + 1}",
+            )  # fmt: skip
+        tested = [c for c in drift.tested if not _is_prediction(c)] if drift else []
+        share = sum(1 for c in tested if c.drifted) / len(tested) if tested else None
+        pred_col = next((c for c in drift.columns if _is_prediction(c)), None) if drift else None
+        err, p99 = traffic(first_ts, last_ts)
+        return Window(
+            pos=i,
+            label=window_label(spec, first_ts, last_ts, rids[a], i + first),
+            first_ts=first_ts,
+            last_ts=last_ts,
+            rows=b - a,
+            labelled=int(mask.sum()),
+            drift=drift,
+            drift_share=share,
+            drifted=None if share is None else share >= opts.drift_share,
+            prediction_drift=pred_col.drifted if pred_col else None,
+            error_rate=err,
+            p99_latency_ms=p99,
+            estimates=estimates,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        windows = list(pool.map(one, range(len(slices))))
+    return MonitorReport(
+        id=report_id,
+        created_at=audit.now(),
+        model=mv.ref,
+        alias=alias,
+        task=task,
+        window=spec.text,
+        since=since,
+        reference=ref.label,
+        windows=windows,
+        notes=notes,
+    )
+
+
+def _prediction_series(scores: np.ndarray, pred: np.ndarray, task: str) -> pl.Series:
+    """What prediction drift compares: the positive class's score for a binary model, the
+    predicted class otherwise (the value, for a regressor)."""
+    import polars as pl
+
+    if task == "binary":
+        return pl.Series("prediction", scores[:, 1])
+    if task == "regression":
+        return pl.Series("prediction", pred.astype(float))
+    return pl.Series("prediction", pred.astype(str))
+
+
+def _training_side(project: Project, mv: ModelVersion, ref: Reference) -> Table:
+    """Input drift is against the data the model learned from; a model trained elsewhere
+    is compared with its reference."""
+    if mv.dataset_ref is None:
+        return Table.of_frame(ref.label, ref.frame)
+    return Table(project.datasets, mv.dataset_ref, keep_columns=True)
+
+
+def _window_drift(
+    mv: ModelVersion, train: Table, part: pl.DataFrame, inputs: list[str], opts: Options,
+    ref_pred: pl.Series, cur_pred: pl.Series, series: str, label: str,
+) -> DriftReport:  # fmt: skip
+    cur = Table.of_frame(label, part.select(inputs))
+    columns = [compare_column(c, train, cur, opts, explicit=True) for c in inputs]
+    pred = compare_column(
+        "prediction",
+        Table.of_frame("reference", ref_pred.to_frame()),
+        Table.of_frame(label, cur_pred.to_frame()),
+        opts,
+        explicit=True,
+    )
+    pred.column = f"prediction ({mv.ref})"
+    columns.append(pred)
+    return DriftReport(
+        id=uuid.uuid4().hex,
+        created_at=audit.now(),
+        reference=train.label,
+        current=label,
+        drift_share=opts.drift_share,
+        columns=columns,
+        options={"model": mv.ref, "monitor": series},
+        series_id=series,
+        reference_id=train.content_id,
+        current_id=None,
+    )
+
+
+def _traffic(project: Project, mv: ModelVersion) -> Any:
+    """A function of a window's time span: the error rate of the servers that answered
+    for this model (refused requests carry no model; a server serves one) and the p99
+    latency of its answered requests, over that span."""
+    import numpy as np
+
+    with project.catalog.read() as con:
+        rows = con.execute(
+            """SELECT ts, status, latency_ms, model = ? AND version = ? FROM serving_requests
+               WHERE path <> 'workbench predict' AND log IN (
+                 SELECT DISTINCT log FROM serving_requests WHERE model = ? AND version = ?)
+               ORDER BY ts""",
+            [mv.model, mv.version, mv.model, mv.version],
+        ).fetchnumpy()
+    ts = rows["ts"]
+    status, latency, ours = rows["status"], rows["latency_ms"], rows[list(rows)[3]]
+
+    def span(first: datetime, last: datetime) -> tuple[float | None, float | None]:
+        if not len(ts):
+            return None, None
+        a = np.searchsorted(ts, np.datetime64(first), "left")
+        b = np.searchsorted(ts, np.datetime64(last), "right")
+        if b <= a:
+            return None, None
+        s = status[a:b]
+        err = float(np.mean(s != 200))
+        answered = latency[a:b][(s == 200) & np.asarray(ours[a:b], dtype=bool)]
+        p99 = float(np.percentile(answered, 99)) if answered.size else None
+        return err, p99
+
+    return span
+
+
+def already_fired(project: Project, alert: str, model: str, window: str) -> bool:
+    """Whether ``alert`` fired on this window of this model before (it acts once)."""
+    with project.catalog.read() as con:
+        row = con.execute(
+            "SELECT count(*) FROM audit WHERE action = 'alert.fired' AND subject = ? "
+            "AND json_extract_string(details, '$.model') = ? "
+            "AND json_extract_string(details, '$.window') = ?",
+            [f"alert:{alert}", model, window],
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def save(project: Project, report: MonitorReport, firings: list[Firing] | None = None) -> None:
+    """Store a report, its windows and their drift reports, its audit entry and one for
+    each alert newly fired on its latest window, in one transaction."""
+    with project.catalog.write() as con:
+        mv_model, _, version = report.model.partition("@")
+        con.execute(
+            "INSERT INTO monitor_reports VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                report.id, report.created_at, mv_model, int(version), report.alias,
+                report.window, report.since, report.reference, json.dumps(report.to_dict()),
+            ],
+        )  # fmt: skip
+        for w in report.windows:
+            if w.drift is not None:
+                project.drift.save_in(con, w.drift)
+            con.execute(
+                "INSERT INTO monitor_windows VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    report.id, w.pos, w.label, w.first_ts, w.last_ts, w.rows, w.labelled,
+                    w.drift.id if w.drift else None, w.drift_share, w.drifted,
+                    w.prediction_drift, w.error_rate, w.p99_latency_ms,
+                    json.dumps({e.metric: e.to_dict() for e in w.estimates}),
+                    json.dumps(w.alerts),
+                ],
+            )  # fmt: skip
+        latest = report.latest
+        audit.append(
+            con,
+            "monitor.report",
+            report.model,
+            {
+                "report": report.id,
+                "window": report.window,
+                "windows": len(report.windows),
+                "rows": sum(w.rows for w in report.windows),
+                "latest": latest.to_dict() if latest else None,
+            },
+        )
+        for f in firings or []:
+            if f.new and latest is not None:
+                audit.append(
+                    con,
+                    "alert.fired",
+                    f"alert:{f.alert.name}",
+                    {
+                        "model": report.model,
+                        "report": report.id,
+                        "window": latest.label,
+                        "conditions": [c.text for c in f.alert.conditions],
+                        "values": f.values,
+                    },
+                )
+
+
+def reports(project: Project, model: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """Stored reports, newest first."""
+    sql = "SELECT id, created_at, model, version, alias, window_spec FROM monitor_reports"
+    args: list[Any] = []
+    if model:
+        sql += " WHERE model = ?"
+        args.append(model.split("@", 1)[0])
+    sql += " ORDER BY created_at DESC LIMIT ?"
+    args.append(limit)
+    with project.catalog.read() as con:
+        rows = con.execute(sql, args).fetchall()
+    keys = ("id", "created_at", "model", "version", "alias", "window")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def get(project: Project, report_id: str) -> dict[str, Any]:
+    """A stored report as it was shown (its JSON)."""
+    prefix = report_id.removeprefix("monitor:").lower()
+    with project.catalog.read() as con:
+        rows = con.execute(
+            "SELECT body FROM monitor_reports WHERE starts_with(id, ?)", [prefix]
+        ).fetchall()
+    if not rows or not prefix:
+        raise NotFoundError(f"no monitor report {report_id!r} (see `workbench monitor list`)")
+    if len(rows) > 1:
+        raise UsageError(f"{report_id!r} matches {len(rows)} reports; give more digits")
+    body: dict[str, Any] = json.loads(rows[0][0])
+    return body

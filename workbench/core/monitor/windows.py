@@ -1,0 +1,83 @@
+"""Cutting a model's logged rows into windows: every N rows, every period, or one window
+per request (a ``workbench predict`` scoring is one request: its batch)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from workbench.core.errors import UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+_ROWS = re.compile(r"^(\d+)\s*rows?$")
+_PERIOD = re.compile(r"^(\d+)\s*(h|d|w)$")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+WINDOW_HELP = "1000rows (every N rows), 1h/1d/7d/1w (every period), or batch (each request)"
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    kind: str  # rows | period | batch
+    rows: int = 0
+    every: str = ""  # polars duration, e.g. 1d
+    text: str = ""
+
+
+def parse_window(text: str) -> WindowSpec:
+    t = text.strip().lower()
+    if t == "batch":
+        return WindowSpec("batch", text="batch")
+    m = _ROWS.match(t)
+    if m and int(m.group(1)) > 0:
+        return WindowSpec("rows", rows=int(m.group(1)), text=f"{int(m.group(1))}rows")
+    m = _PERIOD.match(t)
+    if m and int(m.group(1)) > 0:
+        return WindowSpec("period", every=f"{int(m.group(1))}{m.group(2)}", text=t)
+    raise UsageError(f"invalid window {text!r}: use {WINDOW_HELP}")
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``7d``/``24h``/``2w`` ago, or an ISO date or time (UTC)."""
+    t = text.strip()
+    m = _PERIOD.match(t.lower())
+    now = now or datetime.now(UTC)
+    if m:
+        ago = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        return (now - ago).replace(tzinfo=None)
+    try:
+        when = datetime.fromisoformat(t)
+    except ValueError:
+        raise UsageError(
+            f"invalid --since {text!r}: give a time ago (7d, 24h, 2w) or a date (2026-12-01)"
+        ) from None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when
+
+
+def window_ids(frame: pl.DataFrame, spec: WindowSpec) -> pl.Series:
+    """Each row's window number (0, 1, ...), rows in time order."""
+    import polars as pl
+
+    if spec.kind == "rows":
+        return pl.int_range(0, frame.height, eager=True) // spec.rows
+    if spec.kind == "period":
+        key = frame.get_column("ts").dt.truncate(spec.every)
+    else:  # a request's rows are one batch, in the order requests came
+        key = frame.get_column("request_id")
+    changed = (key != key.shift(1)).fill_null(True)
+    return changed.cast(pl.Int64).cum_sum() - 1
+
+
+def window_label(spec: WindowSpec, first: datetime, last: datetime, rid: str, pos: int) -> str:
+    if spec.kind == "period":
+        if spec.every.endswith("h"):
+            return first.strftime("%Y-%m-%d %H:00")
+        return first.strftime("%Y-%m-%d")
+    if spec.kind == "batch":
+        return f"{rid[:12]} {first:%Y-%m-%d %H:%M}"
+    return f"#{pos + 1} {first:%Y-%m-%d %H:%M}"
