@@ -280,3 +280,26 @@ def test_labels_by_request_are_the_scored_batch_row_for_row(
                              f"'{rid}' ORDER BY row", "--json", cwd=root).out)  # fmt: skip
     want = pl.read_parquet(batch).get_column("y").to_list()
     assert [json.loads(g["label"]) for g in got] == want
+
+
+@pytest.mark.slow
+def test_an_alert_runs_the_training_loop_before_any_label(
+    flights_demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The demo's production model scored December (logged by the demo's predict); an
+    alert on its estimated AUC runs the monthly loop on a new batch, with no label."""
+    import shutil
+
+    root = tmp_path / "demo"
+    shutil.copytree(flights_demo[0], root)
+    batch = (
+        Path(__file__).resolve().parents[2] / "sample_projects/flights/data/flights_2013_11.parquet"
+    )
+    alert_toml(root, f'[alerts.retrain]\nmodel = "flight-delays"\nwhen = "estimated.auc < 0.99"\n'
+               f'pipeline = "monthly"\nbatch = "{batch}"\n')  # fmt: skip
+    res = run_cli("monitor", "flight-delays@production", "--window", "batch", "--check", cwd=root)
+    assert res.code == 3, res.err
+    assert "ALERT retrain" in res.out and "pipeline monthly on" in res.out
+    history = Project(root).pipeline_runs.history("monthly")
+    assert len(history) == 1 and history[0].batch == batch.name
+    assert f"{history[0].outcome}" in res.out

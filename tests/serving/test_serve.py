@@ -391,3 +391,23 @@ def test_the_grafana_dashboard_reads_what_metrics_exposes(registered: Project) -
         for name in re.findall(r"\b(workbench_[a-z_]+)", target["expr"])
     }
     assert queried and queried <= seen, queried - seen
+
+
+def test_metrics_raise_an_alert_gauge_once_monitor_finds_it_holds(registered: Project) -> None:
+    root = registered.root
+    cfg = root / "workbench.toml"
+    cfg.write_text(cfg.read_text() + '\n[alerts.busy]\nwhen = "rows >= 40"\n'
+                   '[alerts.quiet]\nwhen = "rows < 1"\n'
+                   '[alerts.other]\nmodel = "spend-model"\nwhen = "rows >= 0"\n')  # fmt: skip
+    with serving(registered) as server:
+        m = server.metrics()
+        assert m["workbench_alert_firing{alert=busy}"] == 0  # configured, not yet seen
+        assert "workbench_alert_firing{alert=other}" not in m  # another model's
+        assert server.predict(batch(40))[0] == 200
+        res = run_cli("monitor", "churn-model@production", "--window", "batch", "--check",
+                      cwd=root)  # fmt: skip
+        assert res.code == 3, res.err
+        assert "ALERT busy" in res.out
+        m = server.metrics()
+        assert m["workbench_alert_firing{alert=busy}"] == 1
+        assert m["workbench_alert_firing{alert=quiet}"] == 0

@@ -212,6 +212,11 @@ class Metrics:
         self.alias_error = Gauge(
             "workbench_alias_error", "1 while the alias cannot be looked up", registry=self.registry
         )
+        self.alerts = Gauge(
+            "workbench_alert_firing",
+            "1 while an [alerts] condition holds on the latest `workbench monitor` window",
+            ["alert"], registry=self.registry,
+        )  # fmt: skip
         mv = served.current[0]
         self.task = mv.signature.get("task")
         if self.task in ("binary", "multiclass"):
@@ -256,7 +261,23 @@ class Metrics:
         self.version.clear()
         self.version.labels(mv.model, self.served.ref.partition("@")[2]).set(mv.version)
         self.alias_error.set(1 if self.served.last_error else 0)
+        self._alerts(mv)
         return generate_latest(self.registry)
+
+    def _alerts(self, mv: ModelVersion) -> None:
+        """Each configured alert on this model: 1 if it held on the latest monitor window
+        (read from the catalog at scrape time; a busy catalog keeps the last values)."""
+        from workbench.core.monitor.report import latest_alerts
+
+        project = self.served.project
+        try:
+            firing = set(latest_alerts(project, mv.model, mv.version))
+            names = [n for n, a in project.settings.alerts.items() if a.applies(mv.model)]
+        except WorkbenchError:
+            return
+        self.alerts.clear()
+        for name in sorted(set(names) | firing):
+            self.alerts.labels(name).set(1 if name in firing else 0)
 
 
 def score(served: Served, log: LogWriter, metrics: Metrics, data: bytes, content_type: str,

@@ -396,6 +396,19 @@ def save(project: Project, report: MonitorReport, firings: list[Firing] | None =
                 )
 
 
+def latest_alerts(project: Project, model: str, version: int) -> list[str]:
+    """The alerts that held on the latest window of ``model@version``'s latest report."""
+    with project.catalog.read() as con:
+        row = con.execute(
+            """SELECT w.alerts FROM monitor_windows w JOIN monitor_reports r ON r.id = w.report_id
+               WHERE r.model = ? AND r.version = ? ORDER BY r.created_at DESC, w.pos DESC
+               LIMIT 1""",
+            [model, version],
+        ).fetchone()
+    names: list[str] = json.loads(row[0]) if row else []
+    return names
+
+
 def reports(project: Project, model: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """Stored reports, newest first."""
     sql = "SELECT id, created_at, model, version, alias, window_spec FROM monitor_reports"
