@@ -152,13 +152,23 @@ def _category_codes(r: pl.Series, c: pl.Series) -> tuple[np.ndarray, np.ndarray,
 
 
 def _count_distinct(r: np.ndarray, c: np.ndarray) -> int:
-    """Distinct values of both sides, by sorting: a hash set of two million floats costs
-    several times the memory of one sorted copy."""
+    """Distinct values of both sides, by sorting (a hash set of two million floats costs
+    several times the memory of one sorted copy). A side already sorted (compare_column
+    sorts numbers once; monitoring sorts its training columns once) is not sorted again."""
     import numpy as np
 
-    both = np.concatenate([r, c])
-    both.sort()
-    return 1 + int(np.count_nonzero(both[1:] != both[:-1])) if both.size else 0
+    from workbench.core.drift.stattests import _ascending
+
+    ru, cu = _distinct(_ascending(r)), _distinct(_ascending(c))
+    # two sorted runs: a stable sort merges them in linear time
+    return int(_distinct(np.sort(np.concatenate([ru, cu]), kind="stable")).size)
+
+
+def _distinct(s: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array."""
+    import numpy as np
+
+    return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s
 
 
 def _hist_plot(r: np.ndarray, c: np.ndarray) -> dict[str, Any] | None:
@@ -178,12 +188,25 @@ def _hist_plot(r: np.ndarray, c: np.ndarray) -> dict[str, Any] | None:
         if hi <= lo:
             hi = lo + 1.0
         edges = np.linspace(lo, hi, PLOT_BINS + 1)
-    rs = np.histogram(r, edges)[0] / max(r.size, 1)
-    cs = np.histogram(c, edges)[0] / max(c.size, 1)
+    rs = _counts(r, edges) / max(r.size, 1)
+    cs = _counts(c, edges) / max(c.size, 1)
     plot = {"type": "histogram", "edges": edges.tolist(), "ref": rs.tolist(), "cur": cs.tolist()}
     if whole:
         plot["whole"] = True
     return plot
+
+
+def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.histogram(values, edges)[0]`` (bins closed on the left, the last on both
+    sides) for sorted values, by binary search: np.histogram sorts them again, in blocks."""
+    import numpy as np
+
+    from workbench.core.drift.stattests import _ascending
+
+    s = _ascending(values)
+    at = s.searchsorted(edges, "left")
+    at[-1] = s.searchsorted(edges[-1], "right")
+    return np.diff(at)
 
 
 def _bar_plot(rc: np.ndarray, cc: np.ndarray, keys: list[str]) -> dict[str, Any]:
@@ -295,7 +318,11 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         out.notes.append("compared as text because the types differ")
     out.kind = "numeric" if numeric else "categorical"
     if numeric:
-        rv, cv = _numeric_values(r), _numeric_values(c)
+        from workbench.core.drift.stattests import _ascending
+
+        # sorted once here: counting distinct values and the default methods then need
+        # no sort of their own (every method compares distributions: order is not data)
+        rv, cv = _ascending(_numeric_values(r)), _ascending(_numeric_values(c))
         keys: list[str] = []
     else:
         rv, cv, keys = _category_codes(r, c)

@@ -128,29 +128,42 @@ def _ks(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float |
 
 
 def wasserstein_distance(u: np.ndarray, v: np.ndarray) -> float:
-    """1-D earth mover's distance, the integral of |F_u - F_v|: scipy's algorithm in numpy.
+    """1-D earth mover's distance, the integral of |F_u - F_v|: scipy's terms in numpy.
 
     The large-data defaults (this and Jensen-Shannon) need no scipy, so a drift report
     on big tables does not pay scipy.stats' import (most of a second) or its memory.
+    A side that is already sorted is not sorted again (monitoring compares one sorted
+    training column with window after window).
     """
     import numpy as np
 
-    us, vs = np.sort(u), np.sort(v)
-    both = np.concatenate([us, vs])
-    both.sort(kind="mergesort")
-    # The integral in blocks of the merged values: the same terms as scipy's, but the
-    # per-point temporaries (two CDFs, their difference, the widths) exist for one block
-    # at a time, not for all 2n points (about 150 MB at 1M rows a side).
+    us, vs = _ascending(u), _ascending(v)
+    n, m = us.size, vs.size
+    # Merge the two sorted sides (a stable sort of two runs is a linear merge), each v
+    # after the u values equal to it. At a run of equal values only its last place has a
+    # width, and there both counts are whole.
+    joined = np.concatenate([us, vs]).astype(np.float64, copy=False)
+    order = np.argsort(joined, kind="stable")
+    both = joined[order]
+    seen_v = np.cumsum(order >= n)
+    # The integral in blocks: the per-point temporaries exist for one block at a time.
     total = 0.0
     for lo in range(0, both.size - 1, WASSERSTEIN_BLOCK):
         hi = min(lo + WASSERSTEIN_BLOCK, both.size - 1)
-        at = both[lo:hi]
-        cdf = us.searchsorted(at, "right") / us.size
-        cdf -= vs.searchsorted(at, "right") / vs.size
+        cv = seen_v[lo:hi]
+        cdf = (np.arange(lo + 1, hi + 1) - cv) / n - cv / m
         np.abs(cdf, out=cdf)
         cdf *= np.diff(both[lo : hi + 1])
         total += float(cdf.sum())
     return total
+
+
+def _ascending(a: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    if a.size > 1 and not bool(np.all(a[1:] >= a[:-1])):
+        return np.sort(a)
+    return a
 
 
 def jensenshannon_distance(p: np.ndarray, q: np.ndarray) -> float:

@@ -147,11 +147,18 @@ def monitor(
     alias = model_ref.split("@", 1)[1] if "@" in model_ref else None
     if alias is not None and alias.isdigit():
         alias = None
-    model = project.models.load(mv)
-    ref = reference_for(project, mv, model, reference, target)
-    task, classes, _ = task_of(model, mv, target)
-    names = ["prediction"] + ([f"proba_{c}" for c in classes] if classes else [])
-    logged = read_logged(project, mv, since, names)
+    # The log is read (DuckDB, off the GIL) while the model loads (imports, on it): the
+    # signature of a model trained here names its outputs; otherwise the model does.
+    said = _output_names(mv.signature.get("task"), mv.signature.get("classes"))
+    with ThreadPoolExecutor(1) as pool:
+        early = pool.submit(read_logged, project, mv, since, said) if said else None
+        model = project.models.load(mv)
+        ref = reference_for(project, mv, model, reference, target)
+        task, classes, _ = task_of(model, mv, target)
+        names = _output_names(task, classes) or ["prediction"]
+        logged = early.result() if early and names == said else None
+    if logged is None:
+        logged = read_logged(project, mv, since, names)
     frame = logged.frame
     if frame.height == 0:
         where = f" since {since:%Y-%m-%d %H:%M}" if since else ""
@@ -184,7 +191,7 @@ def monitor(
             f"{logged.other_versions:,} row(s) logged by other versions of {mv.model} are not "
             f"in this report (monitor NAME@VERSION for those)"
         )
-    train_side = _training_side(project, mv, ref)
+    train_side, train_id = _training_side(project, mv, ref, inputs)
     ref_pred = _prediction_series(ref.outputs.scores, ref.outputs.pred, task)
     traffic = _traffic(project, mv)
     bounds = np.searchsorted(ids.to_numpy(), np.arange(first, count + 1))
@@ -210,7 +217,7 @@ def monitor(
             drift = _window_drift(
                 mv, train_side, part, inputs, opts, ref_pred,
                 _prediction_series(out.scores[a:b], out.pred[a:b], task),
-                report_id, f"{mv.ref} window {i + first + 1}",
+                report_id, f"{mv.ref} window {i + first + 1}", train_id,
             )  # fmt: skip
         tested = [c for c in drift.tested if not _is_prediction(c)] if drift else []
         share = sum(1 for c in tested if c.drifted) / len(tested) if tested else None
@@ -248,6 +255,16 @@ def monitor(
     )
 
 
+def _output_names(task: str | None, classes: list[Any] | None) -> list[str] | None:
+    """The output columns a model answers with: ``prediction`` and, for a classifier, a
+    ``proba_<class>`` per class (None when the task is not known)."""
+    if task == "regression":
+        return ["prediction"]
+    if task in ("binary", "multiclass") and classes:
+        return ["prediction"] + [f"proba_{c}" for c in classes]
+    return None
+
+
 def _prediction_series(scores: np.ndarray, pred: np.ndarray, task: str) -> pl.Series:
     """What prediction drift compares: the positive class's score for a binary model, the
     predicted class otherwise (the value, for a regressor)."""
@@ -260,17 +277,29 @@ def _prediction_series(scores: np.ndarray, pred: np.ndarray, task: str) -> pl.Se
     return pl.Series("prediction", pred.astype(str))
 
 
-def _training_side(project: Project, mv: ModelVersion, ref: Reference) -> Table:
-    """Input drift is against the data the model learned from; a model trained elsewhere
-    is compared with its reference."""
+def _training_side(
+    project: Project, mv: ModelVersion, ref: Reference, inputs: list[str]
+) -> tuple[Table, str | None]:
+    """Input drift is against the data the model learned from (a model trained elsewhere:
+    its reference), each numeric column sorted once: drift is column by column, and a
+    sorted side is not sorted again for every window."""
+    import polars as pl
+
     if mv.dataset_ref is None:
-        return Table.of_frame(ref.label, ref.frame)
-    return Table(project.datasets, mv.dataset_ref, keep_columns=True)
+        frame, label, content = ref.frame, ref.label, None
+    else:
+        table = Table(project.datasets, mv.dataset_ref)
+        present = [c for c in inputs if c in table.schema]
+        frame, label, content = table.lf.select(present).collect(), table.label, table.content_id
+    sorted_cols = [
+        pl.col(c).sort() if frame.schema[c].is_numeric() else pl.col(c) for c in frame.columns
+    ]
+    return Table.of_frame(label, frame.select(sorted_cols)), content
 
 
 def _window_drift(
     mv: ModelVersion, train: Table, part: pl.DataFrame, inputs: list[str], opts: Options,
-    ref_pred: pl.Series, cur_pred: pl.Series, series: str, label: str,
+    ref_pred: pl.Series, cur_pred: pl.Series, series: str, label: str, content: str | None,
 ) -> DriftReport:  # fmt: skip
     cur = Table.of_frame(label, part.select(inputs))
     columns = [compare_column(c, train, cur, opts, explicit=True) for c in inputs]
@@ -292,7 +321,7 @@ def _window_drift(
         columns=columns,
         options={"model": mv.ref, "monitor": series},
         series_id=series,
-        reference_id=train.content_id,
+        reference_id=content,
         current_id=None,
     )
 
