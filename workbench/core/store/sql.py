@@ -144,7 +144,7 @@ VIEWS: dict[str, tuple[str, str]] = {
         "one row per window of each stored `workbench monitor` report; `metrics` holds "
         "each metric's estimate, band and realised value (JSON)",
         """SELECT r.id AS report_id, r.created_at, r.model, r.version,
-            r.model || '@' || r.version AS ref, r.alias, r.window_spec, w.pos, w.label AS window,
+            r.model || '@' || r.version AS ref, r.alias, r.window_spec, w.pos, w.label AS window_label,
             w.first_ts, w.last_ts, w.rows, w.labelled, w.drift_share, w.drifted,
             w.prediction_drift, w.error_rate, w.p99_latency_ms, w.metrics, w.alerts,
             w.drift_report
