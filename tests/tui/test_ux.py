@@ -11,7 +11,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
 
-from tests.tui.test_app import drive, settle, table
+from tests.tui.test_app import drive, settle, table, text
 from workbench.core.project import Project
 from workbench.tui.app import WorkbenchApp
 
@@ -398,5 +398,48 @@ def test_filter_and_columns_complete_the_names_runs_have(tui_project: Project) -
         assert "params.`model.n_estimators`" in header
         cell = runs.get_row_at(0)[header.index("params.`model.n_estimators`")]
         assert str(cell) == "30"
+
+    drive(tui_project, steps)
+
+
+def test_the_monitor_screen_lists_watched_models_runs_a_report_and_opens_a_window(
+    tui_project: Project, tmp_path: Any
+) -> None:
+    """Issue #22's app part: a model with logged predictions is listed, u monitors it now
+    (the timeline of windows with the estimate and its band), enter opens a window's drift
+    report; before any prediction is logged, the screen says how to get some."""
+    from workbench.core.models.scoring import predict
+
+    async def before(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("w")
+        await settle(pilot)
+        assert "workbench predict" in table(app, "#mon-models").empty_hint
+
+    drive(tui_project, before)
+    predict(tui_project, "churn-model@production", "churn@2", tmp_path / "scored.parquet")
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("w")
+        await settle(pilot)
+        models = table(app, "#mon-models")
+        assert models.row_count == 1
+        assert "churn-model@1" in str(models.get_row_at(0)[0])
+        assert "monitor" in table(app, "#mon-windows").empty_hint  # no report yet
+        await pilot.press("u")
+        await settle(pilot, rounds=6)
+        windows = table(app, "#mon-windows")
+        assert windows.row_count == 1
+        row = [str(c) for c in windows.get_row_at(0)]
+        assert row[1] == "600" and "[" in row[5]  # rows, and the estimate with its band
+        assert "validation rows of churn@1" in text(app.screen.query_one("#mon-notes", Static))
+        with tui_project.catalog.read() as con:
+            assert con.execute("SELECT count(*) FROM monitor_reports").fetchone() == (1,)
+        with tui_project.catalog.read() as con:
+            (drift_id,) = con.execute("SELECT drift_report FROM monitor_windows").fetchone()
+        windows.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current_mode == "drift"
+        assert app.screen.report.id == drift_id  # type: ignore[attr-defined]
 
     drive(tui_project, steps)

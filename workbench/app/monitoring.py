@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.monitor import report as reports
+from workbench.core.monitor import stored
 from workbench.core.monitor.alerts import Firing, evaluate
 from workbench.core.monitor.windows import parse_window
 
@@ -56,10 +57,10 @@ def run(
     firings = evaluate(project.settings.alerts, report.model, latest) if latest else []
     for f in firings:
         assert latest is not None
-        f.new = not reports.already_fired(project, f.alert.name, report.model, latest.label)
+        f.new = not stored.already_fired(project, f.alert.name, report.model, latest.label)
         latest.alerts.append(f.alert.name)
     if save:
-        reports.save(project, report, firings)
+        stored.save(project, report, firings)
     done = Monitored(report, firings)
     if act and save:
         for f in firings:
@@ -102,3 +103,34 @@ def _act(project: Project, done: Monitored, firing: Firing) -> None:
             )
         except WorkbenchError as exc:
             firing.actions.append(f"pipeline {alert.pipeline} on {alert.batch}: {exc}")
+
+
+def draw_timeline(plt: Any, body: dict[str, Any], metric: str) -> None:
+    """A report's windows on a plotext figure: the estimate with its band, and what was
+    realised where labels arrived, told apart by marker as well as colour."""
+    from workbench.app.plots import step_axis
+
+    windows = body.get("windows") or []
+    xs = list(range(1, len(windows) + 1))
+    got = [w["metrics"].get(metric) or {} for w in windows]
+
+    def series(key: str) -> tuple[list[int], list[float]]:
+        pairs = [(x, g[key]) for x, g in zip(xs, got, strict=True) if g.get(key) is not None]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    for key, label, marker, color in (
+        ("upper", "band", "dot", "gray"),
+        ("lower", None, "dot", "gray"),
+        ("estimated", "estimated", "braille", "cyan"),
+        ("realised", "realised", "x", "orange"),
+    ):
+        x, y = series(key)
+        if not x:
+            continue
+        if key == "realised":
+            plt.scatter(x, y, marker=marker, color=color, label=label)
+        else:
+            plt.plot(x, y, marker=marker, color=color, label=label)
+    step_axis(plt, xs)
+    plt.xlabel("window")
+    plt.title(f"{body.get('model')}: {metric}, estimated with its band; x = realised")

@@ -267,7 +267,7 @@ class Metrics:
     def _alerts(self, mv: ModelVersion) -> None:
         """Each configured alert on this model: 1 if it held on the latest monitor window
         (read from the catalog at scrape time; a busy catalog keeps the last values)."""
-        from workbench.core.monitor.report import latest_alerts
+        from workbench.core.monitor.stored import latest_alerts
 
         project = self.served.project
         try:

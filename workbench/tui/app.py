@@ -118,6 +118,7 @@ class WorkbenchApp(App[None]):
         Binding("l", "mode('launch')", "Launch"),
         Binding("f", "mode('drift')", "Drift"),
         Binding("m", "mode('models')", "Models"),
+        Binding("w", "mode('monitor')", "Monitor"),
         Binding("a", "mode('audit')", "Audit"),
         Binding("s", "mode('sql')", "SQL"),
         Binding("i", "mode('pipelines')", "Pipelines"),

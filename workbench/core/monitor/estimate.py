@@ -76,18 +76,29 @@ def realised(task: str, y: np.ndarray, pred: np.ndarray, scores: np.ndarray) -> 
     if task == "regression":
         err = y - pred
         return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
-    k = scores.shape[1]
-    out = {"accuracy": float(np.mean(y == pred))}
-    classes = [1] if k == 2 else list(range(k))
+    one_hot = (y[:, None] == np.arange(scores.shape[1])[None, :]).astype(float)
+    return _classifier_metrics(pred, scores, one_hot)
+
+
+def _classifier_metrics(
+    pred: np.ndarray, scores: np.ndarray, share: np.ndarray
+) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and AUC from each row's share of each class:
+    labels one-hot give the realised metrics, calibrated probabilities CBPE's expected
+    ones (the same sums, over certainties or chances). Multiclass: macro averages."""
+    import numpy as np
+
+    n, k = share.shape
+    out = {"accuracy": float(share[np.arange(n), pred].sum() / n)}
     prec, rec, f1s, aucs = [], [], [], []
-    for c in classes:
-        tp = float(np.sum((pred == c) & (y == c)))
-        fp = float(np.sum((pred == c) & (y != c)))
-        fn = float(np.sum((pred != c) & (y == c)))
+    for c in [1] if k == 2 else list(range(k)):
+        p, chosen = share[:, c], pred == c
+        tp, fp = float(p[chosen].sum()), float((1 - p[chosen]).sum())
+        fn = float(p[~chosen].sum())
         prec.append(tp / (tp + fp) if tp + fp else 0.0)
         rec.append(tp / (tp + fn) if tp + fn else 0.0)
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-        aucs.append(_auc(scores[:, c], (y == c).astype(float)))
+        aucs.append(_auc(scores[:, c], p))
     out.update(precision=_mean(prec), recall=_mean(rec), f1=_mean(f1s))
     if not any(a is None for a in aucs):
         out["auc"] = _mean([a for a in aucs if a is not None])
@@ -209,23 +220,7 @@ class Estimator:
             mae = float(np.mean(np.clip(self.nannies["mae"].predict(z), 0, None)))
             mse = float(np.mean(np.clip(self.nannies["rmse"].predict(z), 0, None)))
             return {"mae": mae, "rmse": float(np.sqrt(mse))}
-        cal = self.calibrated(scores)
-        n, k = cal.shape
-        out = {"accuracy": float(cal[np.arange(n), pred].sum() / n)}
-        classes = [1] if k == 2 else list(range(k))
-        prec, rec, f1s, aucs = [], [], [], []
-        for c in classes:
-            p, chosen = cal[:, c], pred == c
-            tp, fp = float(p[chosen].sum()), float((1 - p[chosen]).sum())
-            fn = float(p[~chosen].sum())
-            prec.append(tp / (tp + fp) if tp + fp else 0.0)
-            rec.append(tp / (tp + fn) if tp + fn else 0.0)
-            f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-            aucs.append(_auc(scores[:, c], p))
-        out.update(precision=_mean(prec), recall=_mean(rec), f1=_mean(f1s))
-        if not any(a is None for a in aucs):
-            out["auc"] = _mean([a for a in aucs if a is not None])
-        return out
+        return _classifier_metrics(pred, scores, self.calibrated(scores))
 
     def window(
         self,

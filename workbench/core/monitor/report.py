@@ -11,7 +11,6 @@ transaction.
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.data.sources import Table
 from workbench.core.drift.columns import ColumnDrift, DriftReport, Options, compare_column
-from workbench.core.errors import NotFoundError, UsageError
+from workbench.core.errors import NotFoundError
 from workbench.core.monitor.estimate import Estimate, Estimator
 from workbench.core.monitor.logged import (
     Reference,
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     import polars as pl
 
     from workbench.core.models.versions import ModelVersion
-    from workbench.core.monitor.alerts import Firing
     from workbench.core.project import Project
 
 MAX_WINDOWS = 100  # the latest; older ones are in earlier reports
@@ -357,112 +355,3 @@ def _traffic(project: Project, mv: ModelVersion) -> Any:
         return err, p99
 
     return span
-
-
-def already_fired(project: Project, alert: str, model: str, window: str) -> bool:
-    """Whether ``alert`` fired on this window of this model before (it acts once)."""
-    with project.catalog.read() as con:
-        row = con.execute(
-            "SELECT count(*) FROM audit WHERE action = 'alert.fired' AND subject = ? "
-            "AND json_extract_string(details, '$.model') = ? "
-            "AND json_extract_string(details, '$.window') = ?",
-            [f"alert:{alert}", model, window],
-        ).fetchone()
-    return bool(row and row[0])
-
-
-def save(project: Project, report: MonitorReport, firings: list[Firing] | None = None) -> None:
-    """Store a report, its windows and their drift reports, its audit entry and one for
-    each alert newly fired on its latest window, in one transaction."""
-    with project.catalog.write() as con:
-        mv_model, _, version = report.model.partition("@")
-        con.execute(
-            "INSERT INTO monitor_reports VALUES (?,?,?,?,?,?,?,?,?)",
-            [
-                report.id, report.created_at, mv_model, int(version), report.alias,
-                report.window, report.since, report.reference, json.dumps(report.to_dict()),
-            ],
-        )  # fmt: skip
-        for w in report.windows:
-            if w.drift is not None:
-                project.drift.save_in(con, w.drift)
-            con.execute(
-                "INSERT INTO monitor_windows VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    report.id, w.pos, w.label, w.first_ts, w.last_ts, w.rows, w.labelled,
-                    w.drift.id if w.drift else None, w.drift_share, w.drifted,
-                    w.prediction_drift, w.error_rate, w.p99_latency_ms,
-                    json.dumps({e.metric: e.to_dict() for e in w.estimates}),
-                    json.dumps(w.alerts),
-                ],
-            )  # fmt: skip
-        latest = report.latest
-        audit.append(
-            con,
-            "monitor.report",
-            report.model,
-            {
-                "report": report.id,
-                "window": report.window,
-                "windows": len(report.windows),
-                "rows": sum(w.rows for w in report.windows),
-                "latest": latest.to_dict() if latest else None,
-            },
-        )
-        for f in firings or []:
-            if f.new and latest is not None:
-                audit.append(
-                    con,
-                    "alert.fired",
-                    f"alert:{f.alert.name}",
-                    {
-                        "model": report.model,
-                        "report": report.id,
-                        "window": latest.label,
-                        "conditions": [c.text for c in f.alert.conditions],
-                        "values": f.values,
-                    },
-                )
-
-
-def latest_alerts(project: Project, model: str, version: int) -> list[str]:
-    """The alerts that held on the latest window of ``model@version``'s latest report."""
-    with project.catalog.read() as con:
-        row = con.execute(
-            """SELECT w.alerts FROM monitor_windows w JOIN monitor_reports r ON r.id = w.report_id
-               WHERE r.model = ? AND r.version = ? ORDER BY r.created_at DESC, w.pos DESC
-               LIMIT 1""",
-            [model, version],
-        ).fetchone()
-    names: list[str] = json.loads(row[0]) if row else []
-    return names
-
-
-def reports(project: Project, model: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    """Stored reports, newest first."""
-    sql = "SELECT id, created_at, model, version, alias, window_spec FROM monitor_reports"
-    args: list[Any] = []
-    if model:
-        sql += " WHERE model = ?"
-        args.append(model.split("@", 1)[0])
-    sql += " ORDER BY created_at DESC LIMIT ?"
-    args.append(limit)
-    with project.catalog.read() as con:
-        rows = con.execute(sql, args).fetchall()
-    keys = ("id", "created_at", "model", "version", "alias", "window")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
-
-
-def get(project: Project, report_id: str) -> dict[str, Any]:
-    """A stored report as it was shown (its JSON)."""
-    prefix = report_id.removeprefix("monitor:").lower()
-    with project.catalog.read() as con:
-        rows = con.execute(
-            "SELECT body FROM monitor_reports WHERE starts_with(id, ?)", [prefix]
-        ).fetchall()
-    if not rows or not prefix:
-        raise NotFoundError(f"no monitor report {report_id!r} (see `workbench monitor list`)")
-    if len(rows) > 1:
-        raise UsageError(f"{report_id!r} matches {len(rows)} reports; give more digits")
-    body: dict[str, Any] = json.loads(rows[0][0])
-    return body

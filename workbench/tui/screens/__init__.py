@@ -10,6 +10,7 @@ from workbench.tui.screens.datasets import DatasetsScreen
 from workbench.tui.screens.drift import DriftScreen
 from workbench.tui.screens.launch import LaunchScreen
 from workbench.tui.screens.models import ModelsScreen
+from workbench.tui.screens.monitor import MonitorScreen
 from workbench.tui.screens.overview import OverviewScreen
 from workbench.tui.screens.pipelines import PipelinesScreen
 from workbench.tui.screens.runs import RunsScreen
@@ -23,6 +24,7 @@ MODES: dict[str, str | Callable[[], Screen[Any]]] = {
     "launch": LaunchScreen,
     "drift": DriftScreen,
     "models": ModelsScreen,
+    "monitor": MonitorScreen,
     "audit": AuditScreen,
     "sql": SqlScreen,
     "pipelines": PipelinesScreen,
