@@ -55,7 +55,7 @@ def test_demo_builds_versions_runs_sweep_models_drift_and_scoring(
         ("staging", 2),
     ]
 
-    (report,) = project.drift.list(dataset="flights")
+    (report,) = [r for r in project.drift.list(dataset="flights") if r["series_id"] is None]
     assert (report["reference"], report["current"]) == ("flights@4", "flights@12")
     full = project.drift.get(report["id"])
     assert full.column("temp").drifted  # April vs December: of course
@@ -73,8 +73,17 @@ def test_demo_builds_versions_runs_sweep_models_drift_and_scoring(
         "model.promote",
         "drift.report",
         "model.predict",
+        "labels.add",
+        "monitor.report",
     ):
         assert action in actions, action
+    # December's labels came: the estimate (April's relation) and what they realised
+    (window,) = json.loads(
+        run_cli("--project", str(root), "sql", "SELECT * FROM monitor_windows", "--json").out
+    )
+    auc = window["metrics"]["auc"]
+    assert window["rows"] == window["labelled"] == 27_020
+    assert auc["realised"] < auc["lower"]  # concept drift: outside the band
     assert run_cli("--project", str(root), "verify").code == 0
 
 
@@ -84,7 +93,7 @@ def test_demo_again_on_the_same_folder_changes_nothing(flights_demo: tuple[Path,
     before = store_snapshot(project)
     res = run_cli("demo", str(root), "--no-ui")
     assert res.code == 0, res.err
-    assert res.out.count("(already done)") == 10
+    assert res.out.count("(already done)") == 11
     assert store_snapshot(project) == before
 
 
@@ -108,6 +117,7 @@ def test_bikes_demo_builds_a_regression_lifecycle(tmp_path: Path) -> None:
     assert len(project.datasets.versions("bikes")) == 8
     production = project.models.resolve("bike-demand@production")
     assert "val_rmse" in production.metrics and production.dataset_ref == "bikes@2"
-    (report,) = project.drift.list(dataset="bikes")
+    # the demo's drift step; the monitor step's window has a report of its own series
+    (report,) = [r for r in project.drift.list(dataset="bikes") if r["series_id"] is None]
     assert report["current"] == "bikes@5"
     assert project.drift.get(report["id"]).column("temp").drifted  # spring vs winter

@@ -162,6 +162,7 @@ class Demo:
             ("Putting the sweep's best in staging", self._challenger),
             (f"Checking {s.dataset}@{s.drift_on} for drift", self._drift),
             (f"Scoring {s.dataset}@{s.drift_on} with production", self._score),
+            (f"Adding {s.dataset}@{s.drift_on}'s labels, monitoring production", self._monitor),
         ]
         return steps
 
@@ -357,6 +358,37 @@ class Demo:
         out.parent.mkdir(exist_ok=True)
         res = predict(self.project, f"{s.model_name}@production", f"{s.dataset}@{s.drift_on}", out)
         return Step("", f"{res.rows:,} rows → {out.relative_to(self.root)}")
+
+    def _monitor(self) -> Step:
+        """Labels for the scored batch arrive; the report shows what was estimated
+        without them beside what they realise."""
+        from workbench.app.monitoring import run
+        from workbench.core.models.labels import add
+        from workbench.core.monitor.estimate import MAIN_METRIC
+        from workbench.core.monitor.stored import reports
+
+        s, p = self.sample, self.project
+        if reports(p, s.model_name, limit=1):
+            return Step("", "a report exists", skipped=True)
+        with p.catalog.read() as con:
+            rid, labelled = con.execute(
+                "SELECT s.id, count(l.row) FROM scorings s LEFT JOIN labels l "
+                "ON l.model = s.model AND l.request_id = s.id WHERE s.model = ? "
+                "GROUP BY s.id, s.ts ORDER BY s.ts DESC LIMIT 1",
+                [s.model_name],
+            ).fetchone() or (None, 0)
+        if rid is not None and not labelled:
+            add(p.catalog, p.datasets, f"{s.dataset}@{s.drift_on}", s.model_name, s.target,
+                request=rid)  # fmt: skip
+        report = run(p, f"{s.model_name}@production", window="batch").report
+        w = report.windows[-1]
+        e = w.metric(MAIN_METRIC[report.task])
+        if e is None or e.estimated is None or e.realised is None:
+            return Step("", f"{len(report.windows)} window(s)")
+        verdict = "within the band" if e.within else "outside the band: the relation moved"
+        return Step(
+            "", f"{e.metric} estimated {e.estimated:.3f}, realised {e.realised:.3f} ({verdict})"
+        )
 
 
 def _drift_text(drifted: int, tested: int) -> str:

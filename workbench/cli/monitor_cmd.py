@@ -9,13 +9,13 @@ import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, fmt_num, json_option, print_json, table
+from workbench.core.monitor.estimate import MAIN_METRIC
 from workbench.core.monitor.windows import WINDOW_HELP
 
 if TYPE_CHECKING:
     from workbench.app.monitoring import Monitored
 
 ALERT_EXIT = 3  # for cron and CI: an alert holds on the latest window
-MAIN_METRIC = {"binary": "auc", "multiclass": "accuracy", "regression": "mae"}
 
 
 @click.command()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 CLASSIFIER_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+MAIN_METRIC = {"binary": "auc", "multiclass": "accuracy", "regression": "mae"}  # shown first
 REGRESSOR_METRICS = ("mae", "rmse")
 BAND_SIGMAS = 3.0
 BOOTSTRAPS = 40

@@ -62,6 +62,7 @@ class Window:
     p99_latency_ms: float | None
     estimates: list[Estimate]
     alerts: list[str] = field(default_factory=list)
+    drift_stored: bool = False  # an earlier report's drift of the very same rows
 
     def metric(self, name: str) -> Estimate | None:
         return next((e for e in self.estimates if e.metric == name), None)
@@ -197,6 +198,9 @@ def monitor(
     rids = frame.get_column("request_id")
     report_id = uuid.uuid4().hex
     slices = list(itertools.pairwise(bounds))
+    # A window an earlier report already tested (same rows, same span) keeps its drift
+    # report: hourly monitoring recomputes and stores only what is new.
+    earlier = _earlier_drift(project, mv, spec) if options is None else {}
 
     def one(i: int) -> Window:
         a, b = int(slices[i][0]), int(slices[i][1])
@@ -210,12 +214,16 @@ def monitor(
             y_all[a:b][mask],
         )
         first_ts, last_ts = ts[a], ts[b - 1]
-        drift = None
-        if b - a >= MIN_DRIFT_ROWS:
+        label = window_label(spec, first_ts, last_ts, rids[a], i + first)
+        drift, stored = None, False
+        known = earlier.get((first_ts, last_ts, b - a))
+        if known is not None:
+            drift, stored = project.drift.get(known), True
+        elif b - a >= MIN_DRIFT_ROWS:
             drift = _window_drift(
                 mv, train_side, part, inputs, opts, ref_pred,
                 _prediction_series(out.scores[a:b], out.pred[a:b], task),
-                report_id, f"{mv.ref} window {i + first + 1}", train_id,
+                report_id, f"{mv.ref} {label}", train_id,
             )  # fmt: skip
         tested = [c for c in drift.tested if not _is_prediction(c)] if drift else []
         share = sum(1 for c in tested if c.drifted) / len(tested) if tested else None
@@ -223,7 +231,7 @@ def monitor(
         err, p99 = traffic(first_ts, last_ts)
         return Window(
             pos=i,
-            label=window_label(spec, first_ts, last_ts, rids[a], i + first),
+            label=label,
             first_ts=first_ts,
             last_ts=last_ts,
             rows=b - a,
@@ -235,6 +243,7 @@ def monitor(
             error_rate=err,
             p99_latency_ms=p99,
             estimates=estimates,
+            drift_stored=stored,
         )
 
     with ThreadPoolExecutor(2) as pool:
@@ -251,6 +260,22 @@ def monitor(
         windows=windows,
         notes=notes,
     )
+
+
+def _earlier_drift(
+    project: Project, mv: ModelVersion, spec: WindowSpec
+) -> dict[tuple[datetime, datetime, int], str]:
+    """(first, last, rows) -> drift report id of this version's windows already tested."""
+    with project.catalog.read() as con:
+        rows = con.execute(
+            """SELECT w.first_ts, w.last_ts, w.rows, any_value(w.drift_report)
+               FROM monitor_windows w JOIN monitor_reports r ON r.id = w.report_id
+               JOIN drift_reports d ON d.id = w.drift_report
+               WHERE r.model = ? AND r.version = ? AND r.window_spec = ?
+               GROUP BY ALL""",
+            [mv.model, mv.version, spec.text],
+        ).fetchall()
+    return {(a, b, int(n)): rid for a, b, n, rid in rows}
 
 
 def _output_names(task: str | None, classes: list[Any] | None) -> list[str] | None:

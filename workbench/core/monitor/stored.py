@@ -41,7 +41,7 @@ def save(project: Project, report: MonitorReport, firings: list[Firing] | None =
             ],
         )  # fmt: skip
         for w in report.windows:
-            if w.drift is not None:
+            if w.drift is not None and not w.drift_stored:
                 project.drift.save_in(con, w.drift)
             con.execute(
                 "INSERT INTO monitor_windows VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",

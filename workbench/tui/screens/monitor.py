@@ -13,13 +13,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Label, Static
 from textual_plotext import PlotextPlot
 
+from workbench.core.monitor.estimate import MAIN_METRIC
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.messages import Open
 from workbench.tui.widgets.footer import WBFooter
 from workbench.tui.widgets.table import Table
 
-MAIN_METRIC = {"binary": "auc", "multiclass": "accuracy", "regression": "mae"}
 METRICS = {
     "binary": ("auc", "accuracy", "precision", "recall", "f1"),
     "multiclass": ("accuracy", "auc", "precision", "recall", "f1"),
