@@ -64,6 +64,7 @@ def within(report: MonitorReport, metric: str) -> int:
     return sum(bool(w.metric(metric).within) for w in report.windows)  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_estimates_hold_the_realised_metric_under_covariate_shift(
     tmp_path: Path, task: str
@@ -83,6 +84,7 @@ def test_estimates_hold_the_realised_metric_under_covariate_shift(
         assert recall[-1] - recall[0] > 0.2  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_concept_shift_falls_outside_the_band(tmp_path: Path) -> None:
     """The estimate assumes the target depends on the inputs as in the reference; when
     that relation turns, the realised metric leaves the band: the band is not so wide
