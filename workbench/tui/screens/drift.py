@@ -127,6 +127,11 @@ class DriftScreen(WBScreen):
     def _show_report(self, report: Any) -> None:
         from workbench.app.drift_report import ordered, row_cells
 
+        if not self.query_one("#drift-table", DataTable).columns:
+            # opened from another screen (Monitor, the palette) before this one mounted:
+            # a fast load arrived before on_mount gave the table its columns
+            self.call_after_refresh(self._show_report, report)
+            return
         self.report = report
         verdict = "[b red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
         series = f"   (last of a series of {len(self.timeline)})" if len(self.timeline) > 1 else ""
