@@ -57,6 +57,9 @@ def monitor(
     if target is not None and reference is None:
         raise UsageError("--target goes with --reference (the labelled rows it names)")
     when = parse_since(since) if since else None
+    if metric is not None:  # refused before any work when the signature says the task
+        mv = ctx.project.models.resolve(model_ref)
+        _check_metric(metric, mv.signature.get("task"), mv.ref)
     done = run(ctx.project, model_ref, window, when, reference, target, save=not no_save,
                act=not no_save)  # fmt: skip
     if as_json:
@@ -65,6 +68,14 @@ def monitor(
         _show(done, metric, not no_save)
     if check and done.fired:
         sys.exit(ALERT_EXIT)
+
+
+def _check_metric(name: str, task: str | None, ref: str) -> None:
+    from workbench.core.errors import UsageError
+    from workbench.core.monitor.estimate import REGRESSOR_METRICS
+
+    if task is not None and (name in REGRESSOR_METRICS) != (task == "regression"):
+        raise UsageError(f"{ref} is a {task} model: it has no {name}")
 
 
 def _band(e: Any) -> str:
@@ -76,12 +87,7 @@ def _band(e: Any) -> str:
 def _show(done: Monitored, metric: str | None, saved: bool) -> None:
     r = done.report
     name = metric or MAIN_METRIC[r.task]
-    if (name in ("mae", "rmse") and r.task != "regression") or (
-        name not in ("mae", "rmse") and r.task == "regression"
-    ):
-        from workbench.core.errors import UsageError
-
-        raise UsageError(f"{r.model} is a {r.task} model: it has no {name}")
+    _check_metric(name, r.task, r.model)
     rows = []
     for w in r.windows:
         e = w.metric(name)
@@ -90,10 +96,9 @@ def _show(done: Monitored, metric: str | None, saved: bool) -> None:
             mark = "" if e.within is None else (" ok" if e.within else " OUT")
             real = f"{fmt_num(e.realised, 3)}{mark}"
         drift = "-"
-        if w.drift_share is not None and w.drift is not None:
-            tested = len([c for c in w.drift.tested if not c.column.startswith("prediction (")])
-            n = round(w.drift_share * tested)
-            drift = f"{n}/{tested}" + (" DRIFT" if w.drifted else "")
+        if w.drift_share is not None:
+            drift = f"{len(w.drifted_columns())}/{len(w.inputs_tested())}"
+            drift += " DRIFT" if w.drifted else ""
         rows.append([
             w.label, f"{w.rows:,}", f"{w.labelled:,}", drift,
             "yes" if w.prediction_drift else ("no" if w.prediction_drift is not None else "-"),

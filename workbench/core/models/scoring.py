@@ -12,6 +12,7 @@ Each scoring is recorded with its prediction distribution, for prediction drift 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -256,12 +257,14 @@ def predict(
     # the staged log rows live in a store scratch area: gone at the end, or (after a
     # kill) at the next write's clean-up
     with contextlib.ExitStack() as scope:
-        scratch = scope.enter_context(project.objects.stage()).area if log else target.parent
+        on_batch: Any = None
+        if log:
+            scratch = scope.enter_context(project.objects.stage()).area
+            on_batch = functools.partial(_stage_log, staged, scratch, scoring=scoring_id,
+                                         started=started, mv=mv)  # fmt: skip
         rows = _score_into(
             table, inputs, model, batch_rows, append, close, tmp, target, kept, keep, rng,
-            lambda batch, pred, offset: _stage_log(
-                staged, scratch, batch, pred, scoring_id, offset, started, mv
-            ) if log else None,
+            on_batch,
         )  # fmt: skip
         result = ScoreResult(
             scoring_id, mv.ref, table.label, target.resolve(), rows, _distribution(kept, rows)
@@ -272,8 +275,8 @@ def predict(
 
 
 def _stage_log(
-    staged: list[Path], scratch: Path, batch: pl.DataFrame, pred: pl.DataFrame, scoring: str,
-    offset: int, started: Any, mv: ModelVersion,
+    staged: list[Path], scratch: Path, batch: pl.DataFrame, pred: pl.DataFrame, offset: int,
+    *, scoring: str, started: Any, mv: ModelVersion,
 ) -> None:  # fmt: skip
     import io
 
@@ -300,7 +303,8 @@ def _score_into(
         for batch in table.lf.collect_batches(chunk_size=batch_rows, engine="streaming"):
             x = conform(batch, inputs, table.label)
             pred = predict_frame(model, x, list(inputs))
-            on_batch(batch, pred, rows)
+            if on_batch is not None:  # the prediction log's rows, staged
+                on_batch(batch, pred, rows)
             append(
                 pl.concat(
                     [batch, pred.rename(_unclash(batch.columns, pred.columns))], how="horizontal"

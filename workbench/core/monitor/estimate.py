@@ -174,7 +174,7 @@ class Estimator:
         samples: dict[str, list[float]] = {k: [] for k in est.reference_metrics}
         for _ in range(BOOTSTRAPS):
             idx = rng.integers(0, len(y), m)
-            got = realised(task, y[idx], pred[idx], scores[idx] if scores.ndim == 2 else scores)
+            got = realised(task, y[idx], pred[idx], scores[idx])
             for k, v in got.items():
                 samples.setdefault(k, []).append(v)
         est.std_errors = {k: float(np.std(v, ddof=1)) * np.sqrt(m) for k, v in samples.items()}

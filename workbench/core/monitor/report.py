@@ -67,10 +67,12 @@ class Window:
     def metric(self, name: str) -> Estimate | None:
         return next((e for e in self.estimates if e.metric == name), None)
 
+    def inputs_tested(self) -> list[ColumnDrift]:
+        """The model's inputs its drift report tested (its prediction is not an input)."""
+        return _inputs_tested(self.drift)
+
     def drifted_columns(self) -> list[str]:
-        if self.drift is None:
-            return []
-        return [c.column for c in self.drift.tested if c.drifted and not _is_prediction(c)]
+        return [c.column for c in self.inputs_tested() if c.drifted]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +127,10 @@ class MonitorReport:
 
 def _is_prediction(c: ColumnDrift) -> bool:
     return c.column.startswith("prediction (")
+
+
+def _inputs_tested(drift: DriftReport | None) -> list[ColumnDrift]:
+    return [c for c in drift.tested if not _is_prediction(c)] if drift else []
 
 
 def monitor(
@@ -225,7 +231,7 @@ def monitor(
                 _prediction_series(out.scores[a:b], out.pred[a:b], task),
                 report_id, f"{mv.ref} {label}", train_id,
             )  # fmt: skip
-        tested = [c for c in drift.tested if not _is_prediction(c)] if drift else []
+        tested = _inputs_tested(drift)
         share = sum(1 for c in tested if c.drifted) / len(tested) if tested else None
         pred_col = next((c for c in drift.columns if _is_prediction(c)), None) if drift else None
         err, p99 = traffic(first_ts, last_ts)
@@ -357,14 +363,15 @@ def _traffic(project: Project, mv: ModelVersion) -> Any:
 
     with project.catalog.read() as con:
         rows = con.execute(
-            """SELECT ts, status, latency_ms, model = ? AND version = ? FROM serving_requests
+            """SELECT ts, status, latency_ms, (model = ? AND version = ?) AS ours
+               FROM serving_requests
                WHERE path <> 'workbench predict' AND log IN (
                  SELECT DISTINCT log FROM serving_requests WHERE model = ? AND version = ?)
                ORDER BY ts""",
             [mv.model, mv.version, mv.model, mv.version],
         ).fetchnumpy()
     ts = rows["ts"]
-    status, latency, ours = rows["status"], rows["latency_ms"], rows[list(rows)[3]]
+    status, latency, ours = rows["status"], rows["latency_ms"], rows["ours"]
 
     def span(first: datetime, last: datetime) -> tuple[float | None, float | None]:
         if not len(ts):

@@ -126,8 +126,9 @@ def get(project: Project, report_id: str) -> dict[str, Any]:
 
 
 def watched(project: Project) -> list[dict[str, Any]]:
-    """Each model version with logged predictions: its rows, last time, current aliases
-    and latest stored report (what the app's Monitor screen lists)."""
+    """Each model version with logged predictions: its rows, last time, current aliases,
+    latest stored report and the alerts that held on its latest window (what the app's
+    Monitor screen lists)."""
     project.fold_predictions()
     with project.catalog.read() as con:
         rows = con.execute(
@@ -138,19 +139,25 @@ def watched(project: Project) -> list[dict[str, Any]]:
                    SELECT model, version, arg_max(id, created_at) AS report,
                           max(created_at) AS reported_at
                    FROM monitor_reports GROUP BY model, version),
+               last_alerts AS (
+                   SELECT report_id, arg_max(alerts, pos) AS alerts
+                   FROM monitor_windows GROUP BY report_id),
                named AS (
                    SELECT model, version, string_agg(alias, ',' ORDER BY alias) AS aliases
                    FROM model_aliases GROUP BY model, version)
-               SELECT l.model, l.version, l.n, l.last_ts, n.aliases, r.report, r.reported_at
+               SELECT l.model, l.version, l.n, l.last_ts, n.aliases, r.report, r.reported_at,
+                      a.alerts
                FROM logged l
                LEFT JOIN named n ON n.model = l.model AND n.version = l.version
                LEFT JOIN latest r ON r.model = l.model AND r.version = l.version
+               LEFT JOIN last_alerts a ON a.report_id = r.report
                ORDER BY l.last_ts DESC"""
         ).fetchall()
-    keys = ("model", "version", "rows", "last_ts", "aliases", "report", "reported_at")
+    keys = ("model", "version", "rows", "last_ts", "aliases", "report", "reported_at", "alerts")
     out = []
     for r in rows:
         d = dict(zip(keys, r, strict=True))
         d["aliases"] = d["aliases"].split(",") if d["aliases"] else []
+        d["alerts"] = json.loads(d["alerts"]) if d["alerts"] else []  # on the latest window
         out.append(d)
     return out

@@ -68,26 +68,20 @@ class MonitorScreen(WBScreen):
         )
 
     def refresh_data(self) -> None:
-        def read() -> tuple[list[dict[str, Any]], list[list[str]]]:
-            from workbench.core.monitor.stored import get, watched
+        def read() -> list[dict[str, Any]]:
+            from workbench.core.monitor.stored import watched
 
-            rows = watched(self.project)
-            alerts = [
-                (get(self.project, r["report"])["windows"] or [{}])[-1].get("alerts", [])
-                if r["report"] else []
-                for r in rows
-            ]  # fmt: skip
-            return rows, alerts
+            return watched(self.project)
 
         self.load(read, self._show_models)
 
-    def _show_models(self, data: tuple[list[dict[str, Any]], list[list[str]]]) -> None:
-        rows, alerts = data
+    def _show_models(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
         table = self.query_one("#mon-models", Table)
         table.say_when_empty(EMPTY_MODELS)
         table.clear()
-        for r, fired in zip(rows, alerts, strict=True):
+        for r in rows:
+            fired = r["alerts"]
             table.add_row(
                 escape(f"{r['model']}@{r['version']}"),
                 escape(", ".join(r["aliases"])) or "-",
