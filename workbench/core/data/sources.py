@@ -7,6 +7,7 @@ from the version's record or a count over the lazy scan, and columns load one at
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,16 @@ class Table:
     def content_id(self) -> str | None:
         """The version's content hash; None for a file (hashing it would cost a full read)."""
         return self.version.id if self.version else None
+
+    def derived(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """A value made from this table's columns, made once when the table keeps its
+        columns (monitoring compares one training table with window after window)."""
+        if not self.keep_columns:
+            return make()
+        memo: dict[tuple[Any, ...], Any] = self.__dict__.setdefault("_derived", {})
+        if key not in memo:
+            memo[key] = make()
+        return memo[key]
 
     def column(self, name: str) -> pl.Series:
         """One column (kept for the next call when ``keep_columns``)."""

@@ -135,33 +135,61 @@ def _numeric_values(s: pl.Series) -> np.ndarray:
         if exact.null_count() == s.null_count():
             return exact.drop_nulls().to_numpy()
         # wider than 64 bits (an Int128 or UInt64 column with huge values): compare as floats
-    f = s.cast(pl.Float64).drop_nulls()
-    return f.filter(f.is_finite()).to_numpy()
+    import numpy as np
+
+    f = s.cast(pl.Float64).drop_nulls().to_numpy()
+    finite = np.isfinite(f)
+    return f if finite.all() else f[finite]
 
 
-def _category_codes(r: pl.Series, c: pl.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Integer codes over the union of both sides' values (counting ints is fast)."""
+def _category_codes(
+    r: pl.Series, c: pl.Series, ref: Table, name: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Integer codes over the union of both sides' values, in sorted order (counting
+    ints is fast). The reference's codes are made once per table (monitoring's windows
+    compare one training column again and again) and serve while the current side holds
+    no value the reference lacks."""
     import polars as pl
 
-    r, c = r.cast(pl.String).drop_nulls(), c.cast(pl.String).drop_nulls()
-    keys = pl.concat([r, c]).unique().sort()
+    def ref_side() -> tuple[pl.Series, list[str], np.ndarray]:
+        rs = r.cast(pl.String).drop_nulls()
+        keys = rs.unique().sort()
+        mapping = dict(zip(keys.to_list(), range(len(keys)), strict=True))
+        return keys, keys.to_list(), rs.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
+
+    r_keys, r_list, r_codes = ref.derived(("categories", name), ref_side)
+    cs = c.cast(pl.String).drop_nulls()
+    if cs.is_in(r_keys.implode()).all():
+        cc = cs.replace_strict(r_list, range(len(r_list)), return_dtype=pl.Int64).to_numpy()
+        return r_codes, cc, r_list
+    rs = r.cast(pl.String).drop_nulls()
+    keys = pl.concat([rs, cs]).unique().sort()
     mapping = dict(zip(keys.to_list(), range(len(keys)), strict=True))
-    rc = r.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
-    cc = c.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
+    rc = rs.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
+    cc = cs.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
     return rc, cc, keys.to_list()
 
 
-def _count_distinct(r: np.ndarray, c: np.ndarray) -> int:
-    """Distinct values of both sides, by sorting (a hash set of two million floats costs
-    several times the memory of one sorted copy). A side already sorted (compare_column
-    sorts numbers once; monitoring sorts its training columns once) is not sorted again."""
+def _count_distinct(ru: np.ndarray, c: np.ndarray) -> int:
+    """Distinct values of both sides (``ru`` the reference's, distinct and sorted), by
+    sorting (a hash set of two million floats costs several times the memory of one
+    sorted copy). A side already sorted (compare_column sorts numbers once) is not
+    sorted again."""
     import numpy as np
 
-    from workbench.core.drift.stattests import _ascending
+    from workbench.core.drift.stattests import ascending
 
-    ru, cu = _distinct(_ascending(r)), _distinct(_ascending(c))
-    # two sorted runs: a stable sort merges them in linear time
-    return int(_distinct(np.sort(np.concatenate([ru, cu]), kind="stable")).size)
+    cu = _distinct(ascending(c))
+    if not ru.size or not cu.size:
+        return int(ru.size + cu.size)
+    # the union's size: both, less those of the current side the reference holds
+    at = np.minimum(ru.searchsorted(cu), ru.size - 1)
+    return int(ru.size + cu.size - np.count_nonzero(ru[at] == cu))
+
+
+def _prepared(rv: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A sorted reference column with its distinct values and whether all are whole."""
+    return rv, _distinct(rv), _whole(rv) if rv.size else True
 
 
 def _distinct(s: np.ndarray) -> np.ndarray:
@@ -171,14 +199,23 @@ def _distinct(s: np.ndarray) -> np.ndarray:
     return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s
 
 
-def _hist_plot(r: np.ndarray, c: np.ndarray) -> dict[str, Any] | None:
+def _whole(sorted_values: np.ndarray) -> bool:
+    """Whether every value is a whole number (finite, as _numeric_values leaves them)."""
+    import numpy as np
+
+    a = sorted_values
+    return a.dtype.kind in "iub" or bool((a == np.floor(a)).all())
+
+
+def _hist_plot(r: np.ndarray, c: np.ndarray, r_whole: bool) -> dict[str, Any] | None:
+    """Both sides' histogram on shared bins; ``r`` and ``c`` sorted and finite."""
     import numpy as np
 
     if not r.size and not c.size:
         return None
-    both = np.concatenate([r, c])
-    lo, hi = float(both.min()), float(both.max())
-    whole = bool(hi - lo < 1e12 and np.isfinite(both).all() and (both == np.floor(both)).all())
+    ends = [x for x in (r, c) if x.size]
+    lo, hi = float(min(x[0] for x in ends)), float(max(x[-1] for x in ends))
+    whole = hi - lo < 1e12 and r_whole and (not c.size or _whole(c))
     if whole:
         # Whole numbers (months, counts, years) get whole-number bins, each starting on
         # an integer, so no bin straddles a value and each is labelled by its first value.
@@ -201,9 +238,9 @@ def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     sides) for sorted values, by binary search: np.histogram sorts them again, in blocks."""
     import numpy as np
 
-    from workbench.core.drift.stattests import _ascending
+    from workbench.core.drift.stattests import ascending
 
-    s = _ascending(values)
+    s = ascending(values)
     at = s.searchsorted(edges, "left")
     at[-1] = s.searchsorted(edges[-1], "right")
     return np.diff(at)
@@ -318,14 +355,18 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         out.notes.append("compared as text because the types differ")
     out.kind = "numeric" if numeric else "categorical"
     if numeric:
-        from workbench.core.drift.stattests import _ascending
+        from workbench.core.drift.stattests import ascending
 
         # sorted once here: counting distinct values and the default methods then need
-        # no sort of their own (every method compares distributions: order is not data)
-        rv, cv = _ascending(_numeric_values(r)), _ascending(_numeric_values(c))
+        # no sort of their own (every method compares distributions: order is not data);
+        # a reference compared again (monitoring's windows) is prepared once
+        rv, r_distinct, r_whole = ref.derived(
+            ("numeric", name), lambda: _prepared(ascending(_numeric_values(r)))
+        )
+        cv = ascending(_numeric_values(c))
         keys: list[str] = []
     else:
-        rv, cv, keys = _category_codes(r, c)
+        rv, cv, keys = _category_codes(r, c, ref, name)
     out.ref_count, out.cur_count = int(rv.size), int(cv.size)
     if not rv.size or not cv.size:
         if rv.size or cv.size:
@@ -336,7 +377,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
             out.reason = "no values on either side"
         return out
     if numeric:
-        n_unique = _count_distinct(rv, cv)
+        n_unique = _count_distinct(r_distinct, cv)
     else:  # codes already number the union of values: count, don't hash
         import numpy as np
 
@@ -377,5 +418,5 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         return out
     out.status, out.statistic, out.p_value = TESTED, stat, p
     out.drifted = method.drifted(stat, p, threshold)
-    out.plot = _hist_plot(rv, cv) if numeric else _bar_plot(rv, cv, keys)
+    out.plot = _hist_plot(rv, cv, r_whole) if numeric else _bar_plot(rv, cv, keys)
     return out
