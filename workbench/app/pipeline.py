@@ -131,7 +131,7 @@ def score_on(
     import numpy as np
     import polars as pl
 
-    from workbench.core.models.scoring import conform, predict_frame
+    from workbench.core.models.inputs import conform, predict_frame
 
     model = project.models.load(mv)
     inputs = mv.signature.get("inputs", {})

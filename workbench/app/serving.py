@@ -66,7 +66,7 @@ def warmed(mv: ModelVersion, model: Any) -> Any:
     imports and first-call set-up (polars' casts, LightGBM's predictor) before this."""
     import polars as pl
 
-    from workbench.core.models.scoring import conform, dtype_of, predict_frame
+    from workbench.core.models.inputs import conform, dtype_of, predict_frame
 
     inputs = mv.signature.get("inputs") or {}
     nulls = pl.DataFrame(
@@ -283,7 +283,7 @@ class Metrics:
 def score(served: Served, log: LogWriter, metrics: Metrics, data: bytes, content_type: str,
           rid: str, limits: Limits) -> bytes:  # fmt: skip
     """One request scored and logged (before the answer leaves); the answer's JSON."""
-    from workbench.core.models.scoring import conform, predict_frame
+    from workbench.core.models.inputs import conform, predict_frame
 
     started = time.perf_counter()
     mv, model = served.current

@@ -190,7 +190,7 @@ class Drift:
         ``cache`` carries the loaded model and the reference's predictions from one report
         of a timeline to the next: only the current side is new each time.
         """
-        from workbench.core.models.scoring import conform, predict_frame
+        from workbench.core.models.inputs import conform, predict_frame
 
         cache = {} if cache is None else cache
         if "model" not in cache:

@@ -15,14 +15,14 @@ import contextlib
 import functools
 import json
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from workbench.core.data.sources import Table
 from workbench.core.errors import DataError, UsageError
+from workbench.core.models.inputs import conform, predict_frame
 from workbench.core.store import audit
 
 if TYPE_CHECKING:
@@ -33,101 +33,7 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 100_000
 SAMPLE_ROWS = 100_000  # predictions kept to describe the distribution
-_TIME_UNITS: dict[str, Literal["ns", "us", "ms"]] = {"ns": "ns", "us": "us", "ms": "ms"}
 OUTPUTS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-
-
-def dtype_of(text: str) -> pl.DataType | type[pl.DataType] | None:
-    """A polars dtype from the string a signature stores (None when unknown)."""
-    import polars as pl
-
-    simple = {
-        "Boolean": pl.Boolean,
-        "Date": pl.Date,
-        "String": pl.String,
-        "Utf8": pl.String,
-        "Categorical": pl.String,
-        "Float32": pl.Float64,
-        "Float64": pl.Float64,
-    }
-    if text in simple:
-        return simple[text]
-    if re.fullmatch(r"U?Int(8|16|32|64|128)", text):
-        return pl.Float64  # the feature matrix is float: any integer type reads the same
-    m = re.match(r"Datetime\(time_unit='(\w+)'", text)
-    if m and m.group(1) in _TIME_UNITS:
-        return pl.Datetime(_TIME_UNITS[m.group(1)])
-    return None
-
-
-def conform(df: pl.DataFrame, inputs: dict[str, str], where: str) -> pl.DataFrame:
-    """The signature's columns in the signature's types, or a DataError that names them."""
-    import polars as pl
-
-    schema = df.schema  # built anew on every access: once, not per column
-    missing = [c for c in inputs if c not in schema]
-    if missing:
-        raise DataError(
-            f"{where} lacks column(s) the model needs: {', '.join(missing[:10])}"
-            + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
-        )
-    exprs = []
-    for col, text in inputs.items():
-        want, have = dtype_of(text), schema[col]
-        if want is None or have == want or (want == pl.String and have == pl.Categorical):
-            continue
-        c = pl.col(col)
-        if want == pl.String:
-            exprs.append(c.cast(pl.String))
-        elif have == pl.String and want == pl.Date:
-            exprs.append(c.str.to_date(strict=False))
-        elif have == pl.String and isinstance(want, pl.Datetime):
-            exprs.append(c.str.to_datetime(strict=False).cast(want))
-        elif (have.is_numeric() or have in (pl.Boolean, pl.String)) and (
-            want.is_numeric() or want == pl.Boolean
-        ):
-            exprs.append(c.cast(want, strict=False))
-        elif have.is_temporal() and want.is_temporal():
-            exprs.append(c.cast(want))
-        else:
-            raise DataError(f"column {col!r} is {have} in {where}, but the model needs {text}")
-    if not exprs:
-        return df
-    out = df.with_columns(exprs)
-    names = [e.meta.output_name() for e in exprs]
-    # Values a cast turned into nulls, every column in one query (per-column Series
-    # operations cost a query each: most of a one-row request's time).
-    lost = df.select(
-        (pl.col(n).is_not_null() & e.is_null()).sum().alias(n)
-        for n, e in zip(names, exprs, strict=True)
-    ).row(0)
-    for col, count in zip(names, lost, strict=True):
-        if count:
-            bad = df.get_column(col).is_not_null() & out.get_column(col).is_null()
-            value = df.get_column(col).filter(bad)[0]
-            raise DataError(
-                f"column {col!r} in {where} cannot be read as {inputs[col]}: e.g. {value!r} "
-                f"({int(bad.sum()):,} such values in this batch)"
-            )
-    return out
-
-
-def predict_frame(model: Any, df: pl.DataFrame, inputs: list[str]) -> pl.DataFrame:
-    """Predictions (and class probabilities) for a conformed batch."""
-    import polars as pl
-
-    from workbench.core.runs.model import Model
-
-    if isinstance(model, Model):
-        return model.predict(df)
-    # A model logged from a user's script: a plain estimator over the signature's columns.
-    x = df.select(inputs).to_numpy() if inputs else df.to_numpy()
-    out = {"prediction": model.predict(x)}
-    if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(x)
-        for i, cls in enumerate(getattr(model, "classes_", range(proba.shape[1]))):
-            out[f"proba_{cls}"] = proba[:, i]
-    return pl.DataFrame(out)
 
 
 @dataclass
@@ -254,14 +160,15 @@ def predict(
     scoring_id = uuid.uuid4().hex
     started = audit.now()
     staged: list[Path] = []
+    segments: list[tuple[Path, str]] = []  # the same rows typed (log_segments.py)
     # the staged log rows live in a store scratch area: gone at the end, or (after a
     # kill) at the next write's clean-up
     with contextlib.ExitStack() as scope:
         on_batch: Any = None
         if log:
             scratch = scope.enter_context(project.objects.stage()).area
-            on_batch = functools.partial(_stage_log, staged, scratch, scoring=scoring_id,
-                                         started=started, mv=mv)  # fmt: skip
+            on_batch = functools.partial(_stage_log, staged, segments, scratch,
+                                         scoring=scoring_id, started=started, mv=mv)  # fmt: skip
         rows = _score_into(
             table, inputs, model, batch_rows, append, close, tmp, target, kept, keep, rng,
             on_batch,
@@ -271,24 +178,62 @@ def predict(
         )
         with project.catalog.write() as con:
             _record(con, result, mv, table, started, staged)
+        if segments:
+            _keep_segments(project, mv, segments, started)
     return result
 
 
+def _keep_segments(
+    project: Project, mv: ModelVersion, files: list[tuple[Path, str]], first: Any
+) -> None:
+    """The scoring's typed log rows join the version's segments: derived data, so a
+    failure here loses nothing (monitoring reads those rows from the JSON instead)."""
+    import polars as pl
+
+    from workbench.core.models.log_segments import Segments
+
+    outputs = pl.read_parquet_schema(files[0][0])
+    inputs = mv.signature.get("inputs") or {}
+    names = [c for c in outputs if c not in ("request_id", "row", "ts") and c not in inputs]
+    with contextlib.suppress(OSError):
+        Segments(project.store_dir, mv.model, mv.version, inputs, names).add_files(files, first)
+
+
 def _stage_log(
-    staged: list[Path], scratch: Path, batch: pl.DataFrame, pred: pl.DataFrame, offset: int,
-    *, scoring: str, started: Any, mv: ModelVersion,
+    staged: list[Path], segments: list[tuple[Path, str]], scratch: Path, batch: pl.DataFrame,
+    pred: pl.DataFrame, offset: int, *, scoring: str, started: Any, mv: ModelVersion,
 ) -> None:  # fmt: skip
+    """A batch's log rows as JSON (for the catalog) and typed (a log segment)."""
     import io
 
+    import polars as pl
+    import xxhash
+
+    from workbench.core.models.log_segments import typed
     from workbench.core.store.objects import store_write_error
 
+    rows = _log_rows(batch, pred, scoring, offset, started, mv)
+    inputs = mv.signature.get("inputs") or {}
     buf = io.BytesIO()  # written by Python, so a full disk is an OSError we can name
-    _log_rows(batch, pred, scoring, offset, started, mv).write_parquet(buf)
+    rows.write_parquet(buf)
     staged.append(scratch / f"predict-{len(staged)}.parquet")
     try:
         staged[-1].write_bytes(buf.getbuffer())
     except OSError as exc:
         raise store_write_error(exc, scratch) from None
+    if not inputs or any(c not in batch.columns for c in inputs):
+        return
+    head = rows.select("request_id", "row", "ts")
+    frame = typed(
+        pl.concat([head, batch.select(list(inputs)), pred], how="horizontal"),
+        inputs, list(pred.columns), mv.ref,
+    )  # fmt: skip
+    buf = io.BytesIO()
+    frame.write_parquet(buf, statistics=False)
+    path = scratch / f"segment-{len(segments)}.parquet"
+    with contextlib.suppress(OSError):  # derived data: without it monitoring reads the JSON
+        path.write_bytes(buf.getbuffer())
+        segments.append((path, xxhash.xxh3_128_hexdigest(buf.getbuffer())))
 
 
 def _score_into(
