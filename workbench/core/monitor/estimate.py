@@ -139,7 +139,10 @@ class Estimator:
     reference_rows: int
     reference_metrics: dict[str, float]
     std_errors: dict[str, float] = field(default_factory=dict)
-    calibrators: list[Any] = field(default_factory=list)
+    # per class, the isotonic fit's steps (scores, chances): linear in between, flat
+    # beyond, as scikit-learn predicts with out_of_bounds="clip"; kept as arrays so that
+    # a stored reference (core/monitor/learnt.py) estimates without scikit-learn
+    calibrators: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     nannies: dict[str, Any] = field(default_factory=dict)
     categorical: list[int] = field(default_factory=list)
 
@@ -194,14 +197,16 @@ class Estimator:
             for c in range(k):
                 iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
                 iso.fit(scores[:, c], (y == c).astype(float))
-                est.calibrators.append(iso)
+                est.calibrators.append((iso.X_thresholds_, iso.y_thresholds_))
         return est
 
     def calibrated(self, scores: np.ndarray) -> np.ndarray:
         """Each row's chance of each class, as the reference says the scores mean."""
         import numpy as np
 
-        cal = np.column_stack([iso.predict(scores[:, c]) for c, iso in enumerate(self.calibrators)])
+        cal = np.column_stack(
+            [np.interp(scores[:, c], xs, ys) for c, (xs, ys) in enumerate(self.calibrators)]
+        )
         if cal.shape[1] == 2:  # one calibrator decides: the other class is its complement
             cal[:, 0] = 1.0 - cal[:, 1]
         else:

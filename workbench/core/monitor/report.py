@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.data.sources import Table
 from workbench.core.drift.columns import ColumnDrift, DriftReport, Options, compare_column
 from workbench.core.errors import NotFoundError
+from workbench.core.monitor import learnt
 from workbench.core.monitor.estimate import Estimate, Estimator
 from workbench.core.monitor.logged import (
     Reference,
@@ -152,18 +153,35 @@ def monitor(
     alias = model_ref.split("@", 1)[1] if "@" in model_ref else None
     if alias is not None and alias.isdigit():
         alias = None
-    # The log is read (DuckDB, off the GIL) while the model loads (imports, on it): the
-    # signature of a model trained here names its outputs; otherwise the model does.
-    said = _output_names(mv.signature.get("task"), mv.signature.get("classes"))
-    with ThreadPoolExecutor(1) as pool:
-        early = pool.submit(read_logged, project, mv, since, said) if said else None
-        model = project.models.load(mv)
-        ref = reference_for(project, mv, model, reference, target)
-        task, classes, _ = task_of(model, mv, target)
-        names = _output_names(task, classes) or ["prediction"]
-        logged = early.result() if early and names == said else None
-    if logged is None:
-        logged = read_logged(project, mv, since, names)
+    inputs = list(mv.signature.get("inputs") or {})
+    # A classifier's reference is learnt once (core/monitor/learnt.py): later reports
+    # need neither its model nor scikit-learn.
+    kept = learnt.load(project, mv) if reference is None and mv.dataset_ref else None
+    model: Any = None
+    ref: Reference | None = None
+    if kept is not None:
+        est, ref_outputs, ref_label = kept.estimator, kept.outputs, kept.label
+        task, classes = est.task, est.classes
+        logged = read_logged(project, mv, since, _output_names(task, classes) or [])
+    else:
+        # The log is read (off the GIL) while the model loads (imports, on it): the
+        # signature of a model trained here names its outputs; otherwise the model does.
+        said = _output_names(mv.signature.get("task"), mv.signature.get("classes"))
+        with ThreadPoolExecutor(1) as pool:
+            early = pool.submit(read_logged, project, mv, since, said) if said else None
+            model = project.models.load(mv)
+            ref = reference_for(project, mv, model, reference, target)
+            task, classes, _ = task_of(model, mv, target)
+            names = _output_names(task, classes) or ["prediction"]
+            early_log = early.result() if early and names == said else None
+        logged = early_log or read_logged(project, mv, since, names)
+        x_ref = matrix(model, ref.frame, inputs) if task == "regression" else (None, [])
+        est = Estimator.fit(
+            task, classes, ref.y, ref.outputs.pred, ref.outputs.scores, x_ref[0], x_ref[1]
+        )
+        ref_outputs, ref_label = ref.outputs, ref.label
+        if task != "regression" and reference is None and mv.dataset_ref:
+            learnt.save(project, mv, learnt.Learnt(ref_label, est, ref_outputs))
     frame = logged.frame
     if frame.height == 0:
         where = f" since {since:%Y-%m-%d %H:%M}" if since else ""
@@ -171,11 +189,6 @@ def monitor(
             f"{mv.ref} has no logged predictions{where}: serve it (`workbench serve`) or "
             f"score a batch (`workbench predict {mv.ref} FILE -o OUT`) first"
         )
-    inputs = list(mv.signature.get("inputs") or {})
-    x_ref = matrix(model, ref.frame, inputs) if task == "regression" else (None, [])
-    est = Estimator.fit(
-        task, classes, ref.y, ref.outputs.pred, ref.outputs.scores, x_ref[0], x_ref[1]
-    )
     out = outputs_of(frame, task, classes)
     x_all = matrix(model, frame, inputs)[0] if task == "regression" else None
     labels = frame.get_column("label")
@@ -197,7 +210,7 @@ def monitor(
             f"in this report (monitor NAME@VERSION for those)"
         )
     train_side, train_id = _training_side(project, mv, ref, inputs)
-    ref_pred = _prediction_series(ref.outputs.scores, ref.outputs.pred, task)
+    ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
     traffic = _traffic(project, mv)
     bounds = np.searchsorted(ids.to_numpy(), np.arange(first, count + 1))
     ts = frame.get_column("ts")
@@ -262,7 +275,7 @@ def monitor(
         task=task,
         window=spec.text,
         since=since,
-        reference=ref.label,
+        reference=ref_label,
         windows=windows,
         notes=notes,
     )
@@ -307,7 +320,7 @@ def _prediction_series(scores: np.ndarray, pred: np.ndarray, task: str) -> pl.Se
 
 
 def _training_side(
-    project: Project, mv: ModelVersion, ref: Reference, inputs: list[str]
+    project: Project, mv: ModelVersion, ref: Reference | None, inputs: list[str]
 ) -> tuple[Table, str | None]:
     """Input drift is against the data the model learned from (a model trained elsewhere:
     its reference), each numeric column sorted once: drift is column by column, and a
@@ -315,6 +328,7 @@ def _training_side(
     import polars as pl
 
     if mv.dataset_ref is None:
+        assert ref is not None  # a model trained elsewhere keeps no learnt reference
         frame, label, content = ref.frame, ref.label, None
     else:
         table = Table(project.datasets, mv.dataset_ref)

@@ -1,0 +1,128 @@
+"""What monitoring keeps between reports (typed log segments, a classifier's learnt
+reference) never changes an answer: each is checked against the catalog or its own hash
+on every read, and rebuilt when it does not hold."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.core.test_monitor import watched  # noqa: F401  (the fixture)
+from workbench.core.drift.columns import Options
+from workbench.core.models.log_segments import MANIFEST, folder_of
+from workbench.core.models.prediction_log import LogWriter, request_line
+from workbench.core.monitor.logged import read_logged
+from workbench.core.monitor.report import MonitorReport, monitor
+from workbench.core.monitor.windows import parse_window
+from workbench.core.project import Project
+
+NAMES = ["prediction", "proba_0", "proba_1"]
+
+
+def seen(report: MonitorReport) -> list[tuple[object, ...]]:
+    """What a user reads off a report, window by window."""
+    return [
+        (w.rows, w.labelled, w.drift_share, w.prediction_drift,
+         {e.metric: (e.estimated, e.lower, e.upper) for e in w.estimates})
+        for w in report.windows
+    ]  # fmt: skip
+
+
+def report(p: Project) -> MonitorReport:
+    return monitor(p, "m@1", parse_window("batch"), options=Options())  # drift tested afresh
+
+
+def files(p: Project) -> dict[str, str]:
+    return json.loads((folder_of(p.store_dir, "m", 1) / MANIFEST).read_text())["files"]
+
+
+def serve_two_requests(p: Project) -> None:
+    """Two requests as a server logs them (folded from JSON at the next read)."""
+    log = LogWriter(p.serving_dir)
+    for k in range(2):
+        x1 = [0.1 * i for i in range(40)]
+        inputs = {"x1": x1, "x2": [-v for v in x1], "c": ["a", "b"] * 20}
+        outputs = {"prediction": [1] * 40, "proba_0": [0.3] * 40, "proba_1": [0.7] * 40}
+        log.write(request_line(f"served-{k}", 200, 2.0, 40, "m", 1, inputs=inputs,
+                               outputs=outputs))  # fmt: skip
+    log.close()
+
+
+def test_segments_agree_with_the_catalog_whatever_happens_to_them(watched: Project) -> None:  # noqa: F811
+    p = watched
+    assert len(files(p)) == 3  # each predict wrote its scoring's segment as it scored
+    before = report(p)
+    serve_two_requests(p)
+    served = report(p)
+    assert [w.rows for w in served.windows] == [800, 800, 800, 40, 40]
+    assert seen(served)[:3] == seen(before)
+    assert len(files(p)) == 4  # the served rows, typed from their JSON once
+    again = report(p)
+    assert len(files(p)) == 4 and seen(again) == seen(served)
+
+    # the same report from the JSON alone
+    shutil.rmtree(folder_of(p.store_dir, "m", 1))
+    assert seen(report(p)) == seen(served)
+    assert len(files(p)) == 1  # rebuilt as one segment
+
+    # a damaged segment costs time, never a wrong answer
+    (name,) = files(p)
+    path = folder_of(p.store_dir, "m", 1) / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert seen(report(p)) == seen(served)
+    assert name not in files(p)
+
+    # rows the catalog no longer holds (retention) leave with their segment
+    with p.catalog.write() as con:
+        (rid,) = con.execute("SELECT request_id FROM predictions ORDER BY ts LIMIT 1").fetchone()  # type: ignore[misc]
+        con.execute("DELETE FROM predictions WHERE request_id = ?", [rid])
+    pruned = report(p)
+    assert [w.rows for w in pruned.windows] == [800, 800, 40, 40]
+    assert seen(pruned)[:2] == seen(before)[1:]
+
+
+def test_two_readers_at_once_build_one_segment(watched: Project) -> None:  # noqa: F811
+    p = watched
+    shutil.rmtree(folder_of(p.store_dir, "m", 1))
+    serve_two_requests(p)
+    mv = p.models.resolve("m@1")
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda _: read_logged(p, mv, None, NAMES).frame, range(2)))
+    assert [g.height for g in got] == [2480, 2480]
+    assert got[0].equals(got[1])
+    held = read_logged(p, mv, None, NAMES).frame
+    assert held.height == 2480 and held.select("request_id", "row").is_unique().all()
+
+
+def test_a_learnt_reference_needs_no_model_and_is_checked(watched: Project) -> None:  # noqa: F811
+    p = watched
+    first = report(p)
+    (kept,) = (p.store_dir / "cache" / "monitor").glob("ref-*.npz")
+    code = (
+        "import json, sys\n"
+        "from workbench.core.project import Project\n"
+        "from workbench.core.drift.columns import Options\n"
+        "from workbench.core.monitor.report import monitor\n"
+        "from workbench.core.monitor.windows import parse_window\n"
+        "r = monitor(Project(sys.argv[1]), 'm@1', parse_window('batch'), options=Options())\n"
+        "print(json.dumps({'loaded': [m for m in ('sklearn', 'lightgbm') if m in sys.modules],\n"
+        "  'auc': [w.metric('auc').estimated for w in r.windows], 'reference': r.reference}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(p.root)], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    later = json.loads(out.stdout)
+    assert later["loaded"] == []
+    assert later["auc"] == [w.metric("auc").estimated for w in first.windows]  # type: ignore[union-attr]
+    assert later["reference"] == first.reference
+
+    data = bytearray(kept.read_bytes())
+    data[-100] ^= 0xFF
+    kept.write_bytes(bytes(data))
+    relearnt = report(p)
+    assert seen(relearnt) == seen(first)
+    assert kept.exists() and kept.read_bytes() != bytes(data)  # learnt and kept again

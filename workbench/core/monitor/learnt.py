@@ -1,0 +1,120 @@
+"""What a classifier's monitoring learnt from its reference, kept for the next report.
+
+The first report on a version loads the model (LightGBM and scikit-learn: a second and
+a half of imports), splits its training run's validation rows out again, scores them,
+fits the calibrators and bootstraps the bands. None of that can change: the version, its
+run's recipe and the dataset version are immutable, and the bootstrap is seeded. So it is
+kept in ``.workbench/cache/monitor/``, one ``.npz`` per version whose name carries its
+XXH3, and later reports of a classifier need neither the model nor scikit-learn.
+
+Only the default reference (the run's validation rows) is kept: ``--reference`` names a
+dataset whose latest version may move. Regressors are not kept: DLE's nannies read the
+model's own feature matrix of each window, so the model is loaded anyway. A file whose
+bytes no longer match its name is deleted and the reference learnt again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workbench.core.monitor.estimate import Estimator
+from workbench.core.monitor.logged import Outputs
+
+if TYPE_CHECKING:
+    from workbench.core.models.versions import ModelVersion
+    from workbench.core.project import Project
+
+FORMAT = 1  # of the kept file; another value learns again
+
+
+@dataclass
+class Learnt:
+    """A reference as monitoring uses it once learnt: its name, the estimator, and the
+    model's answers there (prediction drift compares windows with them)."""
+
+    label: str
+    estimator: Estimator
+    outputs: Outputs
+
+
+def _prefix(project: Project, mv: ModelVersion) -> tuple[Path, str]:
+    key = hashlib.sha256(mv.model.encode()).hexdigest()[:16]
+    return project.store_dir / "cache" / "monitor", f"ref-{key}-{mv.version}-f{FORMAT}-"
+
+
+def load(project: Project, mv: ModelVersion) -> Learnt | None:
+    """The kept reference of ``mv``, if there is one whose bytes are whole."""
+    import io
+
+    import numpy as np
+    import xxhash
+
+    folder, prefix = _prefix(project, mv)
+    for path in sorted(folder.glob(f"{prefix}*.npz")) if folder.is_dir() else []:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if xxhash.xxh3_128_hexdigest(data) != path.stem[len(prefix) :]:
+            path.unlink(missing_ok=True)
+            continue
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            meta = json.loads(bytes(arrays["meta"]).decode())
+            k = int(meta["classes_kept"])
+            calibrators = [(arrays[f"cal_x{c}"], arrays[f"cal_y{c}"]) for c in range(k)]
+            est = Estimator(
+                task=meta["task"],
+                classes=meta["classes"],
+                reference_rows=int(meta["rows"]),
+                reference_metrics=meta["metrics"],
+                std_errors=meta["std_errors"],
+                calibrators=calibrators,
+            )
+            return Learnt(meta["label"], est, Outputs(arrays["pred"], arrays["scores"]))
+    return None
+
+
+def save(project: Project, mv: ModelVersion, learnt: Learnt) -> None:
+    """Keep ``learnt`` for ``mv``'s next report. A cache: a failure to write loses
+    nothing but time."""
+    import io
+
+    import numpy as np
+    import xxhash
+
+    est = learnt.estimator
+    if json.loads(json.dumps(est.classes, default=repr)) != est.classes:
+        return  # classes JSON would not give back as they are (numpy scalars, tuples)
+    meta = {
+        "label": learnt.label,
+        "task": est.task,
+        "classes": est.classes,
+        "rows": est.reference_rows,
+        "metrics": est.reference_metrics,
+        "std_errors": est.std_errors,
+        "classes_kept": len(est.calibrators),
+    }
+    arrays = {
+        "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        "pred": learnt.outputs.pred,
+        "scores": learnt.outputs.scores,
+    }
+    for c, (xs, ys) in enumerate(est.calibrators):
+        arrays[f"cal_x{c}"], arrays[f"cal_y{c}"] = xs, ys
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    data = buf.getvalue()
+    folder, prefix = _prefix(project, mv)
+    path = folder / f"{prefix}{xxhash.xxh3_128_hexdigest(data)}.npz"
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{path.name}.{uuid.uuid4().hex[:8]}"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
