@@ -10,6 +10,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.conftest import run_cli
 from tests.core.test_monitor import watched  # noqa: F401  (the fixture)
 from workbench.core.drift.columns import Options
 from workbench.core.models.log_segments import MANIFEST, folder_of
@@ -126,3 +127,22 @@ def test_a_learnt_reference_needs_no_model_and_is_checked(watched: Project) -> N
     relearnt = report(p)
     assert seen(relearnt) == seen(first)
     assert kept.exists() and kept.read_bytes() != bytes(data)  # learnt and kept again
+
+
+def test_no_drift_gives_the_same_estimates_and_no_drift_alert(watched: Project) -> None:  # noqa: F811
+    p = watched
+    cfg = p.root / "workbench.toml"
+    cfg.write_text(cfg.read_text() + '\n[alerts.drifted]\nwhen = "drift_share >= 0"\n')
+    full = json.loads(run_cli("monitor", "m@1", "-w", "batch", "--json", cwd=p.root).out)
+    assert [a["alert"] for a in full["alerts"]] == ["drifted"]
+    res = run_cli("monitor", "m@1", "-w", "batch", "--no-drift", "--json", cwd=p.root)
+    assert res.code == 0, res.err
+    quick = json.loads(res.out)
+    assert [w["metrics"] for w in quick["windows"]] == [w["metrics"] for w in full["windows"]]
+    assert all(w["drift_report"] is None and w["drift_share"] is None for w in quick["windows"])
+    assert quick["alerts"] == []  # a drift condition is not evaluable: it does not fire
+    assert any("drift not computed" in n for n in quick["notes"])
+    table = run_cli("monitor", "m@1", "-w", "batch", "--no-drift", cwd=p.root)
+    assert table.code == 0 and "Note: drift not computed" in table.out
+    with p.catalog.read() as con:
+        assert con.execute("SELECT count(*) FROM monitor_reports").fetchone() == (3,)

@@ -48,11 +48,12 @@ def run(
     options: Options | None = None,
     save: bool = True,
     act: bool = True,
+    drift: bool = True,
 ) -> Monitored:
     """Compute ``model_ref``'s report, evaluate the project's alerts on its latest
     window, store both and carry out each newly fired alert's actions."""
     spec = parse_window(window or project.settings.monitor_window)
-    report = reports.monitor(project, model_ref, spec, since, reference, target, options)
+    report = reports.monitor(project, model_ref, spec, since, reference, target, options, drift)
     latest = report.latest
     firings = evaluate(project.settings.alerts, report.model, latest) if latest else []
     for f in firings:

@@ -35,11 +35,16 @@ ALERT_EXIT = 3  # for cron and CI: an alert holds on the latest window
 @click.option("--target", help="With --reference: the column holding the true value.")
 @click.option("--check", is_flag=True, help=f"Exit {ALERT_EXIT} when an [alerts] one holds.")
 @click.option("--no-save", is_flag=True, help="Show the report without storing it or acting.")
+@click.option(
+    "--no-drift", is_flag=True, help="Leave input and prediction drift out: estimates, "
+    "labels and traffic only (a classifier's inputs are then not read).",
+)  # fmt: skip
 @json_option
 @pass_ctx
 def monitor(
     ctx: Ctx, model_ref: str, window: str | None, since: str | None, metric: str | None,
-    reference: str | None, target: str | None, check: bool, no_save: bool, as_json: bool,
+    reference: str | None, target: str | None, check: bool, no_save: bool, no_drift: bool,
+    as_json: bool,
 ) -> None:  # fmt: skip
     """Watch MODEL's logged predictions (served, or scored by `workbench predict`), window
     by window: rows, input drift against its training data, prediction drift, its
@@ -61,7 +66,7 @@ def monitor(
         mv = ctx.project.models.resolve(model_ref)
         _check_metric(metric, mv.signature.get("task"), mv.ref)
     done = run(ctx.project, model_ref, window, when, reference, target, save=not no_save,
-               act=not no_save)  # fmt: skip
+               act=not no_save, drift=not no_drift)  # fmt: skip
     if as_json:
         print_json(done.to_dict())
     else:

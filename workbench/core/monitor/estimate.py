@@ -120,7 +120,9 @@ def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
     total_n = float(len(positive) - total_p)
     if total_p <= 0 or total_n <= 0:
         return None
-    order = np.argsort(-score, kind="mergesort")
+    # Order within a run of equal scores does not matter (only each run's last row is
+    # read), so the quicker unstable sort will do; descending by reversing ascending.
+    order = np.argsort(score)[::-1]
     s, p = score[order], positive[order]
     tp, fp = np.cumsum(p), np.cumsum(1.0 - p)
     last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # the last row of each distinct score
@@ -204,12 +206,15 @@ class Estimator:
         """Each row's chance of each class, as the reference says the scores mean."""
         import numpy as np
 
-        cal = np.column_stack(
-            [np.interp(scores[:, c], xs, ys) for c, (xs, ys) in enumerate(self.calibrators)]
-        )
-        if cal.shape[1] == 2:  # one calibrator decides: the other class is its complement
+        k = len(self.calibrators)
+        cal = np.empty((len(scores), k))
+        if k == 2:  # one calibrator decides: the other class is its complement
+            xs, ys = self.calibrators[1]
+            cal[:, 1] = np.interp(scores[:, 1], xs, ys)
             cal[:, 0] = 1.0 - cal[:, 1]
         else:
+            for c, (xs, ys) in enumerate(self.calibrators):
+                cal[:, c] = np.interp(scores[:, c], xs, ys)
             total = cal.sum(axis=1, keepdims=True)
             cal = np.divide(cal, total, out=np.full_like(cal, 1 / cal.shape[1]), where=total > 0)
         return cal

@@ -142,8 +142,13 @@ def monitor(
     reference: str | None = None,
     target: str | None = None,
     options: Options | None = None,
+    drift: bool = True,
 ) -> MonitorReport:
-    """Compute a report over ``model_ref``'s logged predictions (not yet stored)."""
+    """Compute a report over ``model_ref``'s logged predictions (not yet stored).
+
+    ``drift=False`` leaves input and prediction drift out: a classifier's report then
+    reads only the logged answers, not the inputs (a regressor's nanny model needs them),
+    which is what an hourly estimate of performance costs."""
     import numpy as np
     import polars as pl
 
@@ -162,19 +167,24 @@ def monitor(
     if kept is not None:
         est, ref_outputs, ref_label = kept.estimator, kept.outputs, kept.label
         task, classes = est.task, est.classes
-        logged = read_logged(project, mv, since, _output_names(task, classes) or [])
+        logged = read_logged(
+            project, mv, since, _output_names(task, classes) or [], drift or task == "regression"
+        )
     else:
         # The log is read (off the GIL) while the model loads (imports, on it): the
         # signature of a model trained here names its outputs; otherwise the model does.
         said = _output_names(mv.signature.get("task"), mv.signature.get("classes"))
+        said_inputs = drift or mv.signature.get("task") == "regression"
         with ThreadPoolExecutor(1) as pool:
-            early = pool.submit(read_logged, project, mv, since, said) if said else None
+            early = (
+                pool.submit(read_logged, project, mv, since, said, said_inputs) if said else None
+            )
             model = project.models.load(mv)
             ref = reference_for(project, mv, model, reference, target)
             task, classes, _ = task_of(model, mv, target)
             names = _output_names(task, classes) or ["prediction"]
             early_log = early.result() if early and names == said else None
-        logged = early_log or read_logged(project, mv, since, names)
+        logged = early_log or read_logged(project, mv, since, names, drift or task == "regression")
         x_ref = matrix(model, ref.frame, inputs) if task == "regression" else (None, [])
         est = Estimator.fit(
             task, classes, ref.y, ref.outputs.pred, ref.outputs.scores, x_ref[0], x_ref[1]
@@ -209,8 +219,8 @@ def monitor(
             f"{logged.other_versions:,} row(s) logged by other versions of {mv.model} are not "
             f"in this report (monitor NAME@VERSION for those)"
         )
-    train_side, train_id = _training_side(project, mv, ref, inputs)
-    ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
+    if not drift:
+        notes.append("drift not computed (--no-drift): estimates, labels and traffic only")
     traffic = _traffic(project, mv)
     bounds = np.searchsorted(ids.to_numpy(), np.arange(first, count + 1))
     ts = frame.get_column("ts")
@@ -219,7 +229,20 @@ def monitor(
     slices = list(itertools.pairwise(bounds))
     # A window an earlier report already tested (same rows, same span) keeps its drift
     # report: hourly monitoring recomputes and stores only what is new.
-    earlier = _earlier_drift(project, mv, spec) if options is None else {}
+    earlier = _earlier_drift(project, mv, spec) if options is None and drift else {}
+    # The training side is read (and sorted) only when some window is tested anew.
+    fresh = drift and any(
+        b - a >= MIN_DRIFT_ROWS and (ts[int(a)], ts[int(b) - 1], int(b - a)) not in earlier
+        for a, b in slices
+    )
+    side = None
+    if fresh:
+        train_side, train_id = _training_side(project, mv, ref, inputs)
+        side = (
+            train_side,
+            train_id,
+            _prediction_series(ref_outputs.scores, ref_outputs.pred, task),
+        )
 
     def one(i: int) -> Window:
         a, b = int(slices[i][0]), int(slices[i][1])
@@ -234,19 +257,19 @@ def monitor(
         )
         first_ts, last_ts = ts[a], ts[b - 1]
         label = window_label(spec, first_ts, last_ts, rids[a], i + first)
-        drift, stored = None, False
+        tested, stored = None, False
         known = earlier.get((first_ts, last_ts, b - a))
         if known is not None:
-            drift, stored = project.drift.get(known), True
-        elif b - a >= MIN_DRIFT_ROWS:
-            drift = _window_drift(
-                mv, train_side, part, inputs, opts, ref_pred,
+            tested, stored = project.drift.get(known), True
+        elif side is not None and b - a >= MIN_DRIFT_ROWS:
+            tested = _window_drift(
+                mv, side[0], part, inputs, opts, side[2],
                 _prediction_series(out.scores[a:b], out.pred[a:b], task),
-                report_id, f"{mv.ref} {label}", train_id,
+                report_id, f"{mv.ref} {label}", side[1],
             )  # fmt: skip
-        tested = _inputs_tested(drift)
-        share = sum(1 for c in tested if c.drifted) / len(tested) if tested else None
-        pred_col = next((c for c in drift.columns if _is_prediction(c)), None) if drift else None
+        cols = _inputs_tested(tested)
+        share = sum(1 for c in cols if c.drifted) / len(cols) if cols else None
+        pred_col = next((c for c in tested.columns if _is_prediction(c)), None) if tested else None
         err, p99 = traffic(first_ts, last_ts)
         return Window(
             pos=i,
@@ -255,7 +278,7 @@ def monitor(
             last_ts=last_ts,
             rows=b - a,
             labelled=int(mask.sum()),
-            drift=drift,
+            drift=tested,
             drift_share=share,
             drifted=None if share is None else share >= opts.drift_share,
             prediction_drift=pred_col.drifted if pred_col else None,
