@@ -25,6 +25,28 @@ def test_help_is_fast_because_heavy_libraries_stay_unloaded() -> None:
     assert r.code == 0 and "data" in r.out
 
 
+def test_listing_commands_load_no_ml_library(tmp_path: Path) -> None:
+    """A list is a catalog read: it must not pay for importing scikit-learn or LightGBM
+    (``pipeline list`` took 2 s of imports for a metric name's check)."""
+    root = tmp_path / "proj"
+    assert run_cli("init", str(root)).code == 0
+    cfg = root / "workbench.toml"
+    cfg.write_text(cfg.read_text() + '\n[pipeline.monthly]\ndataset = "d"\nmodel = "m"\n'
+                   'target = "y"\nmetric = "val_auc"\nrecipe = { model = "lightgbm" }\n')  # fmt: skip
+    code = (
+        "import sys\n"
+        "from workbench.cli.main import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('LOADED', ','.join(m for m in ('sklearn', 'lightgbm') if m in sys.modules))"
+    )
+    for args in (["data", "list"], ["runs", "list"], ["model", "list"], ["audit"],
+                 ["pipeline", "list", "monthly"]):  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", code, "--project", str(root), *args],
+                             capture_output=True, text=True)  # fmt: skip
+        assert out.returncode == 0, (args, out.stderr)
+        assert out.stdout.strip().splitlines()[-1] == "LOADED", (args, out.stdout)
+
+
 def test_init_add_list_show_head_export(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     assert run_cli("init", str(root)).code == 0
