@@ -443,3 +443,29 @@ def test_the_monitor_screen_lists_watched_models_runs_a_report_and_opens_a_windo
         assert app.screen.report.id == drift_id  # type: ignore[attr-defined]
 
     drive(tui_project, steps)
+
+
+def test_a_report_without_drift_says_so_on_enter(tui_project: Project, tmp_path: Any) -> None:
+    """A report made with --no-drift shows no drift and says why enter opens nothing (not
+    that the window was too small)."""
+    from workbench.app.monitoring import run
+    from workbench.core.models.scoring import predict
+
+    predict(tui_project, "churn-model@production", "churn@2", tmp_path / "scored.parquet")
+    run(tui_project, "churn-model@production", "batch", drift=False)
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("w")
+        await settle(pilot, rounds=4)
+        windows = table(app, "#mon-windows")
+        assert windows.row_count == 1
+        row = [str(c) for c in windows.get_row_at(0)]
+        assert row[1] == "600" and row[3] == "-" and "[" in row[5]
+        windows.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current_mode != "drift"
+        said = [n.message for n in app._notifications]
+        assert any("--no-drift" in m for m in said), said
+
+    drive(tui_project, steps)

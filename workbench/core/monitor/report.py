@@ -31,7 +31,7 @@ from workbench.core.monitor.logged import (
     reference_for,
     task_of,
 )
-from workbench.core.monitor.windows import WindowSpec, window_ids, window_label
+from workbench.core.monitor.windows import MIN_DRIFT_ROWS, WindowSpec, window_ids, window_label
 from workbench.core.store import audit
 
 if TYPE_CHECKING:
@@ -42,9 +42,6 @@ if TYPE_CHECKING:
     from workbench.core.project import Project
 
 MAX_WINDOWS = 100  # the latest; older ones are in earlier reports
-# A window this small is not tested for drift: three rows sent again and again (a health
-# check, a demo) would each call every column drifted.
-MIN_DRIFT_ROWS = 30
 
 
 @dataclass

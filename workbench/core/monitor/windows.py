@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 _ROWS = re.compile(r"^(\d+)\s*rows?$")
 _PERIOD = re.compile(r"^(\d+)\s*(h|d|w)$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+# A window this small is not tested for drift: three rows sent again and again (a health
+# check, a demo) would each call every column drifted.
+MIN_DRIFT_ROWS = 30
 WINDOW_HELP = "1000rows (every N rows), 1h/1d/7d/1w (every period), or batch (each request)"
 
 

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Header, Label, Static
 from textual_plotext import PlotextPlot
 
 from workbench.core.monitor.estimate import MAIN_METRIC
+from workbench.core.monitor.windows import MIN_DRIFT_ROWS
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.messages import Open
@@ -108,11 +109,13 @@ class MonitorScreen(WBScreen):
             return
         windows = self.body.get("windows") or []
         if 0 <= event.cursor_row < len(windows):
-            report = windows[event.cursor_row].get("drift_report")
-            if report:
-                self.post_message(Open("drift", report))
+            window = windows[event.cursor_row]
+            if window.get("drift_report"):
+                self.post_message(Open("drift", window["drift_report"]))
+            elif (window.get("rows") or 0) < MIN_DRIFT_ROWS:
+                self.notify(f"a window of under {MIN_DRIFT_ROWS} rows is not tested for drift")
             else:
-                self.notify("this window has too few rows for a drift report")
+                self.notify("this report left drift out (--no-drift): u monitors with it")
 
     def _load_report(self, index: int) -> None:
         if not 0 <= index < len(self.rows):
