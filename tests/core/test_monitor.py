@@ -177,6 +177,15 @@ def test_predict_logs_its_rows_and_monitor_stores_an_audited_report(
     assert [w["rows"] for w in body["windows"]] == [800, 800, 800]
     assert body["windows"][0]["metrics"]["auc"]["estimated"] > 0.6
     assert body["windows"][0]["drift_report"] is not None
+    # what it predicted, window by window: the scored files' own shares and mean score
+    for k, w in enumerate(body["windows"]):
+        scored = pl.read_parquet(tmp_path / f"o{k}.parquet")
+        assert w["predictions"]["shares"]["1"] == pytest.approx(
+            (scored["prediction"] == 1).mean()
+        )
+        assert sum(w["predictions"]["shares"].values()) == pytest.approx(1)
+        assert w["predictions"]["mean_score"] == pytest.approx(scored["proba_1"].mean())
+    assert 0 < body["reference_predictions"]["shares"]["1"] < 1
     with watched.catalog.read() as con:
         assert con.execute("SELECT count(*) FROM monitor_reports").fetchone() == (2,)
         assert con.execute("SELECT count(*) FROM monitor_windows").fetchone() == (6,)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.data.sources import Table
 from workbench.core.drift.columns import ColumnDrift, DriftReport, Options, compare_column
 from workbench.core.errors import NotFoundError
-from workbench.core.monitor import learnt
+from workbench.core.monitor import learnt, predicted
 from workbench.core.monitor.estimate import Estimate, Estimator
 from workbench.core.monitor.logged import (
     Reference,
@@ -61,6 +61,7 @@ class Window:
     estimates: list[Estimate]
     alerts: list[str] = field(default_factory=list)
     drift_stored: bool = False  # an earlier report's drift of the very same rows
+    predictions: dict[str, Any] | None = None  # core/monitor/predicted.py's summary
 
     def metric(self, name: str) -> Estimate | None:
         return next((e for e in self.estimates if e.metric == name), None)
@@ -84,6 +85,7 @@ class Window:
             "drifted": self.drifted,
             "drifted_columns": self.drifted_columns(),
             "prediction_drift": self.prediction_drift,
+            "predictions": self.predictions,
             "error_rate": self.error_rate,
             "p99_latency_ms": self.p99_latency_ms,
             "metrics": {e.metric: e.to_dict() for e in self.estimates},
@@ -103,6 +105,7 @@ class MonitorReport:
     reference: str
     windows: list[Window]
     notes: list[str] = field(default_factory=list)
+    reference_predictions: dict[str, Any] | None = None  # what the windows' are held to
 
     @property
     def latest(self) -> Window | None:
@@ -118,6 +121,7 @@ class MonitorReport:
             "window": self.window,
             "since": self.since.isoformat() if self.since else None,
             "reference": self.reference,
+            "reference_predictions": self.reference_predictions,
             "notes": self.notes,
             "windows": [w.to_dict() for w in self.windows],
         }
@@ -283,6 +287,7 @@ def monitor(
             p99_latency_ms=p99,
             estimates=estimates,
             drift_stored=stored,
+            predictions=predicted.summary(task, classes, out.pred[a:b], out.scores[a:b]),
         )
 
     with ThreadPoolExecutor(2) as pool:
@@ -298,6 +303,9 @@ def monitor(
         reference=ref_label,
         windows=windows,
         notes=notes,
+        reference_predictions=predicted.summary(
+            task, classes, ref_outputs.pred, ref_outputs.scores
+        ),
     )
 
 

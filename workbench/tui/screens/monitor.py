@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Header, Label, Static
 from textual_plotext import PlotextPlot
 
 from workbench.core.monitor.estimate import MAIN_METRIC
+from workbench.core.monitor.predicted import text as predicted_text
 from workbench.core.monitor.windows import MIN_DRIFT_ROWS
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
@@ -151,7 +152,7 @@ class MonitorScreen(WBScreen):
             self.metric = MAIN_METRIC.get(task, "auc")
         m = self.metric
         assert m is not None
-        table.add_columns("window", "rows", "labelled", "drifted", "pred. drift",
+        table.add_columns("window", "rows", "labelled", "drifted", "predicted", "pred. drift",
                           f"est. {m} [band]", f"real {m}", "errors", "p99 ms", "alerts")  # fmt: skip
         for w in body.get("windows") or []:
             e = w["metrics"].get(m) or {}
@@ -171,7 +172,8 @@ class MonitorScreen(WBScreen):
             )
             pred = {True: "[red]yes[/]", False: "no"}.get(w.get("prediction_drift"), "-")
             table.add_row(
-                escape(w["window"]), f"{w['rows']:,}", f"{w['labelled']:,}", drift, pred, band,
+                escape(w["window"]), f"{w['rows']:,}", f"{w['labelled']:,}", drift,
+                escape(predicted_text(w.get("predictions"))), pred, band,
                 real, "-" if w.get("error_rate") is None else f"{w['error_rate']:.1%}",
                 fmt(w.get("p99_latency_ms")), f"[red]{escape(', '.join(w['alerts']))}[/]",
             )  # fmt: skip
@@ -183,7 +185,11 @@ class MonitorScreen(WBScreen):
             f"{escape(body['model'])}: windows of {escape(body['window'])}, report "
             f"{body['report'][:8]} (enter opens a window's drift report; k: next metric)"
         )
-        notes.update(escape(" ".join([f"Reference: {body['reference']}.", *body.get("notes", [])])))
+        said = predicted_text(body.get("reference_predictions"))
+        there = f" It predicted {said} there." if said != "-" else ""
+        notes.update(
+            escape(" ".join([f"Reference: {body['reference']}.{there}", *body.get("notes", [])]))
+        )
 
     def action_next_metric(self) -> None:
         if self.body is None:
