@@ -180,9 +180,7 @@ def test_predict_logs_its_rows_and_monitor_stores_an_audited_report(
     # what it predicted, window by window: the scored files' own shares and mean score
     for k, w in enumerate(body["windows"]):
         scored = pl.read_parquet(tmp_path / f"o{k}.parquet")
-        assert w["predictions"]["shares"]["1"] == pytest.approx(
-            (scored["prediction"] == 1).mean()
-        )
+        assert w["predictions"]["shares"]["1"] == pytest.approx((scored["prediction"] == 1).mean())
         assert sum(w["predictions"]["shares"].values()) == pytest.approx(1)
         assert w["predictions"]["mean_score"] == pytest.approx(scored["proba_1"].mean())
     assert 0 < body["reference_predictions"]["shares"]["1"] < 1

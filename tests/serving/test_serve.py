@@ -358,6 +358,8 @@ def test_the_grafana_dashboard_reads_what_metrics_exposes(registered: Project) -
     import re
 
     root = registered.root
+    cfg = root / "workbench.toml"  # an alert, so that its gauge is exposed
+    cfg.write_text(cfg.read_text() + '\n[alerts.busy]\nwhen = "rows >= 40"\n')
     res = run_cli("train", "churn@1", "-t", "spend", "-m", "lightgbm", "--json", cwd=root)
     assert res.code == 0, res.err
     run_id = json.loads(res.out)["id"]
