@@ -115,10 +115,10 @@ def _check_metric(name: str) -> None:
 
 
 def _metric_fn(name: str) -> Callable[[Any, Any, Any], float]:
+    _check_metric(name)
     import numpy as np
     from sklearn import metrics as m
 
-    _check_metric(name)
     base = name.removeprefix("val_")
 
     def auc(y: Any, pred: Any, proba: Any) -> float:

@@ -105,7 +105,7 @@ class MonitorReport:
     reference: str
     windows: list[Window]
     notes: list[str] = field(default_factory=list)
-    reference_predictions: dict[str, Any] | None = None  # what the windows' are held to
+    reference_predictions: dict[str, Any] | None = None  # what the windows' are compared with
 
     @property
     def latest(self) -> Window | None:
@@ -155,6 +155,11 @@ def monitor(
 
     opts = options or Options()
     opts.check()
+
+    def reads(task: str | None) -> bool:
+        """Whether the logged inputs are read: for drift, or a regressor's nanny model."""
+        return drift or task == "regression"
+
     mv = project.models.resolve(model_ref)
     alias = model_ref.split("@", 1)[1] if "@" in model_ref else None
     if alias is not None and alias.isdigit():
@@ -168,24 +173,23 @@ def monitor(
     if kept is not None:
         est, ref_outputs, ref_label = kept.estimator, kept.outputs, kept.label
         task, classes = est.task, est.classes
-        logged = read_logged(
-            project, mv, since, _output_names(task, classes) or [], drift or task == "regression"
-        )
+        logged = read_logged(project, mv, since, _output_names(task, classes) or [], reads(task))
     else:
         # The log is read (off the GIL) while the model loads (imports, on it): the
         # signature of a model trained here names its outputs; otherwise the model does.
         said = _output_names(mv.signature.get("task"), mv.signature.get("classes"))
-        said_inputs = drift or mv.signature.get("task") == "regression"
         with ThreadPoolExecutor(1) as pool:
             early = (
-                pool.submit(read_logged, project, mv, since, said, said_inputs) if said else None
+                pool.submit(read_logged, project, mv, since, said, reads(mv.signature.get("task")))
+                if said
+                else None
             )
             model = project.models.load(mv)
             ref = reference_for(project, mv, model, reference, target)
             task, classes, _ = task_of(model, mv, target)
             names = _output_names(task, classes) or ["prediction"]
             early_log = early.result() if early and names == said else None
-        logged = early_log or read_logged(project, mv, since, names, drift or task == "regression")
+        logged = early_log or read_logged(project, mv, since, names, reads(task))
         x_ref = matrix(model, ref.frame, inputs) if task == "regression" else (None, [])
         est = Estimator.fit(
             task, classes, ref.y, ref.outputs.pred, ref.outputs.scores, x_ref[0], x_ref[1]
@@ -231,19 +235,15 @@ def monitor(
     # A window an earlier report already tested (same rows, same span) keeps its drift
     # report: hourly monitoring recomputes and stores only what is new.
     earlier = _earlier_drift(project, mv, spec) if options is None and drift else {}
+    known = [earlier.get((ts[int(a)], ts[int(b) - 1], int(b - a))) for a, b in slices]
+    anew = [
+        drift and k is None and b - a >= MIN_DRIFT_ROWS
+        for k, (a, b) in zip(known, slices, strict=True)
+    ]
     # The training side is read (and sorted) only when some window is tested anew.
-    fresh = drift and any(
-        b - a >= MIN_DRIFT_ROWS and (ts[int(a)], ts[int(b) - 1], int(b - a)) not in earlier
-        for a, b in slices
-    )
-    side = None
-    if fresh:
+    if any(anew):
         train_side, train_id = _training_side(project, mv, ref, inputs)
-        side = (
-            train_side,
-            train_id,
-            _prediction_series(ref_outputs.scores, ref_outputs.pred, task),
-        )
+        ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
 
     def one(i: int) -> Window:
         a, b = int(slices[i][0]), int(slices[i][1])
@@ -259,14 +259,14 @@ def monitor(
         first_ts, last_ts = ts[a], ts[b - 1]
         label = window_label(spec, first_ts, last_ts, rids[a], i + first)
         tested, stored = None, False
-        known = earlier.get((first_ts, last_ts, b - a))
-        if known is not None:
-            tested, stored = project.drift.get(known), True
-        elif side is not None and b - a >= MIN_DRIFT_ROWS:
+        earlier_id = known[i]
+        if earlier_id is not None:
+            tested, stored = project.drift.get(earlier_id), True
+        elif anew[i]:
             tested = _window_drift(
-                mv, side[0], part, inputs, opts, side[2],
+                mv, train_side, part, inputs, opts, ref_pred,
                 _prediction_series(out.scores[a:b], out.pred[a:b], task),
-                report_id, f"{mv.ref} {label}", side[1],
+                report_id, f"{mv.ref} {label}", train_id,
             )  # fmt: skip
         cols = _inputs_tested(tested)
         share = sum(1 for c in cols if c.drifted) / len(cols) if cols else None
