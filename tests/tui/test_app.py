@@ -199,7 +199,21 @@ def test_promote_is_refused_by_a_failing_gate_then_passes_to_staging(tui_project
         await pilot.click("#check")
         await settle(pilot)
         assert not dialog.query_one("#do-promote", Button).disabled
+        # While a (slow) promotion runs, nothing can start a gate check or a second
+        # promotion (a check landing then once swallowed the promotion's answer and left
+        # the dialog open), and the dialog says it is promoting; then it closes.
+        real = tui_project.models.promote
+
+        def slow_promote(*args: Any, **kw: Any) -> Any:
+            time.sleep(0.8)
+            return real(*args, **kw)
+
+        tui_project.models.promote = slow_promote  # type: ignore[method-assign]
         await pilot.click("#do-promote")
+        await pilot.pause()
+        for button in ("#do-promote", "#do-force", "#check"):
+            assert dialog.query_one(button, Button).disabled, button
+        assert "promoting to staging" in text(dialog.query_one("#promote-status", Static))
         await settle(pilot)
         assert type(app.screen).__name__ == "ModelsScreen"
         assert tui_project.models.resolve("churn-model@staging").version == 2

@@ -313,8 +313,7 @@ class PromoteDialog(Loader, ModalScreen[bool]):
             return
         self.query_one("#do-promote", Button).disabled = True
         self.query_one("#do-force", Button).disabled = True
-        if self._timer is not None:
-            self._timer.stop()
+        self._stop_timer()
         # checked again once typing pauses: a drift gate computes a report each time
         self._timer = self.set_timer(0.4, self._check)
 
@@ -344,7 +343,15 @@ class PromoteDialog(Loader, ModalScreen[bool]):
     def action_cancel(self) -> None:
         self.dismiss(False)
 
+    def _stop_timer(self) -> None:
+        # A check asked for (enter, the button) or a promotion supersedes the one
+        # pending from typing; left running, it would fire mid-promotion.
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
     def _check(self) -> None:
+        self._stop_timer()
         alias = self._alias()
         if not alias:
             return
@@ -388,7 +395,12 @@ class PromoteDialog(Loader, ModalScreen[bool]):
     def _promote(self, force: bool) -> None:
         from workbench.core.models.versions import PromotionRefused
 
+        self._stop_timer()
         alias, reason = self._alias(), self._reason()
+        # Nothing in the dialog can start another check or a second promotion while
+        # this one runs; the status says what is happening.
+        self._hold(True)
+        self.query_one("#promote-status", Static).update(f"promoting to {alias}…")
 
         def act() -> Any:
             try:
@@ -400,6 +412,7 @@ class PromoteDialog(Loader, ModalScreen[bool]):
 
         def done(res: Any) -> None:
             if isinstance(res, PromotionRefused):
+                self._hold(False)
                 self._gates(res.results)
                 self._failed(res.message)
                 return
@@ -407,4 +420,17 @@ class PromoteDialog(Loader, ModalScreen[bool]):
             self.app.notify(f"{self.model}@{alias} -> v{self.version}{forced}")
             self.dismiss(True)
 
-        self.load(act, done, on_error=self._failed)
+        # its own group: a gate check landing meanwhile must not drop the promotion's
+        # answer (a load shows only the newest result of its group)
+        def failed(message: str) -> None:
+            self._hold(False)
+            self._failed(message)
+
+        self.load(act, done, group="promote", on_error=failed)
+
+    def _hold(self, on: bool) -> None:
+        for sel in ("#promote-alias", "#promote-reason", "#check"):
+            self.query_one(sel).disabled = on
+        if on:
+            self.query_one("#do-promote", Button).disabled = True
+            self.query_one("#do-force", Button).disabled = True
