@@ -121,6 +121,13 @@ def test_the_main_commands_work_with_the_network_blocked(tmp_path: Path) -> None
         ["--project", str(project), "export", "mlflow", str(tmp_path / "ml")],
         ["--project", str(project), "import", "mlflow", str(tmp_path / "ml")],
         ["--project", str(project), "verify"],
+        # a folder remote (a USB stick across an air gap) needs no network either
+        ["--project", str(project), "remote", "add", "usb", str(tmp_path / "usb")],
+        ["--project", str(project), "push"],
+        ["init", str(tmp_path / "across")],
+        ["--project", str(tmp_path / "across"), "remote", "add", "usb", str(tmp_path / "usb")],
+        ["--project", str(tmp_path / "across"), "pull"],
+        ["--project", str(tmp_path / "across"), "verify"],
     ]
     for args in commands:
         proc = subprocess.run(

@@ -90,6 +90,7 @@ def _register() -> None:
         model_cmd,
         monitor_cmd,
         pipeline_cmd,
+        remote_cmd,
         runs_cmd,
         serve_cmd,
         sql_cmd,
@@ -115,6 +116,9 @@ def _register() -> None:
     cli.add_command(sql_cmd.import_)
     cli.add_command(pipeline_cmd.pipeline)
     cli.add_command(config_cmd.config)
+    cli.add_command(remote_cmd.remote)
+    cli.add_command(remote_cmd.push)
+    cli.add_command(remote_cmd.pull)
 
 
 _register()

@@ -116,6 +116,20 @@ def dangling_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
     return problems
 
 
+def catalog_references(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every digest a catalog's rows point at, with what points at it (for a message):
+    what a copy of the catalog needs beside it to be whole (``verify``, a pull)."""
+    refs: dict[str, str] = {}
+    for ds, num, blob, patches in con.execute(
+        "SELECT dataset, number, blob, patches FROM dataset_segments ORDER BY dataset, number, seq"
+    ).fetchall():
+        for d in (blob, *patches):
+            refs.setdefault(d, f"{ds}@{num}")
+    for d, kind in con.execute("SELECT hash, kind FROM objects").fetchall():
+        refs.setdefault(d, f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}")
+    return refs
+
+
 def referenced_objects(project: Project) -> dict[str, str]:
     """Every digest the catalog points at, with what points at it.
 
@@ -123,18 +137,11 @@ def referenced_objects(project: Project) -> dict[str, str]:
     it ends: they count as referenced (by its run folder), not as orphans.
     """
 
-    refs: dict[str, str] = {}
     with project.catalog.read() as con:
         live = [
             r[0] for r in con.execute("SELECT id FROM runs WHERE status = 'running'").fetchall()
         ]
-        for ds, num, blob, patches in con.execute(
-            "SELECT dataset, number, blob, patches FROM dataset_segments ORDER BY dataset, number, seq"
-        ).fetchall():
-            for d in (blob, *patches):
-                refs.setdefault(d, f"{ds}@{num}")
-        for (d,) in con.execute("SELECT hash FROM objects").fetchall():
-            refs.setdefault(d, "objects table")
+        refs = catalog_references(con)
     for run_id in live:
         try:
             arts = json.loads((project.store_dir / "runs" / run_id / "artifacts.json").read_text())

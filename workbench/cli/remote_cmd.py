@@ -1,0 +1,114 @@
+"""``workbench remote``, ``push`` and ``pull``: the store copied to a folder or a bucket."""
+
+from __future__ import annotations
+
+import click
+
+from workbench.cli.context import Ctx, pass_ctx
+from workbench.cli.output import console, echo, json_option, print_json, table
+from workbench.textfmt import human_bytes
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def remote() -> None:
+    """Where `workbench push` and `pull` copy this project's store."""
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option(
+    "--endpoint-url", help="An S3-compatible server's address (MinIO, Ceph…); default: "
+    "AWS, or $AWS_ENDPOINT_URL.",
+)  # fmt: skip
+@pass_ctx
+def add(ctx: Ctx, name: str, url: str, endpoint_url: str | None) -> None:
+    """Name a remote: URL is s3://BUCKET[/PREFIX] (credentials from the environment or
+    ~/.aws, never stored) or a folder (a NAS mount, a USB stick)."""
+    from workbench.core.remote import config
+
+    spec = config.add(ctx.project.store_dir, name, url, endpoint_url)
+    echo(f"Added remote {spec.name}: {spec.url}")
+
+
+@remote.command("list")
+@json_option
+@pass_ctx
+def list_(ctx: Ctx, as_json: bool) -> None:
+    """The remotes this project knows."""
+    from workbench.core.remote import config
+
+    remotes = config.load(ctx.project.store_dir)
+    if as_json:
+        print_json([{"name": s.name, "url": s.url, "endpoint_url": s.endpoint_url}
+                    for s in remotes.values()])  # fmt: skip
+        return
+    if not remotes:
+        echo("No remotes: `workbench remote add NAME URL`")
+        return
+    rows = [[s.name, s.kind, s.url, s.endpoint_url or ""] for s in remotes.values()]
+    console().print(table(None, ["name", "kind", "url", "endpoint"], rows))
+
+
+@remote.command("remove")
+@click.argument("name")
+@pass_ctx
+def remove(ctx: Ctx, name: str) -> None:
+    """Forget a remote (what it holds stays there)."""
+    from workbench.core.remote import config
+
+    spec = config.remove(ctx.project.store_dir, name)
+    echo(f"Removed remote {spec.name} ({spec.url})")
+
+
+@click.command()
+@click.argument("name", required=False)
+@json_option
+@pass_ctx
+def push(ctx: Ctx, name: str | None, as_json: bool) -> None:
+    """Send this project's datasets, runs, models and audit trail to remote NAME (the only
+    one, or origin): only the objects it lacks, then the catalog; refused when the
+    remote holds history this project lacks."""
+    from workbench.core.remote.sync import push as do_push
+
+    done = do_push(ctx.project, name)
+    if as_json:
+        print_json(done)
+        return
+    if done.up_to_date:
+        echo(f"{done.remote} is up to date (audit entry {done.audit_seq})")
+        return
+    echo(
+        f"Pushed to {done.remote}: {done.objects_sent:,} object(s), "
+        f"{human_bytes(done.bytes_sent)} ({done.objects_present:,} already there), and the "
+        f"catalog ({human_bytes(done.catalog_bytes)}); audit entry {done.before_seq} -> "
+        f"{done.audit_seq}"
+    )
+    if done.running:
+        echo(f"{done.running} run(s) were still running: they arrive as running; push again "
+             "when they end")  # fmt: skip
+
+
+@click.command()
+@click.argument("name", required=False)
+@json_option
+@pass_ctx
+def pull(ctx: Ctx, name: str | None, as_json: bool) -> None:
+    """Bring this project up to remote NAME (the only one, or origin): every object
+    checked against its hash before anything changes; refused when this project holds
+    history the remote lacks."""
+    from workbench.core.remote.sync import pull as do_pull
+
+    done = do_pull(ctx.project, name)
+    if as_json:
+        print_json(done)
+        return
+    if done.up_to_date:
+        echo(f"Already up to date with {done.remote} (audit entry {done.audit_seq})")
+        return
+    echo(
+        f"Pulled from {done.remote}: {done.objects_sent:,} object(s), "
+        f"{human_bytes(done.bytes_sent)} ({done.objects_present:,} already here), and the "
+        f"catalog ({human_bytes(done.catalog_bytes)}); audit entry {done.before_seq} -> "
+        f"{done.audit_seq}"
+    )

@@ -1,0 +1,403 @@
+"""``push`` and ``pull``: a project's store copied to and from a remote.
+
+A remote holds three things, in the same layout on a folder or in a bucket::
+
+    objects/ab/cdef…        the blobs, named by SHA-256 (as in .workbench/objects)
+    catalogs/<sha256>.duckdb  consistent copies of the catalog, named by their hash
+    HEAD                    JSON: which catalog copy is current, and its audit head
+
+Blobs are content-addressed, so what to send is a set difference; a push sends the
+missing blobs first, then the catalog copy, and writes ``HEAD`` last, so a push killed
+halfway leaves the remote as it was (plus blobs nothing points at yet, which the next
+push does not send again). A pull checks everything it fetched against its hash before
+it changes anything, writes the blobs, then replaces the catalog's rows in one
+transaction.
+
+History is the audit chain: every change to a project appends an entry whose hash
+covers all before it. A push is allowed when this project's chain contains the remote's
+head (the remote is behind or equal), a pull when the remote's chain contains this
+project's head (this project is behind). Otherwise the two have diverged, and both
+refuse and say what to do: there is no merge. Logged serving requests are not on the
+chain, so they are compared by themselves. Push and pull add no audit entry of their
+own: after a pull the project's trail is the remote's, entry for entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.errors import StoreError
+from workbench.core.remote import config
+from workbench.core.remote.backends import Backend, open_backend
+from workbench.core.store import audit
+from workbench.core.store.catalog import ATTACHED, one
+from workbench.core.store.migrations import SCHEMA_VERSION
+from workbench.core.store.verify import catalog_references
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from workbench.core.project import Project
+
+HEAD_KEY = "HEAD"
+FORMAT = 1
+OBJECTS = "objects/"
+
+
+@dataclass
+class Synced:
+    """What a push or a pull did, for the one line the CLI prints (and ``--json``)."""
+
+    remote: str
+    url: str
+    direction: str  # "push" | "pull"
+    objects_sent: int = 0  # sent (push) or fetched (pull)
+    bytes_sent: int = 0
+    objects_present: int = 0  # already on the other side
+    catalog_bytes: int = 0
+    audit_seq: int = 0  # the head both sides now share
+    before_seq: int = 0  # the other side's head before
+    up_to_date: bool = False
+    running: int = 0  # runs still running when the catalog was copied
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RemoteHead:
+    catalog: str
+    catalog_bytes: int
+    schema: int
+    audit: audit.Head
+    requests: int
+    objects: int
+
+    def to_json(self) -> bytes:
+        doc = {
+            "format": FORMAT,
+            "catalog": self.catalog,
+            "catalog_bytes": self.catalog_bytes,
+            "schema": self.schema,
+            "audit": self.audit.to_dict(),
+            "requests": self.requests,
+            "objects": self.objects,
+            "pushed_at": audit.now().isoformat(),
+            "pushed_by": audit.actor(),
+        }
+        return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def _object_key(digest: str) -> str:
+    return f"{OBJECTS}{digest[:2]}/{digest[2:]}"
+
+
+def _catalog_key(digest: str) -> str:
+    return f"catalogs/{digest}.duckdb"
+
+
+def read_head(backend: Backend, name: str) -> RemoteHead | None:
+    raw = backend.get(HEAD_KEY)
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        if doc.get("format") != FORMAT:
+            raise StoreError(
+                f"the remote {name} was written in format {doc.get('format')}, this workbench "
+                f"knows {FORMAT}; upgrade workbench"
+            )
+        h = doc["audit"]
+        return RemoteHead(
+            catalog=str(doc["catalog"]),
+            catalog_bytes=int(doc["catalog_bytes"]),
+            schema=int(doc["schema"]),
+            audit=audit.Head(int(h["seq"]), str(h["hash"])),
+            requests=int(doc.get("requests", 0)),
+            objects=int(doc.get("objects", 0)),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise StoreError(
+            f"the remote {name}'s HEAD is not one workbench wrote; refusing it"
+        ) from None
+
+
+@contextlib.contextmanager
+def _scratch(project: Project) -> Iterator[Path]:
+    """A folder in the store's tmp/ for a catalog copy, removed whatever happens."""
+    area = project.store_dir / "tmp" / f"sync-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    try:
+        area.mkdir(parents=True)
+    except OSError as exc:
+        raise StoreError(f"cannot write to the project store: {exc.strerror}") from None
+    try:
+        yield area
+    finally:
+        shutil.rmtree(area, ignore_errors=True)
+
+
+def _requests(con: duckdb.DuckDBPyConnection) -> int:
+    return int(one(con, "SELECT count(*) FROM serving_requests")[0])
+
+
+def _parallel(backend: Backend) -> int:
+    # S3 is bound by round trips, so many requests in flight; a folder by its disk
+    return 8 if type(backend).__name__ == "S3Backend" else 2
+
+
+def _diverged(name: str, remote: audit.Head, local: audit.Head, pushing: bool) -> StoreError:
+    if pushing:
+        return StoreError(
+            f"the remote {name} holds history this project lacks (its audit trail is at "
+            f"entry {remote.seq}, which this project's does not contain): "
+            f"`workbench pull {name}` first; if this project has changed too, the two have "
+            "diverged: push to another remote instead"
+        )
+    return StoreError(
+        f"this project holds history the remote {name} lacks (audit entry {local.seq} is "
+        f"not in the remote's trail, which is at entry {remote.seq}): a pull would "
+        f"overwrite it. `workbench push {name}` if the remote is behind; if both have "
+        "changed, pull into a new project (`workbench init DIR`, `workbench --project DIR "
+        f"remote add {name} URL`, `workbench --project DIR pull`)"
+    )
+
+
+def push(project: Project, name: str | None = None) -> Synced:
+    """Send this project's objects and catalog to a remote that is behind it."""
+    spec = config.get(project.store_dir, name)
+    backend = open_backend(spec.url, spec.endpoint_url)
+    with contextlib.suppress(StoreError):  # a read-only store still has what is folded
+        project.fold_predictions()
+    remote = read_head(backend, spec.name)
+    done = Synced(spec.name, spec.url, "push")
+    done.before_seq = remote.audit.seq if remote else 0
+    with _scratch(project) as area:
+        snap = area / "catalog.duckdb"
+        with project.catalog.read() as con:
+            local = audit.head_or_genesis(con)
+            requests = _requests(con)
+            if remote is not None:
+                if audit.reaches(con, remote.audit, f"the remote {spec.name}"):
+                    raise _diverged(spec.name, remote.audit, local, pushing=True)
+                if remote.requests > requests:
+                    raise StoreError(
+                        f"the remote {spec.name} holds {remote.requests - requests:,} logged "
+                        f"serving request(s) this project lacks: `workbench pull {spec.name}` "
+                        "first"
+                    )
+                if remote.audit == local and remote.requests == requests:
+                    done.up_to_date, done.audit_seq = True, local.seq
+                    return done
+            refs = catalog_references(con)
+            (done.running,) = one(con, "SELECT count(*) FROM runs WHERE status = 'running'")
+            literal = str(snap).replace("'", "''")
+            con.execute(f"ATTACH '{literal}' AS wb_snapshot")
+            try:
+                con.execute(f"COPY FROM DATABASE {ATTACHED} TO wb_snapshot")
+            finally:
+                con.execute("DETACH wb_snapshot")
+        backend.clean()
+        have = {k[len(OBJECTS) :].replace("/", "") for k in backend.keys(OBJECTS)}
+        missing = sorted(set(refs) - have)
+        done.objects_present = len(refs) - len(missing)
+
+        def send(digest: str) -> int:
+            data = project.objects.read_bytes(digest, refs[digest])  # refused if damaged
+            backend.put(_object_key(digest), data)
+            return len(data)
+
+        with ThreadPoolExecutor(_parallel(backend)) as pool:
+            for size in pool.map(send, missing):
+                done.objects_sent += 1
+                done.bytes_sent += size
+        data = snap.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    backend.put(_catalog_key(digest), data)
+    done.catalog_bytes = len(data)
+    head = RemoteHead(digest, len(data), SCHEMA_VERSION, local, requests, len(refs))
+    # HEAD last: until here, a reader of the remote sees what was there before
+    if read_head(backend, spec.name) != remote:
+        raise StoreError(
+            f"someone else pushed to {spec.name} while this push ran; "
+            f"`workbench pull {spec.name}`, then push again"
+        )
+    backend.put(HEAD_KEY, head.to_json())
+    done.audit_seq = local.seq
+    return done
+
+
+def _open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    return duckdb.connect(str(path), read_only=True)
+
+
+def _snapshot_schema(path: Path, name: str) -> None:
+    """Refuse a catalog copy from a newer workbench; bring an older one up to date."""
+    from workbench.core.store.catalog import Catalog
+
+    con = _open_snapshot(path)
+    try:
+        version = Catalog._version(con)
+    finally:
+        con.close()
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the remote {name} was pushed by a newer workbench (schema {version}, this one "
+            f"knows {SCHEMA_VERSION}); upgrade workbench"
+        )
+    if version < SCHEMA_VERSION:
+        Catalog(path).migrate()
+
+
+def _fetch(
+    backend: Backend, name: str, wanted: dict[str, str], keep: Callable[[str, bytes], object]
+) -> int:
+    """Fetch blobs in parallel, each checked against its name before ``keep`` sees it."""
+
+    def one_blob(digest: str) -> tuple[str, bytes]:
+        data = backend.get(_object_key(digest))
+        if data is None:
+            raise StoreError(
+                f"the remote {name} lacks object {digest[:12]} ({wanted[digest]}) that its "
+                "catalog points at; nothing was changed (push to it again from a whole project)"
+            )
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StoreError(
+                f"object {digest[:12]} ({wanted[digest]}) on the remote {name} does not match "
+                "its hash: it was damaged there; refusing it, nothing was changed"
+            )
+        return digest, data
+
+    total = 0
+    with ThreadPoolExecutor(_parallel(backend)) as pool:
+        for digest, data in pool.map(one_blob, sorted(wanted)):
+            keep(digest, data)
+            total += len(data)
+    return total
+
+
+def _tables(con: duckdb.DuckDBPyConnection, database: str) -> Iterable[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
+        "AND table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name",
+        [database],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def pull(project: Project, name: str | None = None) -> Synced:
+    """Bring this project up to a remote that is ahead of it (or fill an empty one)."""
+    spec = config.get(project.store_dir, name)
+    backend = open_backend(spec.url, spec.endpoint_url)
+    remote = read_head(backend, spec.name)
+    if remote is None:
+        raise StoreError(f"the remote {spec.name} holds nothing yet: push to it first")
+    with contextlib.suppress(StoreError):
+        project.fold_predictions()
+    done = Synced(spec.name, spec.url, "pull")
+    with project.catalog.read() as con:
+        local = audit.head_or_genesis(con)
+        requests = _requests(con)
+    done.before_seq = local.seq
+    if local == remote.audit and requests == remote.requests:
+        done.up_to_date, done.audit_seq = True, local.seq
+        return done
+    data = backend.get(_catalog_key(remote.catalog))
+    if data is None:
+        raise StoreError(
+            f"the remote {spec.name} names catalog copy {remote.catalog[:12]}, which is not "
+            "there: push to it again from a whole project"
+        )
+    if hashlib.sha256(data).hexdigest() != remote.catalog:
+        raise StoreError(
+            f"the catalog copy on the remote {spec.name} ({remote.catalog[:12]}) does not "
+            "match its hash: it was damaged there; refusing it, nothing was changed"
+        )
+    done.catalog_bytes = len(data)
+    with _scratch(project) as area:
+        snap = area / "catalog.duckdb"
+        snap.write_bytes(data)
+        del data
+        _snapshot_schema(snap, spec.name)
+        con = _open_snapshot(snap)
+        try:
+            if broken := audit.verify_chain(con):
+                raise StoreError(
+                    f"the audit trail in the remote {spec.name}'s catalog does not verify "
+                    f"({broken[0]}); refusing it, nothing was changed"
+                )
+            if audit.head_or_genesis(con) != remote.audit:
+                raise StoreError(
+                    f"the remote {spec.name}'s catalog copy is not the one its HEAD describes; "
+                    "refusing it, nothing was changed"
+                )
+            if local.seq and audit.reaches(con, local, "this project"):
+                raise _diverged(spec.name, remote.audit, local, pushing=False)
+            refs = catalog_references(con)
+            ours = _request_ids(project)
+            if ours:
+                con.register("wb_ours", _frame(ours))
+                (lacking,) = con.execute(
+                    "SELECT count(*) FROM wb_ours ANTI JOIN serving_requests USING (id)"
+                ).fetchall()[0]
+                con.unregister("wb_ours")
+                if lacking:
+                    raise StoreError(
+                        f"this project logged {lacking:,} serving request(s) the remote "
+                        f"{spec.name} lacks: a pull would drop them; `workbench push "
+                        f"{spec.name}` first"
+                    )
+        finally:
+            con.close()
+        wanted = {d: what for d, what in refs.items() if not project.objects.has(d)}
+        done.objects_present = len(refs) - len(wanted)
+        with project.objects.stage() as stage:
+            done.bytes_sent = _fetch(
+                backend, spec.name, wanted, lambda _d, blob: stage.put_bytes(blob)
+            )
+            stage.commit()  # blobs first: a catalog row is written only once its blob is there
+        done.objects_sent = len(wanted)
+        _install(project, snap, local, spec.name)
+    done.audit_seq = remote.audit.seq
+    return done
+
+
+def _request_ids(project: Project) -> list[str]:
+    with project.catalog.read() as con:
+        return [r[0] for r in con.execute("SELECT id FROM serving_requests").fetchall()]
+
+
+def _frame(ids: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.table({"id": pa.array(ids, pa.string())})
+
+
+def _install(project: Project, snap: Path, expected: audit.Head, name: str) -> None:
+    """Replace every row of the catalog with the copy's, in one transaction: a reader
+    sees the project before the pull or after it, never between."""
+    literal = str(snap).replace("'", "''")
+    with project.catalog.write() as con:
+        if audit.head_or_genesis(con) != expected:
+            raise StoreError(f"this project changed while pulling from {name}; pull again")
+        con.execute(f"ATTACH '{literal}' AS wb_pulled (READ_ONLY)")
+        try:
+            for table in _tables(con, "wb_pulled"):
+                con.execute(f'DELETE FROM {ATTACHED}.main."{table}"')
+                con.execute(
+                    f'INSERT INTO {ATTACHED}.main."{table}" BY NAME '
+                    f'SELECT * FROM wb_pulled.main."{table}"'
+                )
+        finally:
+            con.execute("DETACH wb_pulled")
