@@ -128,6 +128,10 @@ def test_the_main_commands_work_with_the_network_blocked(tmp_path: Path) -> None
         ["--project", str(tmp_path / "across"), "remote", "add", "usb", str(tmp_path / "usb")],
         ["--project", str(tmp_path / "across"), "pull"],
         ["--project", str(tmp_path / "across"), "verify"],
+        ["--project", str(project), "bundle", "create", str(tmp_path / "p.wb")],
+        ["init", str(tmp_path / "gapped")],
+        ["--project", str(tmp_path / "gapped"), "bundle", "import", str(tmp_path / "p.wb")],
+        ["--project", str(tmp_path / "gapped"), "verify"],
     ]
     for args in commands:
         proc = subprocess.run(

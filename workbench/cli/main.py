@@ -119,6 +119,7 @@ def _register() -> None:
     cli.add_command(remote_cmd.remote)
     cli.add_command(remote_cmd.push)
     cli.add_command(remote_cmd.pull)
+    cli.add_command(remote_cmd.bundle)
 
 
 _register()

@@ -104,11 +104,69 @@ def pull(ctx: Ctx, name: str | None, as_json: bool) -> None:
         print_json(done)
         return
     if done.up_to_date:
-        echo(f"Already up to date with {done.remote} (audit entry {done.audit_seq})")
+        ahead = (f"; this project is {done.ahead} audit entr{'y' if done.ahead == 1 else 'ies'} "
+                 f"ahead: `workbench push {done.remote}`") if done.ahead else ""  # fmt: skip
+        echo(
+            f"Already up to date with {done.remote} (it is at audit entry {done.audit_seq}){ahead}"
+        )
         return
     echo(
         f"Pulled from {done.remote}: {done.objects_sent:,} object(s), "
         f"{human_bytes(done.bytes_sent)} ({done.objects_present:,} already here), and the "
         f"catalog ({human_bytes(done.catalog_bytes)}); audit entry {done.before_seq} -> "
         f"{done.audit_seq}"
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def bundle() -> None:
+    """One file that carries a project (or what changed) across an air gap."""
+
+
+@bundle.command("create")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--since", metavar="BUNDLE|DATE", help="Only what the other side lacks after importing "
+    "an earlier BUNDLE file (or: objects stored from DATE on, YYYY-MM-DD).",
+)  # fmt: skip
+@json_option
+@pass_ctx
+def bundle_create(ctx: Ctx, file: str, since: str | None, as_json: bool) -> None:
+    """Write this project's datasets, runs, models and audit trail to FILE (a tar with a
+    manifest), and FILE.sha256 beside it; with --since, only the objects added since."""
+    from workbench.core.remote.bundle import create
+
+    done = create(ctx.project, file, since)
+    if as_json:
+        print_json(done)
+        return
+    since_text = f" since {done.base}" if done.base else ""
+    echo(
+        f"Bundled {done.objects:,} of {done.referenced:,} object(s){since_text} "
+        f"({human_bytes(done.object_bytes)}) and the catalog ({human_bytes(done.catalog_bytes)}, "
+        f"audit entry {done.audit_seq}) into {done.file}: {human_bytes(done.bytes)}, "
+        f"sha256 {done.sha256[:16]}… (in {done.file}.sha256)"
+    )
+
+
+@bundle.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@json_option
+@pass_ctx
+def bundle_import(ctx: Ctx, file: str, as_json: bool) -> None:
+    """Take in a bundle: its hash, every object and its audit trail are checked before
+    anything changes; importing it again changes nothing."""
+    from workbench.core.remote.bundle import import_
+
+    done = import_(ctx.project, file)
+    if as_json:
+        print_json(done)
+        return
+    if done.up_to_date:
+        echo(f"Nothing to import: this project holds all of {done.file} (up to its audit "
+             f"entry {done.audit_seq})")  # fmt: skip
+        return
+    echo(
+        f"Imported {done.file}: {done.objects:,} object(s) ({human_bytes(done.object_bytes)}) "
+        f"and the catalog; audit entry {done.before_seq} -> {done.audit_seq}"
     )

@@ -24,25 +24,18 @@ own: after a pull the project's trail is the remote's, entry for entry.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError
-from workbench.core.remote import config
+from workbench.core.remote import config, copies
 from workbench.core.remote.backends import Backend, open_backend
 from workbench.core.store import audit
-from workbench.core.store.catalog import ATTACHED, one
 from workbench.core.store.migrations import SCHEMA_VERSION
-from workbench.core.store.verify import catalog_references
 
 if TYPE_CHECKING:
     import duckdb
@@ -69,6 +62,7 @@ class Synced:
     before_seq: int = 0  # the other side's head before
     up_to_date: bool = False
     running: int = 0  # runs still running when the catalog was copied
+    ahead: int = 0  # audit entries this project has beyond the remote (a pull that did nothing)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,24 +126,6 @@ def read_head(backend: Backend, name: str) -> RemoteHead | None:
         ) from None
 
 
-@contextlib.contextmanager
-def _scratch(project: Project) -> Iterator[Path]:
-    """A folder in the store's tmp/ for a catalog copy, removed whatever happens."""
-    area = project.store_dir / "tmp" / f"sync-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-    try:
-        area.mkdir(parents=True)
-    except OSError as exc:
-        raise StoreError(f"cannot write to the project store: {exc.strerror}") from None
-    try:
-        yield area
-    finally:
-        shutil.rmtree(area, ignore_errors=True)
-
-
-def _requests(con: duckdb.DuckDBPyConnection) -> int:
-    return int(one(con, "SELECT count(*) FROM serving_requests")[0])
-
-
 def _parallel(backend: Backend) -> int:
     # S3 is bound by round trips, so many requests in flight; a folder by its disk
     return 8 if type(backend).__name__ == "S3Backend" else 2
@@ -176,43 +152,37 @@ def push(project: Project, name: str | None = None) -> Synced:
     """Send this project's objects and catalog to a remote that is behind it."""
     spec = config.get(project.store_dir, name)
     backend = open_backend(spec.url, spec.endpoint_url)
-    with contextlib.suppress(StoreError):  # a read-only store still has what is folded
-        project.fold_predictions()
+    copies.fold(project)
     remote = read_head(backend, spec.name)
     done = Synced(spec.name, spec.url, "push")
     done.before_seq = remote.audit.seq if remote else 0
-    with _scratch(project) as area:
-        snap = area / "catalog.duckdb"
-        with project.catalog.read() as con:
-            local = audit.head_or_genesis(con)
-            requests = _requests(con)
-            if remote is not None:
-                if audit.reaches(con, remote.audit, f"the remote {spec.name}"):
-                    raise _diverged(spec.name, remote.audit, local, pushing=True)
-                if remote.requests > requests:
-                    raise StoreError(
-                        f"the remote {spec.name} holds {remote.requests - requests:,} logged "
-                        f"serving request(s) this project lacks: `workbench pull {spec.name}` "
-                        "first"
-                    )
-                if remote.audit == local and remote.requests == requests:
-                    done.up_to_date, done.audit_seq = True, local.seq
-                    return done
-            refs = catalog_references(con)
-            (done.running,) = one(con, "SELECT count(*) FROM runs WHERE status = 'running'")
-            literal = str(snap).replace("'", "''")
-            con.execute(f"ATTACH '{literal}' AS wb_snapshot")
-            try:
-                con.execute(f"COPY FROM DATABASE {ATTACHED} TO wb_snapshot")
-            finally:
-                con.execute("DETACH wb_snapshot")
+
+    def check(con: duckdb.DuckDBPyConnection, local: audit.Head, requests: int) -> bool:
+        if remote is None:
+            return True
+        if audit.reaches(con, remote.audit, f"the remote {spec.name}"):
+            raise _diverged(spec.name, remote.audit, local, pushing=True)
+        if remote.requests > requests:
+            raise StoreError(
+                f"the remote {spec.name} holds {remote.requests - requests:,} logged "
+                f"serving request(s) this project lacks: `workbench pull {spec.name}` first"
+            )
+        return not (remote.audit == local and remote.requests == requests)
+
+    with copies.scratch(project) as area:
+        copy = copies.copy_catalog(project, area / "catalog.duckdb", check)
+        if copy is None:
+            done.up_to_date = True
+            done.audit_seq = remote.audit.seq if remote else 0
+            return done
+        done.running = copy.running
         backend.clean()
         have = {k[len(OBJECTS) :].replace("/", "") for k in backend.keys(OBJECTS)}
-        missing = sorted(set(refs) - have)
-        done.objects_present = len(refs) - len(missing)
+        missing = sorted(set(copy.refs) - have)
+        done.objects_present = len(copy.refs) - len(missing)
 
         def send(digest: str) -> int:
-            data = project.objects.read_bytes(digest, refs[digest])  # refused if damaged
+            data = project.objects.read_bytes(digest, copy.refs[digest])  # refused if damaged
             backend.put(_object_key(digest), data)
             return len(data)
 
@@ -220,11 +190,11 @@ def push(project: Project, name: str | None = None) -> Synced:
             for size in pool.map(send, missing):
                 done.objects_sent += 1
                 done.bytes_sent += size
-        data = snap.read_bytes()
+        data = copy.path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     backend.put(_catalog_key(digest), data)
     done.catalog_bytes = len(data)
-    head = RemoteHead(digest, len(data), SCHEMA_VERSION, local, requests, len(refs))
+    head = RemoteHead(digest, len(data), SCHEMA_VERSION, copy.head, copy.requests, len(copy.refs))
     # HEAD last: until here, a reader of the remote sees what was there before
     if read_head(backend, spec.name) != remote:
         raise StoreError(
@@ -232,32 +202,8 @@ def push(project: Project, name: str | None = None) -> Synced:
             f"`workbench pull {spec.name}`, then push again"
         )
     backend.put(HEAD_KEY, head.to_json())
-    done.audit_seq = local.seq
+    done.audit_seq = copy.head.seq
     return done
-
-
-def _open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
-    import duckdb
-
-    return duckdb.connect(str(path), read_only=True)
-
-
-def _snapshot_schema(path: Path, name: str) -> None:
-    """Refuse a catalog copy from a newer workbench; bring an older one up to date."""
-    from workbench.core.store.catalog import Catalog
-
-    con = _open_snapshot(path)
-    try:
-        version = Catalog._version(con)
-    finally:
-        con.close()
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"the remote {name} was pushed by a newer workbench (schema {version}, this one "
-            f"knows {SCHEMA_VERSION}); upgrade workbench"
-        )
-    if version < SCHEMA_VERSION:
-        Catalog(path).migrate()
 
 
 def _fetch(
@@ -287,15 +233,6 @@ def _fetch(
     return total
 
 
-def _tables(con: duckdb.DuckDBPyConnection, database: str) -> Iterable[str]:
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
-        "AND table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name",
-        [database],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def pull(project: Project, name: str | None = None) -> Synced:
     """Bring this project up to a remote that is ahead of it (or fill an empty one)."""
     spec = config.get(project.store_dir, name)
@@ -303,15 +240,14 @@ def pull(project: Project, name: str | None = None) -> Synced:
     remote = read_head(backend, spec.name)
     if remote is None:
         raise StoreError(f"the remote {spec.name} holds nothing yet: push to it first")
-    with contextlib.suppress(StoreError):
-        project.fold_predictions()
+    copies.fold(project)
     done = Synced(spec.name, spec.url, "pull")
-    with project.catalog.read() as con:
-        local = audit.head_or_genesis(con)
-        requests = _requests(con)
+    local, requests = copies.local_state(project)
     done.before_seq = local.seq
-    if local == remote.audit and requests == remote.requests:
-        done.up_to_date, done.audit_seq = True, local.seq
+    if requests >= remote.requests and copies.holds(project, remote.audit):
+        # level with the remote, or ahead of it (then `push` is what moves things)
+        done.up_to_date, done.audit_seq = True, remote.audit.seq
+        done.ahead = local.seq - remote.audit.seq
         return done
     data = backend.get(_catalog_key(remote.catalog))
     if data is None:
@@ -325,41 +261,14 @@ def pull(project: Project, name: str | None = None) -> Synced:
             "match its hash: it was damaged there; refusing it, nothing was changed"
         )
     done.catalog_bytes = len(data)
-    with _scratch(project) as area:
+    with copies.scratch(project) as area:
         snap = area / "catalog.duckdb"
         snap.write_bytes(data)
         del data
-        _snapshot_schema(snap, spec.name)
-        con = _open_snapshot(snap)
-        try:
-            if broken := audit.verify_chain(con):
-                raise StoreError(
-                    f"the audit trail in the remote {spec.name}'s catalog does not verify "
-                    f"({broken[0]}); refusing it, nothing was changed"
-                )
-            if audit.head_or_genesis(con) != remote.audit:
-                raise StoreError(
-                    f"the remote {spec.name}'s catalog copy is not the one its HEAD describes; "
-                    "refusing it, nothing was changed"
-                )
-            if local.seq and audit.reaches(con, local, "this project"):
-                raise _diverged(spec.name, remote.audit, local, pushing=False)
-            refs = catalog_references(con)
-            ours = _request_ids(project)
-            if ours:
-                con.register("wb_ours", _frame(ours))
-                (lacking,) = con.execute(
-                    "SELECT count(*) FROM wb_ours ANTI JOIN serving_requests USING (id)"
-                ).fetchall()[0]
-                con.unregister("wb_ours")
-                if lacking:
-                    raise StoreError(
-                        f"this project logged {lacking:,} serving request(s) the remote "
-                        f"{spec.name} lacks: a pull would drop them; `workbench push "
-                        f"{spec.name}` first"
-                    )
-        finally:
-            con.close()
+        refs = copies.check_copy(
+            project, snap, remote.audit, local, f"the remote {spec.name}",
+            lambda: _diverged(spec.name, remote.audit, local, pushing=False),
+        )  # fmt: skip
         wanted = {d: what for d, what in refs.items() if not project.objects.has(d)}
         done.objects_present = len(refs) - len(wanted)
         with project.objects.stage() as stage:
@@ -368,36 +277,6 @@ def pull(project: Project, name: str | None = None) -> Synced:
             )
             stage.commit()  # blobs first: a catalog row is written only once its blob is there
         done.objects_sent = len(wanted)
-        _install(project, snap, local, spec.name)
+        copies.install(project, snap, local, f"the remote {spec.name}")
     done.audit_seq = remote.audit.seq
     return done
-
-
-def _request_ids(project: Project) -> list[str]:
-    with project.catalog.read() as con:
-        return [r[0] for r in con.execute("SELECT id FROM serving_requests").fetchall()]
-
-
-def _frame(ids: list[str]) -> Any:
-    import pyarrow as pa
-
-    return pa.table({"id": pa.array(ids, pa.string())})
-
-
-def _install(project: Project, snap: Path, expected: audit.Head, name: str) -> None:
-    """Replace every row of the catalog with the copy's, in one transaction: a reader
-    sees the project before the pull or after it, never between."""
-    literal = str(snap).replace("'", "''")
-    with project.catalog.write() as con:
-        if audit.head_or_genesis(con) != expected:
-            raise StoreError(f"this project changed while pulling from {name}; pull again")
-        con.execute(f"ATTACH '{literal}' AS wb_pulled (READ_ONLY)")
-        try:
-            for table in _tables(con, "wb_pulled"):
-                con.execute(f'DELETE FROM {ATTACHED}.main."{table}"')
-                con.execute(
-                    f'INSERT INTO {ATTACHED}.main."{table}" BY NAME '
-                    f'SELECT * FROM wb_pulled.main."{table}"'
-                )
-        finally:
-            con.execute("DETACH wb_pulled")
