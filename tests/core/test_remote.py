@@ -261,3 +261,27 @@ def test_remote_names_urls_and_one_line_errors(project: Project, tmp_path: Path)
     assert hashlib.sha256(copy).hexdigest() == head["catalog"]
     with pytest.raises(UsageError):
         config.add(project.store_dir, "bad name", str(tmp_path / "x"))
+
+
+def test_a_pull_never_drops_a_request_this_project_logged(models: Project, tmp_path: Path) -> None:
+    """Served requests are folded in without an audit entry, so the chain alone would
+    let a pull replace them: they are compared by id."""
+    a, b = models, _other(tmp_path)
+    for p in (a, b):
+        config.add(p.store_dir, "origin", str(tmp_path / "nas"))
+    push(a)
+    pull(b)
+    with b.catalog.write() as con:  # what folding a server's log writes
+        con.execute(
+            "INSERT INTO serving_requests VALUES ('req-1', now(), 'churn-model', 2, 1, 3.5, "
+            "200, NULL, '/predict', 'log-0')"
+        )
+    _add_version(a, tmp_path, 1)
+    push(a)
+    before = store_snapshot(b)
+    with pytest.raises(StoreError, match="this project logged 1 serving request"):
+        pull(b)
+    assert store_snapshot(b) == before
+    # nor can b push over the remote's newer history: the two have diverged
+    with pytest.raises(StoreError, match="holds history this project lacks"):
+        push(b)
