@@ -220,7 +220,7 @@ def recipe_of(project: Project, ref: str) -> Recipe:
     }
     for k in ("random_state", "verbose"):
         model_params.pop(k, None)
-    from workbench.core.runs.training import ALL_FEATURES, FEATURES_FILE
+    from workbench.core.runs.recording import ALL_FEATURES, FEATURES_FILE
 
     features = None
     if p.get("features") == FEATURES_FILE:

@@ -12,7 +12,6 @@ encoding in a Pipeline.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from collections.abc import Iterator
@@ -20,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import DataError, UsageError
 from workbench.core.runs.families import build_estimator, infer_task
-from workbench.core.runs.model import PACKED, Features, Model, importance, model_bytes, pack
+from workbench.core.runs.model import PACKED, Features, Model
 from workbench.core.runs.recipe import Recipe, parse_split
+from workbench.core.runs.recording import live_curves, log_outcome, log_staged, start_run
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,24 +107,6 @@ def _metrics(
                 m.roc_auc_score(y, proba, multi_class="ovr", labels=labels)
             )
     return out, pred
-
-
-ALL_FEATURES = "all"  # the "features" param of a wide table trained on every column
-FEATURES_FILE = "features.json"
-
-
-def _features_param(recipe: Recipe, columns: list[str], run: Any) -> str:
-    """The feature list as a param, or, past a param's size limit (a 10k-column table),
-    "all" when every column was used, else a pointer to an artifact holding the list."""
-    from workbench.core.runs.run import MAX_VALUE
-
-    text = json.dumps(columns)
-    if len(text) <= MAX_VALUE:
-        return text
-    if recipe.features is None:
-        return ALL_FEATURES
-    run.log_json(FEATURES_FILE, columns)
-    return FEATURES_FILE
 
 
 def _usable(dtype: Any) -> bool:
@@ -294,7 +276,7 @@ def fit(
                 eval_metric=[metric, *extra],
                 categorical_feature=feats.categorical or "auto",
                 callbacks=[
-                    *([_live_curves(run)] if run is not None else []),
+                    *([live_curves(run)] if run is not None else []),
                     _final_outputs(captured),
                 ],
             )
@@ -304,7 +286,7 @@ def fit(
         except ValueError as exc:
             raise DataError(f"{recipe.model} could not fit this data: {exc}") from None
         if run is not None and recipe.model == "hist_gb":
-            _log_staged(run, est, task, xt, yt, xv, yv)
+            log_staged(run, est, task, xt, yt, xv, yv)
     fit_s = time.perf_counter() - t0
     model = Model(est, feats, task, recipe.target, classes)
     # Training-set metrics are a sanity check for overfitting, not a result: on large
@@ -346,14 +328,6 @@ def _size_note(raw: int, stored: int) -> str:
     if raw >= LARGE_MODEL:
         mb += "; large: a depth or leaf-size limit (max_depth, min_samples_leaf) shrinks it"
     return mb
-
-
-_CURVE_NAMES = {
-    "binary_logloss": "log_loss",
-    "multi_logloss": "log_loss",
-    "l2": "mse",
-    "auc": "auc",
-}
 
 
 def _final_outputs(store: dict[int, Any]) -> Any:
@@ -407,35 +381,6 @@ def _known_outputs(captured: dict[int, Any], model: Model, xt: Any, xv: Any) -> 
     return out[0], out[1]
 
 
-def _live_curves(run: Any) -> Any:
-    """A LightGBM callback that logs every iteration's evaluation as it happens, so a
-    viewer (the TUI, `runs show`) sees the curve grow while the model trains."""
-
-    def callback(env: Any) -> None:
-        for split, metric, value, *_ in env.evaluation_result_list:
-            key = f"{split}_{_CURVE_NAMES.get(metric, metric)}_curve"
-            run.log_metric(key, float(value), step=env.iteration + 1)
-
-    callback.order = 30  # type: ignore[attr-defined]  # after LightGBM's own callbacks
-    return callback
-
-
-def _log_staged(run: Any, est: Any, task: str, xt: Any, yt: Any, xv: Any, yv: Any) -> None:
-    import numpy as np
-    from sklearn import metrics as m
-
-    stages = est.staged_predict(xv) if task == "regression" else est.staged_predict_proba(xv)
-    for step, out in enumerate(stages, start=1):
-        if task == "regression":
-            run.log_metric("val_mse_curve", float(m.mean_squared_error(yv, out)), step=step)
-        else:
-            run.log_metric(
-                "val_log_loss_curve",
-                float(m.log_loss(yv, np.clip(out, 1e-15, 1), labels=list(range(out.shape[1])))),
-                step=step,
-            )
-
-
 def train(
     project: Project,
     recipe: Recipe,
@@ -447,57 +392,13 @@ def train(
 
     ``tags`` are set while the run is live, so they land with its end: a rerun or a
     pipeline's challenger is never seen finished without the tag that says what it is."""
-    import numpy as np
-    from sklearn.metrics import confusion_matrix
-
     recipe.check()
     data = prepare(project, recipe)
     preflight(recipe, data)
-    version = data["version"]
-    run = project.runs.start(
-        experiment=recipe.experiment,
-        name=recipe.name,
-        dataset=version.ref,
-        parent_id=parent_id,
-        source="workbench train",
-    )
+    run = start_run(project, recipe, data, parent_id, tags)
     with run:
-        for key, value in (tags or {}).items():
-            run.set_tag(key, value)
-        run.log_params(
-            {
-                "model": recipe.model,
-                "target": recipe.target,
-                "task": data["task"],
-                "split": recipe.split,
-                "seed": recipe.seed,
-                "dataset": version.ref,
-                "features": _features_param(recipe, data["features"].columns, run),
-                "n_train": data["n_train"],
-                "n_val": data["n_val"],
-            }
-        )
-        model, params, scores, val_pred = fit(recipe, data, run)
-        run.log_params({f"model.{k}": v for k, v in params.items() if k not in ("verbose",)})
-        final_step = int(params.get("n_estimators") or params.get("max_iter") or 0)
-        run.log_metrics({k: v for k, v in scores.items()}, step=final_step)
-        run.log_json("feature_importance.json", importance(model))
-        if data["task"] != "regression":
-            cm = confusion_matrix(data["y_val"], val_pred, labels=list(range(len(data["classes"]))))
-            run.log_json(
-                "confusion_matrix.json",
-                {"labels": [str(c) for c in data["classes"]], "matrix": np.asarray(cm).tolist()},
-            )
-        run.log_json(
-            "signature.json",
-            {
-                "inputs": data["features"].schema,
-                "target": recipe.target,
-                "task": data["task"],
-                "classes": data["classes"],
-            },
-        )
-        run.log_bytes("model.pkl", pack(model_bytes(model)), kind="model")
+        outcome = fit(recipe, data, run)
+        log_outcome(run, recipe, data, outcome)
         if progress:
-            progress(run.id, scores)
+            progress(run.id, outcome[2])
     return run.id
