@@ -153,6 +153,18 @@ def train(
     show_default=True,
     help="Trials at once, each in its own process.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where trials run: processes here, or Ray tasks (pip install 'workbench[ray]').",
+)
+@click.option(
+    "--address",
+    metavar="auto|HOST:PORT",
+    help="With --backend ray: the cluster to use (default: start Ray on this machine).",
+)
 @click.option("--metric", help="Pick the best by this metric (default val_auc / val_rmse).")
 @click.option("--features", help="Comma-separated feature columns (default: all but the target).")
 @click.option("--split", default="random:0.2", show_default=True)
@@ -171,6 +183,8 @@ def sweep(
     random_: tuple[str, ...],
     trials: int | None,
     parallel: int,
+    backend: str,
+    address: str | None,
     metric: str | None,
     features: str | None,
     split: str,
@@ -179,7 +193,9 @@ def sweep(
     name: str | None,
     as_json: bool,
 ) -> None:
-    """Train many variants of a model as child runs of one parent run."""
+    """Train many variants of a model as child runs of one parent run: as local
+    processes, or with --backend ray as tasks on a Ray cluster (the store stays here;
+    workers are sent the data and return what they fitted)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from workbench.core.runs.recipe import Recipe
@@ -229,6 +245,8 @@ def sweep(
             parallel=parallel,
             metric=metric,
             on_trial=on_trial,
+            backend=backend,
+            address=address,
         )
     if as_json:
         print_json(result)

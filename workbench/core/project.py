@@ -245,6 +245,8 @@ class Project:
         trials: int | None = None,
         parallel: int = 1,
         metric: str | None = None,
+        backend: str = "local",
+        address: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         """Train variants as child runs of one parent run, as `workbench sweep` does.
@@ -252,9 +254,14 @@ class Project:
         ``grid`` maps a param to the values to try; ``space`` maps a param to
         ``(low, high, log)`` for random search over ``trials`` draws. Returns the parent
         id, every trial and the best one by ``metric`` (val_auc or val_rmse by default).
+        ``backend="ray"`` runs the trials on the Ray cluster at ``address`` ("auto",
+        "HOST:PORT", or None to start one here).
         """
         from workbench.core.runs.recipe import recipe_for
         from workbench.core.runs.sweeps import sweep
 
         base = recipe_for(self, dataset, target, **options)
-        return sweep(self, base, grid or {}, space or {}, trials, parallel, metric)
+        return sweep(
+            self, base, grid or {}, space or {}, trials, parallel, metric,
+            backend=backend, address=address,
+        )  # fmt: skip

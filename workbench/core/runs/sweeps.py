@@ -110,11 +110,20 @@ def sweep(
     parallel: int = 1,
     metric: str | None = None,
     on_trial: Callable[[int, int, str | None, str | None], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
-    """Run a sweep; returns the parent id, children and the best child."""
+    """Run a sweep; returns the parent id, children and the best child.
+
+    ``backend="ray"`` runs the trials as Ray tasks (on the cluster at ``address``, or
+    one started on this machine) instead of local processes; see ray_trials."""
     base.check()
     if parallel < 1:
         raise UsageError("--parallel must be at least 1")
+    if backend not in ("local", "ray"):
+        raise UsageError(f"--backend is local or ray, not {backend!r}")
+    if address and backend != "ray":
+        raise UsageError("--address is for --backend ray")
     points = trials(grid, space, n_trials, base.seed)
     from workbench.core.runs.families import check_params
 
@@ -151,30 +160,28 @@ def sweep(
         # Trials in parallel share the cores: each gets its slice of threads, since
         # OpenMP pools that together ask for more threads than cores slow each other down.
         threads = {}
-        if parallel > 1 and base.model in THREADED and "n_jobs" not in base.params:
-            threads = {"n_jobs": max(1, (os.cpu_count() or 1) // parallel)}
+        if base.model in THREADED and "n_jobs" not in base.params:
+            if backend == "ray":  # each task holds one CPU of the cluster
+                threads = {"n_jobs": 1}
+            elif parallel > 1:
+                threads = {"n_jobs": max(1, (os.cpu_count() or 1) // parallel)}
         recipes = []
         for i, p in enumerate(points):
             r = asdict(base)
             r["params"] = {**threads, **base.params, **p}
             r["name"] = f"{base.name or 'sweep'}-{i + 1}"
             recipes.append(r)
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=parallel, mp_context=ctx, initializer=die_with_parent
-        ) as pool:
-            futures = {
-                pool.submit(project.train_in_child, str(project.root), r, parent.id): i
-                for i, r in enumerate(recipes)
-            }
-            for done, fut in enumerate(concurrent.futures.as_completed(futures), start=1):
-                i = futures[fut]
-                run_id, error = fut.result()
-                results.append(
-                    {"trial": i + 1, "run_id": run_id, "error": error, "params": points[i]}
-                )
-                if on_trial:
-                    on_trial(done, len(recipes), run_id, error)
+        if backend == "ray":
+            from workbench.core.runs.ray_trials import run_on_ray
+
+            parent.log_params({"sweep.backend": "ray"})
+            outcomes = run_on_ray(
+                project, [Recipe(**r) for r in recipes], data, parent.id, address, on_trial
+            )
+        else:
+            outcomes = _run_local(project, recipes, parent.id, parallel, on_trial)
+        for i, (run_id, error) in enumerate(outcomes):
+            results.append({"trial": i + 1, "run_id": run_id, "error": error, "params": points[i]})
         scores = []
         for r in results:
             if r["run_id"]:
@@ -197,6 +204,30 @@ def sweep(
         "trials": sorted(results, key=lambda r: r["trial"]),
         "best": best,
     }
+
+
+def _run_local(
+    project: Project,
+    recipes: list[dict[str, Any]],
+    parent_id: str,
+    parallel: int,
+    on_trial: Callable[[int, int, str | None, str | None], None] | None,
+) -> list[tuple[str | None, str | None]]:
+    """Each trial in a process of its own, ``parallel`` at a time: (run id, error) each."""
+    out: list[tuple[str | None, str | None]] = [(None, None)] * len(recipes)
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=parallel, mp_context=ctx, initializer=die_with_parent
+    ) as pool:
+        futures = {
+            pool.submit(project.train_in_child, str(project.root), r, parent_id): i
+            for i, r in enumerate(recipes)
+        }
+        for done, fut in enumerate(concurrent.futures.as_completed(futures), start=1):
+            run_id, error = out[futures[fut]] = fut.result()
+            if on_trial:
+                on_trial(done, len(recipes), run_id, error)
+    return out
 
 
 def _param_value(text: str) -> Any:
