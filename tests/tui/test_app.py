@@ -247,6 +247,36 @@ def test_launch_a_small_run_and_see_it_finish(tui_project: Project) -> None:
     assert len(runs) == 3 and runs[0]["dataset"] == "churn@2" and runs[0]["status"] == "finished"
 
 
+@pytest.mark.slow  # Ray starts for the sweep (several seconds)
+def test_launch_a_sweep_on_ray_from_the_form(tui_project: Project) -> None:
+    pytest.importorskip("ray")
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("l")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#launch-dataset", Input).value = "churn@2"
+        screen.query_one("#launch-target", Input).value = "churned"
+        screen.query_one("#launch-grid", Input).value = "n_estimators=10,20"
+        screen.query_one("#launch-ray", Input).value = "here"
+        await pilot.press("ctrl+s")
+        assert "--backend ray" in text(screen.query_one("#launch-command", Static))
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and screen.proc is not None:
+            await pilot.pause(0.5)
+            await settle(pilot, 1)
+            if screen.proc.poll() is not None:
+                break
+        await pilot.pause(1.5)
+        await settle(pilot)
+        assert screen.proc is not None and screen.proc.returncode == 0
+
+    drive(tui_project, steps)
+    children = [r for r in tui_project.runs.list() if r["name"] and r["name"].startswith("sweep-")]
+    assert len(children) == 2 and all(r["status"] == "finished" for r in children)
+    assert all(tui_project.runs.get(r["id"]).tags.get("ray.node") for r in children)
+
+
 def test_audit_verify_and_help(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("a")

@@ -471,3 +471,19 @@ def test_a_report_without_drift_says_so_on_enter(tui_project: Project, tmp_path:
         assert any("--no-drift" in m for m in said), said
 
     drive(tui_project, steps)
+
+
+def test_the_launch_form_sends_a_sweep_to_ray_and_says_what_ray_needs() -> None:
+    """The form stands for a CLI command (shown, so it can be scripted): a Ray box
+    makes the sweep `--backend ray`, with the cluster's address unless it says here."""
+    from workbench.core.errors import UsageError
+    from workbench.tui.screens.launch import command
+
+    form = {"dataset": "churn@2", "target": "churned", "grid": "num_leaves=15,31"}
+    cmd = command({**form, "ray": "10.0.0.5:6379"}, "lightgbm", "/p")
+    assert cmd[cmd.index("sweep") :][-4:] == ["--backend", "ray", "--address", "10.0.0.5:6379"]
+    here = command({**form, "ray": "here"}, "lightgbm", "/p")
+    assert here[-2:] == ["--backend", "ray"]
+    assert "--backend" not in command(form, "lightgbm", "/p")
+    with pytest.raises(UsageError, match="Ray runs sweeps"):
+        command({**form, "grid": "", "ray": "auto"}, "lightgbm", "/p")

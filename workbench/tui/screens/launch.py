@@ -39,6 +39,7 @@ FIELDS = (
     ("seed", "seed (default 42)"),
     ("experiment", "experiment (default: default)"),
     ("grid", "sweep grid (optional): num_leaves=15,31,63; learning_rate=0.05,0.1"),
+    ("ray", "sweep on Ray (optional): here, auto or HOST:PORT of a cluster"),
 )
 
 
@@ -70,6 +71,13 @@ def command(values: dict[str, str], model: str, project_root: str) -> list[str]:
     if sweep:
         for item in filter(None, (x.strip() for x in values["grid"].split(";"))):
             cmd += ["--grid", item]
+    ray = values.get("ray", "").strip()
+    if ray and not sweep:
+        raise UsageError("Ray runs sweeps: give a sweep grid too (or leave the Ray box empty)")
+    if ray:
+        cmd += ["--backend", "ray"]
+        if ray != "here":  # "here": a Ray instance of the sweep's own on this machine
+            cmd += ["--address", ray]
     return cmd
 
 
