@@ -285,3 +285,49 @@ def test_a_pull_never_drops_a_request_this_project_logged(models: Project, tmp_p
     # nor can b push over the remote's newer history: the two have diverged
     with pytest.raises(StoreError, match="holds history this project lacks"):
         push(b)
+
+
+@pytest.mark.parametrize("kind", ["folder", "s3"])
+def test_of_two_racing_pushes_the_second_to_finish_is_refused(
+    kind: str, models: Project, tmp_path: Path, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Another project pushes after this push read the remote's HEAD and before it
+    writes its own: the HEAD write is conditional, so this one is refused (on S3 by
+    the server itself: If-Match on the ETag it read) and the other's history stays."""
+    from workbench.core.remote import sync
+
+    if kind == "s3":
+        request.getfixturevalue("s3")
+        url, endpoint = f"s3://{BUCKET}/race", request.getfixturevalue("s3_server")
+    else:
+        url, endpoint = str(tmp_path / "nas"), None
+    a, c = models, _other(tmp_path, "c")
+    for p in (a, c):
+        config.add(p.store_dir, "origin", url, endpoint_url=endpoint)
+    push(a)
+    pull(c)
+    _add_version(a, tmp_path, 1)
+    _add_version(c, tmp_path, 2)
+    real = sync.open_backend
+
+    def racing(*args: object, **kw: object) -> object:
+        backend = real(*args, **kw)  # type: ignore[arg-type]
+        read = backend.get_tagged
+
+        def get_tagged(key: str) -> tuple[bytes | None, str | None]:
+            got = read(key)
+            monkeypatch.setattr(sync, "open_backend", real)
+            push(c)  # lands between this push's read of HEAD and its write
+            return got
+
+        backend.get_tagged = get_tagged  # type: ignore[method-assign]
+        return backend
+
+    monkeypatch.setattr(sync, "open_backend", racing)
+    with pytest.raises(StoreError, match="someone else pushed to origin while this push ran"):
+        push(a)
+    d = _other(tmp_path, "d")
+    config.add(d.store_dir, "origin", url, endpoint_url=endpoint)
+    pull(d)
+    _same_store(c, d)  # the remote holds c's history, whole

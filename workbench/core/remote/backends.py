@@ -29,6 +29,10 @@ from workbench.core.errors import StoreError, UsageError
 _STALE_SECONDS = 3600
 
 
+class Moved(StoreError):
+    """A conditional write found the key changed since it was read."""
+
+
 class Backend(Protocol):
     url: str
 
@@ -46,6 +50,15 @@ class Backend(Protocol):
 
     def clean(self) -> None:
         """Remove what an interrupted push left behind, where there can be any."""
+        ...
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        """The bytes under ``key`` and a tag that changes whenever they are replaced."""
+        ...
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        """Store ``data`` only if ``key`` still has ``tag`` (None: only if absent), as one
+        step; else raise ``Moved``. Two pushers can then not both move HEAD."""
         ...
 
 
@@ -120,6 +133,54 @@ class FolderBackend:
                 tmp.unlink()
             raise StoreError(f"cannot write to the remote {self.url}: {exc.strerror}") from None
         _fsync_dir(target.parent)
+
+    @staticmethod
+    def _tag(path: Path) -> str | None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        path = self._path(key)
+        for _ in range(5):  # a rename between the stat and the read: read again
+            tag = self._tag(path)
+            data = self.get(key)
+            if self._tag(path) == tag:
+                return data, tag
+        raise StoreError(f"{key} on the remote {self.url} keeps changing; try again")
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        """A lock file (created with O_EXCL, atomic on local disks and NFS) around
+        compare-and-rename; one left by a killed push is taken over after a minute."""
+        lock = self._path(key).with_name(f".{key.rsplit('/', 1)[-1]}.lock")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.close(fd)
+                break
+            except FileExistsError:
+                with contextlib.suppress(OSError):
+                    if time.time() - lock.stat().st_mtime > 60:
+                        lock.unlink()
+                        continue
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"the remote {self.url} is locked by another push ({lock}); "
+                        "try again, or delete the lock if no push is running"
+                    ) from None
+                time.sleep(0.05)
+            except OSError as exc:
+                raise StoreError(f"cannot write to the remote {self.url}: {exc.strerror}") from None
+        try:
+            if self._tag(self._path(key)) != tag:
+                raise Moved(f"{key} on the remote {self.url} changed")
+            self.put(key, data)
+        finally:
+            with contextlib.suppress(OSError):
+                lock.unlink()
 
     def clean(self) -> None:
         from workbench.core.store.objects import _pid_alive
@@ -211,6 +272,32 @@ class S3Backend:
         except StoreError:
             raise
         except Exception as exc:
+            raise self._fail(exc, "write to") from None
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        try:
+            got = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            return bytes(got["Body"].read()), str(got["ETag"])
+        except StoreError:
+            raise
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404"):
+                return None, None
+            raise self._fail(exc, "read from") from None
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        """S3's conditional PUT (If-Match on the ETag read, If-None-Match: * for a first
+        write): the server refuses the second of two racing pushes."""
+        cond = {"IfMatch": tag} if tag is not None else {"IfNoneMatch": "*"}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, **cond)
+        except StoreError:
+            raise
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                raise Moved(f"{key} on the remote {self.url} changed") from None
             raise self._fail(exc, "write to") from None
 
     def clean(self) -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError
 from workbench.core.remote import config, copies
-from workbench.core.remote.backends import Backend, open_backend
+from workbench.core.remote.backends import Backend, Moved, open_backend
 from workbench.core.store import audit
 from workbench.core.store.migrations import SCHEMA_VERSION
 
@@ -101,7 +101,10 @@ def _catalog_key(digest: str) -> str:
 
 
 def read_head(backend: Backend, name: str) -> RemoteHead | None:
-    raw = backend.get(HEAD_KEY)
+    return _parse_head(backend.get(HEAD_KEY), name)
+
+
+def _parse_head(raw: bytes | None, name: str) -> RemoteHead | None:
     if raw is None:
         return None
     try:
@@ -153,7 +156,8 @@ def push(project: Project, name: str | None = None) -> Synced:
     spec = config.get(project.store_dir, name)
     backend = open_backend(spec.url, spec.endpoint_url)
     copies.fold(project)
-    remote = read_head(backend, spec.name)
+    raw, tag = backend.get_tagged(HEAD_KEY)
+    remote = _parse_head(raw, spec.name)
     done = Synced(spec.name, spec.url, "push")
     done.before_seq = remote.audit.seq if remote else 0
 
@@ -195,13 +199,16 @@ def push(project: Project, name: str | None = None) -> Synced:
     backend.put(_catalog_key(digest), data)
     done.catalog_bytes = len(data)
     head = RemoteHead(digest, len(data), SCHEMA_VERSION, copy.head, copy.requests, len(copy.refs))
-    # HEAD last: until here, a reader of the remote sees what was there before
-    if read_head(backend, spec.name) != remote:
+    # HEAD last, and only over the HEAD this push started from: until here a reader of
+    # the remote sees what was there before, and of two racing pushes one is refused
+    try:
+        backend.put_if(HEAD_KEY, head.to_json(), tag)
+    except Moved:
         raise StoreError(
             f"someone else pushed to {spec.name} while this push ran; "
-            f"`workbench pull {spec.name}`, then push again"
-        )
-    backend.put(HEAD_KEY, head.to_json())
+            f"`workbench pull {spec.name}`, then push again (what this push sent stays "
+            "there and is not sent again)"
+        ) from None
     done.audit_seq = copy.head.seq
     return done
 
