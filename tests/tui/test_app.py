@@ -68,6 +68,18 @@ def text(widget: Static | Label) -> str:
     return str(widget.render())
 
 
+async def launch(pilot: Pilot[None], **fields: str) -> Any:
+    """Open Launch, fill the form's boxes (by name: dataset, target, params, grid, ray…)
+    and start; returns the screen."""
+    await pilot.press("l")
+    await settle(pilot)
+    screen = pilot.app.screen
+    for name, value in fields.items():
+        screen.query_one(f"#launch-{name}", Input).value = value
+    await pilot.press("ctrl+s")
+    return screen
+
+
 def test_overview_shows_datasets_runs_models_drift_and_audit(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         assert table(app, "#ov-datasets").row_count == 1
@@ -225,13 +237,7 @@ def test_promote_is_refused_by_a_failing_gate_then_passes_to_staging(tui_project
 @pytest.mark.slow
 def test_launch_a_small_run_and_see_it_finish(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
-        await pilot.press("l")
-        await settle(pilot)
-        screen = app.screen
-        screen.query_one("#launch-dataset", Input).value = "churn@2"
-        screen.query_one("#launch-target", Input).value = "churned"
-        screen.query_one("#launch-params", Input).value = "n_estimators=20"
-        await pilot.press("ctrl+s")
+        screen = await launch(pilot, dataset="churn@2", target="churned", params="n_estimators=20")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             await pilot.pause(0.5)
@@ -252,14 +258,9 @@ def test_launch_a_sweep_on_ray_from_the_form(tui_project: Project) -> None:
     pytest.importorskip("ray")
 
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
-        await pilot.press("l")
-        await settle(pilot)
-        screen = app.screen
-        screen.query_one("#launch-dataset", Input).value = "churn@2"
-        screen.query_one("#launch-target", Input).value = "churned"
-        screen.query_one("#launch-grid", Input).value = "n_estimators=10,20"
-        screen.query_one("#launch-ray", Input).value = "here"
-        await pilot.press("ctrl+s")
+        screen = await launch(
+            pilot, dataset="churn@2", target="churned", grid="n_estimators=10,20", ray="here"
+        )
         assert "--backend ray" in text(screen.query_one("#launch-command", Static))
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and screen.proc is not None:

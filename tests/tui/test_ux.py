@@ -227,18 +227,14 @@ def _launch_and_quit(project: Project, trees: int, answer: str) -> Any:
     returns the launched process."""
     import time
 
-    from tests.tui.test_app import text
+    from tests.tui.test_app import launch, text
 
     launched: list[Any] = []
 
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
-        await pilot.press("l")
-        await settle(pilot)
-        screen = app.screen
-        screen.query_one("#launch-dataset", Input).value = "churn@2"
-        screen.query_one("#launch-target", Input).value = "churned"
-        screen.query_one("#launch-params", Input).value = f"n_estimators={trees}"
-        await pilot.press("ctrl+s")
+        screen = await launch(
+            pilot, dataset="churn@2", target="churned", params=f"n_estimators={trees}"
+        )
         launched.append(screen.proc)  # type: ignore[attr-defined]
         deadline = time.monotonic() + 60
         while "run:" not in text(screen.query_one("#launch-status", Static)):
