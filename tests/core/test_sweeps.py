@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,39 @@ def test_rerun_refuses_a_hand_made_run(data: Project) -> None:
         run.log_param("model", "mine")
     with pytest.raises(UsageError, match="not made by `workbench train`"):
         rerun(data, run.id)
+
+
+def test_a_ray_sweep_without_ray_says_what_to_install_and_records_nothing(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import run_cli, store_snapshot
+
+    churn(200, 0).write_parquet(tmp_path / "c.parquet")
+    project.datasets.add(tmp_path / "c.parquet", name="churn")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as on an install without workbench[ray]
+    before = store_snapshot(project)
+    res = run_cli("sweep", "churn", "-t", "churned", "-g", "n_estimators=5,6", "--backend", "ray",
+                  cwd=project.root)  # fmt: skip
+    assert (
+        res.code == 2
+        and res.err == "error: --backend ray needs Ray: pip install 'workbench[ray]'\n"
+    )
+    assert store_snapshot(project) == before  # no parent run left failed
+
+
+def test_an_unreachable_ray_cluster_is_refused_in_seconds_and_records_nothing(
+    project: Project, tmp_path: Path
+) -> None:
+    """Ray itself retries a dead address for minutes; the sweep asks first."""
+    pytest.importorskip("ray")
+    from tests.conftest import run_cli, store_snapshot
+
+    churn(200, 0).write_parquet(tmp_path / "c.parquet")
+    project.datasets.add(tmp_path / "c.parquet", name="churn")
+    before = store_snapshot(project)
+    args = ("sweep", "churn", "-t", "churned", "-g", "n_estimators=5,6", "--backend", "ray")
+    dead = run_cli(*args, "--address", "127.0.0.1:1", cwd=project.root)
+    assert dead.code == 1 and "cannot reach a Ray cluster at 127.0.0.1:1" in dead.err
+    bad = run_cli(*args, "--address", "nonsense", cwd=project.root)
+    assert bad.code == 2 and "--address takes auto or HOST:PORT" in bad.err
+    assert store_snapshot(project) == before

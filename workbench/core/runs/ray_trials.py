@@ -73,13 +73,16 @@ def fit_trial(
     return (*outcome, ray.get_runtime_context().get_node_id())
 
 
-def _connect(address: str | None) -> Any:
+def connect(address: str | None) -> Any:
+    """Ray, joined to the cluster at ``address`` or started here; called before a sweep
+    records anything, so that a missing Ray or an unreachable cluster leaves no run."""
     try:
         import ray
     except ImportError:
         raise UsageError("--backend ray needs Ray: pip install 'workbench[ray]'") from None
     import logging
 
+    _reachable(address)
     try:
         # A cluster of our own stays on loopback: nothing is exposed, and nothing waits
         # on an interface the machine cannot reach itself through (5 s timeouts here).
@@ -103,6 +106,36 @@ def _connect(address: str | None) -> Any:
     return ray
 
 
+def _reachable(address: str | None) -> None:
+    """Refuse in seconds an address nothing answers on: Ray itself retries an unreachable
+    cluster for minutes before it gives up. ``auto`` is the address `ray start` wrote
+    here (a stale one, of a cluster that died, is caught the same way)."""
+    import socket
+    import tempfile
+    from pathlib import Path
+
+    where = address
+    if address == "auto":
+        try:
+            where = (
+                (Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster").read_text().strip()
+            )
+        except OSError:
+            raise StoreError(
+                "no Ray cluster runs on this machine (`ray start --head` makes one)"
+            ) from None
+    if not where:
+        return
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address takes auto or HOST:PORT, not {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise StoreError(f"cannot reach a Ray cluster at {where}: {why}") from None
+
+
 def _cpus(recipe: Recipe) -> int:
     n = recipe.params.get("n_jobs")
     return n if isinstance(n, int) and n > 0 else 1
@@ -123,31 +156,31 @@ def _why(exc: BaseException) -> tuple[str, str]:
 
 
 def run_on_ray(
+    ray: Any,
     project: Project,
     recipes: list[Recipe],
     data: dict[str, Any],
     parent_id: str,
-    address: str | None,
     on_trial: Callable[[int, int, str | None, str | None], None] | None = None,
 ) -> list[tuple[str | None, str | None]]:
-    """Run every recipe as a Ray task; returns (run id, error or None) per recipe."""
+    """Run every recipe as a Ray task on the connected ``ray``, then shut it down;
+    returns (run id, error or None) per recipe."""
     import sys
 
     # Ray prints what its nodes report (a worker that died, …) on the driver's stdout,
     # where it would break `--json`: it goes to stderr, where a user still sees it.
     with contextlib.redirect_stdout(sys.stderr):
-        return _run(project, recipes, data, parent_id, address, on_trial)
+        return _run(ray, project, recipes, data, parent_id, on_trial)
 
 
 def _run(
+    ray: Any,
     project: Project,
     recipes: list[Recipe],
     data: dict[str, Any],
     parent_id: str,
-    address: str | None,
     on_trial: Callable[[int, int, str | None, str | None], None] | None,
 ) -> list[tuple[str | None, str | None]]:
-    ray = _connect(address)
     from ray.util.queue import Queue
 
     live: dict[Any, tuple[int, Any]] = {}

@@ -135,6 +135,11 @@ def sweep(
     from workbench.core.runs.training import prepare
 
     data = prepare(project, base)  # fail fast on a bad recipe, before any run starts
+    ray = None
+    if backend == "ray":  # Ray missing or the cluster unreachable: still no run
+        from workbench.core.runs.ray_trials import connect
+
+        ray = connect(address)
     task = data["task"]
     metric = metric or ("val_rmse" if task == "regression" else "val_auc")
     lower = any(t in metric for t in ("loss", "rmse", "mae", "mse"))
@@ -171,12 +176,12 @@ def sweep(
             r["params"] = {**threads, **base.params, **p}
             r["name"] = f"{base.name or 'sweep'}-{i + 1}"
             recipes.append(r)
-        if backend == "ray":
+        if ray is not None:
             from workbench.core.runs.ray_trials import run_on_ray
 
             parent.log_params({"sweep.backend": "ray"})
             outcomes = run_on_ray(
-                project, [Recipe(**r) for r in recipes], data, parent.id, address, on_trial
+                ray, project, [Recipe(**r) for r in recipes], data, parent.id, on_trial
             )
         else:
             outcomes = _run_local(project, recipes, parent.id, parallel, on_trial)
@@ -196,6 +201,8 @@ def sweep(
             parent.set_tag("best_run", best["run_id"])
     except BaseException:
         parent.end("failed", "the sweep was interrupted")
+        if ray is not None:
+            ray.shutdown()  # run_on_ray's own, or one it never reached (shutting twice is fine)
         raise
     parent.end("finished" if best else "failed", None if best else "every trial failed")
     return {
