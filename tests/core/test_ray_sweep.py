@@ -142,13 +142,21 @@ def test_a_trial_whose_worker_is_killed_ends_killed_and_the_sweep_goes_on(
          "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    victim = None
+    # curves stream back: a trial still running already shows points in its live run
+    streamed = 0
     deadline = time.monotonic() + 60
+    while not streamed and time.monotonic() < deadline:
+        running = [r for r in churn_project.runs.list() if r["status"] == "running"
+                   and (r["name"] or "").startswith("sweep-")]  # fmt: skip
+        for r in running:
+            streamed = max(streamed, len(churn_project.runs.history(r["id"], "val_auc_curve")))
+        time.sleep(0.1)
+    assert 0 < streamed < 1500, "no curve point arrived while a trial ran"
+    victim = None
     while victim is None and time.monotonic() < deadline:
         found = subprocess.run(["pgrep", "-f", "ray::fit_trial"], capture_output=True, text=True)
         pids = [int(x) for x in found.stdout.split()]
         if pids:
-            time.sleep(0.5)  # well into its fit
             victim = pids[0]
             os.kill(victim, signal.SIGKILL)
         else:
