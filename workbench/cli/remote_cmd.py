@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, json_option, print_json, table
 from workbench.textfmt import human_bytes
+
+if TYPE_CHECKING:
+    from workbench.core.remote.sync import Synced
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,6 +66,15 @@ def remove(ctx: Ctx, name: str) -> None:
     echo(f"Removed remote {spec.name} ({spec.url})")
 
 
+def _moved(what: str, where: str, done: Synced) -> None:
+    """The one line a push or a pull that moved something prints."""
+    echo(
+        f"{what}: {done.objects_sent:,} object(s), {human_bytes(done.bytes_sent)} "
+        f"({done.objects_present:,} already {where}), and the catalog "
+        f"({human_bytes(done.catalog_bytes)}); audit entry {done.before_seq} -> {done.audit_seq}"
+    )
+
+
 @click.command()
 @click.argument("name", required=False)
 @json_option
@@ -78,12 +92,7 @@ def push(ctx: Ctx, name: str | None, as_json: bool) -> None:
     if done.up_to_date:
         echo(f"{done.remote} is up to date (audit entry {done.audit_seq})")
         return
-    echo(
-        f"Pushed to {done.remote}: {done.objects_sent:,} object(s), "
-        f"{human_bytes(done.bytes_sent)} ({done.objects_present:,} already there), and the "
-        f"catalog ({human_bytes(done.catalog_bytes)}); audit entry {done.before_seq} -> "
-        f"{done.audit_seq}"
-    )
+    _moved(f"Pushed to {done.remote}", "there", done)
     if done.running:
         echo(f"{done.running} run(s) were still running: they arrive as running; push again "
              "when they end")  # fmt: skip
@@ -110,12 +119,7 @@ def pull(ctx: Ctx, name: str | None, as_json: bool) -> None:
             f"Already up to date with {done.remote} (it is at audit entry {done.audit_seq}){ahead}"
         )
         return
-    echo(
-        f"Pulled from {done.remote}: {done.objects_sent:,} object(s), "
-        f"{human_bytes(done.bytes_sent)} ({done.objects_present:,} already here), and the "
-        f"catalog ({human_bytes(done.catalog_bytes)}); audit entry {done.before_seq} -> "
-        f"{done.audit_seq}"
-    )
+    _moved(f"Pulled from {done.remote}", "here", done)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -35,6 +35,7 @@ class Moved(StoreError):
 
 class Backend(Protocol):
     url: str
+    in_flight: int  # requests a push or pull keeps going at once
 
     def keys(self, prefix: str) -> set[str]:
         """Every key under ``prefix`` (a folder-like prefix ending in ``/``)."""
@@ -89,6 +90,8 @@ def parse_url(url: str) -> tuple[str, str]:
 
 class FolderBackend:
     """A remote that is a folder: the same layout as on S3, as files."""
+
+    in_flight = 2  # bound by the disk, not by round trips
 
     def __init__(self, url: str, root: Path) -> None:
         self.url = url
@@ -198,6 +201,8 @@ class FolderBackend:
 
 class S3Backend:
     """A remote in an S3 bucket (under a prefix), through boto3."""
+
+    in_flight = 8  # bound by round trips: many requests in flight
 
     def __init__(self, url: str, bucket: str, prefix: str, endpoint_url: str | None) -> None:
         self.url = url

@@ -24,12 +24,13 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError, UsageError
+from workbench.core.records import Record
 from workbench.core.remote import copies
 from workbench.core.store import audit
 
@@ -42,8 +43,8 @@ MANIFEST = "manifest.json"
 CATALOG = "catalog.duckdb"
 
 
-@dataclass
-class Bundled:
+@dataclass(eq=False)
+class Bundled(Record):
     """What ``bundle create`` or ``bundle import`` did."""
 
     file: str
@@ -57,9 +58,6 @@ class Bundled:
     before_seq: int = 0
     base: str | None = None  # what it builds on: a bundle's hash or a date
     up_to_date: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class _Hashing:
@@ -192,7 +190,7 @@ def _check_sidecar(path: Path) -> str:
     digest = sha256_file(path)
     side = Path(f"{path}.sha256")
     if side.is_file():
-        expected = side.read_text().split()[0].lower() if side.read_text().split() else ""
+        expected = (side.read_text().split() or [""])[0].lower()
         if expected != digest:
             raise StoreError(
                 f"{path.name} does not match {side.name}: the file was damaged or cut short "
@@ -209,10 +207,10 @@ def import_(project: Project, file: str | os.PathLike[str]) -> Bundled:
     done.sha256 = _check_sidecar(path)
     head = audit.Head(int(doc["audit"]["seq"]), str(doc["audit"]["hash"]))
     copies.fold(project)
-    local, requests = copies.local_state(project)
+    local, requests, holds = copies.local_state(project, head)
     done.before_seq, done.audit_seq = local.seq, head.seq
     done.referenced = len(doc["refs"])
-    if requests >= int(doc.get("requests", 0)) and copies.holds(project, head):
+    if requests >= int(doc.get("requests", 0)) and holds:
         done.up_to_date = True  # imported already, or this project is past it
         return done
     source = f"the bundle {path.name}"
@@ -260,7 +258,7 @@ def import_(project: Project, file: str | os.PathLike[str]) -> Bundled:
                         f"object {d[:12]} ({wanted[d]}) in {path.name} does not match its hash: "
                         "refusing the bundle, nothing was changed"
                     )
-                stage.put_bytes(data)
+                stage.put_bytes(data, d)
                 done.object_bytes += len(data)
             stage.commit()
         done.objects = len(wanted)

@@ -94,17 +94,16 @@ def copy_catalog(
     return Copied(path, head, refs, n_requests, int(running))
 
 
-def local_state(project: Project) -> tuple[audit.Head, int]:
-    """This project's audit head and number of logged requests."""
+def local_state(project: Project, other: audit.Head) -> tuple[audit.Head, int, bool]:
+    """This project's audit head, its number of logged requests, and whether its trail
+    contains ``other`` (then a copy that ends there brings nothing new: this project is
+    level with it or ahead), in one read."""
     with project.catalog.read() as con:
-        return audit.head_or_genesis(con), requests(con)
-
-
-def holds(project: Project, head: audit.Head) -> bool:
-    """Whether this project's trail contains ``head``: then a copy that ends there brings
-    nothing new (this project is level with it or ahead)."""
-    with project.catalog.read() as con:
-        return not audit.reaches(con, head, "the copy")
+        return (
+            audit.head_or_genesis(con),
+            requests(con),
+            not audit.reaches(con, other, "the copy"),
+        )
 
 
 def _open(path: Path) -> duckdb.DuckDBPyConnection:

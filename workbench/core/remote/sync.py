@@ -28,10 +28,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from workbench.core.errors import StoreError
+from workbench.core.records import Record
 from workbench.core.remote import config, copies
 from workbench.core.remote.backends import Backend, Moved, open_backend
 from workbench.core.store import audit
@@ -47,8 +48,8 @@ FORMAT = 1
 OBJECTS = "objects/"
 
 
-@dataclass
-class Synced:
+@dataclass(eq=False)
+class Synced(Record):
     """What a push or a pull did, for the one line the CLI prints (and ``--json``)."""
 
     remote: str
@@ -63,9 +64,6 @@ class Synced:
     up_to_date: bool = False
     running: int = 0  # runs still running when the catalog was copied
     ahead: int = 0  # audit entries this project has beyond the remote (a pull that did nothing)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -129,11 +127,6 @@ def _parse_head(raw: bytes | None, name: str) -> RemoteHead | None:
         ) from None
 
 
-def _parallel(backend: Backend) -> int:
-    # S3 is bound by round trips, so many requests in flight; a folder by its disk
-    return 8 if type(backend).__name__ == "S3Backend" else 2
-
-
 def _diverged(name: str, remote: audit.Head, local: audit.Head, pushing: bool) -> StoreError:
     if pushing:
         return StoreError(
@@ -190,7 +183,7 @@ def push(project: Project, name: str | None = None) -> Synced:
             backend.put(_object_key(digest), data)
             return len(data)
 
-        with ThreadPoolExecutor(_parallel(backend)) as pool:
+        with ThreadPoolExecutor(backend.in_flight) as pool:
             for size in pool.map(send, missing):
                 done.objects_sent += 1
                 done.bytes_sent += size
@@ -233,7 +226,7 @@ def _fetch(
         return digest, data
 
     total = 0
-    with ThreadPoolExecutor(_parallel(backend)) as pool:
+    with ThreadPoolExecutor(backend.in_flight) as pool:
         for digest, data in pool.map(one_blob, sorted(wanted)):
             keep(digest, data)
             total += len(data)
@@ -249,9 +242,9 @@ def pull(project: Project, name: str | None = None) -> Synced:
         raise StoreError(f"the remote {spec.name} holds nothing yet: push to it first")
     copies.fold(project)
     done = Synced(spec.name, spec.url, "pull")
-    local, requests = copies.local_state(project)
+    local, requests, holds = copies.local_state(project, remote.audit)
     done.before_seq = local.seq
-    if requests >= remote.requests and copies.holds(project, remote.audit):
+    if requests >= remote.requests and holds:
         # level with the remote, or ahead of it (then `push` is what moves things)
         done.up_to_date, done.audit_seq = True, remote.audit.seq
         done.ahead = local.seq - remote.audit.seq
@@ -280,7 +273,7 @@ def pull(project: Project, name: str | None = None) -> Synced:
         done.objects_present = len(refs) - len(wanted)
         with project.objects.stage() as stage:
             done.bytes_sent = _fetch(
-                backend, spec.name, wanted, lambda _d, blob: stage.put_bytes(blob)
+                backend, spec.name, wanted, lambda d, blob: stage.put_bytes(blob, d)
             )
             stage.commit()  # blobs first: a catalog row is written only once its blob is there
         done.objects_sent = len(wanted)

@@ -245,8 +245,11 @@ class Staging:
         self.sums: dict[str, str] = {}  # digest -> fast checksum, for the catalog
         self.new: set[str] = set()  # digests not already in the store
 
-    def put_bytes(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+    def put_bytes(self, data: bytes, digest: str | None = None) -> str:
+        """Stage a blob; ``digest`` is its SHA-256 when the caller has just computed it
+        over these very bytes (a pull checks each fetched blob against its name as it
+        arrives, in parallel), so that it is not hashed twice."""
+        digest = digest or hashlib.sha256(data).hexdigest()
         if digest in self.sizes:
             return digest
         self.sizes[digest] = len(data)
