@@ -98,9 +98,7 @@ def connect(address: str | None) -> Any:
             configure_logging=False,
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"at {address}" if address and address != "auto" else "(address auto)"
-        if address is None:
-            where = "on this machine"
+        where = {None: "on this machine", "auto": "(address auto)"}.get(address, f"at {address}")
         text = " ".join(str(exc).split())[:200]
         raise StoreError(f"cannot reach a Ray cluster {where}: {text}") from None
     return ray
