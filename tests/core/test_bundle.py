@@ -130,3 +130,92 @@ def test_a_project_with_history_of_its_own_refuses_a_bundle_and_cli_errors_are_o
     dated = run_cli("bundle", "create", str(tmp_path / "d.wb"), "--since", "2000-01-01", "--json",
                     cwd=models.root)  # fmt: skip
     assert dated.code == 0 and '"base": "2000-01-01"' in dated.out
+
+
+def _carried(bundle: Path) -> set[str]:
+    with tarfile.open(bundle) as tar:
+        return {m.name.removeprefix("objects/") for m in tar if m.name.startswith("objects/")}
+
+
+def test_a_partial_bundle_carries_its_parts_and_the_other_side_names_what_it_lacks(
+    models: Project, tmp_path: Path
+) -> None:
+    from workbench.core.store.verify import references_by_part
+
+    src = models
+    with src.catalog.read() as con:
+        parts = references_by_part(con)
+    assert parts["datasets"] and parts["models"] and parts["models"] < parts["runs"]
+
+    part = create(src, tmp_path / "data.wb", only=["datasets"])
+    assert _carried(tmp_path / "data.wb") == parts["datasets"]
+    assert part.left_out == len(parts["runs"]) and part.only == ["datasets"]
+
+    dst = _fresh(tmp_path, "classroom")
+    got = import_(dst, tmp_path / "data.wb")
+    assert got.objects == len(parts["datasets"]) and got.left_out == len(parts["runs"])
+    src_rows, _ = store_snapshot(src)
+    assert store_snapshot(dst)[0] == src_rows  # the catalog whole: every row, every entry
+    assert dst.datasets.load("churn@2").equals(src.datasets.load("churn@2"))
+    mv = dst.models.resolve("churn-model@2")
+    with pytest.raises(
+        StoreError, match=r"left out of bundle data\.wb \(made with --only datasets\)"
+    ):
+        dst.models.load(mv)
+    ok = run_cli("verify", cwd=dst.root)
+    assert ok.code == 0, ok.out
+    assert (
+        f"{len(parts['runs'])} object(s) not here by choice: left out of bundle data.wb" in ok.out
+    )
+
+    # a blob that should be here and is not is still damage, left-out list or not
+    victim = sorted(parts["datasets"])[0]
+    kept = dst.objects.path(victim).read_bytes()
+    dst.objects.path(victim).unlink()
+    bad = run_cli("verify", cwd=dst.root)
+    assert bad.code == 1 and f"object {victim[:12]}" in bad.out and "is missing" in bad.out
+    dst.objects.path(victim).write_bytes(kept)
+
+    # a remote must be whole: a partial project cannot push
+    run_cli("remote", "add", "usb", str(tmp_path / "usb"), cwd=dst.root)
+    push = run_cli("push", cwd=dst.root)
+    assert push.code == 1 and "a remote must be whole" in push.err
+    assert not (tmp_path / "usb" / "HEAD").exists()
+
+    # passed on from the partial project, what it lacks stays named after the first bundle
+    create(dst, tmp_path / "relay.wb")
+    third = _fresh(tmp_path, "third")
+    assert import_(third, tmp_path / "relay.wb").left_out == len(parts["runs"])
+    assert {v["by"] for v in third.objects.left_out().values()} == {
+        "bundle data.wb (made with --only datasets)"
+    }
+
+    # the rest, since the first: exactly what was left out; then both sides are equal
+    rest = create(src, tmp_path / "rest.wb", since=str(tmp_path / "data.wb"), only=["runs"])
+    assert _carried(tmp_path / "rest.wb") == parts["runs"] and rest.left_out == 0
+    filled = import_(dst, tmp_path / "rest.wb")
+    assert not filled.up_to_date and filled.objects == len(parts["runs"])
+    assert store_snapshot(dst) == store_snapshot(src)
+    assert dst.objects.left_out() == {}
+    assert "not here by choice" not in run_cli("verify", cwd=dst.root).out
+    assert dst.models.load(mv) is not None
+
+
+def test_only_models_carries_the_registered_files_and_a_wrong_part_is_one_line(
+    models: Project, tmp_path: Path
+) -> None:
+    from workbench.core.store.verify import references_by_part
+
+    with models.catalog.read() as con:
+        parts = references_by_part(con)
+    res = run_cli("bundle", "create", str(tmp_path / "m.wb"), "--only", "models", cwd=models.root)
+    assert res.code == 0 and "only models carried" in res.out
+    assert _carried(tmp_path / "m.wb") == parts["models"]
+    dst = _fresh(tmp_path, "scoring-box")
+    imp = run_cli("bundle", "import", str(tmp_path / "m.wb"), cwd=dst.root)
+    assert imp.code == 0 and "Left out by the bundle" in imp.out
+    assert dst.models.load(dst.models.resolve("churn-model@2")) is not None
+    with pytest.raises(StoreError, match=r"left out of bundle m\.wb"):
+        dst.datasets.load("churn@1")
+    wrong = run_cli("bundle", "create", str(tmp_path / "x.wb"), "--only", "plots", cwd=models.root)
+    assert wrong.code == 2 and "plots" in wrong.err and not (tmp_path / "x.wb").exists()

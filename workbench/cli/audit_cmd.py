@@ -107,12 +107,15 @@ def verify(ctx: Ctx, kept: str | None, repair: bool, as_json: bool) -> None:
                 "objects_checked": r.objects_checked,
                 "problems": r.problems,
                 "orphans": r.orphans,
+                "left_out": r.left_out,
                 "repaired": repaired,
             }
         )
     else:
         for p in r.problems:
             echo(f"FAIL {p}")
+        for by, n in r.left_out.items():
+            echo(f"NOTE {n:,} object(s) not here by choice: left out of {by}")
         echo(
             f"audit chain: {r.audit_entries} entries; objects: {r.objects_checked} re-hashed; "
             f"{len(r.orphans)} unreferenced"

@@ -133,14 +133,22 @@ def bundle() -> None:
     "--since", metavar="BUNDLE|DATE", help="Only what the other side lacks after importing "
     "an earlier BUNDLE file (or: objects stored from DATE on, YYYY-MM-DD).",
 )  # fmt: skip
+@click.option(
+    "--only", "only", multiple=True, type=click.Choice(["datasets", "runs", "models"]),
+    help="Carry only these parts' files (repeatable): dataset chunks, run artifacts, "
+    "registered models. The catalog and audit trail always travel whole; the other side "
+    "knows what was left out.",
+)  # fmt: skip
 @json_option
 @pass_ctx
-def bundle_create(ctx: Ctx, file: str, since: str | None, as_json: bool) -> None:
+def bundle_create(
+    ctx: Ctx, file: str, since: str | None, only: tuple[str, ...], as_json: bool
+) -> None:
     """Write this project's datasets, runs, models and audit trail to FILE (a tar with a
     manifest), and FILE.sha256 beside it; with --since, only the objects added since."""
     from workbench.core.remote.bundle import create
 
-    done = create(ctx.project, file, since)
+    done = create(ctx.project, file, since, only)
     if as_json:
         print_json(done)
         return
@@ -151,6 +159,9 @@ def bundle_create(ctx: Ctx, file: str, since: str | None, as_json: bool) -> None
         f"audit entry {done.audit_seq}) into {done.file}: {human_bytes(done.bytes)}, "
         f"sha256 {done.sha256[:16]}… (in {done.file}.sha256)"
     )
+    if done.left_out:
+        echo(f"Left out {done.left_out:,} object(s) the other side will lack"
+             + (f" (only {', '.join(done.only)} carried)" if done.only else ""))  # fmt: skip
 
 
 @bundle.command("import")
@@ -174,3 +185,6 @@ def bundle_import(ctx: Ctx, file: str, as_json: bool) -> None:
         f"Imported {done.file}: {done.objects:,} object(s) ({human_bytes(done.object_bytes)}) "
         f"and the catalog; audit entry {done.before_seq} -> {done.audit_seq}"
     )
+    if done.left_out:
+        echo(f"Left out by the bundle: {done.left_out:,} object(s); reading one says so "
+             "(`workbench verify` lists them); a bundle that carries them fills them in")  # fmt: skip

@@ -9,6 +9,13 @@ A bundle is a plain tar (its Parquet chunks and models are compressed already)::
     catalog.duckdb        a consistent copy of the catalog
     objects/<sha256>      the blobs the other side lacks
 
+A partial bundle (``--only datasets|runs|models``) still carries the whole catalog, so
+the audit chain and history are checked and continued as for any other; only the blobs
+of the other parts stay behind. Its manifest names them (``left_out``), the importing
+project records them (``objects/left-out.json``), and reads and ``verify`` then say
+"left out of bundle X" rather than "damaged". A later bundle that carries them, or a
+pull, fills them in.
+
 and ``FILE.sha256`` beside it, in ``sha256sum`` format, so the file can be checked on
 either side with the usual tool. Import checks the sidecar (when present), then every
 member against the manifest, the catalog copy's audit chain and history, and that every
@@ -24,7 +31,8 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -33,6 +41,7 @@ from workbench.core.errors import StoreError, UsageError
 from workbench.core.records import Record
 from workbench.core.remote import copies
 from workbench.core.store import audit
+from workbench.core.store.verify import PARTS, references_by_part
 
 if TYPE_CHECKING:
     from workbench.core.project import Project
@@ -57,6 +66,8 @@ class Bundled(Record):
     audit_seq: int = 0
     before_seq: int = 0
     base: str | None = None  # what it builds on: a bundle's hash or a date
+    only: list[str] = field(default_factory=list)  # the parts carried; empty: all
+    left_out: int = 0  # blobs the catalog points at that the bundle does not carry
     up_to_date: bool = False
 
 
@@ -113,8 +124,9 @@ def _base(project: Project, since: str | None) -> tuple[set[str], str | None]:
         return set(), None
     path = Path(since)
     if path.exists() or since.endswith(".tar") or os.sep in since:
-        doc = read_manifest(path)
-        return set(doc["refs"]), f"{path.name} (audit entry {doc['audit']['seq']})"
+        doc = read_manifest(path)  # what it left out, the other side lacks still
+        held = set(doc["refs"]) - set(doc.get("left_out", {}))
+        return held, f"{path.name} (audit entry {doc['audit']['seq']})"
     try:
         day = date.fromisoformat(since)
     except ValueError:
@@ -129,8 +141,43 @@ def _base(project: Project, since: str | None) -> tuple[set[str], str | None]:
     return {r[0] for r in rows}, day.isoformat()
 
 
-def create(project: Project, file: str | os.PathLike[str], since: str | None = None) -> Bundled:
-    """Write a bundle of this project, or of what changed since ``since``."""
+def _only(only: Sequence[str] | None) -> list[str]:
+    chosen = sorted(set(only or ()))
+    if unknown := [o for o in chosen if o not in PARTS]:
+        raise UsageError(f"--only takes {', '.join(PARTS)}, not {unknown[0]!r}")
+    return [] if set(chosen) == set(PARTS) else chosen
+
+
+def _left_out(
+    con_refs: dict[str, str],
+    parts: dict[str, set[str]],
+    only: list[str],
+    label: str,
+    lacking: dict[str, dict[str, str]],
+) -> dict[str, dict[str, str]]:
+    """The blobs a bundle will not carry: those of the parts not chosen (a blob no part
+    names, such as a scoring's output, always travels), and those this project itself
+    lacks because an earlier partial bundle left them out."""
+    out = {d: dict(lacking[d]) for d in con_refs if d in lacking}
+    if only:
+        chosen = set().union(*(parts[o] for o in only))
+        others = set().union(*(parts[o] for o in PARTS if o not in only)) - chosen
+        for d in others & con_refs.keys():
+            out.setdefault(d, {"what": con_refs[d], "by": label})
+    for d, v in out.items():
+        v.setdefault("what", con_refs[d])
+    return out
+
+
+def create(
+    project: Project,
+    file: str | os.PathLike[str],
+    since: str | None = None,
+    only: Sequence[str] | None = None,
+) -> Bundled:
+    """Write a bundle of this project, or of what changed since ``since``; with ``only``,
+    the objects of those parts alone (the catalog is always whole)."""
+    parts_chosen = _only(only)
     path = Path(file)
     if path.exists():
         raise UsageError(
@@ -140,13 +187,18 @@ def create(project: Project, file: str | os.PathLike[str], since: str | None = N
         raise UsageError(f"no such folder: {path.parent}")
     base, base_label = _base(project, since)
     copies.fold(project)
-    done = Bundled(str(path), base=base_label)
+    done = Bundled(str(path), base=base_label, only=parts_chosen)
+    label = f"bundle {path.name} (made with --only {','.join(parts_chosen)})"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with copies.scratch(project) as area:
         copy = copies.copy_catalog(project, area / CATALOG)
         assert copy is not None  # no check given: always copied
         catalog = copy.path.read_bytes()
-        inside = sorted(set(copy.refs) - base)
+        with copies.open_copy(copy.path) as con:
+            parts = references_by_part(con) if parts_chosen else {}
+        left = _left_out(copy.refs, parts, parts_chosen, label, project.objects.left_out())
+        left = {d: v for d, v in left.items() if d not in base}
+        inside = sorted(set(copy.refs) - base - left.keys())
         sizes = {d: project.objects.size(d) for d in inside}
         manifest = {
             "kind": KIND,
@@ -160,6 +212,8 @@ def create(project: Project, file: str | os.PathLike[str], since: str | None = N
             "objects": sizes,
             "refs": sorted(copy.refs),
             "base": base_label,
+            "only": parts_chosen,
+            "left_out": left,
         }
         try:
             with open(tmp, "wb") as raw:
@@ -180,6 +234,7 @@ def create(project: Project, file: str | os.PathLike[str], since: str | None = N
     done.objects, done.object_bytes = len(inside), sum(sizes.values())
     done.catalog_bytes, done.bytes = len(catalog), out.n
     done.referenced, done.audit_seq = len(copy.refs), copy.head.seq
+    done.left_out = len(left)
     return done
 
 
@@ -203,14 +258,16 @@ def import_(project: Project, file: str | os.PathLike[str]) -> Bundled:
     """Take a bundle in: everything checked first, then objects, then the catalog."""
     path = Path(file)
     doc = read_manifest(path)
-    done = Bundled(str(path), base=doc.get("base"))
+    done = Bundled(str(path), base=doc.get("base"), only=list(doc.get("only", [])))
+    declared: dict[str, dict[str, str]] = doc.get("left_out", {})
     done.sha256 = _check_sidecar(path)
     head = audit.Head(int(doc["audit"]["seq"]), str(doc["audit"]["hash"]))
     copies.fold(project)
     local, requests, holds = copies.local_state(project, head)
     done.before_seq, done.audit_seq = local.seq, head.seq
     done.referenced = len(doc["refs"])
-    if requests >= int(doc.get("requests", 0)) and holds:
+    fills = any(not project.objects.has(d) for d in doc["objects"])
+    if requests >= int(doc.get("requests", 0)) and holds and not fills:
         done.up_to_date = True  # imported already, or this project is past it
         return done
     source = f"the bundle {path.name}"
@@ -242,7 +299,10 @@ def import_(project: Project, file: str | os.PathLike[str]) -> Bundled:
 
         refs = copies.check_copy(project, snap, head, local, source, diverged)
         wanted = {d: what for d, what in refs.items() if not project.objects.has(d)}
-        absent = [d for d in wanted if d not in doc["objects"]]
+        ours = project.objects.left_out()  # lacked here by choice already
+        absent = [
+            d for d in wanted if d not in doc["objects"] and d not in declared and d not in ours
+        ]
         if absent:
             base = f" (it builds on {doc['base']})" if doc.get("base") else ""
             raise StoreError(
@@ -250,8 +310,12 @@ def import_(project: Project, file: str | os.PathLike[str]) -> Bundled:
                 f"carry, e.g. {absent[0][:12]} ({wanted[absent[0]]}){base}: import the bundle "
                 "before it first; nothing was changed"
             )
+        left = {d: declared.get(d) or ours[d] for d in wanted if d not in doc["objects"]}
+        # named before the catalog points at them, so no moment calls them damaged
+        project.objects.note_left_out(left)
+        taken = sorted(d for d in wanted if d not in left)
         with project.objects.stage() as stage:
-            for d in sorted(wanted):
+            for d in taken:
                 data = _member(tar, members, f"objects/{d}", path)
                 if hashlib.sha256(data).hexdigest() != d:
                     raise StoreError(
@@ -261,8 +325,9 @@ def import_(project: Project, file: str | os.PathLike[str]) -> Bundled:
                 stage.put_bytes(data, d)
                 done.object_bytes += len(data)
             stage.commit()
-        done.objects = len(wanted)
+        done.objects, done.left_out = len(taken), len(left)
         copies.install(project, snap, local, source)
+    project.objects.note_left_out({})  # forget those this bundle brought
     return done
 
 

@@ -112,6 +112,16 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True)
 
 
+@contextlib.contextmanager
+def open_copy(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A catalog copy opened to read, closed whatever happens."""
+    con = _open(path)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 def _bring_schema(path: Path, source: str) -> None:
     """Refuse a copy from a newer workbench; bring an older one up to date."""
     from workbench.core.store.catalog import Catalog

@@ -177,6 +177,15 @@ def push(project: Project, name: str | None = None) -> Synced:
         have = {k[len(OBJECTS) :].replace("/", "") for k in backend.keys(OBJECTS)}
         missing = sorted(set(copy.refs) - have)
         done.objects_present = len(copy.refs) - len(missing)
+        left_out = project.objects.left_out()
+        if lacking := [d for d in missing if d in left_out and not project.objects.has(d)]:
+            by = left_out[lacking[0]].get("by", "a bundle")
+            raise StoreError(
+                f"this project lacks {len(lacking):,} object(s) the remote does not have either "
+                f"(left out of {by}), e.g. {lacking[0][:12]} ({copy.refs[lacking[0]]}): a "
+                "remote must be whole; push from the project that has them, or import a "
+                "bundle that carries them first; nothing was sent"
+            )
 
         def send(digest: str) -> int:
             data = project.objects.read_bytes(digest, copy.refs[digest])  # refused if damaged

@@ -5,6 +5,11 @@ written to a temporary file in the same filesystem, fsynced and renamed, so a
 crash can leave garbage in ``tmp/`` but never a half-written object. Writes that
 belong to one operation are *staged* first and moved into place only when the
 whole operation has succeeded: a failed ``data add`` leaves the store as it was.
+
+A project that took in a partial bundle (``bundle create --only``) lacks, by choice,
+some blobs its catalog points at. ``objects/left-out.json`` names them and the bundle
+that left them out, so that a read of one, and ``verify``, say so instead of calling
+the store damaged.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import mmap
 import os
 import shutil
@@ -22,6 +28,7 @@ from pathlib import Path
 from workbench.core.errors import StoreError
 
 HASH_LEN = 64
+LEFT_OUT = "left-out.json"
 _BUF = 1 << 22
 # Hashing threads for a read: hashlib releases the GIL, so two cores hash twice as fast.
 _HASHERS = max(1, min(4, os.cpu_count() or 1))
@@ -187,11 +194,44 @@ class ObjectStore:
             "refusing to read it (run `workbench verify`)"
         )
 
-    @staticmethod
-    def _missing(digest: str, what: str) -> StoreError:
+    def _missing(self, digest: str, what: str) -> StoreError:
+        why = self.left_out().get(digest)
+        if why is not None:
+            return StoreError(
+                f"{what} is not in this project: it was left out of {why.get('by', 'a bundle')} "
+                f"(object {digest[:12]}); import a bundle that carries it, or pull"
+            )
         return StoreError(
             f"{what} is missing from the store (object {digest[:12]}); run `workbench verify`"
         )
+
+    def left_out(self) -> dict[str, dict[str, str]]:
+        """Blobs this project lacks by choice: digest -> {"what", "by"} (the bundle that
+        left it out). Read when a blob is found missing, so every read pays nothing."""
+        try:
+            doc = json.loads((self.root / LEFT_OUT).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            raise StoreError(
+                f"{self.root / LEFT_OUT} cannot be read; it names the objects a partial "
+                "bundle left out"
+            ) from None
+        return {d: v for d, v in doc.items() if isinstance(v, dict)}
+
+    def note_left_out(self, entries: dict[str, dict[str, str]]) -> None:
+        """Add ``entries`` to the blobs left out, and forget any now present; written
+        whole and renamed, so a crash leaves the old list or the new."""
+        merged = {**self.left_out(), **entries}
+        kept = {d: v for d, v in sorted(merged.items()) if not self.has(d)}
+        target = self.root / LEFT_OUT
+        if not kept:
+            target.unlink(missing_ok=True)
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{LEFT_OUT}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(kept, indent=1), encoding="utf-8")
+        os.replace(tmp, target)
 
     def put_bytes(self, data: bytes) -> str:
         """Store one blob now (outside any staging) and return its hash."""

@@ -30,6 +30,7 @@ class VerifyReport:
     objects_checked: int = 0
     problems: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    left_out: dict[str, int] = field(default_factory=dict)  # bundle -> blobs it left out
 
     @property
     def ok(self) -> bool:
@@ -128,6 +129,27 @@ def catalog_references(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     for d, kind in con.execute("SELECT hash, kind FROM objects").fetchall():
         refs.setdefault(d, f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}")
     return refs
+
+
+PARTS = ("datasets", "runs", "models")
+
+
+def references_by_part(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """The digests each part of a project points at: dataset versions' chunks and
+    patches, runs' artifacts, registered models' files (a model's file is also its
+    run's artifact). What ``bundle create --only`` chooses among."""
+    return {
+        "datasets": {
+            d
+            for (d,) in con.execute(
+                "SELECT DISTINCT unnest(list_prepend(blob, patches)) FROM dataset_segments"
+            ).fetchall()
+        },
+        "runs": {d for (d,) in con.execute("SELECT DISTINCT hash FROM artifacts").fetchall()},
+        "models": {
+            d for (d,) in con.execute("SELECT DISTINCT artifact FROM model_versions").fetchall()
+        },
+    }
 
 
 def referenced_objects(project: Project) -> dict[str, str]:
@@ -264,7 +286,12 @@ def verify(project: Project, kept: audit.Head | None = None) -> VerifyReport:
         report.problems.append(f"journal record {record.name} could not be read and was set aside")
     refs = referenced_objects(project)
     store = project.objects
+    left_out = store.left_out()
     for digest, owner in sorted(refs.items()):
+        if digest in left_out and not store.has(digest):  # by choice: a partial bundle
+            by = left_out[digest].get("by", "a bundle")
+            report.left_out[by] = report.left_out.get(by, 0) + 1
+            continue
         report.objects_checked += 1
         if not store.has(digest):
             report.problems.append(f"object {digest[:12]} ({owner}) is missing")

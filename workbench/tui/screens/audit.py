@@ -86,6 +86,9 @@ class AuditScreen(WBScreen):
                 f"[green]verify: OK[/] — {report.audit_entries:,} audit entries chained, "
                 f"{report.objects_checked:,} objects re-hashed"
                 + (f", {len(report.orphans)} unreferenced" if report.orphans else "")
+                + "".join(
+                    f"; {n:,} left out of {by} by choice" for by, n in report.left_out.items()
+                )
             )
             self.notify("verify: OK")
         else:
