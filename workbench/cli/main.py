@@ -16,8 +16,57 @@ from workbench import __version__
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.core.text import inert_line
 
+# command name -> (module under workbench.cli, attribute): a command's module (and what
+# it imports) is loaded only when that command runs, so `workbench runs list` does not
+# pay for the imports of `serve`, `monitor` and the rest (about 40 ms of every call).
+_LAZY: dict[str, tuple[str, str]] = {
+    "data": ("data", "data"),
+    "train": ("train_cmd", "train"),
+    "runs": ("runs_cmd", "runs"),
+    "sweep": ("train_cmd", "sweep"),
+    "rerun": ("train_cmd", "rerun"),
+    "drift": ("drift_cmd", "drift"),
+    "model": ("model_cmd", "model"),
+    "predict": ("model_cmd", "predict"),
+    "serve": ("serve_cmd", "serve"),
+    "labels": ("labels_cmd", "labels"),
+    "monitor": ("monitor_cmd", "monitor"),
+    "audit": ("audit_cmd", "audit"),
+    "verify": ("audit_cmd", "verify"),
+    "demo": ("demo_cmd", "demo"),
+    "sql": ("sql_cmd", "sql"),
+    "export": ("sql_cmd", "export"),
+    "import": ("sql_cmd", "import_"),
+    "pipeline": ("pipeline_cmd", "pipeline"),
+    "config": ("config_cmd", "config"),
+    "remote": ("remote_cmd", "remote"),
+    "push": ("remote_cmd", "push"),
+    "pull": ("remote_cmd", "pull"),
+    "bundle": ("remote_cmd", "bundle"),
+}
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _LAZY:
+            import importlib
+
+            module, attr = _LAZY[cmd_name]
+            found = getattr(importlib.import_module(f"workbench.cli.{module}"), attr)
+            self.add_command(found, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--project",
     "project_dir",
@@ -77,52 +126,6 @@ def init(directory: str, name: str | None) -> None:
         click.echo(inert_line(f"Created workbench project in {project.root}"))
     else:
         click.echo(inert_line(f"{project.root} is already a workbench project (schema up to date)"))
-
-
-def _register() -> None:
-    from workbench.cli import (
-        audit_cmd,
-        config_cmd,
-        data,
-        demo_cmd,
-        drift_cmd,
-        labels_cmd,
-        model_cmd,
-        monitor_cmd,
-        pipeline_cmd,
-        remote_cmd,
-        runs_cmd,
-        serve_cmd,
-        sql_cmd,
-        train_cmd,
-    )
-
-    cli.add_command(data.data)
-    cli.add_command(train_cmd.train)
-    cli.add_command(runs_cmd.runs)
-    cli.add_command(train_cmd.sweep)
-    cli.add_command(train_cmd.rerun)
-    cli.add_command(drift_cmd.drift)
-    cli.add_command(model_cmd.model)
-    cli.add_command(model_cmd.predict)
-    cli.add_command(serve_cmd.serve)
-    cli.add_command(labels_cmd.labels)
-    cli.add_command(monitor_cmd.monitor)
-    cli.add_command(audit_cmd.audit)
-    cli.add_command(audit_cmd.verify)
-    cli.add_command(demo_cmd.demo)
-    cli.add_command(sql_cmd.sql)
-    cli.add_command(sql_cmd.export)
-    cli.add_command(sql_cmd.import_)
-    cli.add_command(pipeline_cmd.pipeline)
-    cli.add_command(config_cmd.config)
-    cli.add_command(remote_cmd.remote)
-    cli.add_command(remote_cmd.push)
-    cli.add_command(remote_cmd.pull)
-    cli.add_command(remote_cmd.bundle)
-
-
-_register()
 
 
 def _fail(message: str, code: int) -> None:
