@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from tests.conftest import run_cli
 from tests.core.test_monitor import watched  # noqa: F401  (the fixture)
@@ -146,3 +148,63 @@ def test_no_drift_gives_the_same_estimates_and_no_drift_alert(watched: Project) 
     assert table.code == 0 and "Note: drift not computed" in table.out
     with p.catalog.read() as con:
         assert con.execute("SELECT count(*) FROM monitor_reports").fetchone() == (3,)
+
+
+def test_windows_of_one_scoring_keep_their_own_drift_and_estimates_next_time(
+    tmp_path: Path,
+) -> None:
+    """Four 500-row windows cut from one scored batch share one time span: each must
+    still get (and next time keep) its own drift report and estimates, and a window
+    whose labels arrived is estimated again."""
+    import polars as pl
+
+    from tests.core.test_monitor import make, trained
+    from workbench.core.models.labels import add as add_labels
+    from workbench.core.models.scoring import predict
+
+    p = trained(tmp_path, "binary", rows=3000)
+    batch = pl.concat([make("binary", 1000, 0, 7), make("binary", 1000, 3, 8)])
+    batch.write_parquet(tmp_path / "batch.parquet")
+    scored = predict(p, "m@1", str(tmp_path / "batch.parquet"), tmp_path / "out.parquet")
+
+    def run() -> dict[str, Any]:
+        res = run_cli("monitor", "m@1", "-w", "500rows", "--json", cwd=p.root)
+        assert res.code == 0, res.err
+        return json.loads(res.out)
+
+    first = run()
+    windows = first["windows"]
+    assert len({(w["first"], w["last"]) for w in windows}) == 1  # one span for all four
+    assert len({w["drift_report"] for w in windows}) == 4
+    shares = [w["drift_share"] for w in windows]
+    assert max(shares[:2]) < min(shares[2:])  # x1 moved in the second half only
+    again = run()
+    assert [w["drift_report"] for w in again["windows"]] == [w["drift_report"] for w in windows]
+    assert [w["metrics"] for w in again["windows"]] == [w["metrics"] for w in windows]
+    assert [w["predictions"] for w in again["windows"]] == [w["predictions"] for w in windows]
+    assert monitor(p, "m@1", parse_window("500rows")).estimated_before == 4
+
+    add_labels(p.catalog, p.datasets, str(tmp_path / "batch.parquet"), "m", "y",
+               request=scored.id)  # fmt: skip
+    labelled = monitor(p, "m@1", parse_window("500rows"))
+    assert labelled.estimated_before == 0
+    assert all(w.metric("auc").realised is not None for w in labelled.windows)  # type: ignore[union-attr]
+    assert [w.metric("auc").estimated for w in labelled.windows] == [  # type: ignore[union-attr]
+        w["metrics"]["auc"]["estimated"] for w in windows
+    ]
+
+
+def test_segment_files_are_checked_for_order_where_they_meet() -> None:
+    from datetime import datetime
+
+    import polars as pl
+
+    from workbench.core.models.log_segments import files_in_order
+
+    t0, t1 = datetime(2026, 1, 1), datetime(2026, 1, 2)
+    frame = pl.DataFrame({"ts": [t0, t0, t1, t0], "request_id": ["a", "a", "b", "c"],
+                          "row": [0, 1, 0, 0]})  # fmt: skip
+    assert files_in_order(frame[:3], [2, 1])
+    assert not files_in_order(frame, [3, 1])  # the second file starts before the first ends
+    assert not files_in_order(frame, None)  # without counts: every row is compared
+    assert files_in_order(frame[:3], [2, 0, 1])

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
     from workbench.core.store.catalog import Catalog
 
-FORMAT = 1  # of the segments and manifest; another value rebuilds them
+FORMAT = 2  # of the segments and manifest; another value rebuilds them
+HELD_MAX = 256  # requests a file's manifest entry lists (a served folder's hold thousands)
+ORDER = ["ts", "request_id", "row"]
 MANIFEST = "manifest.json"
 COMPACT_AT = 32  # segments in a folder: more are merged into one at the next read
 _DUCK = {"Boolean": "BOOLEAN", "Date": "DATE", "String": "VARCHAR", "Utf8": "VARCHAR"}
@@ -96,6 +98,24 @@ def _name(first: datetime, seq: int) -> str:
     return f"seg-{first:%Y%m%dT%H%M%S%f}-{seq:05d}-{uuid.uuid4().hex[:8]}.parquet"
 
 
+def _key(frame: pl.DataFrame, i: int) -> tuple[Any, Any, Any]:
+    return tuple(frame.get_column(c)[i] for c in ORDER)
+
+
+def files_in_order(frame: pl.DataFrame, rows: list[int] | None) -> bool:
+    """Whether files read one after another (``rows`` each, every one sorted by
+    (ts, request_id, row) when written) run in order: only where one file meets the
+    next can they not, so only those rows are compared. Without the counts, every row."""
+    if rows is None or sum(rows) != frame.height:
+        return in_order(frame)
+    at = 0
+    for n in rows[:-1]:
+        at += n
+        if 0 < at < frame.height and _key(frame, at - 1) > _key(frame, at):
+            return False
+    return True
+
+
 def in_order(frame: pl.DataFrame) -> bool:
     """Whether rows run by (ts, request_id, row) already: a check far cheaper than the
     sort it spares."""
@@ -141,23 +161,42 @@ class Segments:
         scoring's batches so, as it scores."""
         if not files:
             return
+        import polars as pl
+
         with self._locked():
             manifest = self._manifest()
             for i, (path, digest) in enumerate(files):
                 name = _name(first, i)
+                held = pl.read_parquet(path, columns=ORDER)
+                if not in_order(held):  # each file must run in order (files_in_order)
+                    path.unlink(missing_ok=True)
+                    continue  # its rows are read from the JSON into a sorted segment
                 os.replace(path, self.folder / name)
                 manifest["files"][name] = digest
+                self._note(manifest, name, held)
             self._save(manifest)
 
     def _write(self, manifest: dict[str, Any], frame: pl.DataFrame) -> None:
         import xxhash
 
-        frame = frame.sort(["ts", "request_id", "row"])
+        frame = frame.sort(ORDER)
         name = _name(frame.get_column("ts").min(), 0)  # type: ignore[arg-type]
         tmp = self.folder / f".{name}.tmp"
         frame.write_parquet(tmp, statistics=False)
         manifest["files"][name] = xxhash.xxh3_128_hexdigest(tmp.read_bytes())
         os.replace(tmp, self.folder / name)
+        self._note(manifest, name, frame)
+
+    @staticmethod
+    def _note(manifest: dict[str, Any], name: str, frame: pl.DataFrame) -> None:
+        """Keep a file's rows, and (when few) its requests' row counts, in the manifest:
+        a read then knows where files meet and what each holds without scanning them."""
+        import polars as pl
+
+        manifest.setdefault("rows", {})[name] = frame.height
+        held = frame.group_by("request_id").agg(pl.len())
+        if held.height <= HELD_MAX:
+            manifest.setdefault("held", {})[name] = dict(held.iter_rows())
 
     # ---- reading -------------------------------------------------------------------
 
@@ -174,33 +213,37 @@ class Segments:
         kept as a new segment. ``columns`` narrows what is read back (all by default)."""
         import polars as pl
 
+        from workbench.core.store.catalog import frame_of
+
         with catalog.read() as con:
-            want = con.sql(
+            want = frame_of(
+                con,
                 """SELECT request_id, count(*)::BIGINT AS n FROM predictions
                    WHERE model = ? AND version = ? GROUP BY request_id""",
-                params=[self.model, self.version],
-            ).pl()
+                [self.model, self.version],
+                {"request_id": pl.String, "n": pl.Int64},
+            )
         try:
-            paths = self._refresh(want, from_json)
+            paths, rows = self._refresh(want, from_json)
         except OSError:  # a read-only store or a full disk: the JSON, as before segments
-            return from_json(want.get_column("request_id").to_list())
+            return from_json(want.get_column("request_id").to_list()).sort(ORDER)
         if not paths:
             empty = from_json([])
             return empty.select(columns) if columns else empty
         frame = pl.read_parquet(paths, columns=columns)
-        return frame if in_order(frame) else frame.sort(["ts", "request_id", "row"])
+        return frame if files_in_order(frame, rows) else frame.sort(ORDER)
 
     def _refresh(
         self, want: pl.DataFrame, from_json: Callable[[list[str]], pl.DataFrame]
-    ) -> list[Path]:
+    ) -> tuple[list[Path], list[int] | None]:
         """Bring the folder in line with the catalog's ``want`` (request_id, n); its
-        segment files."""
+        segment files and their rows (None when the manifest lacks a count)."""
         import polars as pl
 
         with self._locked():
             manifest = self._manifest()
             files = self._checked(manifest)
-            held = self._held(files)
+            held = self._held(manifest, files)
             # a segment is kept only if each of its requests is whole in the catalog (a
             # scoring's batches may be several segments; two monitors racing would hold
             # a request twice: too many rows, so both go and it is read again)
@@ -225,25 +268,36 @@ class Segments:
             if len(manifest["files"]) > COMPACT_AT:
                 self._compact(manifest)
             self._save(manifest)
-            paths = [self.folder / f for f in sorted(manifest["files"])]
-        return paths
+            names = sorted(manifest["files"])
+            counts = manifest.get("rows", {})
+            rows = [counts[f] for f in names] if all(f in counts for f in names) else None
+        return [self.folder / f for f in names], rows
 
-    def _held(self, files: list[str]) -> pl.DataFrame:
-        """file, request_id, rows: what each segment holds."""
+    def _held(self, manifest: dict[str, Any], files: list[str]) -> pl.DataFrame:
+        """file, request_id, rows: what each segment holds (from the manifest where it
+        says, else read from the file)."""
         import polars as pl
 
+        schema = {"request_id": pl.String, "rows": pl.Int64, "file": pl.String}
+        noted = manifest.get("held", {})
+        known = [
+            pl.DataFrame(
+                {"request_id": list(noted[f]), "rows": list(noted[f].values()), "file": f},
+                schema=schema,
+            )
+            for f in files
+            if f in noted
+        ]
         parts = [
             pl.scan_parquet(self.folder / f)
             .group_by("request_id")
             .agg(pl.len().cast(pl.Int64).alias("rows"))
             .with_columns(file=pl.lit(f))
             for f in files
+            if f not in noted
         ]
-        if not parts:
-            return pl.DataFrame(
-                schema={"request_id": pl.String, "rows": pl.Int64, "file": pl.String}
-            )
-        return pl.concat(pl.collect_all(parts))
+        found = [*known, *(pl.collect_all(parts) if parts else [])]
+        return pl.concat(found) if found else pl.DataFrame(schema=schema)
 
     def _checked(self, manifest: dict[str, Any]) -> list[str]:
         """The manifest's files whose bytes still hash to what was written."""
@@ -272,14 +326,18 @@ class Segments:
         names = sorted(manifest["files"])
         name = names[0].replace(".parquet", f"-{uuid.uuid4().hex[:4]}.parquet")
         tmp = self.folder / f".{name}.tmp"
-        pl.scan_parquet([self.folder / n for n in names]).sink_parquet(tmp, statistics=False)
+        merged = pl.scan_parquet([self.folder / n for n in names]).sort(ORDER)
+        merged.sink_parquet(tmp, statistics=False)  # sorted: each file runs in order
         manifest["files"][name] = xxhash.xxh3_128_hexdigest(tmp.read_bytes())
         os.replace(tmp, self.folder / name)
         for n in names:
             self._drop(manifest, n)
+        self._note(manifest, name, pl.read_parquet(self.folder / name, columns=ORDER))
 
     def _drop(self, manifest: dict[str, Any], name: str) -> None:
         manifest["files"].pop(name, None)
+        manifest.get("rows", {}).pop(name, None)
+        manifest.get("held", {}).pop(name, None)
         (self.folder / name).unlink(missing_ok=True)
 
     # ---- the manifest --------------------------------------------------------------

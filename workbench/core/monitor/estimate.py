@@ -35,6 +35,9 @@ CLASSIFIER_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 MAIN_METRIC = {"binary": "auc", "multiclass": "accuracy", "regression": "mae"}  # shown first
 REGRESSOR_METRICS = ("mae", "rmse")
 BAND_SIGMAS = 3.0
+# Changes with anything that changes an estimate for the same rows and reference: a
+# window an earlier report estimated under the same method is not estimated again.
+METHOD = "cbpe-dle/1"
 BOOTSTRAPS = 40
 BOOTSTRAP_ROWS = 5_000  # per resample; the standard error is scaled from this size
 MIN_REFERENCE_ROWS = 50

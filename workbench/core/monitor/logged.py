@@ -86,7 +86,8 @@ def read_logged(
     with the catalog first. ``with_inputs=False`` reads only the answers."""
     import polars as pl
 
-    from workbench.core.models.log_segments import Segments, duck_type, in_order, typed
+    from workbench.core.models.log_segments import Segments, duck_type, typed
+    from workbench.core.store.catalog import frame_of
 
     inputs = mv.signature.get("inputs") or {}
     if not inputs:
@@ -122,11 +123,13 @@ def read_logged(
     if since is not None:
         frame = frame.filter(pl.col("ts") >= since)
     with project.catalog.read() as con:
-        labels = con.sql(
+        labels = frame_of(
+            con,
             """SELECT request_id, row::INTEGER AS row, json_extract_string(label, '$') AS label
                FROM labels WHERE model = ?""",
-            params=[mv.model],
-        ).pl()
+            [mv.model],
+            {"request_id": pl.String, "row": pl.Int32, "label": pl.String},
+        )
         other_sql = "SELECT count(*) FROM predictions p WHERE p.model = ? AND p.version <> ?"
         other_args: list[Any] = [mv.model, mv.version]
         if since is not None:
@@ -138,7 +141,6 @@ def read_logged(
         if labels.height
         else (frame.with_columns(label=pl.lit(None, dtype=pl.String)))
     )
-    frame = frame if in_order(frame) else frame.sort(["ts", "request_id", "row"])
     order = ["ts", "request_id", "row", *(c for c in columns if c not in head), "label"]
     return Logged(frame.select(order), int(other[0]) if other else 0)
 

@@ -21,7 +21,8 @@ from workbench.core.data.sources import Table
 from workbench.core.drift.columns import ColumnDrift, DriftReport, Options, compare_column
 from workbench.core.errors import NotFoundError
 from workbench.core.monitor import learnt, predicted
-from workbench.core.monitor.estimate import Estimate, Estimator
+from workbench.core.monitor.earlier import kept_windows
+from workbench.core.monitor.estimate import METHOD, Estimate, Estimator
 from workbench.core.monitor.logged import (
     Reference,
     matrix,
@@ -62,6 +63,8 @@ class Window:
     alerts: list[str] = field(default_factory=list)
     drift_stored: bool = False  # an earlier report's drift of the very same rows
     predictions: dict[str, Any] | None = None  # core/monitor/predicted.py's summary
+    rows_from: str = ""  # "request_id:row" of its first and last logged rows: which rows
+    rows_to: str = ""  # (several windows of one batch scoring share one time span)
 
     def metric(self, name: str) -> Estimate | None:
         return next((e for e in self.estimates if e.metric == name), None)
@@ -79,6 +82,8 @@ class Window:
             "first": self.first_ts.isoformat(),
             "last": self.last_ts.isoformat(),
             "rows": self.rows,
+            "from_row": self.rows_from,
+            "to_row": self.rows_to,
             "labelled": self.labelled,
             "drift_report": self.drift.id if self.drift else None,
             "drift_share": self.drift_share,
@@ -106,6 +111,7 @@ class MonitorReport:
     windows: list[Window]
     notes: list[str] = field(default_factory=list)
     reference_predictions: dict[str, Any] | None = None  # what the windows' are compared with
+    estimated_before: int = 0  # windows whose estimates an earlier report had already
 
     @property
     def latest(self) -> Window | None:
@@ -121,6 +127,7 @@ class MonitorReport:
             "window": self.window,
             "since": self.since.isoformat() if self.since else None,
             "reference": self.reference,
+            "estimator": METHOD,
             "reference_predictions": self.reference_predictions,
             "notes": self.notes,
             "windows": [w.to_dict() for w in self.windows],
@@ -204,12 +211,13 @@ def monitor(
             f"{mv.ref} has no logged predictions{where}: serve it (`workbench serve`) or "
             f"score a batch (`workbench predict {mv.ref} FILE -o OUT`) first"
         )
-    out = outputs_of(frame, task, classes)
     x_all = matrix(model, frame, inputs)[0] if task == "regression" else None
     labels = frame.get_column("label")
     has_label = labels.is_not_null().to_numpy()
     if task == "regression":
         y_all = labels.cast(pl.Float64, strict=False).to_numpy()
+    elif not has_label.any():  # nothing labelled yet, as for most of a log's life
+        y_all = np.full(frame.height, -1)
     else:
         y_all = positions(labels, classes or [])
         has_label &= y_all >= 0
@@ -232,15 +240,31 @@ def monitor(
     rids = frame.get_column("request_id")
     report_id = uuid.uuid4().hex
     slices = list(itertools.pairwise(bounds))
-    # A window an earlier report already tested (same rows, same span) keeps its drift
-    # report: hourly monitoring recomputes and stores only what is new.
-    earlier = _earlier_drift(project, mv, spec) if options is None and drift else {}
-    known = [earlier.get((ts[int(a)], ts[int(b) - 1], int(b - a))) for a, b in slices]
+    row_nums = frame.get_column("row")
+    ends = [
+        (f"{rids[int(a)]}:{row_nums[int(a)]}", f"{rids[int(b) - 1]}:{row_nums[int(b) - 1]}")
+        for a, b in slices
+    ]
+    keys = [
+        (ts[int(a)].isoformat(), ts[int(b) - 1].isoformat(), first, last, int(b - a))
+        for (a, b), (first, last) in zip(slices, ends, strict=True)
+    ]
+    # A window the latest report already had (the very same rows) keeps its drift report
+    # and, under the same learnt reference and method, its estimates (labels are only
+    # ever added, so the same count is the same labels): hourly monitoring computes only
+    # what is new. A regressor's nanny models are learnt afresh, so it estimates anew.
+    earlier = kept_windows(project, mv, spec, ref_label if kept is not None else None)
+    known = [earlier.drift.get(k) if options is None and drift else None for k in keys]
+    reused = [
+        earlier.estimates.get((*k, int(has_label[a:b].sum())))
+        for k, (a, b) in zip(keys, slices, strict=True)
+    ]
     anew = [
         drift and k is None and b - a >= MIN_DRIFT_ROWS
         for k, (a, b) in zip(known, slices, strict=True)
     ]
     # The training side is read (and sorted) only when some window is tested anew.
+    out = outputs_of(frame, task, classes) if not all(reused) or any(anew) else None
     if any(anew):
         train_side, train_id = _training_side(project, mv, ref, inputs)
         ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
@@ -249,13 +273,20 @@ def monitor(
         a, b = int(slices[i][0]), int(slices[i][1])
         part = frame.slice(a, b - a)
         mask = has_label[a:b]
-        estimates = est.window(
-            out.pred[a:b],
-            out.scores[a:b],
-            x_all[a:b] if x_all is not None else None,
-            mask,
-            y_all[a:b][mask],
-        )
+        again = reused[i]
+        if again is not None:
+            estimates = [Estimate(m, **d) for m, d in again[0].items()]
+            summary = again[1]
+        else:
+            assert out is not None
+            estimates = est.window(
+                out.pred[a:b],
+                out.scores[a:b],
+                x_all[a:b] if x_all is not None else None,
+                mask,
+                y_all[a:b][mask],
+            )
+            summary = predicted.summary(task, classes, out.pred[a:b], out.scores[a:b])
         first_ts, last_ts = ts[a], ts[b - 1]
         label = window_label(spec, first_ts, last_ts, rids[a], i + first)
         tested, stored = None, False
@@ -263,6 +294,7 @@ def monitor(
         if earlier_id is not None:
             tested, stored = project.drift.get(earlier_id), True
         elif anew[i]:
+            assert out is not None
             tested = _window_drift(
                 mv, train_side, part, inputs, opts, ref_pred,
                 _prediction_series(out.scores[a:b], out.pred[a:b], task),
@@ -287,7 +319,9 @@ def monitor(
             p99_latency_ms=p99,
             estimates=estimates,
             drift_stored=stored,
-            predictions=predicted.summary(task, classes, out.pred[a:b], out.scores[a:b]),
+            predictions=summary,
+            rows_from=ends[i][0],
+            rows_to=ends[i][1],
         )
 
     with ThreadPoolExecutor(2) as pool:
@@ -306,23 +340,8 @@ def monitor(
         reference_predictions=predicted.summary(
             task, classes, ref_outputs.pred, ref_outputs.scores
         ),
+        estimated_before=sum(r is not None for r in reused),
     )
-
-
-def _earlier_drift(
-    project: Project, mv: ModelVersion, spec: WindowSpec
-) -> dict[tuple[datetime, datetime, int], str]:
-    """(first, last, rows) -> drift report id of this version's windows already tested."""
-    with project.catalog.read() as con:
-        rows = con.execute(
-            """SELECT w.first_ts, w.last_ts, w.rows, any_value(w.drift_report)
-               FROM monitor_windows w JOIN monitor_reports r ON r.id = w.report_id
-               JOIN drift_reports d ON d.id = w.drift_report
-               WHERE r.model = ? AND r.version = ? AND r.window_spec = ?
-               GROUP BY ALL""",
-            [mv.model, mv.version, spec.text],
-        ).fetchall()
-    return {(a, b, int(n)): rid for a, b, n, rid in rows}
 
 
 def _output_names(task: str | None, classes: list[Any] | None) -> list[str] | None:
