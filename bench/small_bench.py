@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -50,6 +51,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--limit", type=float, default=1.5)
     args = ap.parse_args()
+    # as installed: pip compiles bytecode; an editable checkout under this variable
+    # would compile every workbench module on every run (the floor compiles nothing)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     work = Path(tempfile.mkdtemp(prefix="wb-small-"))
     try:
         demo = work / "demo"
