@@ -141,6 +141,46 @@ def test_runs_filter_sort_errors_and_compare(tui_project: Project) -> None:
     drive(tui_project, steps)
 
 
+def test_runs_group_by_seed_and_a_group_opens_as_a_band(tui_project: Project) -> None:
+    p = tui_project
+    seeded = []
+    for seed, auc in ((1, 0.80), (2, 0.82), (3, 0.84)):
+        run = p.runs.start(experiment="seeds", name="repeat")
+        run.log_params({"model": "lightgbm", "seed": seed})
+        run.log_metric("val_auc", auc)
+        run.log_curve("loss", [1.0 / (seed + k) for k in range(6)])
+        run.end()
+        seeded.append(run.id)
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("r")
+        await settle(pilot)
+        runs = table(app, "#runs")
+        assert runs.row_count == 5
+        await pilot.press("g")
+        await settle(pilot)
+        assert runs.row_count == 3  # the three seeds are one row
+        row = next(
+            runs.get_row_at(i) for i in range(runs.row_count) if "3" in runs.get_row_at(i)[2]
+        )
+        assert "0.8200 ± 0.0200" in row
+        assert "5 runs in 3 configurations" in text(app.screen.query_one("#runs-error", Label))
+        runs.focus()
+        runs.move_cursor(row=next(i for i in range(3) if runs.get_row_at(i) == row))
+        await pilot.press("enter")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "CompareScreen"
+        assert sorted(app.screen.run_ids) == sorted(seeded)  # type: ignore[attr-defined]
+        assert app.screen.band  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert runs.row_count == 5  # each run again
+
+    drive(p, steps)
+
+
 def test_dataset_version_profile_rows_and_diff(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("d")

@@ -30,6 +30,11 @@ def runs() -> None:
 @click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--columns", "-c", help="Extra columns, e.g. params.lr,metrics.val_auc.")
 @click.option("--deleted", is_flag=True, help="Include deleted runs.")
+@click.option(
+    "--group-seeds", "-g", "group_seeds", is_flag=True,
+    help="One row per configuration: runs that differ only in a seed (seed, random_state, "
+    "random_seed) with each metric's mean ± standard deviation. --limit counts runs.",
+)  # fmt: skip
 @json_option
 @pass_ctx
 def list_(
@@ -40,6 +45,7 @@ def list_(
     limit: int,
     columns: str | None,
     deleted: bool,
+    group_seeds: bool,
     as_json: bool,
 ) -> None:
     """List runs, newest first (or as --order-by says)."""
@@ -58,6 +64,9 @@ def list_(
         problem = unknown_name(ctx.project.catalog, filter_ if not items else None, asked)
         if problem:
             raise UsageError(problem)
+    if group_seeds:
+        _list_groups(items, columns, filter_ or experiment, as_json)
+        return
     if as_json:
         print_json(items)
         return
@@ -92,6 +101,43 @@ def list_(
         cells += [escape(fmt_num(i.column(c))) for c in extra]
         rows.append(cells)
     console().print(table(None, header, rows))
+
+
+def _list_groups(
+    items: list[RunSummary], columns: str | None, narrowed: str | None, as_json: bool
+) -> None:
+    from workbench.core.runs.groups import group_by_seed, spread_text
+
+    groups = group_by_seed(items)
+    if as_json:
+        print_json(groups)
+        return
+    if not groups:
+        echo("No runs match." if narrowed else "No runs yet.")
+        return
+    extra = [c.strip() for c in columns.split(",")] if columns else _default_columns(items)
+    several = len({g.experiment for g in groups}) > 1
+    header = ["run", "runs", *(["experiment"] if several else []), "name", "status",
+              "dataset", "model", "seeds", *extra]  # fmt: skip
+    rows = []
+    for g in groups:
+        seeds = ",".join(dict.fromkeys(v for v in g.seeds if v))
+        cells = [
+            g.ref,
+            str(g.n),
+            *([escape(g.experiment)] if several else []),
+            escape(g.name or ""),
+            _status(g.status),
+            escape(g.dataset or ""),
+            escape(g.params.get("model", "")),
+            escape(seeds[:30] + ("…" if len(seeds) > 30 else "")),
+        ]
+        for c in extra:
+            s = g.spread(c)
+            cells.append(escape(spread_text(s) if s else fmt_num(g.column(c))))
+        rows.append(cells)
+    console().print(table(None, header, rows))
+    echo(f"{len(items):,} runs in {len(groups):,} configurations (mean ± standard deviation)")
 
 
 def _default_columns(items: list[RunSummary]) -> list[str]:

@@ -50,6 +50,7 @@ class RunsScreen(WBScreen):
         Binding("n", "more", "More rows"),
         Binding("S", "sort_next", "Sort by next column"),
         Binding("R", "sort_reverse", "Reverse sort"),
+        Binding("g", "group_seeds", "Group seeds"),
         Binding("escape", "focus_table", "To table", show=False),
     ]
 
@@ -58,6 +59,8 @@ class RunsScreen(WBScreen):
         self.limit = PAGE
         self._to_table = False
         self.marked: set[str] = set()
+        self.grouped = False  # runs that differ only in a seed as one row (mean ± std)
+        self.groups: dict[str, list[str]] = {}  # a shown group's row key -> its run ids
         self.order: str | None = None
         self.extra: list[str] = list(DEFAULT_COLUMNS)
         # Names to complete in the filter and columns boxes, read once per change.
@@ -130,6 +133,10 @@ class RunsScreen(WBScreen):
         more = len(runs) > self.limit
         runs = runs[: self.limit]
         shown = f"first {len(runs):,} runs (n: more)" if more else f"{len(runs):,} runs"
+        if self.grouped:
+            self._show_groups(runs, shown)
+            return
+        self.groups = {}
         self.query_one("#runs-error", Label).update(
             shown + (f", sorted by {self.order}" if self.order else "")
         )
@@ -166,6 +173,51 @@ class RunsScreen(WBScreen):
             # a repaint then would compete with the query for the CPU
             self._to_table = False
             table.focus()
+
+    def _show_groups(self, runs: list[RunSummary], shown: str) -> None:
+        """One row per configuration: the runs that differ only in a seed, each chosen
+        column as mean ± standard deviation (core/runs/groups.py)."""
+        from workbench.core.runs.groups import group_by_seed, spread_text
+
+        found = group_by_seed(runs)
+        self.groups = {g.id: g.runs for g in found}
+        self.query_one("#runs-error", Label).update(
+            f"{shown} in {len(found):,} configurations, mean ± std (g: each run)"
+            + (f", sorted by {self.order}" if self.order else "")
+        )
+        table = self.query_one("#runs", Table)
+        table.say_when_empty("" if found else self._hint)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        for col in ("", "run", "runs", "name", "status", *self.extra, *TAIL_COLUMNS):
+            table.add_column(col, key=col, width=1 if col == "" else None)
+        rows = []
+        for g in found:
+            cells = [
+                "●" if set(g.runs) <= self.marked else "",
+                g.ref,
+                str(g.n),
+                g.name or "",
+                status_text(g.status) if g.status != "mixed" else "mixed",
+            ]
+            for col in self.extra:
+                spread = g.spread(col)
+                cells.append(spread_text(spread) if spread else fmt(g.column(col)))
+            cells += [
+                g.params.get("model", "-"),
+                g.dataset or "-",
+                g.experiment,
+                f"{g.duration_s:.1f}s",
+            ]
+            rows.append((g.id, cells))
+        table.add_keyed_rows(rows)
+        table.settle()
+        if found:
+            table.move_cursor(row=min(cursor, len(found) - 1))
+
+    def action_group_seeds(self) -> None:
+        self.grouped = not self.grouped
+        self.refresh_data()
 
     def action_more(self) -> None:
         self.limit += PAGE
@@ -217,8 +269,14 @@ class RunsScreen(WBScreen):
         self._sort_by(field, "asc" if direction == "desc" else "desc")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value:
-            self.app.push_screen(RunScreen(event.row_key.value))
+        key = event.row_key.value
+        if not key:
+            return
+        members = self.groups.get(key, [key])
+        if len(members) > 1:  # a group: its runs side by side, its curve as a band
+            self.app.push_screen(CompareScreen(members, band=True))
+        else:
+            self.app.push_screen(RunScreen(key))
 
     def action_focus_filter(self) -> None:
         self.query_one("#runs-filter", Input).focus()
@@ -232,8 +290,12 @@ class RunsScreen(WBScreen):
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         rid = key.value or ""
-        self.marked.symmetric_difference_update({rid})
-        table.update_cell(key, "", "●" if rid in self.marked else "")
+        members = set(self.groups.get(rid, [rid]))  # a group row marks all its runs
+        if members <= self.marked:
+            self.marked -= members
+        else:
+            self.marked |= members
+        table.update_cell(key, "", "●" if members <= self.marked else "")
         table.move_cursor(row=table.cursor_row + 1)
 
     def action_compare(self) -> None:
@@ -380,10 +442,11 @@ class CompareScreen(WBScreen):
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, run_ids: list[str]) -> None:
+    def __init__(self, run_ids: list[str], band: bool = False) -> None:
         super().__init__()
         self.run_ids = run_ids
         self.metric: str | None = None
+        self.band = band  # a seed group: its curve as mean ± std over the runs
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -449,11 +512,21 @@ class CompareScreen(WBScreen):
         widget = self.query_one("#cmp-plot", PlotextPlot)
         plt = widget.plt
         plt.clear_data()
-        for r, head in zip(runs, heads, strict=True):
-            pts = hist.get(r.id) or []
-            if pts:
-                xs, ys = zip(*pts, strict=True)
-                plt.plot(list(xs), list(ys), label=head, marker="braille")
+        if self.band and len(hist) > 1:
+            from workbench.core.runs.groups import band
+
+            steps, mean, below, above = band(list(hist.values()))
+            if steps:
+                plt.plot(steps, above, color="gray", marker="braille", label="+1 std")
+                plt.plot(steps, below, color="gray", marker="braille", label="-1 std")
+                plt.plot(steps, mean, color="cyan", marker="braille",
+                         label=f"mean of {len(hist)} runs")  # fmt: skip
+        else:
+            for r, head in zip(runs, heads, strict=True):
+                pts = hist.get(r.id) or []
+                if pts:
+                    xs, ys = zip(*pts, strict=True)
+                    plt.plot(list(xs), list(ys), label=head, marker="braille")
         step_axis(plt, [s for pts in hist.values() for s, _ in pts])
         plt.title(self.metric or "no curves")
         widget.refresh()
