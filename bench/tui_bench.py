@@ -1,9 +1,10 @@
 """The TUI on a big project: first paint and run filtering, headless, in one run.
 
-    python bench/tui_bench.py [--runs 10000 --versions 100]
+    python bench/tui_bench.py [--runs 10000 --versions 100 --params 2 --metrics 1]
 
 Generates a project with VERSIONS versions of one dataset (through the API) and RUNS
-finished runs with params and metrics. The runs are bulk-inserted into the catalog
+finished runs with PARAMS params and METRICS metrics each (the issue's large case:
+--runs 100000 --params 10 --metrics 20, written to results/tui_100000.json). The runs are bulk-inserted into the catalog
 tables, because creating 10k runs one by one through the API takes about 25 minutes
 on two cores (the tracking benchmark measures that path); what is measured here is
 reading and showing them. Then, in Textual's headless mode:
@@ -33,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
-def generate(root: Path, runs: int, versions: int) -> None:
+def generate(root: Path, runs: int, versions: int, n_params: int = 2, n_metrics: int = 1) -> None:
     import numpy as np
     import polars as pl
 
@@ -64,25 +65,28 @@ def generate(root: Path, runs: int, versions: int) -> None:
             "dataset_version": [r.randint(1, versions) for _ in ids],
         }
     )
+    extra_p = [f"p{k}" for k in range(max(0, n_params - 2))]
     params = pl.DataFrame(
         {
-            "run_id": ids * 2,
-            "key": ["model"] * runs + ["learning_rate"] * runs,
+            "run_id": ids * (2 + len(extra_p)),
+            "key": ["model"] * runs + ["learning_rate"] * runs + [k for k in extra_p for _ in ids],
             "value": [r.choice(models) for _ in ids]
-            + [str(r.choice([0.01, 0.05, 0.1])) for _ in ids],
+            + [str(r.choice([0.01, 0.05, 0.1])) for _ in ids]
+            + [str(r.randint(0, 99)) for _ in extra_p for _ in ids],
         }
     )
-    auc = [r.random() for _ in ids]
+    keys = ["val_auc", *(f"m{k}" for k in range(max(0, n_metrics - 1)))]
+    last = [r.random() for _ in range(runs * len(keys))]
     summary = pl.DataFrame(
         {
-            "run_id": ids,
-            "key": ["val_auc"] * runs,
-            "last": auc,
-            "last_step": [0] * runs,
-            "min": auc,
-            "max": auc,
-            "mean": auc,
-            "count": [1] * runs,
+            "run_id": ids * len(keys),
+            "key": [k for k in keys for _ in ids],
+            "last": last,
+            "last_step": [0] * len(last),
+            "min": last,
+            "max": last,
+            "mean": last,
+            "count": [1] * len(last),
         }
     )
     with project.catalog.write() as con:
@@ -184,18 +188,27 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--versions", type=int, default=100)
+    ap.add_argument("--params", type=int, default=2)
+    ap.add_argument("--metrics", type=int, default=1)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="wb-tui-"))
     try:
         t = time.perf_counter()
-        generate(tmp / "p", args.runs, args.versions)
+        generate(tmp / "p", args.runs, args.versions, args.params, args.metrics)
         print(
             f"generated {args.runs:,} runs and {args.versions} versions in {time.perf_counter() - t:.1f}s"
         )
-        out = {"runs": args.runs, "versions": args.versions, **asyncio.run(measure(tmp / "p"))}
+        out = {
+            "runs": args.runs,
+            "versions": args.versions,
+            "params": args.params,
+            "metrics": args.metrics,
+            **asyncio.run(measure(tmp / "p")),
+        }
         print(json.dumps(out, indent=2))
         (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "tui.json").write_text(json.dumps(out, indent=2))
+        name = "tui.json" if args.runs == 10_000 else f"tui_{args.runs}.json"
+        (HERE / "results" / name).write_text(json.dumps(out, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -175,3 +175,16 @@ def test_generated_comparisons_match_python(runs, key: str, op: str, value: floa
         if last is not None and fn(last, float(value)):
             expected.add(r["name"])
     assert got == expected
+
+
+def test_a_listing_can_read_only_the_keys_it_shows(runs) -> None:  # type: ignore[no-untyped-def]
+    project, _ = runs
+    full = {r.id: r for r in project.runs.list(filter="params.model = 'lightgbm'")}
+    some = project.runs.list(
+        filter="params.model = 'lightgbm'", keys=["params.lr", "metrics.val_auc"]
+    )
+    assert [r.id for r in some] == list(full)
+    for r in some:
+        assert r.params == {"lr": full[r.id].params["lr"]}
+        assert r.metrics == {"val_auc": full[r.id].metrics["val_auc"]}
+    assert all(r.params == {} and r.metrics == {} for r in project.runs.list(keys=[]))

@@ -14,7 +14,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -314,8 +314,13 @@ class Runs:
         order_by: str | None = None,
         limit: int | None = 100,
         include_deleted: bool = False,
+        keys: Iterable[str] | None = None,
     ) -> builtins.list[RunSummary]:
-        """Runs matching a filter (see :mod:`workbench.core.runs.search`), with params and metrics."""
+        """Runs matching a filter (see :mod:`workbench.core.runs.search`), with params and
+        metrics: all of them, or only the ``keys`` named (``params.model``,
+        ``metrics.val_auc``). A table that shows a few columns asks for those: at 100k
+        runs of 20 metrics, reading every key of a page scans 3M rows (about 55 ms), the
+        keys shown a twentieth of them."""
         import duckdb
 
         from workbench.core.runs.search import order_sql, where_sql
@@ -349,12 +354,21 @@ class Runs:
             if ids:
                 # params and metrics of the page in one statement: a statement costs ~1.5 ms
                 # before it reads anything, and a list of runs is read on every keystroke
+                wanted = sorted(keys) if keys is not None else None
+                only_p = [
+                    k.removeprefix("params.") for k in wanted or [] if k.startswith("params.")
+                ]
+                only_m = [
+                    k.removeprefix("metrics.") for k in wanted or [] if k.startswith("metrics.")
+                ]
+                by_key = "" if wanted is None else " AND list_contains({}::VARCHAR[], key)"
                 for is_param, rid, k, v, last in con.execute(
                     "SELECT true, run_id, key, value, NULL::DOUBLE FROM params "
-                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[])) UNION ALL "
-                    "SELECT false, run_id, key, NULL, last FROM metric_summary "
-                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[]))",
-                    [ids],
+                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[]))"
+                    + by_key.format("$2")
+                    + " UNION ALL SELECT false, run_id, key, NULL, last FROM metric_summary "
+                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[]))" + by_key.format("$3"),
+                    [ids] if wanted is None else [ids, only_p, only_m],
                 ).fetchall():
                     if is_param:
                         params[rid][k] = v

@@ -97,12 +97,15 @@ class RunsScreen(WBScreen):
         # the user's own columns only: the default pair (AUC, RMSE) has one blank by design
         extra = [c for c in self.extra if c not in DEFAULT_COLUMNS]
 
+        # the keys the table shows, read alone; grouping by seed needs every param
+        shown = None if self.grouped else {"params.model", *self.extra}
+
         def read() -> list[RunSummary]:
             from workbench.core.errors import UsageError
             from workbench.core.runs.search import unknown_name
 
             # one row past the page says whether there are more
-            runs = self.project.runs.list(filter=flt, order_by=order, limit=limit + 1)
+            runs = self.project.runs.list(filter=flt, order_by=order, limit=limit + 1, keys=shown)
             if not runs:
                 from workbench.tui.hints import empty
 
