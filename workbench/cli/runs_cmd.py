@@ -49,14 +49,20 @@ def list_(
     as_json: bool,
 ) -> None:
     """List runs, newest first (or as --order-by says)."""
-    items = ctx.project.runs.list(
-        experiment=experiment,
-        filter=filter_,
-        order_by=order_by,
-        limit=limit,
-        include_deleted=deleted,
-    )
     asked = [c.strip() for c in columns.split(",") if c.strip()] if columns else []
+    # A table reads only the keys it shows (the page's every param and metric is a scan
+    # of millions of rows at 100k runs); --json and grouping by seed need them all.
+    shown = None if as_json or group_seeds else {"params.model", *(asked or PREFERRED)}
+
+    def listing(keys: set[str] | None) -> list[RunSummary]:
+        return ctx.project.runs.list(
+            experiment=experiment, filter=filter_, order_by=order_by, limit=limit,
+            include_deleted=deleted, keys=keys,
+        )  # fmt: skip
+
+    items = listing(shown)
+    if shown is not None and not asked and not any(i.metrics for i in items):
+        items = listing(None)  # none of the usual metrics: the columns come from all keys
     if (filter_ and not items) or asked:  # a misspelt key is an error, not "-" or no match
         from workbench.core.errors import UsageError
         from workbench.core.runs.search import unknown_name
@@ -77,7 +83,7 @@ def list_(
             else "No runs yet. Train one: workbench train DATASET --target COL"
         )
         return
-    extra = [c.strip() for c in columns.split(",")] if columns else _default_columns(items)
+    extra = asked or _default_columns(items)
     several = len({i.experiment for i in items}) > 1
     header = [
         "run",
@@ -140,9 +146,13 @@ def _list_groups(
     echo(f"{len(items):,} runs in {len(groups):,} configurations (mean ± standard deviation)")
 
 
+DEFAULTS = (["val_auc", "val_log_loss"], ["val_rmse", "val_r2"], ["val_accuracy"])
+PREFERRED = [f"metrics.{k}" for pair in DEFAULTS for k in pair]
+
+
 def _default_columns(items: list[RunSummary]) -> list[str]:
     keys = {k for i in items for k in i.metrics}
-    for preferred in (["val_auc", "val_log_loss"], ["val_rmse", "val_r2"], ["val_accuracy"]):
+    for preferred in DEFAULTS:
         found = [f"metrics.{k}" for k in preferred if k in keys]
         if found:
             return found
