@@ -10,6 +10,8 @@ on two cores (the tracking benchmark measures that path); what is measured here 
 reading and showing them. Then, in Textual's headless mode:
 
 - first paint: from starting the app until the overview's tables are filled;
+- compare: `workbench runs compare` of 100 runs with a 200-point curve each (logged
+  through the API after the bulk insert) and --plot, as a process;
 - filter: from submitting a filter on the runs screen until its table has painted the
   result (the count line is cleared first and watched, then the table's next paint after
   it has sized its columns to the new rows is timed).
@@ -184,6 +186,36 @@ async def measure(root: Path) -> dict[str, float]:
     }
 
 
+def compare_100(root: Path) -> float:
+    """`runs compare` of 100 runs' curves, as a process, median of 3."""
+    import os
+    import statistics
+    import subprocess
+
+    import numpy as np
+
+    from workbench.core.project import Project
+
+    p = Project(root)
+    refs = []
+    for i in range(100):
+        run = p.runs.start(experiment="curves", name=f"c{i}")
+        run.log_params({"model": "lightgbm", "seed": i})
+        noise = np.random.default_rng(i).normal(0, 0.01, 200)
+        run.log_curve("val_loss", list(np.linspace(1, 0.2, 200) + noise))
+        run.end()
+        refs.append(f"run:{run.id}")
+    cmd = [sys.executable, "-m", "workbench", "--project", str(root), "runs", "compare", *refs,
+           "--plot", "val_loss"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    took = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        took.append(time.perf_counter() - t)
+    return statistics.median(took)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10_000)
@@ -198,8 +230,10 @@ def main() -> None:
         print(
             f"generated {args.runs:,} runs and {args.versions} versions in {time.perf_counter() - t:.1f}s"
         )
+        compare_s = compare_100(tmp / "p")
         out = {
             "runs": args.runs,
+            "compare_100_curves_s": compare_s,
             "versions": args.versions,
             "params": args.params,
             "metrics": args.metrics,

@@ -188,3 +188,17 @@ def test_a_listing_can_read_only_the_keys_it_shows(runs) -> None:  # type: ignor
         assert r.params == {"lr": full[r.id].params["lr"]}
         assert r.metrics == {"val_auc": full[r.id].metrics["val_auc"]}
     assert all(r.params == {} and r.metrics == {} for r in project.runs.list(keys=[]))
+
+
+def test_several_runs_read_at_once_equal_each_read_alone(runs) -> None:  # type: ignore[no-untyped-def]
+    from workbench.core.errors import NotFoundError
+
+    project, ids = runs
+    refs = [ids["b"], f"run:{ids['a'][:8]}", ids["f"], ids["d"]]  # whole ids and a prefix
+    many = project.runs.get_many(refs)
+    assert [r.to_dict() for r in many] == [project.runs.get(r).to_dict() for r in refs]
+    curves = project.runs.histories(refs, "val_auc")
+    assert [curves[r.id] for r in many] == [project.runs.history(r.id, "val_auc") for r in many]
+    assert curves[ids["b"]] == [(100, 0.75), (200, 0.95), (300, 0.90)]
+    with pytest.raises(NotFoundError, match="no run with an id starting with"):
+        project.runs.get_many([ids["a"], "run:ffffffff"])

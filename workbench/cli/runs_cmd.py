@@ -236,7 +236,7 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
 
     if len(run_refs) < 2:
         raise UsageError("compare needs at least two runs")
-    runs_ = [ctx.project.runs.get(r) for r in run_refs]
+    runs_ = ctx.project.runs.get_many(list(run_refs))
     if as_json:
         print_json(runs_)
         return
@@ -289,8 +289,9 @@ def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
     plt.clear_figure()
     drawn = 0
     steps: list[int] = []
+    curves = ctx.project.runs.histories([r.id for r in runs_], metric)
     for r in runs_:
-        pts = ctx.project.runs.history(r.id, metric)
+        pts = curves[r.id]
         if pts:
             xs, ys = zip(*pts, strict=True)
             plt.plot(list(xs), list(ys), label=r.ref)

@@ -47,10 +47,10 @@ class CompareScreen(WBScreen):
         ids, metric = self.run_ids, self.metric
 
         def read() -> tuple[list[RunInfo], dict[str, list[tuple[int, float]]], list[str]]:
-            runs = [self.project.runs.get(r) for r in ids]
+            runs = self.project.runs.get_many(ids)  # one read per table, not per run
             curves = sorted({k for r in runs for k, m in r.metrics.items() if m.count > 1})
             chosen = metric if metric in curves else (curves[0] if curves else None)
-            hist = {r.id: self.project.runs.history(r.id, chosen) for r in runs} if chosen else {}
+            hist = self.project.runs.histories([r.id for r in runs], chosen) if chosen else {}
             return runs, hist, curves
 
         self.load(read, self._show)
