@@ -144,14 +144,6 @@ class RunsScreen(WBScreen):
         self.query_one("#runs-error", Label).update(
             shown + (f", sorted by {self.order}" if self.order else "")
         )
-        table = self.query_one("#runs", Table)
-        table.say_when_empty("" if runs else self._hint)
-        cursor = table.cursor_row
-        table.clear(columns=True)
-        for col in (*LEAD_COLUMNS, *self.extra, *TAIL_COLUMNS):
-            # the mark column is one wide from the start: sized to its (empty) cells it
-            # was zero wide, and a mark set later with space did not show
-            table.add_column(col, key=col, width=1 if col == "" else None)
         rows = []
         for r in runs:
             cells = [
@@ -161,17 +153,22 @@ class RunsScreen(WBScreen):
                 status_text(r.status),
             ]
             cells += [fmt(r.column(col)) for col in self.extra]
-            cells += [
-                r.params.get("model", "-"),
-                r.dataset or "-",
-                r.experiment,
-                f"{r.duration_s:.1f}s",
-            ]
-            rows.append((r.id, cells))
+            rows.append((r.id, [*cells, *_tail(r)]))
+        self._fill((*LEAD_COLUMNS, *self.extra, *TAIL_COLUMNS), rows)
+
+    def _fill(self, columns: tuple[str, ...], rows: list[tuple[str, list[Any]]]) -> None:
+        table = self.query_one("#runs", Table)
+        table.say_when_empty("" if rows else self._hint)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        for col in columns:
+            # the mark column is one wide from the start: sized to its (empty) cells it
+            # was zero wide, and a mark set later with space did not show
+            table.add_column(col, key=col, width=1 if col == "" else None)
         table.add_keyed_rows(rows)
         table.settle()
-        if runs:
-            table.move_cursor(row=min(cursor, len(runs) - 1))
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
         if self._to_table:
             # focus moves with the result, in the same paint, not when enter is pressed:
             # a repaint then would compete with the query for the CPU
@@ -189,12 +186,6 @@ class RunsScreen(WBScreen):
             f"{shown} in {len(found):,} configurations, mean ± std (g: each run)"
             + (f", sorted by {self.order}" if self.order else "")
         )
-        table = self.query_one("#runs", Table)
-        table.say_when_empty("" if found else self._hint)
-        cursor = table.cursor_row
-        table.clear(columns=True)
-        for col in ("", "run", "runs", "name", "status", *self.extra, *TAIL_COLUMNS):
-            table.add_column(col, key=col, width=1 if col == "" else None)
         rows = []
         for g in found:
             cells = [
@@ -207,17 +198,8 @@ class RunsScreen(WBScreen):
             for col in self.extra:
                 spread = g.spread(col)
                 cells.append(spread_text(spread) if spread else fmt(g.column(col)))
-            cells += [
-                g.params.get("model", "-"),
-                g.dataset or "-",
-                g.experiment,
-                f"{g.duration_s:.1f}s",
-            ]
-            rows.append((g.id, cells))
-        table.add_keyed_rows(rows)
-        table.settle()
-        if found:
-            table.move_cursor(row=min(cursor, len(found) - 1))
+            rows.append((g.id, [*cells, *_tail(g)]))
+        self._fill(("", "run", "runs", "name", "status", *self.extra, *TAIL_COLUMNS), rows)
 
     def action_group_seeds(self) -> None:
         self.grouped = not self.grouped
@@ -439,3 +421,8 @@ class RunScreen(WBScreen):
         if event.value is not Select.BLANK and event.value != self.metric:
             self.metric = str(event.value)
             self.refresh_data()
+
+
+def _tail(r: Any) -> list[str]:
+    """The TAIL_COLUMNS cells of a run or a seed group."""
+    return [r.params.get("model", "-"), r.dataset or "-", r.experiment, f"{r.duration_s:.1f}s"]
