@@ -188,6 +188,11 @@ def test_a_listing_can_read_only_the_keys_it_shows(runs) -> None:  # type: ignor
         assert r.params == {"lr": full[r.id].params["lr"]}
         assert r.metrics == {"val_auc": full[r.id].metrics["val_auc"]}
     assert all(r.params == {} and r.metrics == {} for r in project.runs.list(keys=[]))
+    # as a table's columns are written: singular, a key in backticks
+    quoted = project.runs.list(
+        filter="params.model = 'lightgbm'", keys=["param.lr", "metrics.`val_auc`"]
+    )
+    assert [(r.params, r.metrics) for r in quoted] == [(r.params, r.metrics) for r in some]
 
 
 def test_several_runs_read_at_once_equal_each_read_alone(runs) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.records import Record
+from workbench.core.runs.records import split_column
 
 if TYPE_CHECKING:
     from workbench.core.runs.runs import RunSummary
@@ -71,7 +72,7 @@ class SeedGroup(Record):
 
     def column(self, col: str) -> Any:
         """``metrics.KEY`` (its mean), ``params.KEY`` or an attribute, as RunSummary's."""
-        kind, _, key = col.partition(".")
+        kind, key = split_column(col)
         if kind == "metrics":
             found = self.metrics.get(key)
             return found.mean if found else None
@@ -80,7 +81,7 @@ class SeedGroup(Record):
         return getattr(self, col, None)
 
     def spread(self, col: str) -> Spread | None:
-        kind, _, key = col.partition(".")
+        kind, key = split_column(col)
         return self.metrics.get(key) if kind == "metrics" else None
 
 

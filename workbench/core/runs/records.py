@@ -88,12 +88,15 @@ class RunSummary(Record):
         """The value a runs table shows under ``name`` (``metrics.KEY``, ``params.KEY``,
         a dotted key in backticks as the filter language writes it): the CLI and the app
         read columns here, so they show the same cell."""
-        kind, _, key = name.partition(".")
-        source = (
-            self.metrics
-            if kind in ("metrics", "metric")
-            else self.params
-            if kind in ("params", "param")
-            else {}
-        )
-        return source.get(key.strip("`"))
+        kind, key = split_column(name)
+        source = self.metrics if kind == "metrics" else self.params if kind == "params" else {}
+        return source.get(key)
+
+
+def split_column(name: str) -> tuple[str | None, str]:
+    """("metrics" | "params" | None, KEY) of a column name: ``metrics.KEY`` or
+    ``metric.KEY``, ``params.KEY`` or ``param.KEY``, a dotted key in backticks as the
+    filter language writes it (``params.`model.n_estimators```)."""
+    kind, _, key = name.partition(".")
+    found = {"metrics": "metrics", "metric": "metrics", "params": "params", "param": "params"}
+    return found.get(kind), key.strip("`")
