@@ -27,7 +27,9 @@ import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
+from small_bench import seconds  # noqa: E402
 
 
 def generate(root: Path, configs: int, seeds: int) -> None:
@@ -90,15 +92,6 @@ def generate(root: Path, configs: int, seeds: int) -> None:
         con.execute("INSERT INTO metric_summary SELECT * FROM s")
 
 
-def _median(cmd: list[str], runs: int = 7) -> float:
-    took = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        took.append(time.perf_counter() - t)
-    return statistics.median(took)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", type=int, default=200)
@@ -114,8 +107,8 @@ def main() -> None:
         out = subprocess.run([*wb, "--group-seeds"], check=True, capture_output=True).stdout
         groups = json.loads(out)
         assert len(groups) == args.configs and {g["n"] for g in groups} == {args.seeds}
-        grouped = _median([*wb, "--group-seeds"])
-        plain = _median(wb)
+        grouped = statistics.median(seconds([*wb, "--group-seeds"], root) for _ in range(7))
+        plain = statistics.median(seconds(wb, root) for _ in range(7))
 
         from workbench.core.project import Project
         from workbench.core.runs.groups import group_by_seed

@@ -190,9 +190,9 @@ def compare_100(root: Path) -> float:
     """`runs compare` of 100 runs' curves, as a process, median of 3."""
     import os
     import statistics
-    import subprocess
 
     import numpy as np
+    from small_bench import seconds
 
     from workbench.core.project import Project
 
@@ -207,13 +207,8 @@ def compare_100(root: Path) -> float:
         refs.append(f"run:{run.id}")
     cmd = [sys.executable, "-m", "workbench", "--project", str(root), "runs", "compare", *refs,
            "--plot", "val_loss"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    took = []
-    for _ in range(3):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
-        took.append(time.perf_counter() - t)
-    return statistics.median(took)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode compiled
+    return statistics.median(seconds(cmd, root) for _ in range(3))
 
 
 def main() -> None:
