@@ -63,8 +63,8 @@ class Window:
     alerts: list[str] = field(default_factory=list)
     drift_stored: bool = False  # an earlier report's drift of the very same rows
     predictions: dict[str, Any] | None = None  # core/monitor/predicted.py's summary
-    rows_from: str = ""  # "request_id:row" of its first and last logged rows: which rows
-    rows_to: str = ""  # (several windows of one batch scoring share one time span)
+    from_row: str = ""  # "request_id:row" of its first and last logged rows: which rows
+    to_row: str = ""  # (several windows of one batch scoring share one time span)
 
     def metric(self, name: str) -> Estimate | None:
         return next((e for e in self.estimates if e.metric == name), None)
@@ -82,8 +82,8 @@ class Window:
             "first": self.first_ts.isoformat(),
             "last": self.last_ts.isoformat(),
             "rows": self.rows,
-            "from_row": self.rows_from,
-            "to_row": self.rows_to,
+            "from_row": self.from_row,
+            "to_row": self.to_row,
             "labelled": self.labelled,
             "drift_report": self.drift.id if self.drift else None,
             "drift_share": self.drift_share,
@@ -320,8 +320,8 @@ def monitor(
             estimates=estimates,
             drift_stored=stored,
             predictions=summary,
-            rows_from=ends[i][0],
-            rows_to=ends[i][1],
+            from_row=ends[i][0],
+            to_row=ends[i][1],
         )
 
     with ThreadPoolExecutor(2) as pool:
