@@ -217,3 +217,55 @@ def test_bad_input_is_a_clear_error(project: Project, tmp_path: Path) -> None:
         project.drift.compare(ref, ref, Options(columns=["nope"]))
     with pytest.raises(UsageError, match="drift-share"):
         project.drift.compare(ref, ref, Options(drift_share=0))
+
+
+def test_the_reason_says_which_values_it_counted(project: Project, tmp_path: Path) -> None:
+    """A reference with more than 5 distinct values decides the method alone; with fewer,
+    both sides' values are counted together (Evidently's rule), new ones included."""
+    rng = np.random.default_rng(4)
+    ref = pl.DataFrame({"many": rng.normal(size=3000), "few": rng.integers(0, 3, 3000)})
+    cur = pl.DataFrame({"many": rng.normal(size=3000), "few": rng.integers(0, 7, 3000)})
+    by = {c.column: c for c in project.drift.compare(
+        add(project, ref, tmp_path, "counts"), add(project, cur, tmp_path, "counts")
+    ).columns}  # fmt: skip
+    assert by["many"].method == "wasserstein"
+    assert by["many"].reason.startswith("default: numeric, 3,000 distinct in ref > 5")
+    assert by["few"].method == "wasserstein"
+    assert by["few"].reason.startswith("default: numeric, 7 distinct > 5")
+
+
+def test_categories_are_counted_as_scipy_counts_them(project: Project, tmp_path: Path) -> None:
+    """Category statistics from value counts equal scipy's chi-square of the current
+    counts against the reference's shape (Evidently's), nulls left out; a value the
+    reference never had is drift, named in a note."""
+    rng = np.random.default_rng(5)
+    ref = pl.DataFrame({"plan": rng.choice(["b", "a", "c", None], 400).tolist()})
+    cur = pl.DataFrame({"plan": rng.choice(["c", "a", None, "b"], 300, p=[0.4, 0.2, 0.1, 0.3])})
+    r_ref, r_cur = add(project, ref, tmp_path, "cats"), add(project, cur, tmp_path, "cats")
+    plan = project.drift.compare(r_ref, r_cur).column("plan")
+    assert plan.method == "chisquare"
+    r = np.array([ref["plan"].to_list().count(k) for k in "abc"])
+    c = np.array([cur["plan"].to_list().count(k) for k in "abc"])
+    want = stats.chisquare(c, r * c.sum() / r.sum())
+    assert 1e-12 < want.pvalue < 0.5
+    assert plan.statistic == pytest.approx(want.statistic, rel=1e-12)
+    assert plan.p_value == pytest.approx(want.pvalue, rel=1e-9)
+    assert plan.ref_count == r.sum() and plan.cur_count == c.sum()
+    assert plan.ref_null_share == pytest.approx(ref["plan"].null_count() / 400)
+    assert plan.plot is not None and set(plan.plot["labels"]) == {"a", "b", "c"}
+    new = pl.DataFrame({"plan": ["a", "b", "c", "new", "new", None] * 50})
+    other = project.drift.compare(r_ref, add(project, new, tmp_path, "cats")).column("plan")
+    assert other.drifted and other.p_value == 0.0 and other.cur_count == 250
+    assert any("never seen" in n and "'new'" in n and "(40.0% of rows)" in n for n in other.notes)
+
+
+def test_a_wide_report_is_stored_whole(project: Project, tmp_path: Path) -> None:
+    """More columns than one bound INSERT takes go in through Arrow: all read back."""
+    rng = np.random.default_rng(6)
+    wide = {f"x{i:03d}": rng.normal(size=50) for i in range(620)}
+    ref = add(project, pl.DataFrame(wide), tmp_path, "wide")
+    cur = add(project, pl.DataFrame({k: v + 1 for k, v in wide.items()}), tmp_path, "wide")
+    report = project.drift.compare(ref, cur)
+    again = project.drift.get(report.id)
+    assert len(again.columns) == 620 == report.n_drifted
+    assert again.to_dict(plots=True) == json.loads(json.dumps(report.to_dict(plots=True)))

@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
-from workbench.core.drift.stattests import METHODS, default_method, get_method
+from workbench.core.drift.stattests import (
+    METHODS,
+    default_method,
+    get_method,
+    wasserstein_distance,
+)
 from workbench.core.errors import UsageError
 
 TOL = 1e-9
@@ -220,6 +225,14 @@ def test_numeric_statistics_match_on_random_samples(
     assert close(stat, want_stat), (stat, want_stat)
     if want_p is not None:
         assert close(p, want_p)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(floats, floats), min_size=1, max_size=200))
+def test_wasserstein_of_equal_sizes_matches_scipy(pairs: list[tuple[float, float]]) -> None:
+    """Equal sizes take the mean gap between the sorted sides, not the general merge."""
+    r, c = (np.array(side) for side in zip(*pairs, strict=True))
+    assert close(wasserstein_distance(r, c), stats.wasserstein_distance(r, c))
 
 
 @settings(max_examples=60, deadline=None)

@@ -29,6 +29,7 @@ from workbench.core.drift.columns import (
 )
 from workbench.core.errors import DataError, UsageError
 from workbench.core.store import audit
+from workbench.core.store.catalog import insert_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -272,17 +273,7 @@ class Drift:
                 report.series_id,
             ],
         )
-        if rows:
-            import polars as pl
-
-            # one columnar insert: executemany costs ~1 ms a row (11 s for 10k columns)
-            schema = {k: getattr(pl, t) for k, t in _RESULT_SCHEMA.items()}
-            frame = pl.DataFrame(rows, schema=schema, orient="row")
-            con.register("wb_drift_rows", frame.to_arrow())
-            try:
-                con.execute("INSERT INTO drift_results SELECT * FROM wb_drift_rows")
-            finally:
-                con.unregister("wb_drift_rows")
+        insert_rows(con, "drift_results", rows, _RESULT_SCHEMA)
         audit.append(
             con,
             "drift.report",

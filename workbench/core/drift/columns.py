@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data.profile import kind_of
-from workbench.core.drift.stattests import default_method, get_method
+from workbench.core.drift.stattests import FEW_VALUES, default_method, get_method
 from workbench.core.errors import UsageError
 from workbench.core.text import clip
 
@@ -124,8 +124,11 @@ class DriftReport:
         }
 
 
-def _numeric_values(s: pl.Series) -> np.ndarray:
-    """Non-null values as numbers; integers stay integers (exact, and countable fast)."""
+def _sorted_values(s: pl.Series) -> np.ndarray:
+    """Non-null values as numbers, ascending; integers stay integers (exact, and
+    countable fast). Sorted here, once, because every default method compares
+    distributions (order is not data), and sorted by Polars, which sorts 1M doubles in
+    about half numpy's time: the sorts are most of a big report."""
     import polars as pl
 
     if s.dtype.is_temporal():
@@ -133,41 +136,43 @@ def _numeric_values(s: pl.Series) -> np.ndarray:
     if s.dtype.is_integer() or s.dtype == pl.Boolean:
         exact = s.cast(pl.Int64, strict=False)
         if exact.null_count() == s.null_count():
-            return exact.drop_nulls().to_numpy()
+            return exact.drop_nulls().sort(multithreaded=False).to_numpy()
         # wider than 64 bits (an Int128 or UInt64 column with huge values): compare as floats
-    import numpy as np
-
-    f = s.cast(pl.Float64).drop_nulls().to_numpy()
-    finite = np.isfinite(f)
-    return f if finite.all() else f[finite]
+    f = s.cast(pl.Float64).drop_nulls()
+    if not f.is_finite().all():
+        f = f.filter(f.is_finite())
+    return f.sort(multithreaded=False).to_numpy()
 
 
 def _category_codes(
     r: pl.Series, c: pl.Series, ref: Table, name: str
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Integer codes over the union of both sides' values, in sorted order (counting
-    ints is fast). The reference's codes are made once per table (monitoring's windows
-    compare one training column again and again) and serve while the current side holds
-    no value the reference lacks."""
+    """Integer codes over the union of both sides' values (in sorted order), each side's
+    codes ascending. Every method compares distributions (order is not data), so a side
+    is its value counts: one hash pass, then a sorted run of codes rebuilt from them,
+    where mapping each row to its code costs several passes. The reference's counts are
+    made once per table (monitoring's windows compare one training column again and
+    again)."""
+    import numpy as np
+
+    r_keys, r_counts = ref.derived(("categories", name), lambda: _value_counts(r))
+    c_keys, c_counts = _value_counts(c)
+    known = set(r_keys)
+    keys = r_keys if known.issuperset(c_keys) else sorted(known.union(c_keys))
+    at = {k: i for i, k in enumerate(keys)}
+
+    def codes(ks: list[str], counts: np.ndarray) -> np.ndarray:
+        return np.repeat(np.array([at[k] for k in ks], dtype=np.int64), counts)
+
+    return codes(r_keys, r_counts), codes(c_keys, c_counts), keys
+
+
+def _value_counts(s: pl.Series) -> tuple[list[str], np.ndarray]:
+    """A column's non-null values as text, sorted, with their counts."""
     import polars as pl
 
-    def ref_side() -> tuple[pl.Series, list[str], np.ndarray]:
-        rs = r.cast(pl.String).drop_nulls()
-        keys = rs.unique().sort()
-        mapping = dict(zip(keys.to_list(), range(len(keys)), strict=True))
-        return keys, keys.to_list(), rs.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
-
-    r_keys, r_list, r_codes = ref.derived(("categories", name), ref_side)
-    cs = c.cast(pl.String).drop_nulls()
-    if cs.is_in(r_keys.implode()).all():
-        cc = cs.replace_strict(r_list, range(len(r_list)), return_dtype=pl.Int64).to_numpy()
-        return r_codes, cc, r_list
-    rs = r.cast(pl.String).drop_nulls()
-    keys = pl.concat([rs, cs]).unique().sort()
-    mapping = dict(zip(keys.to_list(), range(len(keys)), strict=True))
-    rc = rs.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
-    cc = cs.replace_strict(mapping, return_dtype=pl.Int64).to_numpy()
-    return rc, cc, keys.to_list()
+    vc = s.cast(pl.String).drop_nulls().alias("v").value_counts(name="n").sort("v")
+    return vc.get_column("v").to_list(), vc.get_column("n").to_numpy()
 
 
 def _count_distinct(ru: np.ndarray, c: np.ndarray) -> int:
@@ -200,7 +205,7 @@ def _distinct(s: np.ndarray) -> np.ndarray:
 
 
 def _whole(sorted_values: np.ndarray) -> bool:
-    """Whether every value is a whole number (finite, as _numeric_values leaves them)."""
+    """Whether every value is a whole number (finite, as _sorted_values leaves them)."""
     import numpy as np
 
     a = sorted_values
@@ -299,7 +304,7 @@ def _threshold(text: str, what: str) -> float:
 
 
 def _choose(
-    opts: Options, name: str, numeric: bool, n_ref: int, n_unique: int
+    opts: Options, name: str, numeric: bool, n_ref: int, n_unique: int, counted: str
 ) -> tuple[str, str, float | None]:
     """The method for one column, why, and an explicit threshold if one was given."""
     explicit = opts.column_methods.get(name)
@@ -314,7 +319,7 @@ def _choose(
     ):
         if m and (numeric or not get_method(m).numeric_only):
             return m, why, None
-    method, why = default_method(numeric, n_ref, n_unique)
+    method, why = default_method(numeric, n_ref, n_unique, counted)
     if opts.method and not numeric:
         why = f"{opts.method} needs numbers, so the default: {why}"
     return method, f"default: {why}", None
@@ -355,15 +360,13 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         out.notes.append("compared as text because the types differ")
     out.kind = "numeric" if numeric else "categorical"
     if numeric:
-        from workbench.core.drift.stattests import ascending
-
         # sorted once here: counting distinct values and the default methods then need
-        # no sort of their own (every method compares distributions: order is not data);
-        # a reference compared again (monitoring's windows) is prepared once
+        # no sort of their own; a reference compared again (monitoring's windows) is
+        # prepared once
         rv, r_distinct, r_whole = ref.derived(
-            ("numeric", name), lambda: _prepared(ascending(_numeric_values(r)))
+            ("numeric", name), lambda: _prepared(_sorted_values(r))
         )
-        cv = ascending(_numeric_values(c))
+        cv = _sorted_values(c)
         keys: list[str] = []
     else:
         rv, cv, keys = _category_codes(r, c, ref, name)
@@ -376,8 +379,15 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         else:
             out.reason = "no values on either side"
         return out
+    counted = "distinct"
     if numeric:
-        n_unique = _count_distinct(r_distinct, cv)
+        # The choice asks only whether more than FEW_VALUES are distinct: a reference
+        # that has more decides it without counting the union (a merge of two sorted
+        # millions costs a third of a column's test).
+        if r_distinct.size > FEW_VALUES:
+            n_unique, counted = int(r_distinct.size), "distinct in ref"
+        else:
+            n_unique = _count_distinct(r_distinct, cv)
     else:  # codes already number the union of values: count, don't hash
         import numpy as np
 
@@ -404,7 +414,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
             return out
     if rv.min() == rv.max():
         out.notes.append(f"constant in {ref.label}")
-    method_name, why, thr = _choose(opts, name, numeric, int(rv.size), n_unique)
+    method_name, why, thr = _choose(opts, name, numeric, int(rv.size), n_unique, counted)
     method = get_method(method_name)
     threshold = thr if thr is not None else opts.threshold or method.threshold
     out.method, out.reason, out.threshold = method_name, why, threshold

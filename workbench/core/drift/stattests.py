@@ -142,6 +142,8 @@ def wasserstein_distance(u: np.ndarray, v: np.ndarray) -> float:
     us = ascending(u).astype(np.float64, copy=False)
     vs = ascending(v).astype(np.float64, copy=False)
     n, m = us.size, vs.size
+    if n == m:  # both quantile functions step at the same i/n: the mean gap between them
+        return float(np.abs(us - vs).sum()) / float(n)
     # The same integral over probability instead of values: the area between the two
     # quantile functions. They step at i/n and j/m; scaled by n*m those are whole
     # numbers, whose merge (a stable sort of sorted runs is a linear merge) needs no
@@ -399,16 +401,19 @@ def get_method(name: str) -> Method:
         ) from None
 
 
-def default_method(numeric: bool, ref_rows: int, n_unique: int) -> tuple[str, str]:
+def default_method(
+    numeric: bool, ref_rows: int, n_unique: int, counted: str = "distinct"
+) -> tuple[str, str]:
     """Evidently's automatic choice, and the rule that fired (shown to the user).
 
     ``ref_rows`` counts the reference's non-null values; ``n_unique`` the distinct
-    values of reference and current together.
+    values of reference and current together, or of the reference alone when that
+    already decides (``counted`` then says so).
     """
     small = ref_rows <= SMALL_REFERENCE_ROWS
     size = f"{ref_rows:,} ref values {'<=' if small else '>'} {SMALL_REFERENCE_ROWS}"
     if numeric and n_unique > FEW_VALUES:
-        why = f"numeric, {n_unique:,} distinct > {FEW_VALUES}; {size}"
+        why = f"numeric, {n_unique:,} {counted} > {FEW_VALUES}; {size}"
         return ("ks" if small else "wasserstein"), why
     what = (
         f"numeric, {n_unique} distinct <= {FEW_VALUES}"
