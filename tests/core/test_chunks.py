@@ -25,10 +25,11 @@ def _disk(project: Project) -> int:
 def test_append_stores_only_the_new_rows(small_chunks: Project, tmp_path: Path) -> None:
     base = frame(10_000)
     v1 = _add(small_chunks, base, tmp_path / "a.parquet")
-    assert len(v1.segments) == 10
+    # cut by content: at most chunk_rows (1000) rows a segment, about half on average
+    assert all(s.n_rows <= 1000 for s in v1.segments) and 10 <= len(v1.segments) <= 40
     grown = pl.concat([base, frame(100, seed=1).with_columns(pl.col("id") + 10_000)])
     v2 = _add(small_chunks, grown, tmp_path / "b.parquet")
-    assert v2.segments[:10] == v1.segments  # every old chunk reused as is
+    assert v2.segments[: len(v1.segments)] == v1.segments  # every old chunk reused as is
     assert v2.stored_bytes < v1.stored_bytes / 20
     assert_frame_equal(small_chunks.datasets.load("t@2"), grown)
     assert_frame_equal(small_chunks.datasets.load("t@1"), base)
@@ -79,14 +80,35 @@ def test_long_patch_chains_are_collapsed_into_one_patch(
     assert_frame_equal(small_chunks.datasets.load("t"), df)
 
 
-def test_rows_deleted_in_the_middle_still_read_back_exactly(
+def test_rows_deleted_in_the_middle_cost_one_segment_and_read_back_exactly(
     small_chunks: Project, tmp_path: Path
 ) -> None:
-    df = frame(5000)
-    _add(small_chunks, df, tmp_path / "a.parquet")
-    shorter = df.filter((pl.col("id") < 1200) | (pl.col("id") >= 1300))
-    _add(small_chunks, shorter, tmp_path / "b.parquet")
+    df = frame(20_000)
+    v1 = _add(small_chunks, df, tmp_path / "a.parquet")
+    shorter = df.filter((pl.col("id") < 9_000) | (pl.col("id") >= 9_100))
+    v2 = _add(small_chunks, shorter, tmp_path / "b.parquet")
+    assert len(set(v2.segments) - set(v1.segments)) <= 2  # the rest shared as they were
+    assert v2.stored_bytes < 3 * v1.stored_bytes / len(v1.segments)
     assert_frame_equal(small_chunks.datasets.load("t@2"), shorter)
+    assert_frame_equal(small_chunks.datasets.load("t@1"), df)
+
+
+@pytest.mark.parametrize("at", [0, 4_321, 10_000, 19_999])
+def test_a_row_inserted_anywhere_costs_about_one_segment(
+    small_chunks: Project, tmp_path: Path, at: int
+) -> None:
+    """Cut by content, the rows after an insert keep their segments (cut at fixed sizes,
+    every later boundary would shift and the rest of the table be stored again)."""
+    df = frame(20_000)
+    v1 = _add(small_chunks, df, tmp_path / "a.parquet")
+    one = frame(1, seed=9).with_columns(pl.lit(-1, dtype=df.schema["id"]).alias("id"))
+    grown = pl.concat([df.head(at), one, df.slice(at)])
+    before = _disk(small_chunks)
+    v2 = _add(small_chunks, grown, tmp_path / "b.parquet")
+    new = [s for s in v2.segments if s not in v1.segments]
+    assert len(new) <= 2 and len(v2.segments) >= len(v1.segments) - 1
+    assert _disk(small_chunks) - before < 3 * before / len(v1.segments)
+    assert_frame_equal(small_chunks.datasets.load("t@2"), grown)
     assert_frame_equal(small_chunks.datasets.load("t@1"), df)
 
 

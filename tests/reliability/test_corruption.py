@@ -23,7 +23,7 @@ from workbench.core.project import Project
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """t@1 in three 1,000-row chunks, t@2 = t@1 with five cells edited (stored as patches),
+    """t@1 in chunks of at most 1,000 rows, t@2 = t@1 with five cells edited (as patches),
     a run trained on t@1 registered as m v1 and promoted to production."""
     from workbench.core.runs.training import Recipe, train
 
@@ -45,8 +45,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         .alias("income")
     )
     edited.write_parquet(data / "b.parquet")
+    v1 = p.datasets.resolve("t@1")
     v2 = p.datasets.add(data / "b.parquet", name="t").version
-    assert all(s.patches for s in v2.segments)
+    assert [s.blob for s in v2.segments] == [s.blob for s in v1.segments]  # no chunk anew
+    assert sum(bool(s.patches) for s in v2.segments) >= 3  # the edits, as patches
     run = train(p, Recipe(dataset="t@1", target="churned", params={"n_estimators": 5}))
     p.models.register(run, "m")
     p.models.promote("m", 1, "production", reason="test")
@@ -60,11 +62,14 @@ def _project(built: Path, tmp_path: Path) -> Project:
 
 
 def _chunk(p: Project) -> tuple[str, str]:
-    return p.datasets.resolve("t@1").segments[1].blob, "dataset t@1 (chunk 2 of 3)"
+    segments = p.datasets.resolve("t@1").segments
+    return segments[1].blob, f"dataset t@1 (chunk 2 of {len(segments)})"
 
 
 def _patch(p: Project) -> tuple[str, str]:
-    return p.datasets.resolve("t@2").segments[2].patches[0], "dataset t@2 (a patch of chunk 3"
+    segments = p.datasets.resolve("t@2").segments
+    at = next(i for i, s in enumerate(segments) if s.patches)
+    return segments[at].patches[0], f"dataset t@2 (a patch of chunk {at + 1}"
 
 
 def _model(p: Project) -> tuple[str, str]:
@@ -153,9 +158,12 @@ def test_an_intact_store_reads_as_before_and_pages_read_only_their_chunks(
     assert p.datasets.rows("t@1", 5000, 5).columns == t1.columns
     assert p.datasets.head("t@1", 0).height == 0
     # a page away from the damage still reads: only the chunks that hold it are checked
-    flip(p.objects.path(p.datasets.resolve("t@1").segments[2].blob))
-    assert p.datasets.rows("t@1", 0, 1000).equals(t1.slice(0, 1000))
-    with pytest.raises(StoreError, match=r"t@1 \(chunk 3 of 3\) is damaged"):
-        p.datasets.rows("t@1", 1999, 2)
-    with pytest.raises(StoreError, match=r"t@1 \(chunk 3 of 3\) is damaged"):
+    segments = p.datasets.resolve("t@1").segments
+    start = segments[0].n_rows + segments[1].n_rows  # the third chunk's first row
+    flip(p.objects.path(segments[2].blob))
+    assert p.datasets.rows("t@1", 0, start).equals(t1.slice(0, start))
+    damaged = rf"t@1 \(chunk 3 of {len(segments)}\) is damaged"
+    with pytest.raises(StoreError, match=damaged):
+        p.datasets.rows("t@1", start - 1, 2)
+    with pytest.raises(StoreError, match=damaged):
         p.datasets.scan("t@1")

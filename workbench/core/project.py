@@ -34,7 +34,8 @@ _CONFIG_TEMPLATE = """\
 name = {name}
 
 [datasets]
-# Rows per stored chunk; fixed per dataset when its first version is added.
+# The most rows a stored chunk holds (chunks are cut by content, about half this on
+# average); fixed per dataset when its first version is added.
 # chunk_rows = 262144
 """
 

@@ -1,18 +1,24 @@
 """How a dataset version is stored: an ordered list of segments.
 
 A segment is a content-addressed Parquet blob plus an optional chain of small
-*patches* (the rows that changed, with their position). A new version is cut
-at the previous version's segment boundaries and each piece is compared with
-the segment it replaces:
+*patches* (the rows that changed, with their position). Data is cut into segments by
+content: after a row whose hash is 0 modulo half the dataset's ``chunk_rows`` (at
+least an eighth of it after the previous cut, at most ``chunk_rows`` in all: about
+half of it on average), so the same rows give the same cuts wherever they sit in the
+file. Each piece of a new version is compared with the previous version's segment that
+began with the same row (or, when that row was edited, the one after the segment
+matched last):
 
 - unchanged                    -> the old segment is reused (no bytes written);
 - a few rows changed (<= 30%)  -> a patch with those rows' changed cells is added to the chain
                                   (a full chain of 8 is collapsed into one patch);
-- otherwise, or a new tail     -> a fresh blob.
+- otherwise, or new rows       -> a fresh blob.
 
-So appending rows or editing a few rows stores only what changed, where DVC
-stores a full copy per version. Rows inserted or deleted in the middle shift
-every later boundary and cost a fresh copy of the rest (a known limit).
+A segment that was cut by length (the last of a version, or one of ``chunk_rows``
+rows) is cut again at that length when a new version reaches it unchanged, so
+appending rows stores only the new ones. Appending or editing a few rows stores only
+what changed, and a row inserted or deleted in the middle costs one segment, where
+DVC stores a full copy per version (``bench/insert_bench.py``).
 """
 
 from __future__ import annotations
@@ -123,27 +129,86 @@ def _apply_patches(base: pl.LazyFrame, patches: list[pl.LazyFrame]) -> pl.LazyFr
     return lf.drop(ROW)
 
 
-def rechunk(frames: Iterable[pl.DataFrame], sizes: Iterator[int]) -> Iterator[pl.DataFrame]:
-    """Re-cut a stream of frames into pieces of the given sizes (last may be short)."""
+def content_cuts(
+    frames: Iterable[pl.DataFrame],
+    rows: int,
+    previous: list[tuple[int, int]],
+    keep: Callable[[int, pl.DataFrame], Segment | None],
+) -> Iterator[tuple[pl.DataFrame, Segment | None]]:
+    """Re-cut a stream of frames into pieces of at most ``rows`` rows (see the module's
+    docstring), each with the previous version's segment that holds it, reused or
+    patched (None: it is new and needs a blob of its own).
+
+    ``previous`` holds each old segment's first-row hash and row count. A piece that
+    begins with an old segment's first row is first cut at that segment's length and
+    offered to ``keep`` (which reuses or patches the old segment, or says no), so edits
+    keep the old boundaries even where they change a boundary row's hash, and appended
+    rows leave the old last segment as it was; otherwise, or when ``keep`` says no (rows
+    were inserted or deleted in it), the piece is cut by content."""
+    import numpy as np
     import polars as pl
 
-    buf: list[pl.DataFrame] = []
-    have = 0
-    want = next(sizes)
+    period = np.uint64(max(1, rows // 2))
+    least = max(1, rows // 8)
+    starts: dict[int, list[int]] = {}
+    for i, (h, _) in enumerate(previous):
+        starts.setdefault(h, []).append(i)
+    last = -1  # the old segment kept last: a repeated first row takes the next one
+    refused: set[int] = set()  # old segments ``keep`` said no to: not offered again
+
+    def match(h: int) -> int | None:
+        """The old segment that began with this row, else the one after the segment
+        kept last (its first row may be the one that was edited)."""
+        found = [i for i in starts.get(h, ()) if i not in refused]
+        if found:
+            return next((i for i in found if i > last), found[0])
+        after = last + 1
+        return after if after < len(previous) and after not in refused else None
+
+    buf: pl.DataFrame | None = None
+    hashes: np.ndarray = np.zeros(0, dtype=np.uint64)
+
+    def cut(eof: bool) -> Iterator[tuple[pl.DataFrame, Segment | None]]:
+        nonlocal buf, hashes, last
+        while buf is not None and buf.height:
+            at = match(int(hashes[0])) if previous else None
+            if at is not None and previous[at][1] <= rows:
+                n = previous[at][1]
+                if n > buf.height and not eof:
+                    return  # more rows first
+                if n <= buf.height:
+                    kept = keep(at, buf.slice(0, n))
+                    if kept is not None:
+                        last = at
+                        yield buf.slice(0, n), kept
+                        buf, hashes = buf.slice(n), hashes[n:]
+                        continue
+                    refused.add(at)
+            hits = np.flatnonzero(hashes[least - 1 : rows] % period == 0)
+            if hits.size:
+                length = int(hits[0]) + least
+            elif buf.height >= rows or eof:
+                length = min(rows, buf.height)
+            else:
+                return  # more rows first
+            yield buf.slice(0, length), None
+            buf, hashes = buf.slice(length), hashes[length:]
+
     for df in frames:
         if df.height == 0:
             continue
-        buf.append(df)
-        have += df.height
-        while have >= want:
-            joined = pl.concat(buf) if len(buf) > 1 else buf[0]
-            yield joined.slice(0, want)
-            rest = joined.slice(want)
-            buf = [rest] if rest.height else []
-            have = rest.height
-            want = next(sizes)
-    if have:
-        yield pl.concat(buf) if len(buf) > 1 else buf[0]
+        new = df.hash_rows(seed=0).to_numpy()
+        buf = df if buf is None or not buf.height else pl.concat([buf, df])
+        hashes = np.concatenate([hashes, new]) if hashes.size else new
+        yield from cut(eof=False)
+    yield from cut(eof=True)
+
+
+def first_row_hash(segment: Segment, path_of: Callable[[str], Path]) -> int:
+    """The hash of a stored segment's first row (patches applied), as content_cuts
+    hashes rows."""
+    first = scan_segments([segment], path_of).head(1).collect()
+    return int(first.hash_rows(seed=0)[0])
 
 
 def _changes(new: pl.DataFrame, old: pl.DataFrame) -> tuple[pl.Series, list[str]]:
@@ -162,34 +227,41 @@ def _patch(piece: pl.DataFrame, rows: pl.Series, cols: list[str]) -> bytes:
     return parquet_bytes(piece.with_row_index(ROW).filter(rows).select([ROW, *cols]))
 
 
-def store_piece(
+def kept_piece(
     piece: pl.DataFrame,
-    previous: Segment | None,
+    previous: Segment,
     stage: Staging,
     path_of: Callable[[str], Path],
-) -> Segment:
-    """Store one piece of a new version, reusing or patching ``previous`` when it can.
+) -> Segment | None:
+    """``previous`` reused for ``piece`` when they are equal, or patched when few rows
+    differ; None when ``piece`` needs a blob of its own.
 
-    A full patch chain is collapsed into one patch against the base blob (the
-    rows that differ from it), so reads stay cheap and disk stays small; only
-    when more than 30% of the rows differ from the base is a fresh blob written.
-    """
-    if previous is not None and previous.n_rows == piece.height:
-        old = scan_segments([previous], path_of).collect()
-        rows, cols = _changes(piece, old)
-        n_changed = int(rows.sum())
-        if n_changed == 0:
-            return previous
-        limit = MAX_PATCH_SHARE * piece.height
-        if n_changed <= limit and len(previous.patches) < MAX_PATCHES:
-            digest = stage.put_bytes(_patch(piece, rows, cols))
-            return Segment(piece.height, previous.blob, (*previous.patches, digest))
-        if previous.patches:
-            import polars as pl
+    A full patch chain is collapsed into one patch against the base blob (the rows that
+    differ from it), so reads stay cheap and disk stays small; only when more than 30%
+    of the rows differ from the base is a fresh blob needed."""
+    if previous.n_rows != piece.height:
+        return None
+    old = scan_segments([previous], path_of).collect()
+    if old.schema != piece.schema:
+        return None
+    rows, cols = _changes(piece, old)
+    n_changed = int(rows.sum())
+    if n_changed == 0:
+        return previous
+    limit = MAX_PATCH_SHARE * piece.height
+    if n_changed <= limit and len(previous.patches) < MAX_PATCHES:
+        digest = stage.put_bytes(_patch(piece, rows, cols))
+        return Segment(piece.height, previous.blob, (*previous.patches, digest))
+    if previous.patches:
+        import polars as pl
 
-            rows, cols = _changes(piece, pl.read_parquet(path_of(previous.blob)))
-            if int(rows.sum()) <= limit:
-                return Segment(
-                    piece.height, previous.blob, (stage.put_bytes(_patch(piece, rows, cols)),)
-                )
+        rows, cols = _changes(piece, pl.read_parquet(path_of(previous.blob)))
+        if int(rows.sum()) <= limit:
+            return Segment(
+                piece.height, previous.blob, (stage.put_bytes(_patch(piece, rows, cols)),)
+            )
+    return None
+
+
+def fresh_piece(piece: pl.DataFrame, stage: Staging) -> Segment:
     return Segment(piece.height, stage.put_bytes(parquet_bytes(piece)))
