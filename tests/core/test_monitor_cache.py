@@ -208,3 +208,39 @@ def test_segment_files_are_checked_for_order_where_they_meet() -> None:
     assert not files_in_order(frame, [3, 1])  # the second file starts before the first ends
     assert not files_in_order(frame, None)  # without counts: every row is compared
     assert files_in_order(frame[:3], [2, 0, 1])
+
+
+def test_a_long_log_shows_its_latest_windows_as_a_whole_read_would(
+    watched: Project,  # noqa: F811
+    monkeypatch: Any,
+) -> None:
+    """A log grows for as long as a model serves; a report shows its latest 100 windows
+    and reads only their rows, with the very windows (rows, labels, estimates, what
+    was predicted) that reading the whole log would give."""
+    import workbench.core.monitor.report as reports
+
+    p = watched  # 2,400 logged rows: 120 windows of 20
+    kept = monitor(p, "m@1", parse_window("20rows"), drift=False)
+    assert len(kept.windows) == 100
+    assert kept.windows[0].label.startswith("#21 ") and kept.windows[-1].label.startswith("#120 ")
+    assert "20 older window(s) left out; the latest 100 are shown" in kept.notes
+    monkeypatch.setattr(reports, "MAX_WINDOWS", 1000)
+    whole = monitor(p, "m@1", parse_window("20rows"), drift=False)
+    assert len(whole.windows) == 120 and not any("left out" in n for n in whole.notes)
+
+    def shown(r: MonitorReport) -> list[tuple[object, ...]]:
+        return [(w.label, w.from_row, w.to_row, w.first_ts, w.predictions) for w in r.windows]
+
+    assert shown(kept) == shown(whole)[20:]
+    assert seen(kept) == seen(whole)[20:]
+
+    # from a time on: the rows of the last two scorings, their latest 100 of 160 windows
+    logged = read_logged(p, p.models.resolve("m@1"), None, NAMES, with_inputs=False).frame
+    since = logged.get_column("ts")[800]
+    assert logged.get_column("ts")[799] < since  # each scoring has its own time
+    whole_later = monitor(p, "m@1", parse_window("10rows"), since=since, drift=False)
+    assert sum(w.rows for w in whole_later.windows) == 1600
+    monkeypatch.setattr(reports, "MAX_WINDOWS", 100)
+    later = monitor(p, "m@1", parse_window("10rows"), since=since, drift=False)
+    assert later.windows[0].label.startswith("#61 ") and len(later.windows) == 100
+    assert seen(later) == seen(whole_later)[60:]

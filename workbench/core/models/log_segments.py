@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import mmap
 import os
 import re
 import uuid
@@ -116,6 +115,10 @@ def files_in_order(frame: pl.DataFrame, rows: list[int] | None) -> bool:
     return True
 
 
+def _skip(frame: pl.DataFrame, start: Callable[[pl.DataFrame], int] | None) -> pl.DataFrame:
+    return frame if start is None else frame.slice(start(frame.select(ORDER)))
+
+
 def in_order(frame: pl.DataFrame) -> bool:
     """Whether rows run by (ts, request_id, row) already: a check far cheaper than the
     sort it spares."""
@@ -205,12 +208,17 @@ class Segments:
         catalog: Catalog,
         from_json: Callable[[list[str]], pl.DataFrame],
         columns: list[str] | None = None,
+        start: Callable[[pl.DataFrame], int] | None = None,
     ) -> pl.DataFrame:
         """Every row the catalog logged for this version, typed, in time order (then by
         request and row).
 
         ``from_json(request_ids)`` reads requests no segment holds yet (typed); they are
-        kept as a new segment. ``columns`` narrows what is read back (all by default)."""
+        kept as a new segment. ``columns`` narrows what is read back (all by default; it
+        must hold ``ts``, ``request_id`` and ``row`` when ``start`` is given).
+        ``start(order)``, shown every row's (ts, request_id, row) in order, says how
+        many to skip: the rest of their columns are not read (a monitor report shows
+        the latest windows, and a log grows for as long as a model serves)."""
         import polars as pl
 
         from workbench.core.store.catalog import frame_of
@@ -226,12 +234,28 @@ class Segments:
         try:
             paths, rows = self._refresh(want, from_json)
         except OSError:  # a read-only store or a full disk: the JSON, as before segments
-            return from_json(want.get_column("request_id").to_list()).sort(ORDER)
+            whole = from_json(want.get_column("request_id").to_list()).sort(ORDER)
+            return _skip(whole, start)
         if not paths:
             empty = from_json([])
             return empty.select(columns) if columns else empty
-        frame = pl.read_parquet(paths, columns=columns)
-        return frame if files_in_order(frame, rows) else frame.sort(ORDER)
+        if start is None or rows is None:
+            frame = pl.read_parquet(paths, columns=columns)
+            return _skip(frame if files_in_order(frame, rows) else frame.sort(ORDER), start)
+        order = pl.read_parquet(paths, columns=ORDER)
+        if not files_in_order(order, rows):  # files that overlap in time: read whole
+            return _skip(pl.read_parquet(paths, columns=columns).sort(ORDER), start)
+        at = start(order)
+        first, before = 0, 0  # the first file holding row ``at``, and the rows before it
+        while first < len(rows) - 1 and before + rows[first] <= at:
+            before += rows[first]
+            first += 1
+        # a scan, so that the row groups before ``at`` are skipped, not read and dropped;
+        # the order columns are in hand already
+        lf = pl.scan_parquet(paths[first:])
+        names = columns or lf.collect_schema().names()
+        rest = lf.select([c for c in names if c not in ORDER]).slice(at - before).collect()
+        return pl.concat([order.slice(at), rest], how="horizontal").select(names)
 
     def _refresh(
         self, want: pl.DataFrame, from_json: Callable[[list[str]], pl.DataFrame]
@@ -301,17 +325,13 @@ class Segments:
 
     def _checked(self, manifest: dict[str, Any]) -> list[str]:
         """The manifest's files whose bytes still hash to what was written."""
-        import xxhash
+        from workbench.core.store.objects import fast_sum_file
 
         ok = []
         for name, digest in list(manifest["files"].items()):
             try:
-                with (
-                    open(self.folder / name, "rb") as fh,
-                    mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-                ):  # hashed where the page cache holds it, no copy
-                    good = xxhash.xxh3_128_hexdigest(mapped) == digest
-            except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
+                good = fast_sum_file(self.folder / name) == digest
+            except OSError:
                 good = False
             if good:
                 ok.append(name)

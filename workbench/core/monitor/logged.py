@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.errors import DataError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import polars as pl
 
@@ -80,10 +82,14 @@ def read_logged(
     since: datetime | None,
     output_names: list[str],
     with_inputs: bool = True,
+    skip: Callable[[pl.DataFrame], int] | None = None,
 ) -> Logged:
     """The rows ``mv`` answered (from ``since``), inputs and outputs typed: from the
     version's log segments (core/models/log_segments.py), which a read brings in line
-    with the catalog first. ``with_inputs=False`` reads only the answers."""
+    with the catalog first. ``with_inputs=False`` reads only the answers.
+
+    ``skip(order)``, given the (ts, request_id, row) of the rows from ``since`` in
+    order, says how many of them to leave unread: a report's older windows."""
     import polars as pl
 
     from workbench.core.models.log_segments import Segments, duck_type, typed
@@ -119,9 +125,13 @@ def read_logged(
     segments = Segments(project.store_dir, mv.model, mv.version, inputs, output_names)
     head = ["request_id", "row", "ts"]
     columns = [*head, *inputs, *output_names] if with_inputs else [*head, *output_names]
-    frame = segments.read(project.catalog, from_json, columns)
-    if since is not None:
-        frame = frame.filter(pl.col("ts") >= since)
+
+    def start(order: pl.DataFrame) -> int:
+        # rows run in time order, so those from ``since`` are the last ones
+        at = 0 if since is None else int(order.get_column("ts").search_sorted(since, "left"))
+        return at + (skip(order.slice(at)) if skip is not None else 0)
+
+    frame = segments.read(project.catalog, from_json, columns, start)
     with project.catalog.read() as con:
         labels = frame_of(
             con,

@@ -167,6 +167,13 @@ def monitor(
         """Whether the logged inputs are read: for drift, or a regressor's nanny model."""
         return drift or task == "regression"
 
+    older: list[int] = [0]  # windows before the latest MAX_WINDOWS: their rows stay unread
+
+    def skip(order: pl.DataFrame) -> int:
+        ids = window_ids(order, spec)
+        older[0] = max(0, (int(ids[-1]) + 1 if ids.len() else 0) - MAX_WINDOWS)
+        return int(ids.search_sorted(older[0], "left"))
+
     mv = project.models.resolve(model_ref)
     alias = model_ref.split("@", 1)[1] if "@" in model_ref else None
     if alias is not None and alias.isdigit():
@@ -180,14 +187,17 @@ def monitor(
     if kept is not None:
         est, ref_outputs, ref_label = kept.estimator, kept.outputs, kept.label
         task, classes = est.task, est.classes
-        logged = read_logged(project, mv, since, _output_names(task, classes) or [], reads(task))
+        names = _output_names(task, classes) or []
+        logged = read_logged(project, mv, since, names, reads(task), skip)
     else:
         # The log is read (off the GIL) while the model loads (imports, on it): the
         # signature of a model trained here names its outputs; otherwise the model does.
         said = _output_names(mv.signature.get("task"), mv.signature.get("classes"))
         with ThreadPoolExecutor(1) as pool:
             early = (
-                pool.submit(read_logged, project, mv, since, said, reads(mv.signature.get("task")))
+                pool.submit(
+                    read_logged, project, mv, since, said, reads(mv.signature.get("task")), skip
+                )
                 if said
                 else None
             )
@@ -196,7 +206,7 @@ def monitor(
             task, classes, _ = task_of(model, mv, target)
             names = _output_names(task, classes) or ["prediction"]
             early_log = early.result() if early and names == said else None
-        logged = early_log or read_logged(project, mv, since, names, reads(task))
+        logged = early_log or read_logged(project, mv, since, names, reads(task), skip)
         x_ref = matrix(model, ref.frame, inputs) if task == "regression" else (None, [])
         est = Estimator.fit(
             task, classes, ref.y, ref.outputs.pred, ref.outputs.scores, x_ref[0], x_ref[1]
@@ -221,10 +231,10 @@ def monitor(
     else:
         y_all = positions(labels, classes or [])
         has_label &= y_all >= 0
-    ids = window_ids(frame, spec)
+    ids = window_ids(frame, spec)  # of the windows read: the latest MAX_WINDOWS
     count = int(ids.to_numpy().max()) + 1
     notes = []
-    first = max(0, count - MAX_WINDOWS)
+    first = older[0]
     if first:
         notes.append(f"{first:,} older window(s) left out; the latest {MAX_WINDOWS} are shown")
     if logged.other_versions:
@@ -235,7 +245,7 @@ def monitor(
     if not drift:
         notes.append("drift not computed (--no-drift): estimates, labels and traffic only")
     traffic = _traffic(project, mv)
-    bounds = np.searchsorted(ids.to_numpy(), np.arange(first, count + 1))
+    bounds = np.searchsorted(ids.to_numpy(), np.arange(count + 1))
     ts = frame.get_column("ts")
     rids = frame.get_column("request_id")
     report_id = uuid.uuid4().hex

@@ -51,13 +51,23 @@ def fast_sum(data: bytes | memoryview | mmap.mmap) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
+_MAPPED = 1 << 26  # bytes mapped at a time (a multiple of any mmap.ALLOCATIONGRANULARITY)
+
+
 def fast_sum_file(path: Path) -> str:
-    # mapped, not read: the bytes are hashed where the page cache holds them, no copy
+    """XXH3-128 of a file. Mapped, not read: the bytes are hashed where the page cache
+    holds them, no copy; 64 MB at a time, so that a large file (a log segment can be a
+    gigabyte) does not count as a gigabyte of this process's memory."""
+    import xxhash
+
+    h = xxhash.xxh3_128()
     with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return fast_sum(b"")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            return fast_sum(m)
+        size = os.fstat(f.fileno()).st_size
+        for at in range(0, size, _MAPPED):
+            length = min(_MAPPED, size - at)
+            with mmap.mmap(f.fileno(), length, offset=at, access=mmap.ACCESS_READ) as m:
+                h.update(m)
+    return h.hexdigest()
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
