@@ -244,3 +244,32 @@ def test_a_long_log_shows_its_latest_windows_as_a_whole_read_would(
     later = monitor(p, "m@1", parse_window("10rows"), since=since, drift=False)
     assert later.windows[0].label.startswith("#61 ") and len(later.windows) == 100
     assert seen(later) == seen(whole_later)[60:]
+
+
+def test_a_new_window_is_tested_on_its_own_inputs_read_after_the_answers(
+    watched: Project,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The next report reads the answers first and the inputs only of the windows it
+    tests anew: their drift is the drift of a report that read every input at once."""
+    from tests.core.test_monitor import make
+    from workbench.core.models.scoring import predict
+
+    p = watched
+    assert run_cli("monitor", "m@1", "--window", "batch", cwd=p.root).code == 0
+    for k, shift in ((3, 2.0), (4, 0.0)):  # one window moved, one like the training data
+        make("binary", 800, shift, 9 + k).write_parquet(tmp_path / f"new{k}.parquet")
+        predict(p, "m@1", str(tmp_path / f"new{k}.parquet"), tmp_path / f"out{k}.parquet")
+    later = monitor(p, "m@1", parse_window("batch"))
+    afresh = monitor(p, "m@1", parse_window("batch"), options=Options())  # reads all inputs
+    assert [w.drift_stored for w in later.windows] == [True, True, True, False, False]
+
+    def found(r: MonitorReport) -> list[object]:
+        return [
+            [(c.column, c.method, c.statistic, c.p_value, c.drifted) for c in w.drift.columns]
+            for w in r.windows[3:]
+            if w.drift is not None
+        ]
+
+    assert len(found(later)) == 2 and found(later) == found(afresh)
+    assert later.windows[3].drift_share > later.windows[4].drift_share  # type: ignore[operator]

@@ -167,12 +167,14 @@ def monitor(
         """Whether the logged inputs are read: for drift, or a regressor's nanny model."""
         return drift or task == "regression"
 
-    older: list[int] = [0]  # windows before the latest MAX_WINDOWS: their rows stay unread
+    # windows before the latest MAX_WINDOWS, and their rows: those stay unread
+    older: list[int] = [0, 0]
 
     def skip(order: pl.DataFrame) -> int:
         ids = window_ids(order, spec)
         older[0] = max(0, (int(ids[-1]) + 1 if ids.len() else 0) - MAX_WINDOWS)
-        return int(ids.search_sorted(older[0], "left"))
+        older[1] = int(ids.search_sorted(older[0], "left"))
+        return older[1]
 
     mv = project.models.resolve(model_ref)
     alias = model_ref.split("@", 1)[1] if "@" in model_ref else None
@@ -188,7 +190,11 @@ def monitor(
         est, ref_outputs, ref_label = kept.estimator, kept.outputs, kept.label
         task, classes = est.task, est.classes
         names = _output_names(task, classes) or []
-        logged = read_logged(project, mv, since, names, reads(task), skip)
+        earlier = kept_windows(project, mv, spec, ref_label)
+        # Windows the latest report tested keep their drift: the inputs are read later,
+        # for the windows tested anew only (an hourly report: the newest one or none).
+        later = drift and options is None and task != "regression" and bool(earlier.drift)
+        logged = read_logged(project, mv, since, names, reads(task) and not later, skip)
     else:
         # The log is read (off the GIL) while the model loads (imports, on it): the
         # signature of a model trained here names its outputs; otherwise the model does.
@@ -206,6 +212,7 @@ def monitor(
             task, classes, _ = task_of(model, mv, target)
             names = _output_names(task, classes) or ["prediction"]
             early_log = early.result() if early and names == said else None
+        later = False
         logged = early_log or read_logged(project, mv, since, names, reads(task), skip)
         x_ref = matrix(model, ref.frame, inputs) if task == "regression" else (None, [])
         est = Estimator.fit(
@@ -263,7 +270,8 @@ def monitor(
     # and, under the same learnt reference and method, its estimates (labels are only
     # ever added, so the same count is the same labels): hourly monitoring computes only
     # what is new. A regressor's nanny models are learnt afresh, so it estimates anew.
-    earlier = kept_windows(project, mv, spec, ref_label if kept is not None else None)
+    if kept is None:
+        earlier = kept_windows(project, mv, spec, None)
     known = [earlier.drift.get(k) if options is None and drift else None for k in keys]
     reused = [
         earlier.estimates.get((*k, int(has_label[a:b].sum())))
@@ -278,10 +286,18 @@ def monitor(
     if any(anew):
         train_side, train_id = _training_side(project, mv, ref, inputs)
         ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
+        if later:  # the inputs from the first window tested anew on
+            at = older[1] + min(int(a) for (a, _), n in zip(slices, anew, strict=True) if n)
+            tested_rows = read_logged(project, mv, since, names, True, lambda _: at).frame
+            tested_rows = tested_rows.select("request_id", "row", *inputs)
 
     def one(i: int) -> Window:
         a, b = int(slices[i][0]), int(slices[i][1])
         part = frame.slice(a, b - a)
+        if later and anew[i]:  # matched by request and row, not by position
+            part = part.join(
+                tested_rows, on=["request_id", "row"], how="left", maintain_order="left"
+            )
         mask = has_label[a:b]
         again = reused[i]
         if again is not None:
