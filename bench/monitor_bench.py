@@ -19,7 +19,9 @@ production rows with `workbench predict` (which logs them; its time is reported)
   report (a cron's next run) keeps each window an earlier report already computed (the
   very same rows, labels and reference): its time is the median of 5 runs;
 - NannyML (0.13, its own environment: python -m venv bench/.venv-nannyml &&
-  bench/.venv-nannyml/bin/pip install nannyml): a process that reads the same reference
+  bench/.venv-nannyml/bin/pip install nannyml==0.13.1 statsmodels "pandas<3"; it
+  imports statsmodels without requiring it, and runs faster to start on pandas 3,
+  which bench/results/monitor.json was not measured with): a process that reads the same reference
   (the training run's validation rows, with the model's scores and the labels) and the
   same 1M scored rows, and runs CBPE (same five metrics, same chunks) and, separately,
   its univariate drift (Kolmogorov-Smirnov and chi2 on the 25 inputs, same chunks);
