@@ -254,7 +254,10 @@ class Segments:
         # the order columns are in hand already
         lf = pl.scan_parquet(paths[first:])
         names = columns or lf.collect_schema().names()
-        rest = lf.select([c for c in names if c not in ORDER]).slice(at - before).collect()
+        others = [c for c in names if c not in ORDER]
+        if not others:
+            return order.slice(at).select(names)
+        rest = lf.select(others).slice(at - before).collect()
         return pl.concat([order.slice(at), rest], how="horizontal").select(names)
 
     def _refresh(
