@@ -20,6 +20,13 @@ from workbench.core.data import ingest
 from workbench.core.data.ingest import to_temporal
 
 
+@pytest.fixture(autouse=True)
+def arrow_for_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small columns skip Arrow unless pyarrow is loaded (its import costs more than
+    they take): these tests compare the two paths, so Arrow is used at any size."""
+    monkeypatch.setattr(ingest, "ARROW_FROM", 0)
+
+
 def polars_parse(values: pl.Series, kind: str) -> pl.Series:
     if kind == "date":
         return values.str.to_date(strict=True)
@@ -143,3 +150,23 @@ def test_iso_text_takes_the_arrow_cast_not_polars_parse(monkeypatch: pytest.Monk
     day = to_temporal(pl.Series(["2024-11-06"]), "date")
     assert at.to_list() == [dt.datetime(2024, 11, 6, 11, 28, 5, 500000), None]
     assert day.to_list() == [dt.date(2024, 11, 6)]
+
+
+def test_a_small_file_with_dates_is_added_without_loading_pyarrow(tmp_path: Path) -> None:
+    """pyarrow's compute functions take ~0.1 s to import, more than Polars takes to parse
+    the dates of a small file: `data add` of one does not load them, and its dates are
+    dates."""
+    import subprocess
+    import sys
+
+    csv = tmp_path / "small.csv"
+    csv.write_text("day,at,x\n2024-11-06,2024-11-06T11:28:05,1\n2024-11-07,2024-11-07T00:00:00,2\n")
+    code = (
+        "import sys; from workbench.core.project import Project; "
+        f"p, _ = Project.init({str(tmp_path / 'p')!r}); p.datasets.add({str(csv)!r}, 'd'); "
+        "loaded = 'pyarrow.compute' in sys.modules; "
+        "print(int(loaded), p.datasets.load(p.datasets.resolve('d@1')).dtypes)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split(" ", 1)[0] == "0", out.stdout
+    assert "Date" in out.stdout and "Datetime" in out.stdout
