@@ -155,18 +155,27 @@ def test_iso_text_takes_the_arrow_cast_not_polars_parse(monkeypatch: pytest.Monk
 def test_a_small_file_with_dates_is_added_without_loading_pyarrow(tmp_path: Path) -> None:
     """pyarrow's compute functions take ~0.1 s to import, more than Polars takes to parse
     the dates of a small file: `data add` of one does not load them, and its dates are
-    dates."""
+    dates. A big file's batches take Arrow's cast, however small each batch is."""
     import subprocess
     import sys
 
     csv = tmp_path / "small.csv"
     csv.write_text("day,at,x\n2024-11-06,2024-11-06T11:28:05,1\n2024-11-07,2024-11-07T00:00:00,2\n")
-    code = (
-        "import sys; from workbench.core.project import Project; "
-        f"p, _ = Project.init({str(tmp_path / 'p')!r}); p.datasets.add({str(csv)!r}, 'd'); "
-        "loaded = 'pyarrow.compute' in sys.modules; "
-        "print(int(loaded), p.datasets.load(p.datasets.resolve('d@1')).dtypes)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split(" ", 1)[0] == "0", out.stdout
-    assert "Date" in out.stdout and "Datetime" in out.stdout
+
+    def add(big_from: str, name: str) -> list[str]:
+        code = (
+            "import sys; from workbench.core.data import ingest; "
+            f"ingest.ARROW_BYTES = {big_from}; from workbench.core.project import Project; "
+            f"p, _ = Project.init({str(tmp_path / 'p')!r}); p.datasets.add({str(csv)!r}, {name!r}); "
+            "loaded = 'pyarrow.compute' in sys.modules; "
+            f"print(int(loaded), p.datasets.load(p.datasets.resolve('{name}@1')).dtypes)"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        return run.stdout.split(" ", 1)
+
+    loaded, dtypes = add("ingest.ARROW_BYTES", "small")
+    assert loaded == "0" and "Date" in dtypes and "Datetime" in dtypes
+    loaded, dtypes_big = add("0", "big")  # as if the file were big
+    assert loaded == "1" and dtypes_big == dtypes

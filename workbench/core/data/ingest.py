@@ -245,7 +245,7 @@ def scan(src: Source, infer_rows: int | None = INFER_ROWS) -> pl.LazyFrame:
         lf = lf.with_columns(
             [
                 pl.col(c).map_batches(
-                    functools.partial(to_temporal, kind=k),
+                    functools.partial(to_temporal, kind=k, arrow=src.size >= ARROW_BYTES),
                     return_dtype=src.date_types[c],
                     is_elementwise=True,
                 )
@@ -284,10 +284,11 @@ def batches(
 # naive datetimes to the microsecond (tests/core/test_ingest.py compares the two).
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 ARROW_FROM = 200_000  # values in a column from which Arrow's cast pays for its import
+ARROW_BYTES = 16 << 20  # a file this big is read in batches that, together, do
 _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"
 
 
-def to_temporal(values: pl.Series, kind: str) -> pl.Series:
+def to_temporal(values: pl.Series, kind: str, arrow: bool | None = None) -> pl.Series:
     """A text column detected as dates ("date") or datetimes ("datetime"), converted.
 
     Polars' strict parse costs ~0.45 s a million datetimes, a third of reading the
@@ -297,6 +298,8 @@ def to_temporal(values: pl.Series, kind: str) -> pl.Series:
     raises as before when a value is not a date at all. Importing pyarrow's compute
     functions costs ~0.1 s, more than Polars takes for 200k values: a small column, while
     pyarrow is not loaded yet, is parsed by Polars (a 27k-row CSV: `data add` 0.67 -> 0.60 s).
+    ``arrow`` decides instead: a big file's batches may each be small (a wide table's),
+    yet together they pay for the import many times over.
     """
     import polars as pl
 
@@ -305,7 +308,9 @@ def to_temporal(values: pl.Series, kind: str) -> pl.Series:
             return values.str.to_date(strict=True)
         return values.str.to_datetime(strict=True)
 
-    if values.len() < ARROW_FROM and "pyarrow.compute" not in sys.modules:
+    if arrow is None:
+        arrow = values.len() >= ARROW_FROM or "pyarrow.compute" in sys.modules
+    if not arrow:
         return strict()
     import pyarrow as pa
     import pyarrow.compute as pc
