@@ -59,7 +59,7 @@ def main() -> None:
         at = next(i for i, words in enumerate(lines) if words[:2] == ["workbench", "demo"])
         demo = lines[at]
         took = seconds([str(exe), *demo[1:]], work)
-        rows: list[dict[str, object]] = [{"command": shlex.join(demo), "seconds": round(took, 2)}]
+        timed = [(shlex.join(demo), took)]
         project = work / demo[2]
         from workbench.core.project import Project
 
@@ -73,10 +73,12 @@ def main() -> None:
             words = [subs.get(w, w) for w in words]
             floors.append(seconds(floor_cmd, project))  # in turns: the machine drifts
             took = seconds([str(exe), *words[1:]], project)
-            rows.append({"command": shlex.join(words), "seconds": round(took, 3)})
+            timed.append((shlex.join(words), took))
         floor = statistics.median(floors)
-        for row in rows:
-            row["ratio_to_floor"] = round(float(str(row["seconds"])) / floor, 2)
+        rows = [
+            {"command": cmd, "seconds": round(t, 3), "ratio_to_floor": round(t / floor, 2)}
+            for cmd, t in timed
+        ]
         result = {"floor_s": round(floor, 3), "commands": rows}
         print(json.dumps(result, indent=2))
         (HERE / "results").mkdir(exist_ok=True)
