@@ -28,7 +28,8 @@ production rows with `workbench predict` (which logs them; its time is reported)
 
 both under GNU time (NannyML's CBPE: the median of 3). Both run as installed, with
 bytecode compiled (PYTHONDONTWRITEBYTECODE is dropped: pip compiles on install, and an
-editable checkout would otherwise compile every module on every run). Then each chunk's
+editable checkout would otherwise compile every module on every run), NannyML with its
+usage statistics off (NML_DISABLE_USAGE_LOGGING). Then each chunk's
 estimated metrics are compared. Not run in CI.
 """
 
@@ -119,6 +120,9 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep bench/.data/monitor (to profile)")
     args = ap.parse_args()
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # NannyML posts usage statistics to segment.io unless told not to; offline, its
+    # failed posts printed errors at exit
+    os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"
     data = HERE / ".data" / "monitor"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)

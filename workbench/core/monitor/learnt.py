@@ -1,11 +1,14 @@
 """What a classifier's monitoring learnt from its reference, kept for the next report.
 
-The first report on a version loads the model (LightGBM and scikit-learn: a second and
-a half of imports), splits its training run's validation rows out again, scores them,
-fits the calibrators and bootstraps the bands. None of that can change: the version, its
-run's recipe and the dataset version are immutable, and the bootstrap is seeded. So it is
-kept in ``.workbench/cache/monitor/``, one ``.npz`` per version whose name carries its
-XXH3, and later reports of a classifier need neither the model nor scikit-learn.
+A classifier's reference is its training run's validation rows: their labels and the
+model's class probabilities there, which ``workbench train`` keeps with the run
+(``validation_scores.npz``). The first report on a version fits the calibrators on them
+and bootstraps the bands (``from_run``); for a run that kept none (trained before runs
+kept them, or past their size limit) it loads the model (LightGBM and scikit-learn: over
+a second of imports), splits the validation rows out again and scores them. None of it
+can change: the version, its run and the dataset version are immutable, and the
+bootstrap is seeded. So what was learnt is kept in ``.workbench/cache/monitor/``, one
+``.npz`` per version whose name carries its XXH3, and later reports read only that.
 
 Only the default reference (the run's validation rows) is kept: ``--reference`` names a
 dataset whose latest version may move. Regressors are not kept: DLE's nannies read the
@@ -79,6 +82,38 @@ def load(project: Project, mv: ModelVersion) -> Learnt | None:
             )
             return Learnt(meta["label"], est, Outputs(arrays["pred"], arrays["scores"]))
     return None
+
+
+def from_run(project: Project, mv: ModelVersion) -> Learnt | None:
+    """Learn ``mv``'s reference from what its training run kept of the validation rows
+    (their labels and the model's class probabilities there, core/runs/recording.py),
+    and keep it: no model to load, no dataset to split again. None when the run kept
+    none (trained before it did, too many rows, or not a classifier)."""
+    import io
+
+    import numpy as np
+
+    from workbench.core.monitor.logged import reference_label
+    from workbench.core.runs.recording import VALIDATION_SCORES
+
+    task, classes = mv.signature.get("task"), mv.signature.get("classes")
+    if task not in ("binary", "multiclass") or not classes:
+        return None
+    info = project.runs.get(mv.run_id)
+    art = next((a for a in info.artifacts if a.path == VALIDATION_SCORES), None)
+    dataset = info.params.get("dataset")
+    if art is None or not isinstance(dataset, str):
+        return None
+    data = project.objects.read_bytes(art.hash, f"{info.ref}'s {VALIDATION_SCORES}")
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        y, scores = arrays["y"], arrays["scores"]  # labels as class positions already
+    if scores.ndim != 2 or scores.shape[1] != len(classes) or len(y) != len(scores):
+        return None
+    outputs = Outputs(scores.argmax(axis=1), scores)
+    est = Estimator.fit(task, list(classes), y, outputs.pred, scores)
+    learnt = Learnt(reference_label(dataset, mv.run_id), est, outputs)
+    save(project, mv, learnt)
+    return learnt
 
 
 def save(project: Project, mv: ModelVersion, learnt: Learnt) -> None:

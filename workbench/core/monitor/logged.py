@@ -169,6 +169,11 @@ class Reference:
     outputs: Outputs
 
 
+def reference_label(dataset_ref: str, run_id: str) -> str:
+    """How a report names its default reference: the training run's validation rows."""
+    return f"validation rows of {dataset_ref} (run:{run_id[:8]})"
+
+
 def reference_for(
     project: Project, mv: ModelVersion, model: Any, spec: str | None, target: str | None
 ) -> Reference:
@@ -198,7 +203,7 @@ def reference_for(
         if df.get_column(recipe.target).dtype.is_float():
             df = df.filter(pl.col(recipe.target).is_finite())
         _, df = split_frame(df, recipe)
-        label = f"validation rows of {version.ref} (run:{mv.run_id[:8]})"
+        label = reference_label(version.ref, mv.run_id)
         tgt = recipe.target
     else:
         from workbench.core.data.sources import Table

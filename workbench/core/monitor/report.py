@@ -181,9 +181,11 @@ def monitor(
     if alias is not None and alias.isdigit():
         alias = None
     inputs = list(mv.signature.get("inputs") or {})
-    # A classifier's reference is learnt once (core/monitor/learnt.py): later reports
-    # need neither its model nor scikit-learn.
+    # A classifier's reference is learnt once, from what its run kept of the validation
+    # rows where it can (core/monitor/learnt.py): then no report needs its model.
     kept = learnt.load(project, mv) if reference is None and mv.dataset_ref else None
+    if kept is None and reference is None and mv.dataset_ref:
+        kept = learnt.from_run(project, mv)
     model: Any = None
     ref: Reference | None = None
     if kept is not None:

@@ -108,6 +108,29 @@ def start_run(
     return run
 
 
+VALIDATION_SCORES = "validation_scores.npz"
+# 4M values (32 MB): past that a classifier's validation scores are not kept, and its
+# first monitor report scores the validation rows again with the model
+MAX_VALIDATION_VALUES = 4_000_000
+
+
+def log_validation_scores(run: Any, y: Any, proba: Any) -> None:
+    """Keep a classifier's class probabilities on its validation rows, with the rows'
+    labels (as class positions): what monitoring calibrates CBPE on. Kept so that a
+    monitor report needs neither the model (importing LightGBM and scikit-learn takes
+    over a second) nor the dataset split again."""
+    import io
+
+    import numpy as np
+
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.size > MAX_VALIDATION_VALUES or len(y) != len(proba):
+        return
+    buf = io.BytesIO()
+    np.savez(buf, y=np.asarray(y, dtype=np.int64), scores=proba)
+    run.log_bytes(VALIDATION_SCORES, buf.getvalue())
+
+
 def log_outcome(
     run: Any,
     recipe: Recipe,
@@ -120,17 +143,19 @@ def log_outcome(
     import numpy as np
     from sklearn.metrics import confusion_matrix
 
-    model, params, scores, val_pred = outcome
+    model, params, scores, val_out = outcome
     run.log_params({f"model.{k}": v for k, v in params.items() if k not in ("verbose",)})
     final_step = int(params.get("n_estimators") or params.get("max_iter") or 0)
     run.log_metrics({k: v for k, v in scores.items()}, step=final_step)
     run.log_json("feature_importance.json", importance(model))
     if data["task"] != "regression":
+        val_pred = np.asarray(val_out).argmax(axis=1)
         cm = confusion_matrix(data["y_val"], val_pred, labels=list(range(len(data["classes"]))))
         run.log_json(
             "confusion_matrix.json",
             {"labels": [str(c) for c in data["classes"]], "matrix": np.asarray(cm).tolist()},
         )
+        log_validation_scores(run, data["y_val"], val_out)
     run.log_json(
         "signature.json",
         {

@@ -67,7 +67,8 @@ def _metrics(
     prefix: str,
     outputs: np.ndarray | None = None,
 ) -> tuple[dict[str, float], np.ndarray]:
-    """Standard metrics for the task, and the predictions they were computed from.
+    """Standard metrics for the task, and the model's outputs they were computed from
+    (class probabilities, or values for regression).
 
     ``outputs`` are the model's outputs for ``x`` when they are already known
     (probabilities, or values for regression), so that ``x`` is not predicted again.
@@ -106,7 +107,7 @@ def _metrics(
             out[f"{prefix}_auc"] = float(
                 m.roc_auc_score(y, proba, multi_class="ovr", labels=labels)
             )
-    return out, pred
+    return out, proba
 
 
 def _usable(dtype: Any) -> bool:
@@ -251,8 +252,8 @@ def fit(
 ) -> tuple[Model, dict[str, Any], dict[str, float], Any]:
     """Fit on prepared data, logging curves to ``run`` when given.
 
-    Returns the model, its full parameters, its scores and its validation predictions
-    (kept so that the caller can log them without predicting a second time)."""
+    Returns the model, its full parameters, its scores and its outputs on the validation
+    rows (kept so that the caller can log them without predicting a second time)."""
     task, feats, classes = data["task"], data["features"], data["classes"]
     est, params = build_estimator(recipe, task, feats, len(classes or []))
     xt, yt, xv, yv = data["x_train"], data["y_train"], data["x_val"], data["y_val"]
@@ -301,9 +302,9 @@ def fit(
     else:
         xt_m, yt_m = xt, yt
     train_scores, _ = _metrics(task, yt_m, model, xt_m, "train", train_out)
-    val_scores, val_pred = _metrics(task, yv, model, xv, "val", val_out)
+    val_scores, val_out = _metrics(task, yv, model, xv, "val", val_out)
     scores = {**train_scores, **val_scores, "fit_seconds": fit_s}
-    return model, params, scores, val_pred
+    return model, params, scores, val_out
 
 
 LARGE_MODEL = 100 << 20  # a pickle past this gets a word of advice

@@ -1,0 +1,110 @@
+"""A classifier's monitoring reference comes from what its training run kept (the labels
+and the model's class probabilities on its validation rows): the first report loads no
+model, and estimates what a report that scores the validation rows again estimates."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.isotonic import IsotonicRegression
+
+from tests.core.test_monitor import make, trained
+from workbench.core.models.scoring import predict
+from workbench.core.monitor import learnt
+from workbench.core.monitor.estimate import isotonic
+from workbench.core.monitor.logged import reference_for
+from workbench.core.monitor.report import monitor
+from workbench.core.monitor.windows import parse_window
+from workbench.core.project import Project
+from workbench.core.runs.recording import VALIDATION_SCORES
+
+
+def test_isotonic_steps_predict_what_scikit_learn_predicts() -> None:
+    rng = np.random.default_rng(7)
+    tiny = float(np.finfo(np.float64).eps)
+    for trial in range(200):
+        n = int(rng.integers(1, 2000))
+        score = [
+            rng.random(n),
+            np.round(rng.random(n), 2),  # many ties
+            1 - rng.integers(0, 20, n) * tiny / 2,  # distinct scores closer than 1e-15
+            rng.integers(0, 30, n) * 1e-17,
+        ][trial % 4]
+        hit = rng.random(n) < np.clip(score, 0, 1) if trial % 7 else np.zeros(n, dtype=bool)
+        theirs = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        theirs.fit(score, hit.astype(float))
+        xs, ys = isotonic(score, hit)
+        # scikit-learn (through SciPy) rounds a pooled block's running mean, so it can
+        # keep a point between two blocks whose chances differ in the last bit only
+        assert set(xs.tolist()) <= set(theirs.X_thresholds_.tolist())
+        at = np.r_[rng.random(300) * 1.2 - 0.1, score]
+        assert np.abs(np.interp(at, xs, ys) - theirs.predict(at)).max() <= 1e-12, trial
+
+
+def kept_scores(p: Project) -> tuple[np.ndarray, np.ndarray] | None:
+    mv = p.models.resolve("m@1")
+    info = p.runs.get(mv.run_id)
+    art = next((a for a in info.artifacts if a.path == VALIDATION_SCORES), None)
+    if art is None:
+        return None
+    with np.load(io.BytesIO(p.objects.read_bytes(art.hash))) as arrays:
+        return arrays["y"], arrays["scores"]
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_a_first_report_learns_from_the_run_without_the_model(
+    tmp_path: Path, task: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = trained(tmp_path, task, rows=3000)
+    for k in range(2):
+        f = tmp_path / f"b{k}.parquet"
+        make(task, 600, k, 10 + k).write_parquet(f)
+        predict(p, "m@1", str(f), tmp_path / f"o{k}.parquet")
+    mv = p.models.resolve("m@1")
+    ref = reference_for(p, mv, p.models.load(mv), None, None)
+    kept = kept_scores(p)
+    assert kept is not None
+    y, scores = kept
+    assert y.tolist() == ref.y.tolist()  # the same rows, in the same order
+    assert np.abs(scores - ref.outputs.scores).max() <= 1e-9
+
+    code = (
+        "import json, sys\n"
+        "from workbench.core.project import Project\n"
+        "from workbench.core.monitor.report import monitor\n"
+        "from workbench.core.monitor.windows import parse_window\n"
+        "r = monitor(Project(sys.argv[1]), 'm@1', parse_window('batch'), drift=False)\n"
+        "print(json.dumps({'loaded': [m for m in ('sklearn', 'lightgbm', 'scipy')\n"
+        "                             if m in sys.modules],\n"
+        "  'reference': r.reference,\n"
+        "  'estimates': [[(e.estimated, e.lower, e.upper) for e in w.estimates]\n"
+        "                for w in r.windows]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(p.root)], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    first = json.loads(out.stdout)
+    assert first["loaded"] == []
+    assert list((p.store_dir / "cache" / "monitor").glob("ref-*.npz"))  # kept for later
+
+    # the same report learnt the old way: the model loaded, the validation rows scored
+    for f in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
+        f.unlink()
+    monkeypatch.setattr(learnt, "from_run", lambda project, mv: None)
+    scored = monitor(p, "m@1", parse_window("batch"), drift=False)
+    assert scored.reference == first["reference"] == ref.label
+    again = [[(e.estimated, e.lower, e.upper) for e in w.estimates] for w in scored.windows]
+    assert len(again) == len(first["estimates"]) == 2
+    for ours, theirs in zip(first["estimates"], again, strict=True):
+        assert np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float),
+                           rtol=0, atol=1e-9)  # fmt: skip
+
+
+def test_a_regressor_keeps_no_validation_scores(tmp_path: Path) -> None:
+    p = trained(tmp_path, "regression", rows=1000)
+    assert kept_scores(p) is None
