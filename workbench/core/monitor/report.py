@@ -398,10 +398,9 @@ def _training_side(
     project: Project, mv: ModelVersion, ref: Reference | None, inputs: list[str]
 ) -> tuple[Table, str | None]:
     """Input drift is against the data the model learned from (a model trained elsewhere:
-    its reference), each numeric column sorted once: drift is column by column, and a
-    sorted side is not sorted again for every window."""
-    import polars as pl
-
+    its reference). One table for every window: the drift engine sorts each of its
+    numeric columns (and counts each categorical one) once, on first use, and keeps it
+    for the next window."""
     if mv.dataset_ref is None:
         assert ref is not None  # a model trained elsewhere keeps no learnt reference
         frame, label, content = ref.frame, ref.label, None
@@ -409,10 +408,7 @@ def _training_side(
         table = Table(project.datasets, mv.dataset_ref)
         present = [c for c in inputs if c in table.schema]
         frame, label, content = table.lf.select(present).collect(), table.label, table.content_id
-    sorted_cols = [
-        pl.col(c).sort() if frame.schema[c].is_numeric() else pl.col(c) for c in frame.columns
-    ]
-    return Table.of_frame(label, frame.select(sorted_cols)), content
+    return Table.of_frame(label, frame), content
 
 
 def _window_drift(
