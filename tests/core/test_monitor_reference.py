@@ -108,3 +108,23 @@ def test_a_first_report_learns_from_the_run_without_the_model(
 def test_a_regressor_keeps_no_validation_scores(tmp_path: Path) -> None:
     p = trained(tmp_path, "regression", rows=1000)
     assert kept_scores(p) is None
+
+
+def test_damaged_validation_scores_cost_time_not_the_report(tmp_path: Path) -> None:
+    p = trained(tmp_path, "binary", rows=2000)
+    f = tmp_path / "b.parquet"
+    make("binary", 600, 1, 5).write_parquet(f)
+    predict(p, "m@1", str(f), tmp_path / "o.parquet")
+    first = monitor(p, "m@1", parse_window("batch"), drift=False)
+    mv = p.models.resolve("m@1")
+    art = next(a for a in p.runs.get(mv.run_id).artifacts if a.path == VALIDATION_SCORES)
+    blob = p.objects.path(art.hash)
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-10])  # damaged: it no longer matches its hash
+    for kept in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
+        kept.unlink()
+    again = monitor(p, "m@1", parse_window("batch"), drift=False)  # the model scores again
+    ours = [(e.estimated, e.lower, e.upper) for e in first.windows[0].estimates]
+    theirs = [(e.estimated, e.lower, e.upper) for e in again.windows[0].estimates]
+    assert np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float), atol=1e-9)
+    assert again.reference == first.reference

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.core.errors import StoreError
 from workbench.core.monitor.estimate import Estimator
 from workbench.core.monitor.logged import Outputs
 
@@ -104,7 +105,10 @@ def from_run(project: Project, mv: ModelVersion) -> Learnt | None:
     dataset = info.params.get("dataset")
     if art is None or not isinstance(dataset, str):
         return None
-    data = project.objects.read_bytes(art.hash, f"{info.ref}'s {VALIDATION_SCORES}")
+    try:
+        data = project.objects.read_bytes(art.hash, f"{info.ref}'s {VALIDATION_SCORES}")
+    except StoreError:  # damaged, or left out of a bundle: the model scores them again
+        return None
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
         y, scores = arrays["y"], arrays["scores"]  # labels as class positions already
     if scores.ndim != 2 or scores.shape[1] != len(classes) or len(y) != len(scores):
