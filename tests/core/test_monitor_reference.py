@@ -16,10 +16,10 @@ from sklearn.isotonic import IsotonicRegression
 
 from tests.core.test_monitor import make, trained
 from workbench.core.models.scoring import predict
-from workbench.core.monitor import learnt
+from workbench.core.monitor import learnt, stored
 from workbench.core.monitor.estimate import isotonic
 from workbench.core.monitor.logged import reference_for
-from workbench.core.monitor.report import monitor
+from workbench.core.monitor.report import MonitorReport, monitor
 from workbench.core.monitor.windows import parse_window
 from workbench.core.project import Project
 from workbench.core.runs.recording import VALIDATION_SCORES
@@ -128,3 +128,48 @@ def test_damaged_validation_scores_cost_time_not_the_report(tmp_path: Path) -> N
     theirs = [(e.estimated, e.lower, e.upper) for e in again.windows[0].estimates]
     assert np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float), atol=1e-9)
     assert again.reference == first.reference
+
+
+def test_a_regressor_keeps_its_nannies_and_needs_its_model_only_for_new_windows(
+    tmp_path: Path,
+) -> None:
+    p = trained(tmp_path, "regression", rows=3000)
+
+    def score(k: int) -> None:
+        f = tmp_path / f"b{k}.parquet"
+        make("regression", 500, k / 2, 20 + k).write_parquet(f)
+        predict(p, "m@1", str(f), tmp_path / f"o{k}.parquet")
+
+    def seen(r: MonitorReport) -> list[list[tuple[float | None, ...]]]:
+        return [[(e.estimated, e.lower, e.upper) for e in w.estimates] for w in r.windows]
+
+    score(0)
+    score(1)
+    first = monitor(p, "m@1", parse_window("batch"), drift=False)  # learns and keeps
+    stored.save(p, first)  # as `workbench monitor` does: the next report reuses its windows
+    code = (
+        "import json, sys\n"
+        "from workbench.core.project import Project\n"
+        "from workbench.core.monitor.report import monitor\n"
+        "from workbench.core.monitor.windows import parse_window\n"
+        "r = monitor(Project(sys.argv[1]), 'm@1', parse_window('batch'), drift=False)\n"
+        "print(json.dumps({'loaded': [m for m in ('sklearn', 'lightgbm') if m in sys.modules],\n"
+        "  'mae': [w.metric('mae').estimated for w in r.windows]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(p.root)], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    again = json.loads(out.stdout)
+    assert again["loaded"] == []  # nothing new: neither the model nor LightGBM
+    assert again["mae"] == [w.metric("mae").estimated for w in first.windows]  # type: ignore[union-attr]
+
+    score(2)  # a new window: estimated by the kept nannies, read back from their text
+    kept = monitor(p, "m@1", parse_window("batch"), drift=False)
+    assert seen(kept)[:2] == seen(first)
+    stored.save(p, kept)
+    for f in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
+        f.unlink()
+    relearnt = monitor(p, "m@1", parse_window("batch"), drift=False)
+    assert len(seen(kept)) == len(seen(relearnt)) == 3
+    for ours, theirs in zip(seen(kept), seen(relearnt), strict=True):
+        assert np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float),
+                           rtol=0, atol=1e-9)  # fmt: skip

@@ -150,6 +150,21 @@ class Estimator:
     calibrators: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     nannies: dict[str, Any] = field(default_factory=dict)
     categorical: list[int] = field(default_factory=list)
+    # DLE's nannies as LightGBM model text, as a kept reference holds them: turned into
+    # boosters (importing LightGBM) only when a window is estimated anew
+    nanny_texts: dict[str, str] = field(default_factory=dict)
+
+    def boosters(self) -> dict[str, Any]:
+        """The nanny models, built from their text on first use."""
+        if not self.nannies and self.nanny_texts:
+            import lightgbm as lgb
+
+            self.nannies = {k: lgb.Booster(model_str=t) for k, t in self.nanny_texts.items()}
+        return self.nannies
+
+    def texts(self) -> dict[str, str]:
+        """The nanny models as text, to keep (what ``boosters`` builds them back from)."""
+        return self.nanny_texts or {k: b.model_to_string() for k, b in self.nannies.items()}
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -225,8 +240,9 @@ class Estimator:
         if self.task == "regression":
             assert x is not None
             z = _with_prediction(x, pred)
-            mae = float(np.mean(np.clip(self.nannies["mae"].predict(z), 0, None)))
-            mse = float(np.mean(np.clip(self.nannies["rmse"].predict(z), 0, None)))
+            nannies = self.boosters()
+            mae = float(np.mean(np.clip(nannies["mae"].predict(z), 0, None)))
+            mse = float(np.mean(np.clip(nannies["rmse"].predict(z), 0, None)))
             return {"mae": mae, "rmse": float(np.sqrt(mse))}
         return _classifier_metrics(pred, scores, self.calibrated(scores))
 

@@ -10,10 +10,14 @@ can change: the version, its run and the dataset version are immutable, and the
 bootstrap is seeded. So what was learnt is kept in ``.workbench/cache/monitor/``, one
 ``.npz`` per version whose name carries its XXH3, and later reports read only that.
 
+A regressor's reference is learnt from the validation rows scored by the model (DLE's
+nannies learn from the model's own feature matrix) and kept with its two nanny models as
+LightGBM text: a later report loads the model and LightGBM only when a window is new (or
+newly labelled), since only then are the nannies asked.
+
 Only the default reference (the run's validation rows) is kept: ``--reference`` names a
-dataset whose latest version may move. Regressors are not kept: DLE's nannies read the
-model's own feature matrix of each window, so the model is loaded anyway. A file whose
-bytes no longer match its name is deleted and the reference learnt again.
+dataset whose latest version may move. A file whose bytes no longer match its name is
+deleted and the reference learnt again.
 """
 
 from __future__ import annotations
@@ -80,6 +84,10 @@ def load(project: Project, mv: ModelVersion) -> Learnt | None:
                 reference_metrics=meta["metrics"],
                 std_errors=meta["std_errors"],
                 calibrators=calibrators,
+                categorical=list(meta.get("categorical", [])),
+                nanny_texts={
+                    k: bytes(arrays[f"nanny_{k}"]).decode() for k in meta.get("nannies", [])
+                },
             )
             return Learnt(meta["label"], est, Outputs(arrays["pred"], arrays["scores"]))
     return None
@@ -140,11 +148,16 @@ def save(project: Project, mv: ModelVersion, learnt: Learnt) -> None:
         "std_errors": est.std_errors,
         "classes_kept": len(est.calibrators),
     }
+    texts = est.texts()
+    if texts:  # a regressor's: DLE's nannies, as LightGBM model text
+        meta["nannies"], meta["categorical"] = sorted(texts), est.categorical
     arrays = {
         "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
         "pred": learnt.outputs.pred,
         "scores": learnt.outputs.scores,
     }
+    for k, text in texts.items():
+        arrays[f"nanny_{k}"] = np.frombuffer(text.encode(), dtype=np.uint8)
     for c, (xs, ys) in enumerate(est.calibrators):
         arrays[f"cal_x{c}"], arrays[f"cal_y{c}"] = xs, ys
     buf = io.BytesIO()

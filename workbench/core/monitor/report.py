@@ -221,7 +221,7 @@ def monitor(
             task, classes, ref.y, ref.outputs.pred, ref.outputs.scores, x_ref[0], x_ref[1]
         )
         ref_outputs, ref_label = ref.outputs, ref.label
-        if task != "regression" and reference is None and mv.dataset_ref:
+        if reference is None and mv.dataset_ref:
             learnt.save(project, mv, learnt.Learnt(ref_label, est, ref_outputs))
     frame = logged.frame
     if frame.height == 0:
@@ -230,7 +230,7 @@ def monitor(
             f"{mv.ref} has no logged predictions{where}: serve it (`workbench serve`) or "
             f"score a batch (`workbench predict {mv.ref} FILE -o OUT`) first"
         )
-    x_all = matrix(model, frame, inputs)[0] if task == "regression" else None
+    x_all = None
     labels = frame.get_column("label")
     has_label = labels.is_not_null().to_numpy()
     if task == "regression":
@@ -271,7 +271,7 @@ def monitor(
     # A window the latest report already had (the very same rows) keeps its drift report
     # and, under the same learnt reference and method, its estimates (labels are only
     # ever added, so the same count is the same labels): hourly monitoring computes only
-    # what is new. A regressor's nanny models are learnt afresh, so it estimates anew.
+    # what is new.
     if kept is None:
         earlier = kept_windows(project, mv, spec, None)
     known = [earlier.drift.get(k) if options is None and drift else None for k in keys]
@@ -283,6 +283,10 @@ def monitor(
         drift and k is None and b - a >= MIN_DRIFT_ROWS
         for k, (a, b) in zip(known, slices, strict=True)
     ]
+    if task == "regression" and not all(reused):  # DLE's nannies read the model's features
+        if model is None:
+            model = project.models.load(mv)
+        x_all = matrix(model, frame, inputs)[0]
     # The training side is read (and sorted) only when some window is tested anew.
     out = outputs_of(frame, task, classes) if not all(reused) or any(anew) else None
     if any(anew):
