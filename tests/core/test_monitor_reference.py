@@ -78,6 +78,8 @@ def kept_scores(p: Project) -> tuple[np.ndarray, np.ndarray] | None:
     if art is None:
         return None
     with np.load(io.BytesIO(p.objects.read_bytes(art.hash))) as arrays:
+        if "p1" in arrays:  # binary, kept as its second column
+            return arrays["y"], np.column_stack([1.0 - arrays["p1"], arrays["p1"]])
         return arrays["y"], arrays["scores"]
 
 
@@ -96,6 +98,11 @@ def test_a_first_report_learns_from_the_run_without_the_model(
     assert kept is not None
     y, scores = kept
     assert y.tolist() == ref.y.tolist()  # the same rows, in the same order
+    info = p.runs.get(mv.run_id)
+    art = next(a for a in info.artifacts if a.path == VALIDATION_SCORES)
+    # LightGBM's binary probabilities are (1 - p, p): only p is kept, 9 bytes a row
+    per_row = 9 if task == "binary" else 1 + 8 * scores.shape[1]
+    assert art.size < per_row * len(y) + 1_000
     assert np.abs(scores - ref.outputs.scores).max() <= 1e-9
 
     first = in_a_fresh_process(p.root)

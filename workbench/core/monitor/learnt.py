@@ -118,7 +118,12 @@ def from_run(project: Project, mv: ModelVersion) -> Learnt | None:
     except StoreError:  # damaged, or left out of a bundle: the model scores them again
         return None
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        y, scores = arrays["y"], arrays["scores"]  # labels as class positions already
+        y = arrays["y"].astype(np.int64)  # labels as class positions already
+        if "p1" in arrays:  # a binary model's: its first column is one minus the second
+            p1 = arrays["p1"]
+            scores = np.column_stack([1.0 - p1, p1])
+        else:
+            scores = arrays["scores"]
     if scores.ndim != 2 or scores.shape[1] != len(classes) or len(y) != len(scores):
         return None
     outputs = Outputs(scores.argmax(axis=1), scores)
