@@ -10,11 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.core.test_monitor import watched  # noqa: F401  (the fixture)
 from tests.core.test_monitor_reference import in_a_fresh_process
 from workbench.core.drift.columns import Options
-from workbench.core.models.log_segments import MANIFEST, folder_of
+from workbench.core.models.log_segments import MANIFEST, Segments, folder_of
 from workbench.core.models.prediction_log import LogWriter, request_line
 from workbench.core.monitor.logged import read_logged
 from workbench.core.monitor.report import MonitorReport, monitor
@@ -239,18 +241,29 @@ def test_a_long_log_shows_its_latest_windows_as_a_whole_read_would(
 def test_a_new_window_is_tested_on_its_own_inputs_read_after_the_answers(
     watched: Project,  # noqa: F811
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The next report reads the answers first and the inputs only of the windows it
-    tests anew: their drift is the drift of a report that read every input at once."""
+    tests anew (from the files it just read): their drift is the drift of a report that
+    read every input at once."""
     from tests.core.test_monitor import make
     from workbench.core.models.scoring import predict
+    from workbench.core.monitor import report as reports
 
     p = watched
     assert run_cli("monitor", "m@1", "--window", "batch", cwd=p.root).code == 0
     for k, shift in ((3, 2.0), (4, 0.0)):  # one window moved, one like the training data
         make("binary", 800, shift, 9 + k).write_parquet(tmp_path / f"new{k}.parquet")
         predict(p, "m@1", str(tmp_path / f"new{k}.parquet"), tmp_path / f"out{k}.parquet")
+    reads: list[bool] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(True)
+        return read_logged(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "read_logged", counted)
     later = monitor(p, "m@1", parse_window("batch"))
+    assert len(reads) == 1  # the inputs came from the segment files the answers came from
     afresh = monitor(p, "m@1", parse_window("batch"), options=Options())  # reads all inputs
     assert [w.drift_stored for w in later.windows] == [True, True, True, False, False]
 
@@ -263,3 +276,9 @@ def test_a_new_window_is_tested_on_its_own_inputs_read_after_the_answers(
 
     assert len(found(later)) == 2 and found(later) == found(afresh)
     assert later.windows[3].drift_share > later.windows[4].drift_share  # type: ignore[operator]
+
+    # those files gone meanwhile (another process compacted the folder): read again
+    monkeypatch.setattr(Segments, "read_more", lambda self, columns, at: None)
+    reads.clear()
+    again = monitor(p, "m@1", parse_window("batch"))
+    assert len(reads) == 2 and found(again) == found(afresh)

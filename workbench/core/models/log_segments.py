@@ -119,6 +119,16 @@ def _skip(frame: pl.DataFrame, start: Callable[[pl.DataFrame], int] | None) -> p
     return frame if start is None else frame.slice(start(frame.select(ORDER)))
 
 
+def _holding(rows: list[int], at: int) -> tuple[int, int]:
+    """The first of files of ``rows`` rows each (read one after another) that holds row
+    ``at``, and the rows before it."""
+    first, before = 0, 0
+    while first < len(rows) - 1 and before + rows[first] <= at:
+        before += rows[first]
+        first += 1
+    return first, before
+
+
 def in_order(frame: pl.DataFrame) -> bool:
     """Whether rows run by (ts, request_id, row) already: a check far cheaper than the
     sort it spares."""
@@ -144,6 +154,9 @@ class Segments:
         self.model, self.version = model, version
         self.inputs, self.outputs = inputs, outputs
         self.layout = layout(inputs, outputs)
+        # the files (and their rows) the latest ``read`` took its rows from in order:
+        # ``read_more`` reads further columns of the same rows from them
+        self._read_from: tuple[list[Path], list[int]] | None = None
 
     # ---- writing -------------------------------------------------------------------
 
@@ -223,6 +236,7 @@ class Segments:
 
         from workbench.core.store.catalog import frame_of
 
+        self._read_from = None
         with catalog.read() as con:
             want = frame_of(
                 con,
@@ -245,11 +259,9 @@ class Segments:
         order = pl.read_parquet(paths, columns=ORDER)
         if not files_in_order(order, rows):  # files that overlap in time: read whole
             return _skip(pl.read_parquet(paths, columns=columns).sort(ORDER), start)
+        self._read_from = (paths, rows)
         at = start(order)
-        first, before = 0, 0  # the first file holding row ``at``, and the rows before it
-        while first < len(rows) - 1 and before + rows[first] <= at:
-            before += rows[first]
-            first += 1
+        first, before = _holding(rows, at)
         # a scan, so that the row groups before ``at`` are skipped, not read and dropped;
         # the order columns are in hand already
         lf = pl.scan_parquet(paths[first:])
@@ -259,6 +271,28 @@ class Segments:
             return order.slice(at).select(names)
         rest = lf.select(others).slice(at - before).collect()
         return pl.concat([order.slice(at), rest], how="horizontal").select(names)
+
+    def read_more(self, columns: list[str], at: int) -> pl.DataFrame | None:
+        """``columns`` (with request_id and row, to join by) of the rows from ``at`` on, in
+        the order the latest ``read`` (with a ``start``) gave them, read from the very
+        files it read, checked moments ago: none of that read's bookkeeping again. None
+        when that read took another way, or a file has gone since (another process
+        compacted the folder): then read again."""
+        import polars as pl
+
+        if self._read_from is None:
+            return None
+        paths, rows = self._read_from
+        first, before = _holding(rows, at)
+        try:
+            return (
+                pl.scan_parquet(paths[first:])
+                .select(["request_id", "row", *columns])
+                .slice(at - before)
+                .collect()
+            )
+        except (OSError, pl.exceptions.PolarsError):
+            return None
 
     def _refresh(
         self, want: pl.DataFrame, from_json: Callable[[list[str]], pl.DataFrame]

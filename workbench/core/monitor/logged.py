@@ -74,6 +74,9 @@ class Logged:
 
     frame: pl.DataFrame
     other_versions: int  # rows the same model logged from other versions in the span
+    # more(columns, i): those columns (with request_id and row) of frame's rows from the
+    # i-th on, read from the files just read; None when it cannot (then read again)
+    more: Callable[[list[str], int], pl.DataFrame | None] = lambda columns, i: None
 
 
 def read_logged(
@@ -126,10 +129,16 @@ def read_logged(
     head = ["request_id", "row", "ts"]
     columns = [*head, *inputs, *output_names] if with_inputs else [*head, *output_names]
 
+    began = [0]  # the first row read, of every row the version logged
+
     def start(order: pl.DataFrame) -> int:
         # rows run in time order, so those from ``since`` are the last ones
         at = 0 if since is None else int(order.get_column("ts").search_sorted(since, "left"))
-        return at + (skip(order.slice(at)) if skip is not None else 0)
+        began[0] = at + (skip(order.slice(at)) if skip is not None else 0)
+        return began[0]
+
+    def more(names: list[str], i: int) -> pl.DataFrame | None:
+        return segments.read_more(names, began[0] + i)
 
     frame = segments.read(project.catalog, from_json, columns, start)
     with project.catalog.read() as con:
@@ -152,7 +161,7 @@ def read_logged(
         else (frame.with_columns(label=pl.lit(None, dtype=pl.String)))
     )
     order = ["ts", "request_id", "row", *(c for c in columns if c not in head), "label"]
-    return Logged(frame.select(order), int(other[0]) if other else 0)
+    return Logged(frame.select(order), int(other[0]) if other else 0, more)
 
 
 def _quote(text: str) -> str:

@@ -293,9 +293,12 @@ def monitor(
         train_side, train_id = _training_side(project, mv, ref, inputs)
         ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
         if later:  # the inputs from the first window tested anew on
-            at = older[1] + min(int(a) for (a, _), n in zip(slices, anew, strict=True) if n)
-            tested_rows = read_logged(project, mv, since, names, True, lambda _: at).frame
-            tested_rows = tested_rows.select("request_id", "row", *inputs)
+            a0 = min(int(a) for (a, _), n in zip(slices, anew, strict=True) if n)
+            got = logged.more(inputs, a0)  # from the files just read
+            if got is None:  # they went another way, or changed since: read again
+                at = older[1] + a0
+                got = read_logged(project, mv, since, names, True, lambda _: at).frame
+            tested_rows = got.select("request_id", "row", *inputs)
 
     def one(i: int) -> Window:
         a, b = int(slices[i][0]), int(slices[i][1])
