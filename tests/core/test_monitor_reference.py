@@ -182,3 +182,48 @@ def test_a_regressor_keeps_its_nannies_and_needs_its_model_only_for_new_windows(
     for ours, theirs in zip(seen(kept), seen(relearnt), strict=True):
         assert np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float),
                            rtol=0, atol=1e-9)  # fmt: skip
+
+
+def test_a_regressor_reads_inputs_only_for_the_windows_it_computes_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With its nannies kept, a regressor's repeated report reads the logged answers,
+    then the inputs from the first window it estimates or tests anew on: the same drift
+    and estimates as a report that reads every input and learns everything afresh."""
+    from workbench.core.drift.columns import Options
+    from workbench.core.models.log_segments import Segments
+
+    p = trained(tmp_path, "regression", rows=3000)
+    for k in range(2):
+        f = tmp_path / f"b{k}.parquet"
+        make("regression", 500, k / 2, 30 + k).write_parquet(f)
+        predict(p, "m@1", str(f), tmp_path / f"o{k}.parquet")
+    stored.save(p, monitor(p, "m@1", parse_window("batch")))  # learns, keeps, tests drift
+    f = tmp_path / "b2.parquet"
+    make("regression", 500, 2.0, 40).write_parquet(f)  # a new window, moved
+    predict(p, "m@1", str(f), tmp_path / "o2.parquet")
+    asked: list[tuple[list[str], int]] = []
+    real = Segments.read_more
+
+    def more(self: Segments, columns: list[str], at: int) -> object:
+        asked.append((columns, at))
+        return real(self, columns, at)
+
+    monkeypatch.setattr(Segments, "read_more", more)
+    later = monitor(p, "m@1", parse_window("batch"))
+    assert [at for _, at in asked] == [1000]  # the new window's inputs only
+    assert [w.drift_stored for w in later.windows] == [True, True, False]
+    for kept in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
+        kept.unlink()
+    afresh = monitor(p, "m@1", parse_window("batch"), options=Options())
+
+    def drift_of(r: MonitorReport) -> list[object]:
+        w = r.windows[2]
+        assert w.drift is not None
+        return [(c.column, c.method, c.statistic, c.p_value, c.drifted) for c in w.drift.columns]
+
+    assert drift_of(later) == drift_of(afresh)
+    for ours, theirs in zip(later.windows, afresh.windows, strict=True):
+        a = [(e.estimated, e.lower, e.upper) for e in ours.estimates]
+        b = [(e.estimated, e.lower, e.upper) for e in theirs.estimates]
+        assert np.allclose(np.array(a, dtype=float), np.array(b, dtype=float), atol=1e-9)

@@ -193,9 +193,10 @@ def monitor(
         task, classes = est.task, est.classes
         names = _output_names(task, classes) or []
         earlier = kept_windows(project, mv, spec, ref_label)
-        # Windows the latest report tested keep their drift: the inputs are read later,
-        # for the windows tested anew only (an hourly report: the newest one or none).
-        later = drift and options is None and task != "regression" and bool(earlier.drift)
+        # The inputs are read later, for the rows that need them only: windows tested
+        # anew (the latest report's keep their drift; an hourly report: the newest one or
+        # none) and a regressor's windows estimated anew (its nannies read the features).
+        later = (drift and options is None and bool(earlier.drift)) or task == "regression"
         logged = read_logged(project, mv, since, names, reads(task) and not later, skip)
     else:
         # The log is read (off the GIL) while the model loads (imports, on it): the
@@ -283,27 +284,41 @@ def monitor(
         drift and k is None and b - a >= MIN_DRIFT_ROWS
         for k, (a, b) in zip(known, slices, strict=True)
     ]
-    if task == "regression" and not all(reused):  # DLE's nannies read the model's features
+    estimated = task == "regression" and not all(reused)  # DLE's nannies read features
+    need = [n or (estimated and r is None) for n, r in zip(anew, reused, strict=True)]
+    tested_rows: pl.DataFrame | None = None
+    a0 = 0
+    if later and any(need):  # the inputs from the first window that needs them on
+        a0 = min(int(a) for (a, _), n in zip(slices, need, strict=True) if n)
+        got = logged.more(inputs, a0)  # from the files just read
+        if got is None:  # they went another way, or changed since: read again
+            at = older[1] + a0
+            got = read_logged(project, mv, since, names, True, lambda _: at).frame
+        tested_rows = got.select("request_id", "row", *inputs)
+    if estimated:
         if model is None:
             model = project.models.load(mv)
-        x_all = matrix(model, frame, inputs)[0]
+        if tested_rows is None:
+            x_all = matrix(model, frame, inputs)[0]
+        else:  # rows before a0 are in windows estimated before: left as zeros, unused
+            tail = (
+                frame.slice(a0)
+                .select("request_id", "row")
+                .join(tested_rows, on=["request_id", "row"], how="left", maintain_order="left")
+            )
+            x_tail = matrix(model, tail, inputs)[0]
+            x_all = np.zeros((frame.height, x_tail.shape[1]))
+            x_all[a0:] = x_tail
     # The training side is read (and sorted) only when some window is tested anew.
     out = outputs_of(frame, task, classes) if not all(reused) or any(anew) else None
     if any(anew):
         train_side, train_id = _training_side(project, mv, ref, inputs)
         ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
-        if later:  # the inputs from the first window tested anew on
-            a0 = min(int(a) for (a, _), n in zip(slices, anew, strict=True) if n)
-            got = logged.more(inputs, a0)  # from the files just read
-            if got is None:  # they went another way, or changed since: read again
-                at = older[1] + a0
-                got = read_logged(project, mv, since, names, True, lambda _: at).frame
-            tested_rows = got.select("request_id", "row", *inputs)
 
     def one(i: int) -> Window:
         a, b = int(slices[i][0]), int(slices[i][1])
         part = frame.slice(a, b - a)
-        if later and anew[i]:  # matched by request and row, not by position
+        if tested_rows is not None and anew[i]:  # matched by request and row, not position
             part = part.join(
                 tested_rows, on=["request_id", "row"], how="left", maintain_order="left"
             )
