@@ -269,3 +269,64 @@ def test_a_wide_report_is_stored_whole(project: Project, tmp_path: Path) -> None
     again = project.drift.get(report.id)
     assert len(again.columns) == 620 == report.n_drifted
     assert again.to_dict(plots=True) == json.loads(json.dumps(report.to_dict(plots=True)))
+
+
+def test_nan_and_infinities_are_left_out_of_the_comparison(
+    project: Project, tmp_path: Path
+) -> None:
+    """NaN and +-inf are not values to compare (as nulls are not): the statistic is
+    scipy's on the finite values alone, and the counts say how many those were."""
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(0, 1, 3000), rng.normal(0.3, 1, 2500)
+    odd = [np.nan, np.inf, -np.inf]
+    a_odd = np.concatenate([a, np.repeat(odd, [7, 3, 5])])
+    b_odd = np.concatenate([b, np.repeat(odd, [2, 11, 1])])
+    rng.shuffle(a_odd), rng.shuffle(b_odd)
+    ref = add(project, pl.DataFrame({"x": a_odd}), tmp_path, "odd")
+    cur = add(project, pl.DataFrame({"x": b_odd}), tmp_path, "odd")
+    x = project.drift.compare(ref, cur).column("x")
+    assert (x.ref_count, x.cur_count) == (3000, 2500)
+    want = stats.wasserstein_distance(a, b) / np.std(a)
+    assert x.statistic == pytest.approx(want, rel=1e-12)
+    plot = x.plot
+    assert plot["edges"][0] == min(a.min(), b.min()) and plot["edges"][-1] == max(a.max(), b.max())
+    # a side with nothing finite has no values, like a side of nulls
+    only = add(project, pl.DataFrame({"x": np.repeat(odd, 1000)}), tmp_path, "odd")
+    assert project.drift.compare(ref, only).column("x").method == "nulls"
+
+
+def test_whole_number_bins_only_when_every_value_is_whole(project: Project, tmp_path: Path) -> None:
+    """Whole numbers stored as floats (years, counts read from CSV) get whole-number
+    bins; one fraction anywhere in a column, even among thousands, gives even bins."""
+    rng = np.random.default_rng(7)
+    whole = rng.integers(1990, 2030, 5000).astype(float)
+    ref = add(project, pl.DataFrame({"year": whole}), tmp_path, "years")
+    assert project.drift.compare(ref, ref).column("year").plot.get("whole") is True
+    one_off = whole.copy()
+    one_off[np.argsort(whole)[2501]] += 0.5  # a value a sample of the sorted column skips
+    other = add(project, pl.DataFrame({"year": one_off}), tmp_path, "years")
+    for r, c in ((ref, other), (other, ref)):
+        assert "whole" not in project.drift.compare(r, c).column("year").plot
+
+
+def test_many_rows_of_categories_give_scipy_jensen_shannon(
+    project: Project, tmp_path: Path
+) -> None:
+    """Over 1,000 rows categories use Jensen-Shannon; its shares come from the counts,
+    in sorted order of the values on both sides, new ones included."""
+    from scipy.spatial import distance
+
+    rng = np.random.default_rng(8)
+    keys = ["d", "a", "c", "b", "e"]
+    ref = pl.DataFrame({"k": rng.choice(keys[:4], 4000, p=[0.1, 0.2, 0.3, 0.4])})
+    cur = pl.DataFrame({"k": rng.choice(keys, 3000, p=[0.3, 0.2, 0.2, 0.2, 0.1])})
+    k = project.drift.compare(
+        add(project, ref, tmp_path, "many"), add(project, cur, tmp_path, "many")
+    ).column("k")
+    r = np.array([ref["k"].to_list().count(v) for v in "abcde"]) / 4000
+    c = np.array([cur["k"].to_list().count(v) for v in "abcde"]) / 3000
+    assert k.method == "jensenshannon" and k.drifted
+    assert k.statistic == pytest.approx(distance.jensenshannon(r, c), rel=1e-12)
+    shares = zip(k.plot["ref"], k.plot["cur"], strict=True)
+    by_label = dict(zip(k.plot["labels"], shares, strict=True))
+    assert by_label["e"] == (0.0, pytest.approx(c[4])) and by_label["a"][0] == pytest.approx(r[0])

@@ -7,11 +7,12 @@ Pure computation over two ``Table`` sides; storing and listing reports is
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data.profile import kind_of
-from workbench.core.drift.stattests import FEW_VALUES, default_method, get_method
+from workbench.core.drift.stattests import FEW_VALUES, counts_of, default_method, get_method
 from workbench.core.errors import UsageError
 from workbench.core.text import clip
 
@@ -137,10 +138,12 @@ def _sorted_values(s: pl.Series) -> np.ndarray:
         if exact.null_count() == s.null_count():
             return _ascending(exact.drop_nulls())
         # wider than 64 bits (an Int128 or UInt64 column with huge values): compare as floats
-    f = s.cast(pl.Float64).drop_nulls()
-    if not f.is_finite().all():
-        f = f.filter(f.is_finite())
-    return _ascending(f)
+    # NaN sorts last and infinities next to the ends, so the sorted values are trimmed
+    # by two binary searches instead of a pass over every value before sorting
+    v = _ascending(s.cast(pl.Float64).drop_nulls())
+    if v.size and not (math.isfinite(v[0]) and math.isfinite(v[-1])):
+        v = v[v.searchsorted(-math.inf, "right") : v.searchsorted(math.inf, "left")]
+    return v
 
 
 def _ascending(s: pl.Series) -> np.ndarray:
@@ -149,14 +152,16 @@ def _ascending(s: pl.Series) -> np.ndarray:
     doubles 0.5 ms against 3.1; 1M 6.6 against 34; integers twice as fast). A column
     Polars flags as sorted (a reference sorted once for all of a report's windows) is
     only checked, never trusting the flag alone."""
-    import numpy as np
 
-    values = s.to_numpy()
-    if values.size < 2:
-        return values
-    if s.flags.get("SORTED_ASC") and bool((values[1:] >= values[:-1]).all()):
-        return values
-    return np.sort(values)
+    if s.flags.get("SORTED_ASC"):
+        values = s.to_numpy()
+        if values.size < 2 or bool((values[1:] >= values[:-1]).all()):
+            return values
+    # One copy, sorted in place: a column read from several chunks is copied by
+    # to_numpy already, and np.sort would copy it again.
+    values = s.to_numpy(writable=True)
+    values.sort()
+    return values
 
 
 def _category_codes(
@@ -186,7 +191,9 @@ def _value_counts(s: pl.Series) -> tuple[list[str], np.ndarray]:
     """A column's non-null values as text, sorted, with their counts."""
     import polars as pl
 
-    vc = s.cast(pl.String).drop_nulls().alias("v").value_counts(name="n").sort("v")
+    # group_by rather than Series.value_counts: the same counts in half the time (1M
+    # short strings: 5.7 against 11.4 ms)
+    vc = s.cast(pl.String).drop_nulls().to_frame("v").group_by("v").len("n").sort("v")
     return vc.get_column("v").to_list(), vc.get_column("n").to_numpy()
 
 
@@ -207,9 +214,14 @@ def _count_distinct(ru: np.ndarray, c: np.ndarray) -> int:
     return int(ru.size + cu.size - np.count_nonzero(ru[at] == cu))
 
 
-def _prepared(rv: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """A sorted reference column with its distinct values and whether all are whole."""
-    return rv, _distinct(rv), _whole(rv) if rv.size else True
+def _prepared(rv: np.ndarray) -> tuple[np.ndarray, int, np.ndarray | None, bool]:
+    """A sorted reference column, how many distinct values it holds, those values when
+    they are few (the only case that looks at them: gathering a million distinct floats
+    costs twice counting them), and whether all are whole."""
+    import numpy as np
+
+    n = int(np.count_nonzero(rv[1:] != rv[:-1])) + 1 if rv.size else 0
+    return rv, n, _distinct(rv) if n <= FEW_VALUES else None, _whole(rv) if rv.size else True
 
 
 def _distinct(s: np.ndarray) -> np.ndarray:
@@ -224,7 +236,14 @@ def _whole(sorted_values: np.ndarray) -> bool:
     import numpy as np
 
     a = sorted_values
-    return a.dtype.kind in "iub" or bool((a == np.floor(a)).all())
+    if a.dtype.kind in "iub":
+        return True
+    # A thousand values spread over the column answer "no" for most measurements
+    # without a pass over all of them; only a "yes" needs every value.
+    sample = a[:: max(1, a.size // 1000)]
+    if not (sample == np.floor(sample)).all():
+        return False
+    return bool((a == np.floor(a)).all())
 
 
 def _hist_plot(r: np.ndarray, c: np.ndarray, r_whole: bool) -> dict[str, Any] | None:
@@ -255,14 +274,12 @@ def _hist_plot(r: np.ndarray, c: np.ndarray, r_whole: bool) -> dict[str, Any] | 
 
 def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """``np.histogram(values, edges)[0]`` (bins closed on the left, the last on both
-    sides) for sorted values, by binary search: np.histogram sorts them again, in blocks."""
+    sides) for sorted values (compare_column sorts every numeric column, and checking
+    again would cost a pass), by binary search: np.histogram sorts them again, in blocks."""
     import numpy as np
 
-    from workbench.core.drift.stattests import ascending
-
-    s = ascending(values)
-    at = s.searchsorted(edges, "left")
-    at[-1] = s.searchsorted(edges[-1], "right")
+    at = values.searchsorted(edges, "left")
+    at[-1] = values.searchsorted(edges[-1], "right")
     return np.diff(at)
 
 
@@ -270,8 +287,8 @@ def _bar_plot(rc: np.ndarray, cc: np.ndarray, keys: list[str]) -> dict[str, Any]
     import numpy as np
 
     n = len(keys)
-    rs = np.bincount(rc, minlength=n) / max(rc.size, 1)
-    cs = np.bincount(cc, minlength=n) / max(cc.size, 1)
+    rs = counts_of(rc, n) / max(rc.size, 1)
+    cs = counts_of(cc, n) / max(cc.size, 1)
     order = np.argsort(-(rs + cs), kind="stable")
     top, rest = order[:PLOT_CATEGORIES], order[PLOT_CATEGORIES:]
     labels = [clip(keys[i], 60) for i in top]
@@ -378,7 +395,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         # sorted once here: counting distinct values and the default methods then need
         # no sort of their own; a reference compared again (monitoring's windows) is
         # prepared once
-        rv, r_distinct, r_whole = ref.derived(
+        rv, n_ref_distinct, r_distinct, r_whole = ref.derived(
             ("numeric", name), lambda: _prepared(_sorted_values(r))
         )
         cv = _sorted_values(c)
@@ -399,15 +416,15 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         # The choice asks only whether more than FEW_VALUES are distinct: a reference
         # that has more decides it without counting the union (a merge of two sorted
         # millions costs a third of a column's test).
-        if r_distinct.size > FEW_VALUES:
-            n_unique, counted = int(r_distinct.size), "distinct in ref"
+        if r_distinct is None:
+            n_unique, counted = n_ref_distinct, "distinct in ref"
         else:
             n_unique = _count_distinct(r_distinct, cv)
     else:  # codes already number the union of values: count, don't hash
         import numpy as np
 
         n_unique = len(keys)
-        n_ref_unique = int(np.count_nonzero(np.bincount(rv, minlength=n_unique)))
+        n_ref_unique = int(np.count_nonzero(counts_of(rv, n_unique)))
         unseen = n_unique - n_ref_unique
         if unseen:
             new = np.setdiff1d(cv, rv).tolist()
