@@ -70,6 +70,14 @@ def timed(
     return float(wall), int(rss_kb) / 1024, out.stdout
 
 
+def write_result(name: str, result: object) -> Path:
+    """Keep a bench's figures as bench/results/NAME.json (what the README cites)."""
+    out = HERE / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return out
+
+
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -204,8 +212,7 @@ def main() -> None:
         )
         results["verify"] = check.stdout.strip().splitlines()[-1]
         print(json.dumps({k: v for k, v in results["versions"].items() if k != "steps"}, indent=2))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "datasets.json").write_text(json.dumps(results, indent=2))
+        write_result("datasets", results)
     finally:
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)

@@ -32,7 +32,7 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from datasets_bench import timed  # noqa: E402
+from datasets_bench import timed, write_result  # noqa: E402
 
 BATCHES, BATCH_ROWS = 10, 5_000
 INPUTS = ["x1", "x2", "x3", "x4", "c0", "c1"]
@@ -154,8 +154,7 @@ def main() -> None:
                 if ours[0]["metrics"][m].get("within") is not None else None,
             }  # fmt: skip
         print(json.dumps(row, indent=2), flush=True)
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "dle.json").write_text(json.dumps(row, indent=2) + "\n")
+        write_result("dle", row)
     finally:
         shutil.rmtree(data, ignore_errors=True)
 

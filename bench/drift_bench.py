@@ -37,7 +37,7 @@ import polars as pl
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from datasets_bench import timed  # noqa: E402
+from datasets_bench import timed, write_result  # noqa: E402
 
 SHIFTED = ["n00", "n01", "n02", "c0", "c1"]
 
@@ -182,8 +182,7 @@ def main() -> None:
             }
             print(json.dumps(row, indent=2), flush=True)
             out.append(row)
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "drift.json").write_text(json.dumps(out, indent=2))
+        write_result("drift", out)
     finally:
         shutil.rmtree(data, ignore_errors=True)
 

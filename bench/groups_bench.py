@@ -28,6 +28,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from datasets_bench import write_result  # noqa: E402
+
 sys.path.insert(0, str(HERE.parent))
 from small_bench import seconds  # noqa: E402
 
@@ -127,8 +129,7 @@ def main() -> None:
             "grouping_alone_s": alone,
         }
         print(json.dumps(row, indent=2))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "groups.json").write_text(json.dumps(row, indent=2))
+        write_result("groups", row)
     finally:
         shutil.rmtree(root.parent, ignore_errors=True)
 

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from datasets_bench import generate, timed  # noqa: E402
+from datasets_bench import generate, timed, write_result  # noqa: E402
 
 AVG_BITS = 16  # 64 KiB average byte chunks
 MIN_CHUNK, MAX_CHUNK = 16 << 10, 256 << 10
@@ -141,8 +141,7 @@ def main() -> None:
             }
 
         print(json.dumps(out, indent=2))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "insert.json").write_text(json.dumps(out, indent=2))
+        write_result("insert", out)
     finally:
         shutil.rmtree(data, ignore_errors=True)
 

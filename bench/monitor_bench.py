@@ -50,7 +50,7 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from datasets_bench import timed  # noqa: E402
+from datasets_bench import timed, write_result  # noqa: E402
 
 METRICS = {"roc_auc": "auc", "accuracy": "accuracy", "precision": "precision",
            "recall": "recall", "f1": "f1"}  # fmt: skip
@@ -216,8 +216,7 @@ def main() -> None:
             "drifted_share": [w["drift_share"] for w in ours["windows"]],
         }
         print(json.dumps(row, indent=2), flush=True)
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "monitor.json").write_text(json.dumps(row, indent=2))
+        write_result("monitor", row)
     finally:
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)

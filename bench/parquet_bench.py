@@ -30,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from datasets_bench import generate, timed  # noqa: E402
+from datasets_bench import generate, timed, write_result  # noqa: E402
 
 FLOOR = (
     "import hashlib, sys, polars as pl\n"
@@ -86,8 +86,7 @@ def main() -> None:
             "tries_s": {k: [t for t, _ in v] for k, v in tries.items()},
         }
         print(json.dumps(row, indent=2))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "parquet.json").write_text(json.dumps(row, indent=2))
+        write_result("parquet", row)
     finally:
         shutil.rmtree(data, ignore_errors=True)
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from datasets_bench import write_result  # noqa: E402
+
 sys.path.insert(0, str(HERE.parent))
 from small_bench import seconds  # noqa: E402
 
@@ -81,8 +83,7 @@ def main() -> None:
         ]
         result = {"floor_s": round(floor, 3), "commands": rows}
         print(json.dumps(result, indent=2))
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "readme.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_result("readme", result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -16,7 +16,7 @@ from tests.conftest import run_cli
 from tests.core.test_monitor import watched  # noqa: F401  (the fixture)
 from tests.core.test_monitor_reference import in_a_fresh_process
 from workbench.core.drift.columns import Options
-from workbench.core.models.log_segments import MANIFEST, Segments, folder_of
+from workbench.core.models.log_segments import MANIFEST, ReadFiles, folder_of
 from workbench.core.models.prediction_log import LogWriter, request_line
 from workbench.core.monitor.logged import read_logged
 from workbench.core.monitor.report import MonitorReport, monitor
@@ -278,7 +278,7 @@ def test_a_new_window_is_tested_on_its_own_inputs_read_after_the_answers(
     assert later.windows[3].drift_share > later.windows[4].drift_share  # type: ignore[operator]
 
     # those files gone meanwhile (another process compacted the folder): read again
-    monkeypatch.setattr(Segments, "read_more", lambda self, columns, at: None)
+    monkeypatch.setattr(ReadFiles, "more", lambda self, columns, at: None)
     reads.clear()
     again = monitor(p, "m@1", parse_window("batch"))
     assert len(reads) == 2 and found(again) == found(afresh)

@@ -4,7 +4,6 @@ model, and estimates what a report that scores the validation rows again estimat
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from workbench.core.monitor.logged import reference_for
 from workbench.core.monitor.report import MonitorReport, monitor
 from workbench.core.monitor.windows import parse_window
 from workbench.core.project import Project
-from workbench.core.runs.recording import VALIDATION_SCORES
+from workbench.core.runs.recording import VALIDATION_SCORES, read_validation_scores
 
 FRESH = """
 import json, sys
@@ -77,10 +76,7 @@ def kept_scores(p: Project) -> tuple[np.ndarray, np.ndarray] | None:
     art = next((a for a in info.artifacts if a.path == VALIDATION_SCORES), None)
     if art is None:
         return None
-    with np.load(io.BytesIO(p.objects.read_bytes(art.hash))) as arrays:
-        if "p1" in arrays:  # binary, kept as its second column
-            return arrays["y"], np.column_stack([1.0 - arrays["p1"], arrays["p1"]])
-        return arrays["y"], arrays["scores"]
+    return read_validation_scores(p.objects.read_bytes(art.hash))
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
@@ -191,7 +187,7 @@ def test_a_regressor_reads_inputs_only_for_the_windows_it_computes_anew(
     then the inputs from the first window it estimates or tests anew on: the same drift
     and estimates as a report that reads every input and learns everything afresh."""
     from workbench.core.drift.columns import Options
-    from workbench.core.models.log_segments import Segments
+    from workbench.core.models.log_segments import ReadFiles
 
     p = trained(tmp_path, "regression", rows=3000)
     for k in range(2):
@@ -203,13 +199,13 @@ def test_a_regressor_reads_inputs_only_for_the_windows_it_computes_anew(
     make("regression", 500, 2.0, 40).write_parquet(f)  # a new window, moved
     predict(p, "m@1", str(f), tmp_path / "o2.parquet")
     asked: list[tuple[list[str], int]] = []
-    real = Segments.read_more
+    real = ReadFiles.more
 
-    def more(self: Segments, columns: list[str], at: int) -> object:
+    def more(self: ReadFiles, columns: list[str], at: int) -> object:
         asked.append((columns, at))
         return real(self, columns, at)
 
-    monkeypatch.setattr(Segments, "read_more", more)
+    monkeypatch.setattr(ReadFiles, "more", more)
     later = monitor(p, "m@1", parse_window("batch"))
     assert [at for _, at in asked] == [1000]  # the new window's inputs only
     assert [w.drift_stored for w in later.windows] == [True, True, False]

@@ -26,6 +26,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,14 +120,40 @@ def _skip(frame: pl.DataFrame, start: Callable[[pl.DataFrame], int] | None) -> p
     return frame if start is None else frame.slice(start(frame.select(ORDER)))
 
 
-def _holding(rows: list[int], at: int) -> tuple[int, int]:
-    """The first of files of ``rows`` rows each (read one after another) that holds row
-    ``at``, and the rows before it."""
-    first, before = 0, 0
-    while first < len(rows) - 1 and before + rows[first] <= at:
-        before += rows[first]
-        first += 1
-    return first, before
+@dataclass(frozen=True)
+class ReadFiles:
+    """The segment files a ``Segments.read`` took its rows from, in order, with the rows
+    each holds: further columns of those rows come from them, checked moments ago,
+    without any of that read's bookkeeping again."""
+
+    paths: list[Path]
+    rows: list[int]
+
+    def holding(self, at: int) -> tuple[int, int]:
+        """The first file that holds row ``at`` (of all rows, read one file after
+        another), and the rows before it."""
+        first, before = 0, 0
+        while first < len(self.rows) - 1 and before + self.rows[first] <= at:
+            before += self.rows[first]
+            first += 1
+        return first, before
+
+    def more(self, columns: list[str], at: int) -> pl.DataFrame | None:
+        """``columns`` (with request_id and row, to join by) of the rows from ``at`` on,
+        in the order the read gave them. None when a file has gone since (another
+        process compacted the folder): then read again."""
+        import polars as pl
+
+        first, before = self.holding(at)
+        try:
+            return (
+                pl.scan_parquet(self.paths[first:])
+                .select(["request_id", "row", *columns])
+                .slice(at - before)
+                .collect()
+            )
+        except (OSError, pl.exceptions.PolarsError):
+            return None
 
 
 def in_order(frame: pl.DataFrame) -> bool:
@@ -154,9 +181,6 @@ class Segments:
         self.model, self.version = model, version
         self.inputs, self.outputs = inputs, outputs
         self.layout = layout(inputs, outputs)
-        # the files (and their rows) the latest ``read`` took its rows from in order:
-        # ``read_more`` reads further columns of the same rows from them
-        self._read_from: tuple[list[Path], list[int]] | None = None
 
     # ---- writing -------------------------------------------------------------------
 
@@ -222,9 +246,10 @@ class Segments:
         from_json: Callable[[list[str]], pl.DataFrame],
         columns: list[str] | None = None,
         start: Callable[[pl.DataFrame], int] | None = None,
-    ) -> pl.DataFrame:
+    ) -> tuple[pl.DataFrame, ReadFiles | None]:
         """Every row the catalog logged for this version, typed, in time order (then by
-        request and row).
+        request and row), and (with ``start``) the files they were read from, which
+        give more of the same rows' columns (None when the rows came another way).
 
         ``from_json(request_ids)`` reads requests no segment holds yet (typed); they are
         kept as a new segment. ``columns`` narrows what is read back (all by default; it
@@ -236,7 +261,6 @@ class Segments:
 
         from workbench.core.store.catalog import frame_of
 
-        self._read_from = None
         with catalog.read() as con:
             want = frame_of(
                 con,
@@ -249,50 +273,29 @@ class Segments:
             paths, rows = self._refresh(want, from_json)
         except OSError:  # a read-only store or a full disk: the JSON, as before segments
             whole = from_json(want.get_column("request_id").to_list()).sort(ORDER)
-            return _skip(whole, start)
+            return _skip(whole, start), None
         if not paths:
             empty = from_json([])
-            return empty.select(columns) if columns else empty
+            return (empty.select(columns) if columns else empty), None
         if start is None or rows is None:
             frame = pl.read_parquet(paths, columns=columns)
-            return _skip(frame if files_in_order(frame, rows) else frame.sort(ORDER), start)
+            ordered = frame if files_in_order(frame, rows) else frame.sort(ORDER)
+            return _skip(ordered, start), None
         order = pl.read_parquet(paths, columns=ORDER)
         if not files_in_order(order, rows):  # files that overlap in time: read whole
-            return _skip(pl.read_parquet(paths, columns=columns).sort(ORDER), start)
-        self._read_from = (paths, rows)
+            return _skip(pl.read_parquet(paths, columns=columns).sort(ORDER), start), None
+        files = ReadFiles(paths, rows)
         at = start(order)
-        first, before = _holding(rows, at)
+        first, before = files.holding(at)
         # a scan, so that the row groups before ``at`` are skipped, not read and dropped;
         # the order columns are in hand already
         lf = pl.scan_parquet(paths[first:])
         names = columns or lf.collect_schema().names()
         others = [c for c in names if c not in ORDER]
         if not others:
-            return order.slice(at).select(names)
+            return order.slice(at).select(names), files
         rest = lf.select(others).slice(at - before).collect()
-        return pl.concat([order.slice(at), rest], how="horizontal").select(names)
-
-    def read_more(self, columns: list[str], at: int) -> pl.DataFrame | None:
-        """``columns`` (with request_id and row, to join by) of the rows from ``at`` on, in
-        the order the latest ``read`` (with a ``start``) gave them, read from the very
-        files it read, checked moments ago: none of that read's bookkeeping again. None
-        when that read took another way, or a file has gone since (another process
-        compacted the folder): then read again."""
-        import polars as pl
-
-        if self._read_from is None:
-            return None
-        paths, rows = self._read_from
-        first, before = _holding(rows, at)
-        try:
-            return (
-                pl.scan_parquet(paths[first:])
-                .select(["request_id", "row", *columns])
-                .slice(at - before)
-                .collect()
-            )
-        except (OSError, pl.exceptions.PolarsError):
-            return None
+        return pl.concat([order.slice(at), rest], how="horizontal").select(names), files
 
     def _refresh(
         self, want: pl.DataFrame, from_json: Callable[[list[str]], pl.DataFrame]

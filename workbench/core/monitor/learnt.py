@@ -98,12 +98,9 @@ def from_run(project: Project, mv: ModelVersion) -> Learnt | None:
     (their labels and the model's class probabilities there, core/runs/recording.py),
     and keep it: no model to load, no dataset to split again. None when the run kept
     none (trained before it did, too many rows, or not a classifier)."""
-    import io
-
-    import numpy as np
 
     from workbench.core.monitor.logged import reference_label
-    from workbench.core.runs.recording import VALIDATION_SCORES
+    from workbench.core.runs.recording import VALIDATION_SCORES, read_validation_scores
 
     task, classes = mv.signature.get("task"), mv.signature.get("classes")
     if task not in ("binary", "multiclass") or not classes:
@@ -117,13 +114,7 @@ def from_run(project: Project, mv: ModelVersion) -> Learnt | None:
         data = project.objects.read_bytes(art.hash, f"{info.ref}'s {VALIDATION_SCORES}")
     except StoreError:  # damaged, or left out of a bundle: the model scores them again
         return None
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        y = arrays["y"].astype(np.int64)  # labels as class positions already
-        if "p1" in arrays:  # a binary model's: its first column is one minus the second
-            p1 = arrays["p1"]
-            scores = np.column_stack([1.0 - p1, p1])
-        else:
-            scores = arrays["scores"]
+    y, scores = read_validation_scores(data)
     if scores.ndim != 2 or scores.shape[1] != len(classes) or len(y) != len(scores):
         return None
     outputs = Outputs(scores.argmax(axis=1), scores)

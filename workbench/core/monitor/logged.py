@@ -137,10 +137,11 @@ def read_logged(
         began[0] = at + (skip(order.slice(at)) if skip is not None else 0)
         return began[0]
 
-    def more(names: list[str], i: int) -> pl.DataFrame | None:
-        return segments.read_more(names, began[0] + i)
+    frame, files = segments.read(project.catalog, from_json, columns, start)
 
-    frame = segments.read(project.catalog, from_json, columns, start)
+    def more(names: list[str], i: int) -> pl.DataFrame | None:
+        return files.more(names, began[0] + i) if files is not None else None
+
     with project.catalog.read() as con:
         labels = frame_of(
             con,

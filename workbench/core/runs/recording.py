@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.runs.model import Model, importance, model_bytes, pack
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from workbench.core.project import Project
     from workbench.core.runs.recipe import Recipe
 
@@ -140,6 +142,22 @@ def log_validation_scores(run: Any, y: Any, proba: Any) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # type: ignore[arg-type]
     run.log_bytes(VALIDATION_SCORES, buf.getvalue())
+
+
+def read_validation_scores(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The labels (class positions) and class probabilities ``log_validation_scores``
+    kept, a binary model's first column rebuilt as one minus the second: the format is
+    written and read here only."""
+    import io
+
+    import numpy as np
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        y = arrays["y"].astype(np.int64)
+        if "p1" in arrays:
+            p1 = arrays["p1"]
+            return y, np.column_stack([1.0 - p1, p1])
+        return y, arrays["scores"]
 
 
 def log_outcome(
