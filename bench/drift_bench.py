@@ -13,8 +13,8 @@ side 3 numeric and 2 categorical columns are shifted. For each size:
   column once, which the exact Wasserstein and KS tests cannot avoid: with NumPy's sort
   (x86-simd-sort, five times Polars' on this machine), two columns at a time;
 
-all under GNU time for wall seconds and peak RSS (workbench and the floor: the median of
-3 runs), then the per-column verdicts and methods are compared. All run with bytecode
+all under GNU time for wall seconds and peak RSS (workbench and the floor taking turns,
+the median of 5 runs each), then the per-column verdicts and methods are compared. All run with bytecode
 compiled (PYTHONDONTWRITEBYTECODE is dropped, as an installed package has it). Evidently
 needs pandas < 3, so it lives in its own environment: python -m venv
 bench/.venv-evidently && bench/.venv-evidently/bin/pip install "evidently==0.7.*"
@@ -76,14 +76,15 @@ FLOOR = textwrap.dedent(
 )
 
 
-def median_timed(cmd: list[str], runs: int = 3) -> tuple[float, float, str]:
-    """The median wall seconds of ``runs``, the largest peak RSS, the last output."""
-    tries = [timed(cmd) for _ in range(runs)]
-    return (
-        statistics.median(t[0] for t in tries),
-        max(t[1] for t in tries),
-        tries[-1][2],
-    )
+def in_turns(cmds: list[list[str]], runs: int = 5) -> list[tuple[float, float, str]]:
+    """Each command ``runs`` times, taking turns (so that a neighbour's load falls on
+    all alike): per command the median wall seconds, the largest peak RSS and the last
+    output."""
+    tries: list[list[tuple[float, float, str]]] = [[] for _ in cmds]
+    for _ in range(runs):
+        for i, cmd in enumerate(cmds):
+            tries[i].append(timed(cmd))
+    return [(statistics.median(t[0] for t in ts), max(t[1] for t in ts), ts[-1][2]) for ts in tries]
 
 
 # Evidently's display names of its default tests -> ours.
@@ -143,9 +144,11 @@ def main() -> None:
             timed([*wb, "data", "add", str(ref_path), "--name", "d"])
             timed([*wb, "data", "add", str(cur_path), "--name", "d"])
 
-            wb_s, wb_mb, wb_out = median_timed([*wb, "drift", "d@1", "d@2", "--json"])
-            floor_s, floor_mb, _ = median_timed(
-                [sys.executable, "-c", FLOOR, str(ref_path), str(cur_path)]
+            (wb_s, wb_mb, wb_out), (floor_s, floor_mb, _) = in_turns(
+                [
+                    [*wb, "drift", "d@1", "d@2", "--json"],
+                    [sys.executable, "-c", FLOOR, str(ref_path), str(cur_path)],
+                ]
             )
             ev_s, ev_mb, ev_out = timed(
                 [args.python, "-c", EVIDENTLY, str(ref_path), str(cur_path)]

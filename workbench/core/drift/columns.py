@@ -444,7 +444,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
             )
             out.plot = _bar_plot(rv, cv, keys)
             return out
-    if rv.min() == rv.max():
+    if rv[0] == rv[-1]:  # both sides are sorted (numbers, and codes alike)
         out.notes.append(f"constant in {ref.label}")
     method_name, why, thr = _choose(opts, name, numeric, int(rv.size), n_unique, counted)
     method = get_method(method_name)
