@@ -215,7 +215,9 @@ def _stage_log(
     rows = _log_rows(batch, pred, scoring, offset, started, mv)
     inputs = mv.signature.get("inputs") or {}
     buf = io.BytesIO()  # written by Python, so a full disk is an OSError we can name
-    rows.write_parquet(buf)
+    # uncompressed: read back once by the insert and deleted, and compressing JSON text
+    # with zstd cost five times the write (100k rows of 25 inputs: 0.35 s against 0.07)
+    rows.write_parquet(buf, compression="uncompressed")
     staged.append(scratch / f"predict-{len(staged)}.parquet")
     try:
         staged[-1].write_bytes(buf.getbuffer())
