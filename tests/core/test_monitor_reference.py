@@ -17,7 +17,7 @@ from sklearn.isotonic import IsotonicRegression
 from tests.core.test_monitor import make, trained
 from workbench.core.models.scoring import predict
 from workbench.core.monitor import learnt, stored
-from workbench.core.monitor.estimate import isotonic
+from workbench.core.monitor.estimate import Estimator, isotonic
 from workbench.core.monitor.logged import reference_for
 from workbench.core.monitor.report import MonitorReport, monitor
 from workbench.core.monitor.windows import parse_window
@@ -77,6 +77,28 @@ def kept_scores(p: Project) -> tuple[np.ndarray, np.ndarray] | None:
     if art is None:
         return None
     return read_validation_scores(p.objects.read_bytes(art.hash))
+
+
+def test_a_binary_model_is_calibrated_on_class_1_alone() -> None:
+    """Of two classes, class 1's calibration decides (class 0 is its complement), so it
+    alone is fitted; a reference kept with both (before) estimates the same."""
+    rng = np.random.default_rng(3)
+    p1 = rng.random(5000)
+    y = (rng.random(5000) < p1**1.5).astype(np.int64)
+    scores = np.column_stack([1 - p1, p1])
+    est = Estimator.fit("binary", [0, 1], y, (p1 > 0.5).astype(np.int64), scores)
+    assert len(est.calibrators) == 1
+    xs, ys = isotonic(p1, y == 1)
+    assert np.array_equal(est.calibrators[0][0], xs) and np.array_equal(est.calibrators[0][1], ys)
+    window = rng.random((800, 1))
+    w = np.column_stack([1 - window[:, 0], window[:, 0]])
+    cal = est.calibrated(w)
+    assert np.allclose(cal[:, 1], np.interp(w[:, 1], xs, ys)) and np.allclose(cal.sum(1), 1)
+    older = Estimator("binary", [0, 1], est.reference_rows, est.reference_metrics)
+    older.calibrators = [isotonic(1 - p1, y == 0), (xs, ys)]
+    assert np.array_equal(older.calibrated(w), cal)
+    guess = (w[:, 1] > 0.5).astype(np.int64)
+    assert older.estimate(guess, w) == est.estimate(guess, w)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])

@@ -144,9 +144,10 @@ class Estimator:
     reference_rows: int
     reference_metrics: dict[str, float]
     std_errors: dict[str, float] = field(default_factory=dict)
-    # per class, the isotonic fit's steps (scores, chances): linear in between, flat
-    # beyond, as scikit-learn predicts with out_of_bounds="clip"; kept as arrays so that
-    # a stored reference (core/monitor/learnt.py) estimates with NumPy alone
+    # per class (of two classes, class 1's only), the isotonic fit's steps (scores,
+    # chances): linear in between, flat beyond, as scikit-learn predicts with
+    # out_of_bounds="clip"; kept as arrays so that a stored reference
+    # (core/monitor/learnt.py) estimates with NumPy alone
     calibrators: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     nannies: dict[str, Any] = field(default_factory=dict)
     categorical: list[int] = field(default_factory=list)
@@ -211,17 +212,18 @@ class Estimator:
                 "rmse": _nanny(z, err**2, est.categorical, seed),
             }
         else:
-            est.calibrators = [isotonic(scores[:, c], y == c) for c in range(scores.shape[1])]
+            # of two classes, class 1's alone: class 0 is its complement (calibrated)
+            fitted = [1] if scores.shape[1] == 2 else range(scores.shape[1])
+            est.calibrators = [isotonic(scores[:, c], y == c) for c in fitted]
         return est
 
     def calibrated(self, scores: np.ndarray) -> np.ndarray:
         """Each row's chance of each class, as the reference says the scores mean."""
         import numpy as np
 
-        k = len(self.calibrators)
-        cal = np.empty((len(scores), k))
-        if k == 2:  # one calibrator decides: the other class is its complement
-            xs, ys = self.calibrators[1]
+        cal = np.empty((len(scores), scores.shape[1]))
+        if scores.shape[1] == 2:  # class 1's calibrator decides; class 0 is its complement
+            xs, ys = self.calibrators[-1]  # (a reference kept before 2026-12 has both)
             cal[:, 1] = np.interp(scores[:, 1], xs, ys)
             cal[:, 0] = 1.0 - cal[:, 1]
         else:
