@@ -214,7 +214,9 @@ def test_kill_after_a_random_delay(template: Path, tmp_path: Path, name: str) ->
             if code == -signal.SIGKILL:
                 break
             shutil.rmtree(base)
-            share /= 2
+            # sooner each time, then at the first write itself: a probe timed on a
+            # loaded machine may overstate how long a later run takes
+            share = share / 2 if _attempt < 2 else 0.0
         else:
             pytest.fail(f"{name} ended before every kill; it never was killed")
         assert _reached(log), "killed before its first write"
