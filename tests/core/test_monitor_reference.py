@@ -81,7 +81,7 @@ def kept_scores(p: Project) -> tuple[np.ndarray, np.ndarray] | None:
 
 def test_a_binary_model_is_calibrated_on_class_1_alone() -> None:
     """Of two classes, class 1's calibration decides (class 0 is its complement), so it
-    alone is fitted; a reference kept with both (before) estimates the same."""
+    alone is fitted: the estimates are those of both fitted, as before."""
     rng = np.random.default_rng(3)
     p1 = rng.random(5000)
     y = (rng.random(5000) < p1**1.5).astype(np.int64)

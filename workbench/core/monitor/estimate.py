@@ -223,7 +223,7 @@ class Estimator:
 
         cal = np.empty((len(scores), scores.shape[1]))
         if scores.shape[1] == 2:  # class 1's calibrator decides; class 0 is its complement
-            xs, ys = self.calibrators[-1]  # (a reference kept before 2026-12 has both)
+            xs, ys = self.calibrators[-1]
             cal[:, 1] = np.interp(scores[:, 1], xs, ys)
             cal[:, 0] = 1.0 - cal[:, 1]
         else:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from workbench.core.models.versions import ModelVersion
     from workbench.core.project import Project
 
-FORMAT = 1  # of the kept file; another value learns again
+FORMAT = 2  # of the kept file; another value learns again (2: one calibrator of two classes)
 
 
 @dataclass
