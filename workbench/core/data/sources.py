@@ -107,9 +107,10 @@ class Table:
         """Say which columns will be asked for, in order: ``column`` then reads them a
         group at a time (about GROUP_BYTES a group) rather than one by one. One read of
         several columns decodes them on every core at once and opens each file once:
-        a drift report of 1M rows x 25 columns a side took 0.97-1.09 s instead of
-        1.07-1.19 (a CSV side, read column by column, was parsed once per column),
-        while the memory held is a group or two, not the table."""
+        a drift report of 1M rows x 25 columns a side took 0.96-1.00 s instead of
+        1.03-1.17 (a CSV side, read column by column, was parsed once per column),
+        while the memory held is a group or two, not the table (reading each side
+        whole was as quick, at twice the peak)."""
         import threading
 
         self._plan = [n for n in dict.fromkeys(names) if n in self.schema and n not in self._cache]
