@@ -14,11 +14,11 @@ side 3 numeric and 2 categorical columns are shifted. For each size:
   (x86-simd-sort, five times Polars' on this machine), two columns at a time;
 
 all under GNU time for wall seconds and peak RSS (workbench and the floor taking turns,
-the median of 5 runs each), then the per-column verdicts and methods are compared. All run with bytecode
-compiled (PYTHONDONTWRITEBYTECODE is dropped, as an installed package has it). Evidently
-needs pandas < 3, so it lives in its own environment: python -m venv
-bench/.venv-evidently && bench/.venv-evidently/bin/pip install "evidently==0.7.*"
-"pandas<3" pyarrow. Not run in CI.
+the median of 5 runs each), then the per-column verdicts and methods are compared. All
+run with bytecode compiled (PYTHONDONTWRITEBYTECODE is dropped, as an installed package
+has it). Evidently needs pandas < 3, so it lives in its own environment: python -m
+venv bench/.venv-evidently && bench/.venv-evidently/bin/pip install
+"evidently==0.7.*" "pandas<3" pyarrow. Not run in CI.
 """
 
 from __future__ import annotations

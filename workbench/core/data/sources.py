@@ -7,6 +7,7 @@ from the version's record or a count over the lazy scan, and columns load one at
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,9 @@ class Table:
         # reference that a timeline compares again and again.
         self.keep_columns = keep_columns
         self._cache: dict[str, pl.Series] = {}
+        self._plan: list[str] = []  # columns still to read, a group at a time (``plan``)
         self._fetched: dict[str, pl.Series] = {}  # read with a group, each handed out once
+        self._lock = threading.Lock()  # one thread reads a group; another waits for it
 
     @staticmethod
     def _check_first_rows(src: Any, infer_rows: int | None) -> None:
@@ -85,7 +88,7 @@ class Table:
         t.lf, t.schema, t.rows = df.lazy(), df.schema, df.height
         t.keep_columns = True
         t._cache = {c: df.get_column(c) for c in df.columns}
-        t._fetched = {}
+        t._plan, t._fetched, t._lock = [], {}, threading.Lock()
         return t
 
     @property
@@ -111,10 +114,7 @@ class Table:
         1.03-1.17 (a CSV side, read column by column, was parsed once per column),
         while the memory held is a group or two, not the table (reading each side
         whole was as quick, at twice the peak)."""
-        import threading
-
         self._plan = [n for n in dict.fromkeys(names) if n in self.schema and n not in self._cache]
-        self._lock = threading.Lock()
 
     def _group_of(self, name: str) -> list[str]:
         """``name`` and the planned columns after it, up to GROUP_BYTES (estimated from
@@ -135,8 +135,7 @@ class Table:
         s = self._cache.get(name)
         if s is not None:
             return s
-        plan: list[str] = self.__dict__.get("_plan", [])
-        if name in plan or name in self._fetched:
+        if name in self._plan or name in self._fetched:
             with self._lock:  # another thread may be reading this column's group
                 if name not in self._fetched and name in self._plan:
                     group = self._group_of(name)

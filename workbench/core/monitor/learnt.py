@@ -98,7 +98,6 @@ def from_run(project: Project, mv: ModelVersion) -> Learnt | None:
     (their labels and the model's class probabilities there, core/runs/recording.py),
     and keep it: no model to load, no dataset to split again. None when the run kept
     none (trained before it did, too many rows, or not a classifier)."""
-
     from workbench.core.monitor.logged import reference_label
     from workbench.core.runs.recording import VALIDATION_SCORES, read_validation_scores
 
