@@ -1,0 +1,58 @@
+"""The profile a version stores, fed batch by batch as `data add` feeds it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from workbench.core.data.profile import Profiler
+
+
+def profiled(df: pl.DataFrame, batch: int) -> dict[str, dict]:
+    p = Profiler(df.schema)
+    for start in range(0, df.height, batch):
+        p.update(df.slice(start, batch))
+    return {c["name"]: c for c in p.result()["columns"]}
+
+
+def test_float_statistics_leave_out_nan_and_inf_in_whichever_batch_they_fall() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(10, 2, 40_000)
+    x[[5, 17_000, 17_001]] = np.nan  # batches 1 and 2 of 4 hold NaN, batch 3 an inf
+    x[25_000] = np.inf
+    x[39_999] = -np.inf
+    with_nulls = pl.Series("y", x).set(pl.Series(np.arange(40_000) % 7 == 0), None)
+    df = pl.DataFrame({"x": x, "y": with_nulls})
+    cols = profiled(df, 10_000)
+    finite = x[np.isfinite(x)]
+    got = cols["x"]
+    assert (got["nan"], got["inf"], got["count"]) == (3, 2, 40_000)
+    assert math.isclose(got["mean"], finite.mean(), rel_tol=1e-12)
+    assert math.isclose(got["std"], finite.std(ddof=1), rel_tol=1e-12)
+    assert (got["min"], got["max"]) == (finite.min(), finite.max())
+    # nulls and NaN both: statistics over the values that are neither
+    y = df["y"].drop_nulls().to_numpy()
+    y = y[np.isfinite(y)]
+    got = cols["y"]
+    assert got["nulls"] == 40_000 // 7 + 1
+    assert math.isclose(got["mean"], y.mean(), rel_tol=1e-12)
+    assert (got["min"], got["max"]) == (y.min(), y.max())
+
+
+def test_value_counts_merge_across_batches_with_nulls_left_out() -> None:
+    rng = np.random.default_rng(4)
+    labels = rng.choice(["north", "south", "east", "west", "ünïcode"], 30_000).tolist()
+    labels[::11] = [None] * len(labels[::11])
+    df = pl.DataFrame(
+        {"region": labels, "flag": rng.integers(0, 2, 30_000), "ok": rng.random(30_000) < 0.3}
+    )
+    cols = profiled(df, 7_000)
+    want = df["region"].drop_nulls().value_counts()
+    assert {t["value"]: t["count"] for t in cols["region"]["top"]} == dict(want.iter_rows())
+    assert cols["region"]["n_unique"] == 5 and cols["region"]["nulls"] == len(labels[::11])
+    assert (cols["region"]["min_len"], cols["region"]["max_len"]) == (4, 7)
+    flag = dict(df["flag"].value_counts().iter_rows())
+    assert {t["value"]: t["count"] for t in cols["flag"]["top"]} == flag
+    assert cols["ok"]["true"] == int(df["ok"].sum())
