@@ -230,7 +230,9 @@ def detect_dates(src: Source) -> dict[str, str]:
     return found
 
 
-def scan(src: Source, infer_rows: int | None = INFER_ROWS) -> pl.LazyFrame:
+def scan(src: Source, infer_rows: int | None = INFER_ROWS, dates: bool = True) -> pl.LazyFrame:
+    """The file as a lazy frame, its date columns converted unless ``dates`` is False
+    (then :func:`with_dates` converts each collected batch)."""
     import polars as pl
 
     if src.format == "parquet":
@@ -238,21 +240,35 @@ def scan(src: Source, infer_rows: int | None = INFER_ROWS) -> pl.LazyFrame:
     if src.format == "jsonl":
         return pl.scan_ndjson(src.path, infer_schema_length=infer_rows)
     lf = pl.scan_csv(src.path, separator=src.separator, infer_schema_length=infer_rows)
-    if infer_rows is None:
-        return lf  # the fallback after a value did not fit: dates stay text
+    if infer_rows is None or not dates:
+        return lf  # infer_rows None: the fallback after a value did not fit, dates stay text
+    return lf.with_columns(
+        [
+            pl.col(c).map_batches(
+                functools.partial(to_temporal, kind=k, arrow=src.size >= ARROW_BYTES),
+                return_dtype=src.date_types[c],
+                is_elementwise=True,
+            )
+            for c, k in detect_dates(src).items()
+        ]
+    )
+
+
+def with_dates(src: Source, df: pl.DataFrame) -> pl.DataFrame:
+    """A batch read by ``scan(src, dates=False)`` with its date columns converted as
+    :func:`scan` converts them. Converting whole batches here rather than inside the
+    streaming scan saves a fifth of the conversion's CPU: the scan hands a Python
+    function morsels of ~25k rows, hundreds of calls for a 10M-row file."""
     dates = detect_dates(src)
-    if dates:
-        lf = lf.with_columns(
-            [
-                pl.col(c).map_batches(
-                    functools.partial(to_temporal, kind=k, arrow=src.size >= ARROW_BYTES),
-                    return_dtype=src.date_types[c],
-                    is_elementwise=True,
-                )
-                for c, k in dates.items()
-            ]
-        )
-    return lf
+    if not dates:
+        return df
+    arrow = src.size >= ARROW_BYTES
+    converted = []
+    for c, k in dates.items():
+        values = to_temporal(df.get_column(c), k, arrow)
+        want = src.date_types[c]
+        converted.append(values if values.dtype == want else values.cast(want))
+    return df.with_columns(converted)
 
 
 _RETRY = re.compile(
@@ -274,8 +290,13 @@ def batches(
     :class:`NeedsFullInference`, and the caller starts over with ``infer_rows=None``
     so that every batch of a version has one schema.
     """
+    convert = infer_rows is not None and src.format in ("csv", "tsv")
     try:
-        yield from scan(src, infer_rows).collect_batches(chunk_size=chunk_rows, engine="streaming")
+        stream = scan(src, infer_rows, dates=False).collect_batches(
+            chunk_size=chunk_rows, engine="streaming"
+        )
+        for df in stream:
+            yield with_dates(src, df) if convert else df
     except Exception as exc:
         raise _read_error(src, exc, infer_rows) from None
 
