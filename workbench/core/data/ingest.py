@@ -290,13 +290,13 @@ def batches(
     :class:`NeedsFullInference`, and the caller starts over with ``infer_rows=None``
     so that every batch of a version has one schema.
     """
-    convert = infer_rows is not None and src.format in ("csv", "tsv")
     try:
         stream = scan(src, infer_rows, dates=False).collect_batches(
             chunk_size=chunk_rows, engine="streaming"
         )
         for df in stream:
-            yield with_dates(src, df) if convert else df
+            # infer_rows None: the fallback scan, whose date columns stay text
+            yield df if infer_rows is None else with_dates(src, df)
     except Exception as exc:
         raise _read_error(src, exc, infer_rows) from None
 
