@@ -41,6 +41,11 @@ KMV_K = 4096
 SAMPLE_ROWS = 100_000
 MAX_TRACKED_VALUES = 50_000
 CONTINUOUS_AT = 64  # a numeric column with more distinct values gets no top-values list
+# Value counts of a long batch are lazy group-bys collected this many columns at a time:
+# together they count in parallel, but all of a 10,000-column table's at once crashed a
+# process. Shorter batches count eagerly.
+COUNT_GROUP = 64
+LAZY_COUNTS_FROM = 65_536
 
 
 def kind_of(dtype: pl.DataType) -> str:
@@ -99,22 +104,45 @@ class Profiler:
 
     # ---- per batch -------------------------------------------------------------
     def update(self, df: pl.DataFrame) -> None:
-        import polars as pl
-
         if df.height == 0:
             return
-        exprs: list[pl.Expr] = []
+        per_column = self._stats(df)
+        # A float column that held NaN or +-inf in this batch: its statistics again, over
+        # its finite values only (filtering every float column first cost 40% more).
+        odd = [i for i, s in enumerate(per_column) if s.get("nan") or s.get("inf")]
+        if odd:
+            for i, s in zip(odd, self._stats(df, odd), strict=True):
+                per_column[i] = {**s, "nan": per_column[i]["nan"], "inf": per_column[i]["inf"]}
         for i, name in enumerate(self.names):
+            self._merge(name, per_column[i])
+        self._count_values(df)
+        for name in self.names:
+            if self.sketched[name]:
+                self._distinct(name, df.get_column(name))
+        self.rows += df.height
+        self._sample(df)
+
+    def _stats(self, df: pl.DataFrame, finite: list[int] | None = None) -> list[dict[str, Any]]:
+        """Each column's batch statistics, in one pass over all columns (10k columns:
+        one select, not 10k). ``finite``: only these columns, floats over finite values."""
+        import polars as pl
+
+        exprs: list[pl.Expr] = []
+        which = range(len(self.names)) if finite is None else finite
+        for i in which:
+            name = self.names[i]
             dtype, kind, c = self.schema[name], self.kinds[name], pl.col(name)
             exprs.append(c.null_count().alias(f"{i}|nulls"))
             if kind == "numeric":
                 v = c
                 if dtype.is_float():
-                    exprs += [
-                        c.is_nan().sum().alias(f"{i}|nan"),
-                        c.is_infinite().sum().alias(f"{i}|inf"),
-                    ]
-                    v = c.filter(c.is_finite())
+                    if finite is None:
+                        exprs += [
+                            c.is_nan().sum().alias(f"{i}|nan"),
+                            c.is_infinite().sum().alias(f"{i}|inf"),
+                        ]
+                    else:
+                        v = c.filter(c.is_finite())
                 v = v.cast(pl.Float64)
                 exprs += [
                     v.count().alias(f"{i}|n"),
@@ -128,23 +156,12 @@ class Profiler:
                 exprs.append(c.sum().alias(f"{i}|true"))
             elif kind == "datetime":
                 exprs += [c.min().alias(f"{i}|min"), c.max().alias(f"{i}|max")]
-            elif dtype == pl.String:
-                exprs += [
-                    c.str.len_chars().min().alias(f"{i}|min_len"),
-                    c.str.len_chars().max().alias(f"{i}|max_len"),
-                ]
-        per_column: list[dict[str, Any]] = [{} for _ in self.names]
-        for key, v in df.select(exprs).row(0, named=True).items():  # one pass: 10k columns
+            # (a text column's lengths come from its distinct values: _merge_counts)
+        per_column: dict[int, dict[str, Any]] = {i: {} for i in which}
+        for key, v in df.select(exprs).row(0, named=True).items():
             pos, stat = key.split("|", 1)
             per_column[int(pos)][stat] = v
-        for i, name in enumerate(self.names):
-            self._merge(name, per_column[i])
-            if self.track_counts[name]:
-                self._count_values(name, df.get_column(name))
-            if self.sketched[name]:
-                self._distinct(name, df.get_column(name))
-        self.rows += df.height
-        self._sample(df)
+        return list(per_column.values())
 
     def _merge(self, name: str, s: dict[str, Any]) -> None:
         a = self.acc[name]
@@ -180,21 +197,62 @@ class Profiler:
         vals = np.sort(h.unique().to_numpy())
         self.kmv[name] = (vals if prev is None else np.union1d(prev, vals))[:KMV_K]
 
-    def _count_values(self, name: str, col: pl.Series) -> None:
+    def _count_values(self, df: pl.DataFrame) -> None:
+        """Merge the batch's value counts of every tracked column into the running ones.
+
+        A long batch's counts are one lazy group-by per column, collected a group of
+        columns at a time: the columns count in parallel, and a lazy group-by counts
+        strings about twice as fast as ``Series.value_counts`` (1M rows, 400 labels: 8 ms
+        against 16)."""
         import polars as pl
 
-        if (
-            self.kinds[name] == "numeric"
-            and self.counts[name] is None
-            and col.len() > 4 * CONTINUOUS_AT
-            and col.head(4 * CONTINUOUS_AT).drop_nulls().n_unique() > CONTINUOUS_AT
-        ):
-            # Continuous from its first rows: counting every value of a million-row batch
-            # first (0.1-0.17 s a column) would only be thrown away below. No values came
-            # before, so the sketch that update() now feeds this batch to starts complete.
-            self.track_counts[name], self.sketched[name] = False, True
+        names = []
+        for name in self.names:
+            if not self.track_counts[name]:
+                continue
+            col = df.get_column(name)
+            if (
+                self.kinds[name] == "numeric"
+                and self.counts[name] is None
+                and col.len() > 4 * CONTINUOUS_AT
+                and col.head(4 * CONTINUOUS_AT).drop_nulls().n_unique() > CONTINUOUS_AT
+            ):
+                # Continuous from its first rows: counting every value of a million-row
+                # batch first (0.1-0.17 s a column) would only be thrown away below. No
+                # values came before, so the sketch that update() now feeds this batch to
+                # starts complete.
+                self.track_counts[name], self.sketched[name] = False, True
+                continue
+            names.append(name)
+        if df.height < LAZY_COUNTS_FROM:
+            # A short batch (a wide table's, or a small file's): a lazy plan's fixed cost
+            # (~0.3 ms) would outweigh the counting (10k columns x 50 rows: 3.2 s vs 0.8).
+            for name in names:
+                col = df.get_column(name).drop_nulls()
+                self._merge_counts(name, col.value_counts(name="count").rename({name: "value"}))
             return
-        vc = col.drop_nulls().value_counts(name="count").rename({col.name: "value"})
+        for start in range(0, len(names), COUNT_GROUP):
+            group = names[start : start + COUNT_GROUP]
+            plans = [  # one-column frames: a plan's cost grows with its frame's width
+                df.get_column(n)
+                .to_frame("value")
+                .lazy()
+                .drop_nulls()
+                .group_by("value")
+                .len("count")
+                for n in group
+            ]
+            for name, vc in zip(group, pl.collect_all(plans), strict=True):
+                self._merge_counts(name, vc)
+
+    def _merge_counts(self, name: str, vc: pl.DataFrame) -> None:
+        import polars as pl
+
+        if self.schema[name] == pl.String and vc.height:
+            # Shortest and longest text: over the batch's distinct values (every one is
+            # in ``vc``), not over every row (three text columns: 0.25 s of CPU in 10M rows)
+            lengths = vc.get_column("value").str.len_chars()
+            self._merge(name, {"nulls": 0, "min_len": lengths.min(), "max_len": lengths.max()})
         prev = self.counts[name]
         merged = (
             vc
