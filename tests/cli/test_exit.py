@@ -1,0 +1,77 @@
+"""The `workbench` command leaves through ``os._exit`` (skipping Python's teardown of
+Polars, NumPy and DuckDB): what an ordinary exit guarantees must still hold. Each test
+runs the real command as a separate process, as a shell would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from tests.conftest import run_subprocess
+
+
+def _entry(prelude: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`workbench ARGS` with some Python run first in the same process."""
+    code = f"{prelude}\nfrom workbench.cli.main import entry\nentry()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_long_output_arrives_whole_through_a_pipe(tmp_path: Path) -> None:
+    rows = 20_000
+    csv = tmp_path / "t.csv"
+    pl.DataFrame({"id": range(rows), "label": [f"row {i}" for i in range(rows)]}).write_csv(csv)
+    proj = tmp_path / "p"
+    assert run_subprocess("init", str(proj)).code == 0
+    assert run_subprocess("--project", str(proj), "data", "add", str(csv), "--name", "t").code == 0
+
+    got = run_subprocess("--project", str(proj), "data", "head", "t", "-n", str(rows), "--json")
+
+    assert got.code == 0, got.err
+    assert len(got.out) > 500_000  # far beyond any pipe or stdio buffer
+    data = json.loads(got.out)
+    assert len(data) == rows and data[-1] == {"id": rows - 1, "label": f"row {rows - 1}"}
+
+
+def test_exit_codes_are_kept(tmp_path: Path) -> None:
+    assert run_subprocess("--version").code == 0
+    missing = run_subprocess("--project", str(tmp_path / "nowhere"), "data", "list")
+    assert missing.code == 1 and missing.err.startswith("error: ") and missing.out == ""
+    usage = run_subprocess("no-such-command")
+    assert usage.code == 2 and "No such command" in usage.err
+
+
+def test_atexit_handlers_still_run() -> None:
+    got = _entry("import atexit\natexit.register(lambda: print('handler ran'))", "--version")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines() == ["workbench, version " + _version(), "handler ran"]
+
+
+def test_a_running_thread_is_waited_for() -> None:
+    # A non-daemon thread still working when the command ends: an ordinary exit waits
+    # for it, so ours must too (os._exit would kill it mid-work).
+    prelude = (
+        "import threading, time\n"
+        "def work():\n"
+        "    time.sleep(0.5)\n"
+        "    print('thread finished', flush=True)\n"
+        "threading.Thread(target=work).start()"
+    )
+    got = _entry(prelude, "--version")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines()[-1] == "thread finished"
+
+
+def _version() -> str:
+    from workbench import __version__
+
+    return __version__
