@@ -290,7 +290,7 @@ def diff_cmd(ctx: Ctx, ref_a: str, ref_b: str, key: str | None, as_json: bool) -
 @pass_ctx
 def export(ctx: Ctx, ref: str, output: str) -> None:
     """Write a version out as a file."""
-    v = ctx.project.datasets.resolve(ref)
+    v = ctx.project.datasets.resolve(ref, sums=True)  # the export checks them
     path = ctx.project.datasets.export(v, output)
     echo(f"Wrote {v.ref} ({v.n_rows:,} rows) to {path}")
 

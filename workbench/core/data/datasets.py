@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.data import ingest
 from workbench.core.data.checks import ChecksFailed, store_check
 from workbench.core.data.profile import Profiler
-from workbench.core.data.reading import VersionReader
+from workbench.core.data.reading import VersionReader, fast_sums
 from workbench.core.data.segments import (
     Segment,
     choose_chunk_rows,
@@ -119,16 +119,19 @@ class Datasets(VersionReader):
             raise NotFoundError(f"{ref.name} has no version {number} (versions 1..{latest})")
         return found[0]
 
-    def resolve(self, ref: str | Ref | Version) -> Version:
-        """The version a reference points to, with its segments."""
+    def resolve(self, ref: str | Ref | Version, sums: bool = False) -> Version:
+        """The version a reference points to, with its segments (and with ``sums``, their
+        objects' fast checksums, which a read checks: one catalog session, not two)."""
         if isinstance(ref, Version):
-            if ref.segments:
+            if ref.segments and (ref.sums is not None or not sums):
                 return ref
             ref = Ref(name=ref.dataset, version=ref.number)
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
         with self.catalog.read() as con:
             v = self._resolve(con, parsed)
             v.segments = self._segments(con, v)
+            if sums:
+                v.sums = fast_sums(con, [d for s in v.segments for d in s.digests])
         return v
 
     def list(self) -> builtins.list[DatasetEntry]:

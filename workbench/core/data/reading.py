@@ -17,6 +17,7 @@ from workbench.core.data.segments import covering, described, scan_segments
 from workbench.core.errors import UsageError
 
 if TYPE_CHECKING:
+    import duckdb
     import polars as pl
 
     from workbench.core.data.versions import Version
@@ -31,14 +32,14 @@ class VersionReader:
     catalog: Catalog
     objects: ObjectStore
 
-    def resolve(self, ref: str | Ref | Version) -> Version:
+    def resolve(self, ref: str | Ref | Version, sums: bool = False) -> Version:
         """A version by reference: ``Datasets.resolve``."""
         raise NotImplementedError
 
     def scan(self, ref: str | Ref | Version) -> pl.LazyFrame:
         """The version's rows as a LazyFrame, its chunks checked against their hashes
         first: what is read is what was stored, or nothing is read."""
-        v = self.resolve(ref)
+        v = self.resolve(ref, sums=True)
         self._check_segments(v, range(len(v.segments)))
         return scan_segments(v.segments, self.objects.path)
 
@@ -47,7 +48,7 @@ class VersionReader:
         that hold them: a page of a 1 GB version costs one chunk, not the version."""
         if offset < 0 or length < 0:
             raise UsageError("an offset and a row count are 0 or more")
-        v = self.resolve(ref)
+        v = self.resolve(ref, sums=True)
         needed, first = covering(v.segments, offset, length)
         if not needed:  # past the end, or no rows asked for: the columns alone
             needed, first, length = [0], offset, 0
@@ -57,19 +58,12 @@ class VersionReader:
 
     def _check_segments(self, v: Version, which: Iterable[int]) -> None:
         described_ = described(f"dataset {v.ref}", v.segments, which)
-        self.objects.check(described_, self._sums(described_))
+        sums = v.sums if v.sums is not None else self._sums(described_)
+        self.objects.check(described_, sums)
 
     def _sums(self, digests: Iterable[str]) -> dict[str, str]:
-        """The fast checksums recorded for these objects (none for ones stored before
-        workbench kept them: those are checked by SHA-256)."""
-        wanted = builtins.list(digests)
         with self.catalog.read() as con:
-            return dict(
-                con.execute(
-                    "SELECT hash, xxh3 FROM object_sums WHERE hash IN (SELECT unnest(?))",
-                    [wanted],
-                ).fetchall()
-            )
+            return fast_sums(con, digests)
 
     def load(self, ref: str | Ref | Version) -> pl.DataFrame:
         return self.scan(ref).collect()
@@ -84,3 +78,14 @@ class VersionReader:
         target = Path(out).expanduser()
         kind = ingest.output_format(target, fmt)
         return ingest.write_whole(self.scan(ref), target, kind)
+
+
+def fast_sums(con: duckdb.DuckDBPyConnection, digests: Iterable[str]) -> dict[str, str]:
+    """The fast checksums recorded for these objects (none for ones stored before
+    workbench kept them: those are checked by SHA-256)."""
+    wanted = builtins.list(digests)
+    return dict(
+        con.execute(
+            "SELECT hash, xxh3 FROM object_sums WHERE hash IN (SELECT unnest(?))", [wanted]
+        ).fetchall()
+    )

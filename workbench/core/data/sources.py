@@ -59,7 +59,7 @@ class Table:
             if "/" in spec or path.suffix.lower() in _DATA_SUFFIXES:
                 ingest.open_source(path)  # says what is there instead: a folder, nothing
                 raise DataError(f"no such file: {path}")
-            self.version = datasets.resolve(spec)
+            self.version = datasets.resolve(spec, sums=True)  # its scan checks them
             self.label = self.version.ref
             self.lf = datasets.scan(self.version)
             self.schema = self.lf.collect_schema()

@@ -59,6 +59,9 @@ class Version:
     schema: list[dict[str, str]]
     schema_changes: dict[str, Any] | None
     segments: list[Segment] = field(default_factory=list, repr=False)
+    # The fast checksums of the segments' objects, when resolved for a read (None: not
+    # fetched); fetched in the same catalog session as the segments.
+    sums: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ref(self) -> str:

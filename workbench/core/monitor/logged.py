@@ -207,7 +207,7 @@ def reference_for(
                 "unknown; give a labelled dataset it did not train on with --reference "
                 "(and --target)"
             ) from None
-        version = project.datasets.resolve(recipe.dataset)
+        version = project.datasets.resolve(recipe.dataset, sums=True)  # load checks them
         df = project.datasets.load(version)
         df = df.filter(pl.col(recipe.target).is_not_null())
         if df.get_column(recipe.target).dtype.is_float():

@@ -122,7 +122,7 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
     import polars as pl
 
     recipe.check()
-    version = project.datasets.resolve(recipe.dataset)
+    version = project.datasets.resolve(recipe.dataset, sums=True)  # load checks them
     df = project.datasets.load(version)
     if recipe.target not in df.columns:
         raise UsageError(
