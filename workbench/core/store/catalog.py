@@ -399,8 +399,20 @@ class Catalog:
         return seq, running
 
     def version(self) -> int:
+        import duckdb
+
         with _process_lock, self._session(read_only=True) as con:
-            return self._version(con)
+            # Every command's first question: read the version directly (1-2 ms) rather
+            # than ask information_schema first (10-17 ms in a fresh process); a catalog
+            # without wb_meta (nothing migrated yet) is version 0. Outside a transaction,
+            # so the refused query leaves nothing aborted.
+            try:
+                row = con.execute(
+                    "SELECT value FROM wb_meta WHERE key = 'schema_version'"
+                ).fetchone()
+            except duckdb.CatalogException:
+                return 0
+            return int(row[0]) if row else 0
 
     @staticmethod
     def _version(con: duckdb.DuckDBPyConnection) -> int:
