@@ -407,12 +407,9 @@ class Catalog:
             # without wb_meta (nothing migrated yet) is version 0. Outside a transaction,
             # so the refused query leaves nothing aborted.
             try:
-                row = con.execute(
-                    "SELECT value FROM wb_meta WHERE key = 'schema_version'"
-                ).fetchone()
+                return self._meta_version(con)
             except duckdb.CatalogException:
                 return 0
-            return int(row[0]) if row else 0
 
     @staticmethod
     def _version(con: duckdb.DuckDBPyConnection) -> int:
@@ -421,6 +418,10 @@ class Catalog:
         )
         if not has_meta:
             return 0
+        return Catalog._meta_version(con)
+
+    @staticmethod
+    def _meta_version(con: duckdb.DuckDBPyConnection) -> int:
         row = con.execute("SELECT value FROM wb_meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
 
