@@ -115,7 +115,7 @@ class Journal:
         folder = self.catalog.journal
         existing = dict(
             con.execute(
-                "SELECT id, status FROM runs WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                "SELECT id, status FROM runs WHERE id IN ?::VARCHAR[]",
                 [list(chunk)],
             ).fetchall()
         )
@@ -242,7 +242,7 @@ class Journal:
         if replace:
             for table in ("params", "tags", "metrics", "metric_summary", "artifacts"):
                 con.execute(
-                    f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                    f"DELETE FROM {table} WHERE run_id IN ?::VARCHAR[]",
                     [replace],
                 )
         root = self.runs_dir
@@ -314,7 +314,7 @@ class Journal:
         journal = self.catalog.journal
         with self.catalog.write() as con:
             rows = con.execute(
-                "SELECT id FROM runs WHERE status = ? AND id IN (SELECT unnest(?::VARCHAR[]))",
+                "SELECT id FROM runs WHERE status = ? AND id IN ?::VARCHAR[]",
                 [RUNNING, dead],
             ).fetchall()
             # A run that ended after the journal was last read is not dead: the next
@@ -326,8 +326,7 @@ class Journal:
             now = audit.now()
             error = "the process stopped without ending the run"
             con.execute(
-                "UPDATE runs SET status = ?, error = ?, end_time = ? "
-                "WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                "UPDATE runs SET status = ?, error = ?, end_time = ? WHERE id IN ?::VARCHAR[]",
                 [KILLED, error, now, killed],
             )
             who = audit.actor()

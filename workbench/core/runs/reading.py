@@ -110,7 +110,7 @@ def resolve_many(
         {
             r[0]
             for r in con.execute(
-                "SELECT id FROM runs WHERE id IN (SELECT unnest($1::VARCHAR[]))", [whole]
+                "SELECT id FROM runs WHERE id IN $1::VARCHAR[]", [whole]
             ).fetchall()
         }
         if whole

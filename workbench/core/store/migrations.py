@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 ANCHORED_SINCE = 7  # from this version on, audit.head exists beside the catalog
 
 
@@ -205,6 +205,23 @@ def _migration_11(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_12(con: duckdb.DuckDBPyConnection) -> None:
+    """An index on ``run_id`` of the tables a run's page reads. Their keys are
+    ``(run_id, key)``, and DuckDB's index answers only a whole key, so reading one run's
+    params scanned every row: ~80 ms a run at 100k runs, ~280 ms for the hundred of a
+    ``runs compare``. Keeping them adds nothing measurable to an insert, which loads the
+    key's own index anyway to check uniqueness. ``metrics`` has no key and stays
+    unindexed: an index there would be kept up for every logged point."""
+    con.execute(
+        """
+        CREATE INDEX params_run ON params (run_id);
+        CREATE INDEX tags_run ON tags (run_id);
+        CREATE INDEX metric_summary_run ON metric_summary (run_id);
+        CREATE INDEX artifacts_run ON artifacts (run_id);
+        """
+    )
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
@@ -217,4 +234,5 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     9: _migration_9,
     10: _migration_10,
     11: _migration_11,
+    12: _migration_12,
 }
