@@ -194,6 +194,8 @@ def test_a_store_from_before_the_anchor_gets_one_when_it_is_upgraded(
         )
         for table in later:
             con.execute(f"DROP TABLE {table}")
+        for table in ("params", "tags", "metric_summary", "artifacts"):
+            con.execute(f"DROP INDEX {table}_run")  # schema 12's
     p.catalog.anchor.unlink()
     fresh = Project(p.root)
     assert _verify(fresh) == (0, [])

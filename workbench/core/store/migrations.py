@@ -214,10 +214,10 @@ def _migration_12(con: duckdb.DuckDBPyConnection) -> None:
     unindexed: an index there would be kept up for every logged point."""
     con.execute(
         """
-        CREATE INDEX params_run ON params (run_id);
-        CREATE INDEX tags_run ON tags (run_id);
-        CREATE INDEX metric_summary_run ON metric_summary (run_id);
-        CREATE INDEX artifacts_run ON artifacts (run_id);
+        CREATE INDEX IF NOT EXISTS params_run ON params (run_id);
+        CREATE INDEX IF NOT EXISTS tags_run ON tags (run_id);
+        CREATE INDEX IF NOT EXISTS metric_summary_run ON metric_summary (run_id);
+        CREATE INDEX IF NOT EXISTS artifacts_run ON artifacts (run_id);
         """
     )
 
