@@ -299,14 +299,17 @@ class Runs:
         keys shown a twentieth of them."""
         import duckdb
 
-        from workbench.core.runs.search import order_sql, where_sql
+        from workbench.core.runs.search import Joins, order_sql, where_sql
 
-        where, args = where_sql(filter)
-        order, order_args = order_sql(order_by)
+        joins = Joins()
+        where, where_args = where_sql(filter, joins)
+        order, order_args = order_sql(order_by, joins)
         sql = (
             "SELECT r.id, r.experiment, r.name, r.status, r.start_time, r.end_time, r.dataset, "
-            f"r.dataset_version, r.parent_id, r.deleted_at FROM runs r WHERE ({where})"
+            f"r.dataset_version, r.parent_id, r.deleted_at FROM runs r{joins.sql()} "
+            f"WHERE ({where})"
         )
+        args = [*joins.args, *where_args]
         if experiment is not None:
             sql += " AND r.experiment = ?"
             args.append(experiment)
