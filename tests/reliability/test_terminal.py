@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from tests.conftest import frame, run_cli
+from tests.conftest import frame, run_cli, run_subprocess
 from workbench.core.project import Project
 from workbench.core.text import NOT_IN_KEYS
 
@@ -73,6 +75,43 @@ def test_every_command_prints_stored_text_inert(built: tuple[Path, str], args: t
         json.loads(r.out)  # still valid JSON
         text = json.dumps(json.loads(r.out), ensure_ascii=False)
         assert any(t in text for t in TEXTS), "the values read back verbatim from --json"
+
+
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_charts_are_coloured_on_a_terminal_bare_in_a_pipe_and_stored_text_inert(
+    tmp_path: Path,
+) -> None:
+    """`drift --plot` and `runs compare --plot` draw with plotext, whose colours tell the
+    series apart: a terminal gets them and nothing else raw (a category value holding
+    ESC sequences shows escaped); a pipe, a Markdown report and NO_COLOR get none. Before,
+    every chart printed its own colour codes as text (``\\x1b[38;5;12m``)."""
+    p, _ = Project.init(tmp_path / "p")
+    for seed, share in ((1, 0.2), (2, 0.7)):
+        df = frame(400, seed).with_columns(
+            plan=pl.when(pl.int_range(400) < 400 * share).then(pl.lit(ESC)).otherwise(pl.lit("b"))
+        )
+        df.write_parquet(tmp_path / f"v{seed}.parquet")  # a CSV holding ESC reads as binary
+        p.datasets.add(tmp_path / f"v{seed}.parquet", name="d")
+    args = ("drift", "d@1", "d@2", "--plot", "plan", "--no-save")
+    tty = {"FORCE_COLOR": "1", "TERM": "xterm-256color", "NO_COLOR": ""}
+    coloured = run_subprocess(*args, cwd=p.root, env=tty)
+    piped = run_subprocess(*args, cwd=p.root, env={"FORCE_COLOR": "", "NO_COLOR": ""})
+    no_colour = run_subprocess(*args, cwd=p.root, env={**tty, "NO_COLOR": "1"})
+    assert coloured.code == piped.code == no_colour.code == 0
+    assert "\x1b[38;5;" in coloured.out  # the bars' colours reach the terminal
+    for out in (coloured.out, piped.out, no_colour.out):
+        assert "plan: DRIFTED" in out and "█" in out and "░" in out
+        assert "\\x1b[38" not in out  # no colour code printed as text
+        assert "\\x1b[31mred" in out  # the stored value, escaped, as a tick label
+        raw = NOT_IN_KEYS.findall(SGR.sub("", out).replace("\n", ""))
+        assert not raw, f"raw characters reached the terminal: {raw!r}"
+    assert "\x1b" not in piped.out and "\x1b" not in no_colour.out.split("plan: DRIFTED")[1]
+    report = tmp_path / "d.md"
+    assert run_cli("drift", "d@1", "d@2", "--report", str(report), cwd=p.root).code == 0
+    text = report.read_text()
+    assert "## plan" in text and "█" in text and "\x1b" not in text and "\\x1b[38" not in text
 
 
 def test_the_values_are_kept_verbatim(built: tuple[Path, str]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import UsageError
+from workbench.core.text import inert_line
 
 if TYPE_CHECKING:
     from workbench.core.drift.columns import ColumnDrift, DriftReport
@@ -71,7 +72,9 @@ def draw(
     of bars keeps a few cells instead of drawing over its neighbours."""
     if not col.plot:
         raise UsageError(f"column {col.column!r} has no distribution to draw ({col.reason})")
-    labels = plot_labels(col.plot)
+    # category values and names are stored text: escaped before they reach the chart
+    labels = [inert_line(x) for x in plot_labels(col.plot)]
+    ref_label, cur_label = inert_line(ref_label), inert_line(cur_label)
     ref, cur = col.plot["ref"], col.plot["cur"]
     group = -(-len(labels) // max_bins) if max_bins and col.plot["type"] != "bars" else 1
     if group > 1:  # each merged bin named by its first value, holding their shares' sum
@@ -90,19 +93,23 @@ def draw(
     step = max(1, -(-len(labels) // max_ticks))
     plt.xticks(xs[::step], labels[::step])
     verdict = "DRIFTED" if col.drifted else "no drift" if col.drifted is False else col.status
-    plt.title(f"{col.column}: {verdict} ({col.method or '-'} {fmt(col.statistic)})")
+    plt.title(f"{inert_line(col.column)}: {verdict} ({col.method or '-'} {fmt(col.statistic)})")
     plt.ylabel("% of rows")
 
 
-def plot_text(col: ColumnDrift, ref_label: str, cur_label: str, width: int = 100) -> str:
-    """The chart as text, for the terminal and Markdown reports."""
+def plot_text(
+    col: ColumnDrift, ref_label: str, cur_label: str, width: int = 100, color: bool = False
+) -> str:
+    """The chart as text: with plotext's colour codes for a terminal (``color``), bare
+    for a Markdown report, where they would show as characters."""
     import plotext as plt
 
     plt.clear_figure()
     draw(plt, col, ref_label, cur_label)
     plt.plotsize(width, 22)
     plt.theme("clear")
-    return plt.build()
+    text: str = plt.build()
+    return text if color else plt.uncolorize(text)
 
 
 def _summary(report: DriftReport) -> str:

@@ -7,7 +7,15 @@ from typing import Any
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, echo, escape, json_option, print_json, table
+from workbench.cli.output import (
+    console,
+    echo,
+    echo_chart,
+    escape,
+    json_option,
+    print_json,
+    table,
+)
 
 
 class _DefaultGroup(click.Group):
@@ -146,7 +154,11 @@ def compare(
         from workbench.app.drift_report import plot_text
 
         r = reports[0]
-        echo(plot_text(r.column(plot_column), r.reference, r.current, min(console().width, 120)))
+        echo_chart(
+            plot_text(
+                r.column(plot_column), r.reference, r.current, min(console().width, 120), True
+            )
+        )
 
 
 SHOW_MISSING = 20
@@ -275,11 +287,12 @@ def show(
     if plot_column:
         from workbench.app.drift_report import plot_text
 
-        echo(
+        echo_chart(
             plot_text(
                 report.column(plot_column),
                 report.reference,
                 report.current,
                 min(console().width, 120),
+                color=True,
             )
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -42,6 +43,24 @@ def console() -> Any:
 def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
     """``click.echo`` for text that may quote what a user stored, escaped as ``inert``."""
     click.echo(inert(str(message)), err=err, nl=nl)
+
+
+# plotext's colours: Select Graphic Rendition and nothing else (no cursor moves, no titles)
+_SGR = re.compile(r"(\x1b\[[0-9;]*m)")
+
+
+def echo_chart(text: str) -> None:
+    """A chart plotext drew. Its colours (which tell one curve from the next) reach a
+    terminal that shows colour; a pipe, a file or NO_COLOR gets the bare characters.
+    Every other control character is escaped as ``echo`` does: the chart's labels may
+    quote a column name or a category value someone stored."""
+    con = console()
+    color = con.is_terminal and con.color_system is not None and not con.no_color
+    parts = _SGR.split(text)
+    click.echo(
+        "".join(p if i % 2 else inert(p) for i, p in enumerate(parts) if color or not i % 2),
+        color=color,
+    )
 
 
 def print_json(data: Any) -> None:

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, echo, escape, fmt_num, json_option, print_json, table
+from workbench.cli.output import (
+    console,
+    echo,
+    echo_chart,
+    escape,
+    fmt_num,
+    json_option,
+    print_json,
+    table,
+)
 
 if TYPE_CHECKING:
     from workbench.core.runs.records import RunInfo, RunSummary
@@ -304,7 +313,7 @@ def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
     plt.xlabel("step")
     plt.plotsize(min(console().width, 120), 20)
     plt.theme("clear")
-    echo(plt.build())
+    echo_chart(plt.build())
 
 
 @runs.command("delete")
