@@ -14,6 +14,11 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1,000 new keys``: a count and its noun, agreeing."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def data_cell(v: object) -> str:
     """A value from a dataset's rows as its type writes it: a year stays ``2014`` and a
     zip code ``98005`` (no thousands separators, which belong to counts, not data), an

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,7 +107,18 @@ def test_diff_from_the_command_line(tmp_path: Path) -> None:
         {"key": 3, "changes": {"age": {"a": int(a["age"][3]), "b": 99}}}
     ]
     human = run_cli("data", "diff", "t@1", "t@2", "--key", "id", cwd=root)
-    assert "1 rows changed" in human.out and "age" in human.out
+    assert "0 new keys, 0 keys gone, 1 row changed" in human.out and "age" in human.out
+    assert "in 1 chunk\n" in run_cli("data", "show", "t@2", cwd=root).out
+    # a null share below 1% keeps two decimals: one null in 400 rows is not "0.0%"
+    c = frame(400).with_columns(
+        pl.when(pl.col("id") == 0).then(None).otherwise(pl.col("income")).alias("income")
+    )
+    frame(400).write_parquet(tmp_path / "c1.parquet")
+    c.write_parquet(tmp_path / "c2.parquet")
+    run_cli("data", "add", str(tmp_path / "c1.parquet"), "-n", "c", cwd=root)
+    run_cli("data", "add", str(tmp_path / "c2.parquet"), "-n", "c", cwd=root)
+    changed = run_cli("data", "diff", "c@1", "c@2", cwd=root).out
+    assert re.search(r"income\s+│\s+0\.0% -> 0\.25%\s+│", changed), changed
 
 
 def test_project_can_be_given_explicitly_or_found_upwards(tmp_path: Path) -> None:

@@ -17,7 +17,15 @@ from workbench.cli.output import (
     print_json,
     table,
 )
-from workbench.textfmt import data_cell, human_bytes
+from workbench.textfmt import counted, data_cell, human_bytes
+
+
+def _share(v: float | None) -> str:
+    """A null share as `data show` writes it (3.4%), with two decimals below 1% so that a
+    few nulls in a big table do not read as none (0.05%, not 0.0%)."""
+    if v is None:
+        return "-"
+    return f"{v:.2%}" if 0 < v < 0.01 else f"{v:.1%}"
 
 
 @click.group()
@@ -146,7 +154,7 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
     )
     c.print(
         f"  stored {human_bytes(v.stored_bytes)} new, {human_bytes(v.total_bytes)} referenced, "
-        f"in {len(v.segments)} chunks"
+        f"in {counted(len(v.segments), 'chunk')}"
     )
     lineage = f"{v.dataset}@{v.parent} -> {v.ref}" if v.parent else "first version"
     c.print(f"  created {v.created_at:%Y-%m-%d %H:%M:%S} UTC; lineage: {lineage}")
@@ -247,7 +255,8 @@ def diff_cmd(ctx: Ctx, ref_a: str, ref_b: str, key: str | None, as_json: bool) -
         cells = [escape(s["column"])]
         for k in ("null_share", "n_unique", "mean", "std", "min", "max"):
             if k in s and s[k]["a"] != s[k]["b"]:
-                cells.append(f"{fmt_num(s[k]['a'])} -> {fmt_num(s[k]['b'])}")
+                show = _share if k == "null_share" else fmt_num
+                cells.append(f"{show(s[k]['a'])} -> {show(s[k]['b'])}")
             else:
                 cells.append("")
         rows.append(cells)
@@ -262,8 +271,8 @@ def diff_cmd(ctx: Ctx, ref_a: str, ref_b: str, key: str | None, as_json: bool) -
     if "by_key" in d:
         k = d["by_key"]
         c.print(
-            f"  by key {escape(k['key'])}: {k['rows_added']:,} new keys, {k['rows_removed']:,} keys gone, "
-            f"{k['rows_changed']:,} rows changed"
+            f"  by key {escape(k['key'])}: {counted(k['rows_added'], 'new key')}, "
+            f"{counted(k['rows_removed'], 'key')} gone, {counted(k['rows_changed'], 'row')} changed"
         )
         if k["changed_by_column"]:
             c.print(
