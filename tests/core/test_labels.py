@@ -92,7 +92,7 @@ def test_labels_are_not_replaced_and_the_cli_says_so_in_one_line(
                   cwd=served.root)  # fmt: skip
     assert res.code == 0, res.err
     assert res.out.strip() == (
-        "Labelled 2 prediction(s) of m from labels-0.csv (2 id(s), matched by request id)"
+        "Labelled 2 predictions of m from labels-0.csv (2 ids, matched by request id)"
     )
     g = label_file(tmp_path, rid=["b", "c"], y=[1, 1])
     res = run_cli("labels", "add", g, "--model", "m", "--id", "rid", "--label", "y",

@@ -170,7 +170,7 @@ def test_predict_logs_its_rows_and_monitor_stores_an_audited_report(
 
     res = run_cli("monitor", "m@production", "--window", "batch", cwd=root)
     assert res.code == 0, res.err
-    assert "m@1 (production): 3 window(s) of batch" in res.out
+    assert "m@1 (production): 3 windows of batch" in res.out
     assert "est. auc" in res.out and "validation rows of syn@1" in res.out
     res = run_cli("monitor", "m@production", "--window", "batch", "--json", cwd=root)
     body = json.loads(res.out)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import UsageError
+from workbench.textfmt import counted
 
 if TYPE_CHECKING:
     from workbench.core.project import Project
@@ -384,7 +385,7 @@ class Demo:
         w = report.windows[-1]
         e = w.metric(MAIN_METRIC[report.task])
         if e is None or e.estimated is None or e.realised is None:
-            return Step("", f"{len(report.windows)} window(s)")
+            return Step("", counted(len(report.windows), "window"))
         verdict = "within the band" if e.within else "outside the band: the relation moved"
         return Step(
             "", f"{e.metric} estimated {e.estimated:.3f}, realised {e.realised:.3f} ({verdict})"

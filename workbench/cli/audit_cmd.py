@@ -8,6 +8,7 @@ import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, escape, json_option, print_json, table
+from workbench.textfmt import counted
 
 
 @click.group(invoke_without_command=True)
@@ -115,11 +116,11 @@ def verify(ctx: Ctx, kept: str | None, repair: bool, as_json: bool) -> None:
         for p in r.problems:
             echo(f"FAIL {p}")
         for by, n in r.left_out.items():
-            echo(f"NOTE {n:,} object(s) not here by choice: left out of {by}")
+            echo(f"NOTE {counted(n, 'object')} not here by choice: left out of {by}")
         echo(
             f"audit chain: {r.audit_entries} entries; objects: {r.objects_checked} re-hashed; "
             f"{len(r.orphans)} unreferenced"
         )
-        echo("verify: OK" if r.ok else f"verify: {len(r.problems)} problem(s) found")
+        echo("verify: OK" if r.ok else f"verify: {counted(len(r.problems), 'problem')} found")
     if not r.ok:
         sys.exit(1)

@@ -6,6 +6,7 @@ import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import echo, json_option, print_json
+from workbench.textfmt import counted
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,6 +46,6 @@ def add(
         print_json(done)
         return
     echo(
-        f"Labelled {done.labels:,} prediction(s) of {done.model} from {done.file} "
-        f"({done.ids:,} id(s), matched by {done.matched_by})"
+        f"Labelled {counted(done.labels, 'prediction')} of {done.model} from {done.file} "
+        f"({counted(done.ids, 'id')}, matched by {done.matched_by})"
     )

@@ -11,6 +11,7 @@ from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, fmt_num, json_option, print_json, table
 from workbench.core.monitor.estimate import MAIN_METRIC
 from workbench.core.monitor.windows import WINDOW_HELP
+from workbench.textfmt import counted
 
 if TYPE_CHECKING:
     from workbench.app.monitoring import Monitored
@@ -112,7 +113,9 @@ def _show(done: Monitored, metric: str | None, saved: bool) -> None:
             fmt_num(w.p99_latency_ms, 3), ", ".join(w.alerts) or "",
         ])  # fmt: skip
     title = (
-        f"{r.model}" + (f" ({r.alias})" if r.alias else "") + f": {len(r.windows)} window(s) of "
+        f"{r.model}"
+        + (f" ({r.alias})" if r.alias else "")
+        + f": {counted(len(r.windows), 'window')} of "
         f"{r.window}; estimated {name} with its band, realised where labelled"
     )
     columns = ["window", "rows", "labelled", "inputs drifted", "pred. drift",

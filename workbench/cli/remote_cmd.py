@@ -8,7 +8,7 @@ import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, json_option, print_json, table
-from workbench.textfmt import human_bytes
+from workbench.textfmt import counted, human_bytes
 
 if TYPE_CHECKING:
     from workbench.core.remote.sync import Synced
@@ -69,7 +69,7 @@ def remove(ctx: Ctx, name: str) -> None:
 def _moved(what: str, where: str, done: Synced) -> None:
     """The one line a push or a pull that moved something prints."""
     echo(
-        f"{what}: {done.objects_sent:,} object(s), {human_bytes(done.bytes_sent)} "
+        f"{what}: {counted(done.objects_sent, 'object')}, {human_bytes(done.bytes_sent)} "
         f"({done.objects_present:,} already {where}), and the catalog "
         f"({human_bytes(done.catalog_bytes)}); audit entry {done.before_seq} -> {done.audit_seq}"
     )
@@ -94,7 +94,7 @@ def push(ctx: Ctx, name: str | None, as_json: bool) -> None:
         return
     _moved(f"Pushed to {done.remote}", "there", done)
     if done.running:
-        echo(f"{done.running} run(s) were still running: they arrive as running; push again "
+        echo(f"{counted(done.running, 'run')} {'was' if done.running == 1 else 'were'} still running: they arrive as running; push again "
              "when they end")  # fmt: skip
 
 
@@ -154,13 +154,13 @@ def bundle_create(
         return
     since_text = f" since {done.base}" if done.base else ""
     echo(
-        f"Bundled {done.objects:,} of {done.referenced:,} object(s){since_text} "
+        f"Bundled {done.objects:,} of {counted(done.referenced, 'object')}{since_text} "
         f"({human_bytes(done.object_bytes)}) and the catalog ({human_bytes(done.catalog_bytes)}, "
         f"audit entry {done.audit_seq}) into {done.file}: {human_bytes(done.bytes)}, "
         f"sha256 {done.sha256[:16]}… (in {done.file}.sha256)"
     )
     if done.left_out:
-        echo(f"Left out {done.left_out:,} object(s) the other side will lack"
+        echo(f"Left out {counted(done.left_out, 'object')} the other side will lack"
              + (f" (only {', '.join(done.only)} carried)" if done.only else ""))  # fmt: skip
 
 
@@ -182,9 +182,9 @@ def bundle_import(ctx: Ctx, file: str, as_json: bool) -> None:
              f"entry {done.audit_seq})")  # fmt: skip
         return
     echo(
-        f"Imported {done.file}: {done.objects:,} object(s) ({human_bytes(done.object_bytes)}) "
+        f"Imported {done.file}: {counted(done.objects, 'object')} ({human_bytes(done.object_bytes)}) "
         f"and the catalog; audit entry {done.before_seq} -> {done.audit_seq}"
     )
     if done.left_out:
-        echo(f"Left out by the bundle: {done.left_out:,} object(s); reading one says so "
+        echo(f"Left out by the bundle: {counted(done.left_out, 'object')}; reading one says so "
              "(`workbench verify` lists them); a bundle that carries them fills them in")  # fmt: skip

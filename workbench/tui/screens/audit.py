@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Input, Static
 
+from workbench.textfmt import counted
 from workbench.tui.base import WBScreen
 from workbench.tui.messages import ShowError
 from workbench.tui.widgets.footer import WBFooter
@@ -94,5 +95,7 @@ class AuditScreen(WBScreen):
         else:
             status.update("[red]verify: FAILED[/]\n" + "\n".join(report.problems[:10]))
             self.post_message(
-                ShowError(f"verify found {len(report.problems)} problem(s): {report.problems[0]}")
+                ShowError(
+                    f"verify found {counted(len(report.problems), 'problem')}: {report.problems[0]}"
+                )
             )

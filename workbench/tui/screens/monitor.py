@@ -16,6 +16,7 @@ from textual_plotext import PlotextPlot
 from workbench.core.monitor.estimate import MAIN_METRIC
 from workbench.core.monitor.predicted import text as predicted_text
 from workbench.core.monitor.windows import MIN_DRIFT_ROWS
+from workbench.textfmt import counted
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.messages import Open
@@ -217,7 +218,7 @@ class MonitorScreen(WBScreen):
         def done(result: Any) -> None:
             fired = [f.alert.name for f in result.firings]
             status.update(
-                f"{escape(ref)}: {len(result.report.windows)} window(s)"
+                f"{escape(ref)}: {counted(len(result.report.windows), 'window')}"
                 + (f"; [red]alerts: {escape(', '.join(fired))}[/]" if fired else "")
             )
             self.refresh_data()
