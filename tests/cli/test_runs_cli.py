@@ -112,6 +112,36 @@ def test_train_list_show_compare_tag_delete(tmp_path: Path) -> None:
     assert ok.code == 0 and "fast" in ok.out
 
 
+def test_many_runs_compare_a_run_per_row_and_the_best_curve_in_colour(tmp_path: Path) -> None:
+    """Twelve runs do not stand side by side in 160 columns (every value broke over
+    lines): a run per row, the params they share said once, the best marked; their
+    curves in grey with the best one named in the legend (twelve legend entries did not
+    fit, and plotext drew none)."""
+    from workbench.core.fluent import start_run
+    from workbench.core.project import Project
+
+    project, _ = Project.init(tmp_path / "p")
+    ids = []
+    for seed in range(12):
+        with start_run(experiment="e", name=f"s{seed}", project=project) as run:
+            run.log_params({"model": "lightgbm", "seed": seed})
+            final = 0.3 if seed == 7 else 0.4 + seed / 100
+            for step in range(1, 6):
+                run.log_metric("val_loss", 1 - (1 - final) * step / 5, step=step)
+        ids.append(run.id[:8])
+    r = run_cli("runs", "compare", *ids, "--plot", "val_loss", cwd=project.root)
+    assert r.code == 0, r.err
+    assert "Same in all 12 runs: model=lightgbm" in r.out
+    rows = [line for line in r.out.splitlines() if line.startswith("│ run:")]
+    assert len(rows) == 12 and all(line.count("│") == 5 for line in rows)  # run name seed loss
+    best = next(line for line in rows if "*" in line)
+    assert f"run:{ids[7]}" in best and "0.3 *" in best
+    assert "val_loss: 12 runs in grey, the best by its last value in red" in r.out
+    assert f"best: run:{ids[7]} (0.3)" in r.out
+    few = run_cli("runs", "compare", *ids[:3], cwd=project.root)  # side by side, as before
+    assert "Params (differences in yellow)" in few.out and f"run:{ids[2]}" in few.out
+
+
 def test_run_errors_are_one_line(tmp_path: Path) -> None:
     root = tmp_path / "p"
     run_cli("init", str(root))

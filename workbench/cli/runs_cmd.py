@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -249,44 +249,72 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
     if as_json:
         print_json(runs_)
         return
-    header = ["", *[r.ref for r in runs_]]
     keys = sorted({k for r in runs_ for k in r.params})
-    prow = []
-    for k in keys:
-        values = [r.params.get(k) for r in runs_]
-        differs = len(set(values)) > 1
-        prow.append(
-            [
-                f"[bold yellow]{escape(k)}[/]" if differs else escape(k),
-                *[
-                    (f"[yellow]{escape(v)}[/]" if differs else escape(v)) if v is not None else "-"
-                    for v in values
-                ],
-            ]
-        )
-    c = console()
-    c.print(table("Params (differences in yellow)", header, prow))
     mkeys = sorted({k for r in runs_ for k in r.metrics if not k.endswith("_curve")})
-    mrow = []
-    for k in mkeys:
-        metric_values = [r.last(k) for r in runs_]
-        present = [v for v in metric_values if v is not None]
-        lower_better = any(t in k for t in ("loss", "rmse", "mae", "mse", "seconds"))
-        best = (min(present) if lower_better else max(present)) if present else None
-        mrow.append(
+    best = {k: _best([r.last(k) for r in runs_], k) for k in mkeys}
+
+    def metric_cell(k: str, v: float | None) -> str:
+        return f"[bold green]{fmt_num(v)} *[/]" if v is not None and v == best[k] else fmt_num(v)
+
+    def param_cell(v: Any, differs: bool) -> str:
+        if v is None:
+            return "-"
+        return f"[yellow]{escape(v)}[/]" if differs else escape(v)
+
+    differing = {k for k in keys if len({r.params.get(k) for r in runs_}) > 1}
+    c = console()
+    if len(runs_) <= max(2, (c.width - 24) // 15):  # each run a column of ~15 characters
+        header = ["", *[r.ref for r in runs_]]
+        prow = [
             [
-                escape(k),
-                *[
-                    ("[bold green]" + fmt_num(v) + " *[/]")
-                    if v == best and len(present) > 1
-                    else fmt_num(v)
-                    for v in metric_values
-                ],
+                f"[bold yellow]{escape(k)}[/]" if k in differing else escape(k),
+                *[param_cell(r.params.get(k), k in differing) for r in runs_],
             ]
+            for k in keys
+        ]
+        c.print(table("Params (differences in yellow)", header, prow))
+        mrow = [[escape(k), *[metric_cell(k, r.last(k)) for r in runs_]] for k in mkeys]
+        c.print(table("Metrics (* best)", header, mrow))
+    else:
+        # Too many runs to stand side by side (at 30, every value broke over 3 lines):
+        # a run per row, the params they share said once.
+        same = [k for k in keys if k not in differing]
+        if same:
+            shared = ", ".join(f"{escape(k)}={escape(runs_[0].params[k])}" for k in same)
+            c.print(f"Same in all {len(runs_)} runs: {shared}")
+        shown = [k for k in keys if k in differing]
+        rows = [
+            [
+                r.ref,
+                escape(r.name or ""),
+                *[param_cell(r.params.get(k), True) for k in shown],
+                *[metric_cell(k, r.last(k)) for k in mkeys],
+            ]
+            for r in runs_
+        ]
+        c.print(
+            table(
+                "Runs (params that differ in yellow; * best)",
+                ["run", "name", *[f"params.{k}" for k in shown], *mkeys],
+                rows,
+            )
         )
-    c.print(table("Metrics (* best)", header, mrow))
     if plot_metric:
         _plot(ctx, runs_, plot_metric)
+
+
+MAX_LEGEND = 8  # curves drawn each with its own colour and legend entry
+
+
+def _best(values: list[float | None], metric: str) -> float | None:
+    """The best of a metric's values (the lowest of a loss or an error), or None when
+    fewer than two runs have it: one value is not a comparison."""
+    from workbench.core.runs.records import lower_is_better
+
+    present = [v for v in values if v is not None and v == v]
+    if len(present) < 2:
+        return None
+    return min(present) if lower_is_better(metric) else max(present)
 
 
 def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
@@ -296,20 +324,30 @@ def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
     from workbench.core.errors import UsageError
 
     plt.clear_figure()
-    drawn = 0
     steps: list[int] = []
     curves = ctx.project.runs.histories([r.id for r in runs_], metric)
-    for r in runs_:
-        pts = curves[r.id]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            plt.plot(list(xs), list(ys), label=r.ref)
-            steps.extend(xs)
-            drawn += 1
+    drawn = [r for r in runs_ if curves[r.id]]
     if not drawn:
         raise UsageError(f"none of these runs has points for metric {metric!r}")
+    # Past a few curves a legend no longer fits beside 20 lines (plotext drops it) and
+    # colours repeat: every curve is drawn grey and the best by its last value in colour.
+    lasts = [curves[r.id][-1][1] for r in drawn]
+    best = _best(lasts, metric) if len(drawn) > MAX_LEGEND else None
+    title = metric
+    for r, last in zip(drawn, lasts, strict=True):
+        xs, ys = zip(*curves[r.id], strict=True)
+        steps.extend(xs)
+        if best is None:
+            plt.plot(list(xs), list(ys), label=r.ref)
+        elif last != best:
+            plt.plot(list(xs), list(ys), color="gray")
+    if best is not None:
+        r = drawn[lasts.index(best)]
+        xs, ys = zip(*curves[r.id], strict=True)
+        plt.plot(list(xs), list(ys), color="red+", label=f"best: {r.ref} ({fmt_num(best)})")
+        title = f"{metric}: {len(drawn)} runs in grey, the best by its last value in red"
     step_axis(plt, steps)
-    plt.title(metric)
+    plt.title(title)
     plt.xlabel("step")
     plt.plotsize(min(console().width, 120), 20)
     plt.theme("clear")

@@ -56,7 +56,6 @@ PIPELINE_KEYS = (
 # Gate keys are alias names, which a user chooses; one a letter or two away from these
 # is taken for a typo (a gate that never applies is worse than a refusal).
 USUAL_ALIASES = ("staging", "production", "champion", "challenger", "candidate")
-LOWER_IS_BETTER = ("rmse", "mae", "log_loss")
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,9 @@ class PipelineSettings:
 
     @property
     def lower_is_better(self) -> bool:
-        return any(k in self.metric for k in LOWER_IS_BETTER)
+        from workbench.core.runs.records import lower_is_better
+
+        return lower_is_better(self.metric)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,16 @@ from typing import Any
 
 from workbench.core.records import Record
 
+# Names of metrics where less is better; any other metric is better higher (auc, f1, r2).
+LOWER_IS_BETTER = ("loss", "rmse", "mse", "mae", "error", "seconds")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether ``metric`` improves downwards, by its name: the one rule the compare
+    table, the app, sweeps and the pipeline's gate all go by, so that they never call
+    different runs the best."""
+    return any(word in metric for word in LOWER_IS_BETTER)
+
 
 @dataclass(eq=False)
 class MetricSummary(Record):

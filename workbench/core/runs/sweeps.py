@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import UsageError
 from workbench.core.runs.recipe import Recipe, parse_value
+from workbench.core.runs.records import lower_is_better
 from workbench.core.runs.training import train
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def sweep(
         ray = connect(address)
     task = data["task"]
     metric = metric or ("val_rmse" if task == "regression" else "val_auc")
-    lower = any(t in metric for t in ("loss", "rmse", "mae", "mse"))
+    lower = lower_is_better(metric)
     parent = project.runs.start(
         experiment=base.experiment,
         name=base.name or "sweep",

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Header, Label, Select
 from textual_plotext import PlotextPlot
 
 from workbench.app.plots import step_axis
-from workbench.core.runs.records import RunInfo
+from workbench.core.runs.records import RunInfo, lower_is_better
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.widgets.footer import WBFooter
@@ -74,7 +74,7 @@ class CompareScreen(WBScreen):
         for k in sorted({k for r in runs for k in r.metrics}):
             lasts = [r.last(k) for r in runs]
             nums = [v for v in lasts if isinstance(v, float | int) and v == v]
-            lower = any(w in k for w in ("loss", "rmse", "mae", "error", "seconds"))
+            lower = lower_is_better(k)
             best = (min(nums) if lower else max(nums)) if nums else None
             metrics.add_row(
                 k,
