@@ -240,7 +240,11 @@ def show(ctx: Ctx, run_ref: str, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_json: bool) -> None:
-    """Runs side by side: differing params highlighted, best metric marked."""
+    """Runs side by side: differing params highlighted, best metric marked.
+
+    More runs than fit side by side are shown a run per row, with the params they all
+    share said once; past 8 curves, --plot draws them grey and the best one in red.
+    """
     from workbench.core.errors import UsageError
 
     if len(run_refs) < 2:
