@@ -46,3 +46,55 @@ def step_ticks(lo: int, hi: int, most: int = 6) -> list[int]:
     first = (lo // step + 1) * step
     ticks = [lo] + [t for t in range(first, hi + 1, step) if t - lo >= step / 3]
     return ticks
+
+
+def _brief_value(v: object) -> str | None:
+    """One value of an audit entry's details, short: ids cut to 12 characters, numbers
+    as a table shows them, a short list joined; None for what says nothing on a line."""
+    if v is None or v == "" or v == [] or v == {}:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, str):
+        hexish = len(v) in (32, 64) and all(c in "0123456789abcdef" for c in v)
+        return v[:12] if hexish else v
+    if isinstance(v, list):
+        if all(isinstance(x, dict) and isinstance(x.get("passed"), bool) for x in v):
+            return f"{sum(x['passed'] for x in v)}/{len(v)} passed"  # gates
+        if all(not isinstance(x, dict | list) for x in v):
+            shown = ",".join(str(_brief_value(x)) for x in v[:3])
+            return shown + (f",…(+{len(v) - 3})" if len(v) > 3 else "")
+        return f"({len(v)})"
+    return None  # a nested record: its scalars are listed by ``brief``
+
+
+def brief(details: dict[str, object], limit: int = 80, skip: tuple[str, ...] = ()) -> str:
+    """An audit entry's details on one line: ``rows=27,020, drifted=true, …``. A
+    record nested one deep (a monitor report's latest window) shows its own scalars
+    (``latest.drift_share=0.5385``, or without the prefix when it is all there is),
+    where ``str(dict)`` printed Python's repr, cut mid-key."""
+    if len(details) == 1 and isinstance(next(iter(details.values())), dict):
+        (details,) = details.values()  # type: ignore[assignment]
+        prefix = ""
+    else:
+        prefix = None
+    parts: list[str] = []
+    nested: list[str] = []
+    for key, value in details.items():
+        if key in skip:
+            continue
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                text = _brief_value(v)
+                if text is not None:
+                    nested.append(f"{key}.{sub}={text}")
+            continue
+        text = _brief_value(value)
+        if text is not None:
+            parts.append(f"{prefix or ''}{key}={text}")
+    line = ", ".join(parts + nested)
+    return line if len(line) <= limit else line[: limit - 1] + "…"

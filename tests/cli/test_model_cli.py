@@ -50,6 +50,11 @@ def test_register_promote_predict_rollback_card(models: Project, tmp_path: Path)
     audit = json.loads(run_cli("audit", "--json", cwd=root).out)
     actions = [e["action"] for e in audit]
     assert {"model.register", "model.promote", "model.rollback", "model.predict"} <= set(actions)
+    # the trail as a person reads it: each detail on its line, gates counted, not a repr
+    lines = run_cli("audit", "-n", "50", cwd=root).out
+    promoted = [line for line in lines.splitlines() if "model.promote" in line]
+    assert promoted and all("gates=" in line and " passed" in line for line in promoted[1:])
+    assert "{'" not in lines and "[{" not in lines and "'passed'" not in lines
     assert run_cli("verify", cwd=root).code == 0
 
 

@@ -68,9 +68,9 @@ def head(ctx: Ctx, as_json: bool) -> None:
 
 
 def _summary(details: dict) -> str:
-    parts = [f"{k}={v}" for k, v in details.items() if v not in (None, "", [], {}) and k != "id"]
-    text = ", ".join(parts)
-    return text if len(text) <= 80 else text[:77] + "..."
+    from workbench.textfmt import brief
+
+    return brief(details, 80, skip=("id",))  # a version's id: its subject names it
 
 
 @click.command()

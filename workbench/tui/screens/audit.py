@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Input, Static
 
-from workbench.textfmt import counted
+from workbench.textfmt import brief, counted
 from workbench.tui.base import WBScreen
 from workbench.tui.messages import ShowError
 from workbench.tui.widgets.footer import WBFooter
@@ -55,13 +55,13 @@ class AuditScreen(WBScreen):
         table = self.query_one("#audit", DataTable)
         table.clear()
         for e in entries:
-            details = ", ".join(
-                f"{k}={v}"
-                for k, v in e["details"].items()
-                if v not in (None, "", [], {}) and k != "gates"
-            )
             table.add_row(
-                str(e["seq"]), e["at"], e["actor"], e["action"], e["subject"], details[:120]
+                str(e["seq"]),
+                e["at"],
+                e["actor"],
+                e["action"],
+                e["subject"],
+                brief(e["details"], 120, skip=("id",)),
             )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
