@@ -128,14 +128,13 @@ def test_runs_filter_sort_errors_and_compare(tui_project: Project) -> None:
         await settle(pilot)
         assert type(app.screen).__name__ == "CompareScreen"
         params = table(app, "#cmp-params")
-        model_row = next(
-            params.get_row_at(i)
-            for i in range(params.row_count)
-            if "model" in str(params.get_row_at(i)[0])
-            and "yellow" in str(params.get_row_at(i)[0])
-            and "model." not in str(params.get_row_at(i)[0])
-        )
+        rows = [params.get_row_at(i) for i in range(params.row_count)]
+        model_row = next(r for r in rows if str(r[0]) == "model")
+        assert "yellow" in str(model_row[0].style)  # it differs
         assert "lightgbm" in str(model_row) and "logistic" in str(model_row)
+        # a param one run lacks reads "-", as in the CLI, never Python's None
+        cells = [str(c) for r in rows for c in r[1:]]
+        assert "-" in cells and "None" not in cells
         assert table(app, "#cmp-metrics").row_count > 5
 
     drive(tui_project, steps)

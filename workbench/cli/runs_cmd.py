@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -310,7 +311,7 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
 MAX_LEGEND = 8  # curves drawn each with its own colour and legend entry
 
 
-def _best(values: list[float | None], metric: str) -> float | None:
+def _best(values: Sequence[float | None], metric: str) -> float | None:
     """The best of a metric's values (the lowest of a loss or an error), or None when
     fewer than two runs have it: one value is not a comparison."""
     from workbench.core.runs.records import lower_is_better

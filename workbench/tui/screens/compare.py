@@ -3,6 +3,7 @@ curve overlaid, or, for a seed group, drawn as its mean and a ±1 std band."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -66,8 +67,10 @@ class CompareScreen(WBScreen):
         for k in sorted({k for r in runs for k in r.params}):
             values = [r.params.get(k) for r in runs]
             differs = len(set(values)) > 1
-            cells = [f"[yellow]{v}[/]" if differs else str(v) for v in values]
-            params.add_row(f"[b yellow]{k}[/]" if differs else k, *cells)
+            # Text, not markup: a stored value such as "[/]" or "[red]x" is shown as it is
+            # (as markup it was parsed: styled, or refused), and a missing one as "-"
+            cells = [Text(fmt(v), style="yellow" if differs else "") for v in values]
+            params.add_row(Text(fmt(k), style="bold yellow" if differs else ""), *cells)
         metrics = self.query_one("#cmp-metrics", DataTable)
         metrics.clear(columns=True)
         metrics.add_columns("metric", *heads)
