@@ -82,10 +82,13 @@ class VersionReader:
 
 def fast_sums(con: duckdb.DuckDBPyConnection, digests: Iterable[str]) -> dict[str, str]:
     """The fast checksums recorded for these objects (none for ones stored before
-    workbench kept them: those are checked by SHA-256)."""
+    workbench kept them: those are checked by SHA-256). The list is bound as one value,
+    which DuckDB looks up in the primary key's index at any length; a long list in the
+    form ``IN (SELECT unnest(?))`` became a hash join over every object's row (as a run's
+    rows did: runs.OF_RUNS)."""
     wanted = builtins.list(digests)
     return dict(
         con.execute(
-            "SELECT hash, xxh3 FROM object_sums WHERE hash IN (SELECT unnest(?))", [wanted]
+            "SELECT hash, xxh3 FROM object_sums WHERE hash IN ?::VARCHAR[]", [wanted]
         ).fetchall()
     )
