@@ -174,6 +174,28 @@ def test_predict_answers_as_workbench_predict_in_every_body_form(
     assert sql(registered, "SELECT count(*) AS n FROM predictions") == [{"n": 160}]
 
 
+def test_an_mlflow_client_s_bodies_are_answered_the_same(
+    tmp_path: Path, registered: Project
+) -> None:
+    """A client written for `mlflow models serve` keeps working: its three JSON forms
+    (dataframe_records, dataframe_split, inputs as records) answer as a list of records
+    does; a body in none of them is refused naming them all."""
+    rows = batch(12)
+    ours = predicted(registered, tmp_path, rows, "churn-model@production")
+    records = json.loads(rows.write_json())
+    split = {"columns": rows.columns, "data": [list(r.values()) for r in records]}
+    with serving(registered) as server:
+        for body in (
+            {"dataframe_records": records},
+            {"dataframe_split": split},
+            {"inputs": records},
+        ):
+            status, answer = server.call("/predict", json.dumps(body, default=str).encode())
+            assert status == 200 and answer["predictions"] == ours, body.keys()
+        status, answer = server.call("/predict", b'{"rows": []}')
+        assert status == 400 and "dataframe_records, dataframe_split or inputs" in answer["error"]
+
+
 @pytest.mark.slow
 def test_bad_requests_are_4xx_with_the_cli_s_one_line_reason(
     tmp_path: Path, registered: Project

@@ -177,12 +177,15 @@ def read_body(data: bytes, content_type: str) -> Any:
         except Exception as exc:
             text = " ".join(str(exc).split())[:200]
             raise Refused(400, f"cannot read dataframe_split: {text}") from None
-    if isinstance(body, dict) and "dataframe_records" in body:
-        body = {"records": body["dataframe_records"]}
+    for mlflow_key in ("dataframe_records", "inputs"):  # MLflow's scoring server's keys
+        if isinstance(body, dict) and mlflow_key in body:
+            body = {"records": body[mlflow_key]}
     records = body.get("records") if isinstance(body, dict) else body
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise Refused(
-            400, 'send a list of records, {"records": [...]} or {"columns": {name: [values]}}'
+            400,
+            'send a list of records, {"records": [...]} or {"columns": {name: [values]}} '
+            "(or MLflow's dataframe_records, dataframe_split or inputs)",
         )
     return pl.DataFrame(records, infer_schema_length=None)
 
