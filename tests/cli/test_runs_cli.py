@@ -140,6 +140,13 @@ def test_many_runs_compare_a_run_per_row_and_the_best_curve_in_colour(tmp_path: 
     assert f"best: run:{ids[7]} (0.3)" in r.out
     few = run_cli("runs", "compare", *ids[:3], cwd=project.root)  # side by side, as before
     assert "Params (differences in yellow)" in few.out and f"run:{ids[2]}" in few.out
+    # a curve no run has: refused before any table is printed, saying which they have
+    bad = run_cli("runs", "compare", *ids[:3], "--plot", "val_los", cwd=project.root)
+    assert bad.code == 2 and bad.out == ""
+    assert bad.err.strip() == (
+        "error: none of these runs has points for metric 'val_los'; they have: val_loss"
+    )
+    assert "Params (differences in yellow)" in few.out and f"run:{ids[2]}" in few.out
 
 
 def test_run_errors_are_one_line(tmp_path: Path) -> None:

@@ -254,6 +254,8 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
     if as_json:
         print_json(runs_)
         return
+    # the curves first: a metric no run has is refused before any table is printed
+    curves = _curves(ctx, runs_, plot_metric) if plot_metric else {}
     keys = sorted({k for r in runs_ for k in r.params})
     mkeys = sorted({k for r in runs_ for k in r.metrics if not k.endswith("_curve")})
     best = {k: _best([r.last(k) for r in runs_], k) for k in mkeys}
@@ -305,7 +307,7 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
             )
         )
     if plot_metric:
-        _plot(ctx, runs_, plot_metric)
+        _plot(runs_, plot_metric, curves)
 
 
 MAX_LEGEND = 8  # curves drawn each with its own colour and legend entry
@@ -322,18 +324,27 @@ def _best(values: Sequence[float | None], metric: str) -> float | None:
     return min(present) if lower_is_better(metric) else max(present)
 
 
-def _plot(ctx: Ctx, runs_: list[RunInfo], metric: str) -> None:
+def _curves(ctx: Ctx, runs_: list[RunInfo], metric: str) -> dict[str, list[tuple[int, float]]]:
+    """Each run's points of ``metric``; none at all is a usage error naming what the runs
+    do have."""
+    from workbench.core.errors import UsageError
+
+    curves = ctx.project.runs.histories([r.id for r in runs_], metric)
+    if not any(curves.values()):
+        have = sorted({k for r in runs_ for k, m in r.metrics.items() if m.count > 1})
+        hint = f"; they have: {', '.join(have[:12])}" if have else ""
+        raise UsageError(f"none of these runs has points for metric {metric!r}{hint}")
+    return curves
+
+
+def _plot(runs_: list[RunInfo], metric: str, curves: dict[str, list[tuple[int, float]]]) -> None:
     import plotext as plt
 
     from workbench.app.plots import step_axis
-    from workbench.core.errors import UsageError
 
     plt.clear_figure()
     steps: list[int] = []
-    curves = ctx.project.runs.histories([r.id for r in runs_], metric)
     drawn = [r for r in runs_ if curves[r.id]]
-    if not drawn:
-        raise UsageError(f"none of these runs has points for metric {metric!r}")
     # Past a few curves a legend no longer fits beside 20 lines (plotext drops it) and
     # colours repeat: every curve is drawn grey and the best by its last value in colour.
     lasts = [curves[r.id][-1][1] for r in drawn]
