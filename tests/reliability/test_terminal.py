@@ -182,3 +182,40 @@ def test_the_app_shows_stored_text_inert(built: tuple[Path, str], tmp_path: Path
     assert "\\x1b[31mred" in shown or "\\u202e" in shown, "the stored text is on screen"
     raw = NOT_IN_KEYS.findall(shown.replace("\n", "").replace("\t", ""))
     assert not raw, f"a raw character reached a screen: {raw!r}"
+
+
+def test_stored_text_that_is_not_valid_markup_is_shown_not_a_crash(tmp_path: Path) -> None:
+    """Table cells are drawn as Rich markup; a run named ``a[/]b`` (a legal name) or a
+    tag ``[/]`` stopped the app with a MarkupError on the overview's first paint. Each
+    screen that lists them now draws the text as it is."""
+    from tests.tui.test_app import settle
+    from workbench.core.fluent import start_run
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.widgets.table import Table
+
+    p, _ = Project.init(tmp_path / "p")
+    for name in ("a[/]b", "plain"):
+        with start_run(experiment="e", name=name, project=p) as run:
+            run.log_params({"model": "[/]", "lr": "[red]x"})
+            run.log_metric("val_auc", 0.5)
+            run.set_tag("note", "[/] closes nothing")
+
+    async def main() -> tuple[list[str], list[str]]:
+        seen: list[str] = []
+        screens: list[str] = []
+        app = WorkbenchApp(p)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot)
+            for keys in (("o",), ("r",), ("enter",), ("escape", "space", "down", "space", "c"),
+                         ("escape", "a")):  # fmt: skip
+                await pilot.press(*keys)
+                await settle(pilot)
+                screens.append(type(app.screen).__name__)
+                for table in app.screen.query(Table):
+                    for row in range(table.row_count):
+                        seen += [str(c) for c in table.get_row_at(row)]
+        return seen, screens
+
+    seen, screens = asyncio.run(main())
+    assert screens == ["OverviewScreen", "RunsScreen", "RunScreen", "CompareScreen", "AuditScreen"]
+    assert "a[/]b" in seen and "[/] closes nothing" in seen and "[/]" in seen

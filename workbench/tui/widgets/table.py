@@ -71,9 +71,21 @@ def _cell_line(
 
 
 def safe_cell(value: Any) -> Any:
-    """A cell with control, invisible and bidi characters escaped (``core.text.inert``)."""
+    """A cell with control, invisible and bidi characters escaped (``core.text.inert``).
+
+    A text cell is drawn as Rich markup (screens style cells that way), so a stored value
+    that is not valid markup, a run named ``a[/]b``, stopped the app with a MarkupError
+    on its next paint: such a cell is drawn as the plain text it is."""
     if isinstance(value, str):
-        return inert(value)  # a line break stays one: a cell may hold several lines
+        value = inert(value)  # a line break stays one: a cell may hold several lines
+        if "[" in value:
+            from rich.errors import MarkupError
+
+            try:
+                return Text.from_markup(value, end="")
+            except MarkupError:
+                return Text(value, end="")
+        return value
     if isinstance(value, Text) and UNSAFE.search(value.plain):
         return Text(inert(value.plain), style=value.style)
     return value
