@@ -186,14 +186,19 @@ def test_the_app_shows_stored_text_inert(built: tuple[Path, str], tmp_path: Path
 
 def test_stored_text_that_is_not_valid_markup_is_shown_not_a_crash(tmp_path: Path) -> None:
     """Table cells are drawn as Rich markup; a run named ``a[/]b`` (a legal name) or a
-    tag ``[/]`` stopped the app with a MarkupError on the overview's first paint. Each
-    screen that lists them now draws the text as it is."""
+    tag ``[/]`` stopped the app with a MarkupError on the overview's first paint, and a
+    model's description ``[/]`` the models screen. Each screen now draws the text as it is."""
     from tests.tui.test_app import settle
     from workbench.core.fluent import start_run
+    from workbench.core.runs.training import Recipe, train
     from workbench.tui.app import WorkbenchApp
     from workbench.tui.widgets.table import Table
 
     p, _ = Project.init(tmp_path / "p")
+    frame(200).write_csv(tmp_path / "a.csv")
+    p.datasets.add(tmp_path / "a.csv", name="t", message="[/] a message")
+    model_run = train(p, Recipe(dataset="t@1", target="churned", params={"n_estimators": 3}))
+    p.models.register(model_run, "m", description="[/] a description")
     for name in ("a[/]b", "plain"):
         with start_run(experiment="e", name=name, project=p) as run:
             run.log_params({"model": "[/]", "lr": "[red]x"})
@@ -207,7 +212,7 @@ def test_stored_text_that_is_not_valid_markup_is_shown_not_a_crash(tmp_path: Pat
         async with app.run_test(size=(160, 50)) as pilot:
             await settle(pilot)
             for keys in (("o",), ("r",), ("enter",), ("escape", "space", "down", "space", "c"),
-                         ("escape", "a")):  # fmt: skip
+                         ("escape", "a"), ("m",), ("d",)):  # fmt: skip
                 await pilot.press(*keys)
                 await settle(pilot)
                 screens.append(type(app.screen).__name__)
@@ -217,5 +222,8 @@ def test_stored_text_that_is_not_valid_markup_is_shown_not_a_crash(tmp_path: Pat
         return seen, screens
 
     seen, screens = asyncio.run(main())
-    assert screens == ["OverviewScreen", "RunsScreen", "RunScreen", "CompareScreen", "AuditScreen"]
+    assert screens == [
+        "OverviewScreen", "RunsScreen", "RunScreen", "CompareScreen", "AuditScreen",
+        "ModelsScreen", "DatasetsScreen",
+    ]  # fmt: skip
     assert "a[/]b" in seen and "[/] closes nothing" in seen and "[/]" in seen

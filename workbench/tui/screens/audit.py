@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Input, Static
@@ -93,7 +94,7 @@ class AuditScreen(WBScreen):
             )
             self.notify("verify: OK")
         else:
-            status.update("[red]verify: FAILED[/]\n" + "\n".join(report.problems[:10]))
+            status.update("[red]verify: FAILED[/]\n" + escape("\n".join(report.problems[:10])))
             self.post_message(
                 ShowError(
                     f"verify found {counted(len(report.problems), 'problem')}: {report.problems[0]}"

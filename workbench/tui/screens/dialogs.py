@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -71,7 +72,7 @@ class ConfirmChange(Loader, ModalScreen[tuple[str, str] | None]):
 
         def refused(message: str) -> None:
             self.ok = False
-            self.query_one("#confirm-plan", Static).update(f"[red]cannot: {message}[/]")
+            self.query_one("#confirm-plan", Static).update(f"[red]cannot: {escape(message)}[/]")
             self._enable()
 
         self.load(lambda: self.plan(choice), shown, group="plan", on_error=refused)

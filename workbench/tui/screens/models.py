@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -12,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Header, Input, Label, Static
 
 from workbench.core.models.versions import AliasMove, ModelEntry, ModelVersion
+from workbench.core.text import inert
 from workbench.tui.base import Loader, WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.messages import ShowError
@@ -23,8 +25,6 @@ TRAFFIC_SECONDS = 1.0
 
 def traffic_text(servers: list[dict[str, Any]], traffic: dict[str, Any]) -> str:
     """One block per running server: what it serves, where, and its last 10 s."""
-    from rich.markup import escape
-
     if not servers:
         return "[dim]none running; start one:\nworkbench serve NAME@ALIAS[/]"
     blocks = []
@@ -189,7 +189,7 @@ class ModelsScreen(WBScreen):
             f"[b]{v.ref}[/] lineage: {v.dataset_ref or '?'} → run:{v.run_id[:8]} → {v.ref}"
             f"{' → ' + ', '.join(v.aliases) if v.aliases else ''}   "
             f"status {v.status}   artifact {v.artifact[:12]}"
-            + (f"\n{v.description}" if v.description else "")
+            + (f"\n{escape(inert(v.description))}" if v.description else "")
         )
 
     def _current(self) -> Any:
@@ -369,7 +369,7 @@ class PromoteDialog(Loader, ModalScreen[bool]):
         )
 
     def _failed(self, message: str) -> None:
-        self.query_one("#promote-status", Static).update(f"[red]{message}[/]")
+        self.query_one("#promote-status", Static).update(f"[red]{escape(message)}[/]")
         self.post_message(ShowError(message))
 
     def _gates(self, results: list[Any]) -> None:
