@@ -61,6 +61,17 @@ def test_runs_differing_only_in_seed_are_one_row_with_mean_and_std(project: Proj
         f"{np.mean(AUC[('lgbm', 0.05)]):.4f} ± {np.std(AUC[('lgbm', 0.05)], ddof=1):.4f}" in res.out
     )
     assert "7 runs in 3 configurations" in res.out
+    one = run_cli(
+        "runs",
+        "list",
+        "-g",
+        "-e",
+        "e",
+        "-f",
+        "params.`model.learning_rate` = 0.2",
+        cwd=project.root,
+    )
+    assert "1 run in 1 configuration (mean" in one.out, one.out
     data = json.loads(run_cli("runs", "list", "-g", "-e", "e", "--json", cwd=project.root).out)
     assert sorted(g["n"] for g in data) == [1, 3, 3]
 

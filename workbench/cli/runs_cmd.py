@@ -18,6 +18,7 @@ from workbench.cli.output import (
     print_json,
     table,
 )
+from workbench.textfmt import counted
 
 if TYPE_CHECKING:
     from workbench.core.runs.records import RunInfo, RunSummary
@@ -153,7 +154,10 @@ def _list_groups(
             cells.append(escape(spread_text(s) if s else fmt_num(g.column(c))))
         rows.append(cells)
     console().print(table(None, header, rows))
-    echo(f"{len(items):,} runs in {len(groups):,} configurations (mean ± standard deviation)")
+    echo(
+        f"{counted(len(items), 'run')} in {counted(len(groups), 'configuration')} "
+        "(mean ± standard deviation)"
+    )
 
 
 DEFAULTS = (["val_auc", "val_log_loss"], ["val_rmse", "val_r2"], ["val_accuracy"])

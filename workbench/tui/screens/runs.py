@@ -21,7 +21,7 @@ from textual_plotext import PlotextPlot
 
 from workbench.app.plots import step_axis
 from workbench.core.runs.records import RunInfo, RunSummary
-from workbench.textfmt import human_bytes
+from workbench.textfmt import counted, human_bytes
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt, status_markup, status_text
 from workbench.tui.screens.compare import CompareScreen
@@ -183,7 +183,7 @@ class RunsScreen(WBScreen):
         found = group_by_seed(runs)
         self.groups = {g.id: g.runs for g in found}
         self.query_one("#runs-error", Label).update(
-            f"{shown} in {len(found):,} configurations, mean ± std (g: each run)"
+            f"{shown} in {counted(len(found), 'configuration')}, mean ± std (g: each run)"
             + (f", sorted by {self.order}" if self.order else "")
         )
         rows = []
