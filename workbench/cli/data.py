@@ -103,7 +103,7 @@ def list_(ctx: Ctx, name: str | None, as_json: bool) -> None:
         ]
         console().print(
             table(
-                f"{name}: {len(versions)} versions",
+                f"{name}: {counted(len(versions), 'version')}",
                 ["version", "sha256", "rows", "cols", "stored", "created (UTC)", "message"],
                 rows,
             )

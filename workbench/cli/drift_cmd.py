@@ -16,6 +16,7 @@ from workbench.cli.output import (
     print_json,
     table,
 )
+from workbench.textfmt import counted
 
 
 class _DefaultGroup(click.Group):
@@ -197,7 +198,7 @@ def _print_report(report: Any) -> None:
     c.print(table(None, HEADER, rows))
     for reason, names in one_side.items():
         shown = ", ".join(names[:SHOW_MISSING]) + (", …" if len(names) > SHOW_MISSING else "")
-        c.print(f"{len(names):,} columns {escape(reason)}: {escape(shown)}")
+        c.print(f"{counted(len(names), 'column')} {escape(reason)}: {escape(shown)}")
 
 
 def _print_timeline(reports: list[Any]) -> None:

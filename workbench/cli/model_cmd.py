@@ -8,6 +8,7 @@ import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, escape, fmt_num, json_option, print_json, table
+from workbench.textfmt import counted
 
 
 @click.group()
@@ -32,7 +33,7 @@ def register(ctx: Ctx, run_ref: str, name: str, description: str | None, as_json
         return
     echo(
         f"Registered {mv.ref} from run:{mv.run_id[:8]} (trained on {mv.dataset_ref or 'unknown data'}, "
-        f"{len(mv.inputs)} inputs)"
+        f"{counted(len(mv.inputs), 'input')})"
     )
 
 

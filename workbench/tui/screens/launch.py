@@ -26,6 +26,7 @@ from textual_plotext import PlotextPlot
 from workbench.app.plots import step_axis
 from workbench.core.runs.recipe import MODELS
 from workbench.core.runs.records import RunInfo
+from workbench.textfmt import counted
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.messages import ShowError
@@ -258,7 +259,7 @@ class LaunchScreen(WBScreen):
             best = next((k for k in ("val_auc", "val_r2", "val_accuracy") if k in metrics), None)
             status.update(
                 f"[b]{info.ref}[/] {info.status}  {info.duration_s:.0f}s  "
-                f"{len(points)} points of {key or 'no curve yet'}"
+                f"{counted(len(points), 'point')} of {key or 'no curve yet'}"
                 + (f"  {best}={fmt(metrics[best].last)}" if best else "")
             )
             widget = self.query_one("#launch-plot", PlotextPlot)

@@ -136,7 +136,7 @@ class RunsScreen(WBScreen):
     def _show(self, runs: list[RunSummary]) -> None:
         more = len(runs) > self.limit
         runs = runs[: self.limit]
-        shown = f"first {len(runs):,} runs (n: more)" if more else f"{len(runs):,} runs"
+        shown = f"first {len(runs):,} runs (n: more)" if more else counted(len(runs), "run")
         if self.grouped:
             self._show_groups(runs, shown)
             return
