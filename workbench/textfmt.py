@@ -79,9 +79,6 @@ def brief(details: dict[str, object], limit: int = 80, skip: tuple[str, ...] = (
     where ``str(dict)`` printed Python's repr, cut mid-key."""
     if len(details) == 1 and isinstance(next(iter(details.values())), dict):
         (details,) = details.values()  # type: ignore[assignment]
-        prefix = ""
-    else:
-        prefix = None
     parts: list[str] = []
     nested: list[str] = []
     for key, value in details.items():
@@ -95,6 +92,6 @@ def brief(details: dict[str, object], limit: int = 80, skip: tuple[str, ...] = (
             continue
         text = _brief_value(value)
         if text is not None:
-            parts.append(f"{prefix or ''}{key}={text}")
+            parts.append(f"{key}={text}")
     line = ", ".join(parts + nested)
     return line if len(line) <= limit else line[: limit - 1] + "…"

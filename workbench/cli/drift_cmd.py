@@ -157,7 +157,11 @@ def compare(
         r = reports[0]
         echo_chart(
             plot_text(
-                r.column(plot_column), r.reference, r.current, min(console().width, 120), True
+                r.column(plot_column),
+                r.reference,
+                r.current,
+                min(console().width, 120),
+                color=True,
             )
         )
 

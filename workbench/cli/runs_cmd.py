@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,6 +17,7 @@ from workbench.cli.output import (
     print_json,
     table,
 )
+from workbench.core.runs.records import best_of
 from workbench.textfmt import counted
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
     curves = _curves(ctx, runs_, plot_metric) if plot_metric else {}
     keys = sorted({k for r in runs_ for k in r.params})
     mkeys = sorted({k for r in runs_ for k in r.metrics if not k.endswith("_curve")})
-    best = {k: _best([r.last(k) for r in runs_], k) for k in mkeys}
+    best = {k: best_of([r.last(k) for r in runs_], k) for k in mkeys}
 
     def metric_cell(k: str, v: float | None) -> str:
         return f"[bold green]{fmt_num(v)} *[/]" if v is not None and v == best[k] else fmt_num(v)
@@ -317,17 +317,6 @@ def compare(ctx: Ctx, run_refs: tuple[str, ...], plot_metric: str | None, as_jso
 MAX_LEGEND = 8  # curves drawn each with its own colour and legend entry
 
 
-def _best(values: Sequence[float | None], metric: str) -> float | None:
-    """The best of a metric's values (the lowest of a loss or an error), or None when
-    fewer than two runs have it: one value is not a comparison."""
-    from workbench.core.runs.records import lower_is_better
-
-    present = [v for v in values if v is not None and v == v]
-    if len(present) < 2:
-        return None
-    return min(present) if lower_is_better(metric) else max(present)
-
-
 def _curves(ctx: Ctx, runs_: list[RunInfo], metric: str) -> dict[str, list[tuple[int, float]]]:
     """Each run's points of ``metric``; none at all is a usage error naming what the runs
     do have."""
@@ -352,7 +341,7 @@ def _plot(runs_: list[RunInfo], metric: str, curves: dict[str, list[tuple[int, f
     # Past a few curves a legend no longer fits beside 20 lines (plotext drops it) and
     # colours repeat: every curve is drawn grey and the best by its last value in colour.
     lasts = [curves[r.id][-1][1] for r in drawn]
-    best = _best(lasts, metric) if len(drawn) > MAX_LEGEND else None
+    best = best_of(lasts, metric) if len(drawn) > MAX_LEGEND else None
     title = metric
     for r, last in zip(drawn, lasts, strict=True):
         xs, ys = zip(*curves[r.id], strict=True)

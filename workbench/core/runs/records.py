@@ -3,6 +3,7 @@ and an artifact. Attribute access for code; ``to_dict()`` for ``--json``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,15 @@ def lower_is_better(metric: str) -> bool:
     table, the app, sweeps and the pipeline's gate all go by, so that they never call
     different runs the best."""
     return any(word in metric for word in LOWER_IS_BETTER)
+
+
+def best_of(values: Sequence[float | None], metric: str) -> float | None:
+    """The best of a metric's values across runs (the lowest of a loss or an error), or
+    None when fewer than two runs have a number for it: one value is not a comparison."""
+    present = [v for v in values if isinstance(v, float | int) and v == v]
+    if len(present) < 2:
+        return None
+    return min(present) if lower_is_better(metric) else max(present)
 
 
 @dataclass(eq=False)

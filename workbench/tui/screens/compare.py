@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Header, Label, Select
 from textual_plotext import PlotextPlot
 
 from workbench.app.plots import step_axis
-from workbench.core.runs.records import RunInfo, lower_is_better
+from workbench.core.runs.records import RunInfo, best_of
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
 from workbench.tui.widgets.footer import WBFooter
@@ -76,13 +76,11 @@ class CompareScreen(WBScreen):
         metrics.add_columns("metric", *heads)
         for k in sorted({k for r in runs for k in r.metrics}):
             lasts = [r.last(k) for r in runs]
-            nums = [v for v in lasts if isinstance(v, float | int) and v == v]
-            lower = lower_is_better(k)
-            best = (min(nums) if lower else max(nums)) if nums else None
+            best = best_of(lasts, k)
             metrics.add_row(
                 k,
                 *[
-                    f"[b green]{fmt(v)}[/]" if v == best and len(nums) > 1 else fmt(v)
+                    f"[b green]{fmt(v)}[/]" if best is not None and v == best else fmt(v)
                     for v in lasts
                 ],
             )
