@@ -8,6 +8,7 @@ of PSI / Jensen-Shannon / K-L spelled out from Evidently's documented formula
 from __future__ import annotations
 
 import math
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
+from workbench.core.drift import stattests
 from workbench.core.drift.stattests import (
     METHODS,
     default_method,
@@ -233,6 +235,45 @@ def test_wasserstein_of_equal_sizes_matches_scipy(pairs: list[tuple[float, float
     """Equal sizes take the mean gap between the sorted sides, not the general merge."""
     r, c = (np.array(side) for side in zip(*pairs, strict=True))
     assert close(wasserstein_distance(r, c), stats.wasserstein_distance(r, c))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ref=st.lists(floats, min_size=1, max_size=120),
+    cur=st.lists(floats, min_size=1, max_size=120),
+    block=st.integers(1, 40),
+)
+def test_wasserstein_in_blocks_matches_scipy(
+    ref: list[float], cur: list[float], block: int
+) -> None:
+    """Big sides are summed a block of steps at a time (and small ones keep their steps):
+    both ways give scipy's distance, whichever side is the larger and however the
+    blocks fall."""
+    r, c = np.array(ref), np.array(cur)
+    want = stats.wasserstein_distance(r, c)
+    assert close(wasserstein_distance(r, c), want)
+    with (
+        patch.object(stattests, "SHARED_STEPS", 0),
+        patch.object(stattests, "WASSERSTEIN_BLOCK", block),
+    ):
+        assert close(wasserstein_distance(r, c), want)
+
+
+def test_a_reference_spread_is_measured_once_and_only_when_it_cannot_change() -> None:
+    """Monitoring normalises each window's distance by the same reference column's
+    spread: a read-only reference is measured once; one that can be written is measured
+    every time, so a changed array never gets an old answer."""
+    ref = np.sort(np.random.default_rng(1).normal(5, 2, 5000))
+    cur = ref + 0.5
+    method = get_method("wasserstein")
+    before = method.fn(ref, cur, True)[0]
+    ref *= 2  # writeable: measured again
+    assert close(method.fn(ref, cur * 2, True)[0], before)
+    ref.flags.writeable = False
+    with patch.object(np, "std", side_effect=np.std) as std:
+        first = method.fn(ref, cur * 2, True)[0]
+        again = method.fn(ref, cur * 2, True)[0]
+    assert first == again and close(first, before) and std.call_count == 1
 
 
 @settings(max_examples=60, deadline=None)

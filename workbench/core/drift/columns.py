@@ -220,6 +220,7 @@ def _prepared(rv: np.ndarray) -> tuple[np.ndarray, int, np.ndarray | None, bool]
     import numpy as np
 
     n = int(np.count_nonzero(rv[1:] != rv[:-1])) + 1 if rv.size else 0
+    rv.flags.writeable = False  # shared by every window; the statistics may keep its std
     return rv, n, _distinct(rv) if n <= FEW_VALUES else None, _whole(rv) if rv.size else True
 
 
