@@ -119,3 +119,30 @@ def test_a_lock_held_too_long_fails_with_a_clear_message(project: Project, monke
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("count", [3, 300, 10_001])
+def test_rows_go_in_whole_whichever_way_their_number_takes(count: int) -> None:
+    """A few rows are bound as VALUES, hundreds as one list a column, many through
+    Arrow: each way keeps every value as given, nulls, times and JSON text included."""
+    from datetime import datetime
+
+    from workbench.core.store.catalog import insert_rows
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t (id VARCHAR, n INTEGER, big BIGINT, x DOUBLE, ok BOOLEAN, "
+        "stamp TIMESTAMP, doc JSON)"
+    )
+    rows = [
+        [
+            f"r{i}", i, i * 10**12, None if i % 3 == 0 else i / 7, i % 2 == 0,
+            datetime(2026, 1, 1 + i % 28, i % 24), '{"a": [1, 2]}' if i % 5 else None,
+        ]
+        for i in range(count)
+    ]  # fmt: skip
+    schema = {"id": "String", "n": "Int32", "big": "Int64", "x": "Float64", "ok": "Boolean",
+              "stamp": "Datetime", "doc": "String"}  # fmt: skip
+    insert_rows(con, "t", rows, schema)
+    got = con.execute("SELECT id, n, big, x, ok, stamp, doc::VARCHAR FROM t ORDER BY n").fetchall()
+    assert [list(r) for r in got] == rows

@@ -13,6 +13,7 @@ and later reports show them without recomputing.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import uuid
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
     from workbench.core.models.versions import ModelVersion
     from workbench.core.store.catalog import Catalog
 
+_REPORT_SCHEMA = {
+    "id": "String", "created_at": "Datetime", "reference": "String", "reference_id": "String",
+    "current": "String", "current_id": "String", "options": "String",
+    "drift_share": "Float64", "n_tested": "Int32", "n_drifted": "Int32", "share": "Float64",
+    "drifted": "Boolean", "series_id": "String",
+}  # fmt: skip
 _RESULT_SCHEMA = {
     "report_id": "String",
     "pos": "Int32",
@@ -235,61 +242,53 @@ class Drift:
     def save_in(self, con: duckdb.DuckDBPyConnection, report: DriftReport) -> None:
         """Store a report inside the caller's transaction (a promotion keeps the reports
         its gates computed in the same transaction as the alias move)."""
-        rows = [
+        self.save_all_in(con, [report])
+
+    @staticmethod
+    def save_all_in(con: duckdb.DuckDBPyConnection, reports: builtins.list[DriftReport]) -> None:
+        """Store reports (and their audit entries, in order) inside the caller's
+        transaction with one statement a table: a monitor report's windows each carry
+        one, and three statements apiece took most of its save (~100 of 127 ms for 11)."""
+        results = [
             [
-                report.id,
-                i,
-                c.column,
-                c.kind,
-                c.status,
-                c.reason,
-                c.method,
-                c.statistic,
-                c.p_value,
-                c.threshold,
-                c.drifted,
-                c.ref_dtype,
-                c.cur_dtype,
-                c.ref_count,
-                c.cur_count,
-                c.ref_null_share,
-                c.cur_null_share,
-                json.dumps(c.notes),
+                report.id, i, c.column, c.kind, c.status, c.reason, c.method, c.statistic,
+                c.p_value, c.threshold, c.drifted, c.ref_dtype, c.cur_dtype, c.ref_count,
+                c.cur_count, c.ref_null_share, c.cur_null_share, json.dumps(c.notes),
                 json.dumps(c.plot) if c.plot else None,
             ]
+            for report in reports
             for i, c in enumerate(report.columns)
-        ]
-        con.execute(
-            "INSERT INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        ]  # fmt: skip
+        heads = [
             [
-                report.id,
-                report.created_at,
-                report.reference,
-                report.reference_id,
-                report.current,
-                report.current_id,
-                json.dumps(report.options),
-                report.drift_share,
-                len(report.tested),
-                report.n_drifted,
-                report.share,
-                report.drifted,
-                report.series_id,
-            ],
-        )
-        insert_rows(con, "drift_results", rows, _RESULT_SCHEMA)
-        audit.append(
+                report.id, report.created_at, report.reference, report.reference_id,
+                report.current, report.current_id, json.dumps(report.options),
+                report.drift_share, len(report.tested), report.n_drifted, report.share,
+                report.drifted, report.series_id,
+            ]
+            for report in reports
+        ]  # fmt: skip
+        insert_rows(con, "drift_reports", heads, _REPORT_SCHEMA)
+        insert_rows(con, "drift_results", results, _RESULT_SCHEMA)
+        audit.append_many(
             con,
-            "drift.report",
-            f"drift:{report.id}",
-            {
-                "reference": report.reference,
-                "current": report.current,
-                "drifted": report.drifted,
-                "share": round(report.share, 6),
-                "n_drifted": report.n_drifted,
-                "n_tested": len(report.tested),
-            },
+            [
+                (
+                    audit.now(),
+                    audit.actor(),
+                    "drift.report",
+                    f"drift:{report.id}",
+                    {
+                        "reference": report.reference,
+                        "current": report.current,
+                        "drifted": report.drifted,
+                        "share": round(report.share, 6),
+                        "n_drifted": report.n_drifted,
+                        "n_tested": len(report.tested),
+                    },
+                )
+                for report in reports
+            ],
         )
 
     # ---- reading stored reports ---------------------------------------------------
