@@ -259,6 +259,22 @@ def test_wasserstein_in_blocks_matches_scipy(
         assert close(wasserstein_distance(r, c), want)
 
 
+@pytest.mark.parametrize(("n", "m"), [(110, 100), (120, 60), (97, 89), (60, 120), (1000, 999)])
+def test_wasserstein_where_steps_meet_matches_scipy(n: int, m: int) -> None:
+    """Sizes whose steps meet (gcd 10 of 110 and 100: a few, summed with weight 0; gcd
+    60 of 120 and 60: every other, left out), never meet (coprime), either side larger."""
+    rng = np.random.default_rng(n * m)
+    r, c = rng.normal(0, 1, n), rng.normal(0.3, 2, m)
+    want = stats.wasserstein_distance(r, c)
+    for block in (7, 1 << 18):
+        with (
+            patch.object(stattests, "SHARED_STEPS", 0),
+            patch.object(stattests, "WASSERSTEIN_BLOCK", block),
+        ):
+            assert close(wasserstein_distance(r, c), want)
+    assert close(wasserstein_distance(r, c), want)
+
+
 def test_a_reference_spread_is_measured_once_and_only_when_it_cannot_change() -> None:
     """Monitoring normalises each window's distance by the same reference column's
     spread: a read-only reference is measured once; one that can be written is measured
