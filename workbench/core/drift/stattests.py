@@ -162,17 +162,24 @@ def wasserstein_distance(u: np.ndarray, v: np.ndarray) -> float:
     # The same integral over probability instead of values: the area between the two
     # quantile functions, which step at i/n and j/m. As n >= m, each of u's steps holds
     # at most one of v's strictly inside it: the integral is u's steps against the v
-    # value each begins in, corrected where a v step splits one (see _quantile_steps).
+    # value each begins in, corrected where a v step splits one (see _splits).
     if n + m <= SHARED_STEPS:
-        return _quantile_gap(us, vs, *_shared_steps(n, m))
+        begins, at, j, right = _shared_steps(n, m)
+        whole = float(m) * float(_abs_gap(us, vs[begins]).sum())
+        split = _split_correction(us[at], vs[j], vs[j - 1], right)
+        return (whole + split) / (float(n) * float(m))
     total = 0.0
     for lo in range(0, n, WASSERSTEIN_BLOCK):  # temporaries for one block at a time
         begins = _begins(n, m, lo, min(n, lo + WASSERSTEIN_BLOCK))
         total += float(m) * float(_abs_gap(us[lo : lo + begins.size], vs[begins]).sum())
     drop = math.gcd(n, m) > m // 4  # many of v's steps on u's boundaries
     for lo in range(1, m, WASSERSTEIN_BLOCK):
-        at, j, right = _splits(n, m, lo, min(m, lo + WASSERSTEIN_BLOCK), drop)
-        total += _split_correction(us, vs, at, j, right)
+        hi = min(m, lo + WASSERSTEIN_BLOCK)
+        at, j, right = _splits(n, m, lo, hi, drop)
+        if drop:
+            total += _split_correction(us[at], vs[j], vs[j - 1], right)
+        else:  # every step of the block, in order: v's values are slices, not copies
+            total += _split_correction(us[at], vs[lo:hi], vs[lo - 1 : hi - 1], right)
     return total / (float(n) * float(m))
 
 
@@ -186,35 +193,36 @@ def _begins(n: int, m: int, lo: int, hi: int) -> np.ndarray:
 def _splits(
     n: int, m: int, lo: int, hi: int, drop: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """v's steps j (lo..hi-1, from 1): the u step ``at`` each falls in, j, and the width
+    """v's steps j (lo..hi-1, lo >= 1): the u step ``at`` each falls in, j, and the width
     from j to that step's end, all scaled by n*m (u's steps are m wide there and v's n
     apart). A v step on a boundary of u's (gcd(n, m) - 1 of them) splits nothing: with
     ``drop`` it is left out, otherwise kept with width 0, which is quicker when few are
     (a boolean selection of every array costs more than summing zeros)."""
     import numpy as np
 
-    j = np.arange(max(lo, 1), hi, dtype=np.int64)
+    j = np.arange(lo, hi, dtype=np.int64)
     scaled = j * n
     at = scaled // m  # floor division by one number is vectorised; np.divmod is 5x slower
-    into = scaled - at * m
+    into = np.subtract(scaled, at * m, out=scaled)
     if drop:
         inside = into != 0
-        return at[inside], j[inside], (m - into[inside]).astype(np.float64)
-    right = (m - into).astype(np.float64)
+        return at[inside], j[inside], np.subtract(m, into[inside], dtype=np.float64)
+    right = np.subtract(m, into, dtype=np.float64)
     right[into == 0] = 0.0
     return at, j, right
 
 
 def _split_correction(
-    us: np.ndarray, vs: np.ndarray, at: np.ndarray, j: np.ndarray, right: np.ndarray
+    x: np.ndarray, after: np.ndarray, before: np.ndarray, right: np.ndarray
 ) -> float:
     """What the right part of each split step adds (times n*m): it was counted against
-    the v value before the split (j - 1) and lies against j."""
-
+    the v value before the split (``before``) and lies against the next (``after``);
+    ``x`` is the u value of each split step, a copy (it is written over)."""
     import numpy as np
 
-    x = us[at]
-    gain = np.subtract(_abs_gap(x, vs[j]), _abs_gap(x, vs[j - 1]), out=x)
+    gain = np.subtract(x, after)
+    np.abs(gain, out=gain)
+    np.subtract(gain, _abs_gap(before, x), out=gain)
     # a weighted sum by multiply-and-add, not `@`: a dot product goes to OpenBLAS, whose
     # threads spin after each call and took ~0.9 CPU-s from a monitor report's drift
     # (its windows are tested two at a time), slowing it by a fifth
@@ -228,19 +236,6 @@ def _abs_gap(x: np.ndarray, gathered: np.ndarray) -> np.ndarray:
 
     np.subtract(x, gathered, out=gathered)
     return np.abs(gathered, out=gathered)
-
-
-def _quantile_gap(
-    us: np.ndarray,
-    vs: np.ndarray,
-    begins: np.ndarray,
-    at: np.ndarray,
-    j: np.ndarray,
-    right: np.ndarray,
-) -> float:
-    n, m = us.size, vs.size
-    whole = float(m) * float(_abs_gap(us, vs[begins]).sum())
-    return (whole + _split_correction(us, vs, at, j, right)) / (float(n) * float(m))
 
 
 @functools.lru_cache(maxsize=4)
