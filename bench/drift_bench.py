@@ -1,9 +1,12 @@
 """Drift against Evidently's DataDriftPreset, measured in one run on the same data.
 
-    python bench/drift_bench.py [--rows 100000 1000000] [--python bench/.venv-evidently/bin/python]
+    python bench/drift_bench.py [--rows 100000 1000000] [--unequal 1000000:900000]
+                                [--python bench/.venv-evidently/bin/python]
 
-Generated data: 20 numeric and 5 categorical columns, ROWS rows per side; in the current
-side 3 numeric and 2 categorical columns are shifted. For each size:
+Generated data: 20 numeric and 5 categorical columns, ROWS rows per side (and, for
+--unequal REF:CUR, REF rows against CUR: a new batch is rarely the training set's size,
+and sides of one size take a shortcut, the mean gap of the sorted values); in the
+current side 3 numeric and 2 categorical columns are shifted. For each size:
 
 - workbench: `workbench drift ref@1 ref@2 --json` on versions added beforehand (the
   ingest is not timed; drift reads the stored Parquet), as a separate process;
@@ -126,18 +129,22 @@ def generate(rows: int, seed: int, shifted: bool) -> pl.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--unequal", nargs="*", default=["1000000:900000"], metavar="REF:CUR")
     ap.add_argument("--python", default=str(HERE / ".venv-evidently" / "bin" / "python"))
     args = ap.parse_args()
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     data = HERE / ".data" / "drift"
     out: list[dict[str, object]] = []
     try:
-        for rows in args.rows:
+        sizes = [(r, r) for r in args.rows] + [
+            (int(a), int(b)) for a, b in (u.split(":") for u in args.unequal)
+        ]
+        for rows, current_rows in sizes:
             shutil.rmtree(data, ignore_errors=True)
             data.mkdir(parents=True)
             ref_path, cur_path = data / "ref.parquet", data / "cur.parquet"
             generate(rows, 1, False).write_parquet(ref_path)
-            generate(rows, 2, True).write_parquet(cur_path)
+            generate(current_rows, 2, True).write_parquet(cur_path)
             proj = data / "proj"
             wb = [sys.executable, "-m", "workbench", "--project", str(proj)]
             timed([sys.executable, "-m", "workbench", "init", str(proj)])
@@ -167,7 +174,8 @@ def main() -> None:
                 for c, v in theirs.items()
             )
             row = {
-                "rows_per_side": rows,
+                "reference_rows": rows,
+                "current_rows": current_rows,
                 "workbench_s": wb_s,
                 "evidently_s": ev_s,
                 "speedup": ev_s / wb_s,
