@@ -153,8 +153,10 @@ class MonitorScreen(WBScreen):
             self.metric = MAIN_METRIC.get(task, "auc")
         m = self.metric
         assert m is not None
-        table.add_columns("window", "rows", "labelled", "drifted", "predicted", "pred. drift",
-                          f"est. {m} [band]", f"real {m}", "errors", "p99 ms", "alerts")  # fmt: skip
+        # the metric, estimated and realised, next to its window: past the drift columns
+        # it fell off a 160-column terminal's pane
+        table.add_columns("window", "rows", escape(f"est. {m} [band]"), f"real {m}", "labelled",
+                          "drifted", "pred. drift", "predicted", "errors", "p99 ms", "alerts")  # fmt: skip
         for w in body.get("windows") or []:
             e = w["metrics"].get(m) or {}
             band = (
@@ -173,9 +175,9 @@ class MonitorScreen(WBScreen):
             )
             pred = {True: "[red]yes[/]", False: "no"}.get(w.get("prediction_drift"), "-")
             table.add_row(
-                escape(w["window"]), f"{w['rows']:,}", f"{w['labelled']:,}", drift,
-                escape(predicted_text(w.get("predictions"))), pred, band,
-                real, "-" if w.get("error_rate") is None else f"{w['error_rate']:.1%}",
+                escape(w["window"]), f"{w['rows']:,}", band, real, f"{w['labelled']:,}", drift,
+                pred, escape(predicted_text(w.get("predictions"))),
+                "-" if w.get("error_rate") is None else f"{w['error_rate']:.1%}",
                 fmt(w.get("p99_latency_ms")), f"[red]{escape(', '.join(w['alerts']))}[/]",
             )  # fmt: skip
         from workbench.app.monitoring import draw_timeline
