@@ -274,7 +274,6 @@ def jensenshannon_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _wasserstein(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
-
     # Normed by the reference's spread so one threshold fits every column's unit.
     norm = max(_spread(ref), 0.001)
     return wasserstein_distance(ref, cur) / norm, None
