@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from tests.conftest import run_cli
 from workbench.core.models.labels import add as add_labels
 from workbench.core.models.scoring import predict
+from workbench.core.monitor import stored
 from workbench.core.monitor.estimate import _auc, realised
 from workbench.core.monitor.report import MonitorReport, monitor
 from workbench.core.monitor.windows import parse_window
@@ -133,6 +134,10 @@ def test_windows_by_rows_and_by_day_and_bad_specs(tmp_path: Path) -> None:
         predict(p, "m@1", str(f), tmp_path / f"o{k}.parquet")
     by_rows = monitor(p, "m@1", parse_window("1000rows"))
     assert [w.rows for w in by_rows.windows] == [1000, 1000, 1000]
+    # the windows are tested two at a time, yet their drift reports list in window order
+    stored.save(p, by_rows)
+    listed = [r["current"] for r in p.drift.list()]
+    assert listed == [w.drift.current for w in reversed(by_rows.windows) if w.drift], listed
     assert [w.labelled for w in by_rows.windows] == [0, 0, 0]
     assert all(w.metric("auc").realised is None for w in by_rows.windows)  # type: ignore[union-attr]
     by_day = monitor(p, "m@1", parse_window("1d"))

@@ -14,7 +14,7 @@ import itertools
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data.sources import Table
@@ -315,6 +315,8 @@ def monitor(
         train_side, train_id = _training_side(project, mv, ref, inputs)
         ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
 
+    stamp = audit.now()
+
     def one(i: int) -> Window:
         a, b = int(slices[i][0]), int(slices[i][1])
         part = frame.slice(a, b - a)
@@ -349,6 +351,9 @@ def monitor(
                 mv, train_side, part, inputs, opts, ref_pred,
                 _prediction_series(out.scores[a:b], out.pred[a:b], task),
                 report_id, f"{mv.ref} {label}", train_id,
+                # stamped in window order: the windows are tested two at a time, and by
+                # their own clocks `drift list` showed window 62 after 63
+                stamp + timedelta(microseconds=i),
             )  # fmt: skip
         cols = _inputs_tested(tested)
         share = sum(1 for c in cols if c.drifted) / len(cols) if cols else None
@@ -436,6 +441,7 @@ def _training_side(
 def _window_drift(
     mv: ModelVersion, train: Table, part: pl.DataFrame, inputs: list[str], opts: Options,
     ref_pred: pl.Series, cur_pred: pl.Series, series: str, label: str, content: str | None,
+    created_at: datetime,
 ) -> DriftReport:  # fmt: skip
     cur = Table.of_frame(label, part.select(inputs))
     columns = [compare_column(c, train, cur, opts, explicit=True) for c in inputs]
@@ -450,7 +456,7 @@ def _window_drift(
     columns.append(pred)
     return DriftReport(
         id=uuid.uuid4().hex,
-        created_at=audit.now(),
+        created_at=created_at,
         reference=train.label,
         current=label,
         drift_share=opts.drift_share,
