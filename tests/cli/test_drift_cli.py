@@ -51,6 +51,11 @@ def test_a_range_gives_a_timeline(versions: Project) -> None:
     assert "users@2" in r.out and "users@3" in r.out and "users@4" in r.out
     age_row = next(ln for ln in r.out.splitlines() if ln.startswith("│ age"))
     assert age_row.count("*") == 2  # drifted at @3 and @4, not at @2
+    # stored together (one transaction), each with its audit entry, newest listed first
+    assert [d["current"] for d in versions.drift.list()] == ["users@4", "users@3", "users@2"]
+    with versions.catalog.read() as con:
+        audited = con.execute("SELECT count(*) FROM audit WHERE action = 'drift.report'").fetchone()
+    assert audited == (3,)
     data = json.loads(
         run_cli("drift", "users@1", "users@2..4", "--json", "--no-save", cwd=versions.root).out
     )

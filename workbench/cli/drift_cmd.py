@@ -137,8 +137,7 @@ def compare(
     if plot_column:
         reports[0].column(plot_column)  # refuse an unknown column before anything is stored
     if not no_save:
-        for r in reports:
-            ctx.project.drift.save(r)
+        ctx.project.drift.save_all(reports)
     if as_json:
         out = [r.to_dict() for r in reports]
         print_json(out[0] if len(out) == 1 else out)
