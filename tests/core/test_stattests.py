@@ -407,3 +407,22 @@ def test_every_binary_method_matches_scipy_on_random_samples(
     assert (p is None) == (want[1] is None)
     if want[1] is not None:
         assert close(p, want[1]), (p, want[1])
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_takes_a_read_only_reference(name: str) -> None:
+    """The engine hands each method the prepared reference read-only (shared by every
+    window of a monitor): no method may write into it, and each answers as on a copy."""
+    rng = np.random.default_rng(5)
+    values = np.sort(
+        rng.integers(0, 2, 3000) if name in ("z", "fisher_exact") else rng.normal(size=3000)
+    )
+    frozen = values.copy()
+    frozen.flags.writeable = False
+    cur = (
+        np.sort(rng.normal(0.2, 1, 2000))
+        if values.dtype.kind == "f"
+        else np.sort(rng.integers(0, 2, 2000))
+    )
+    method = get_method(name)
+    assert method.fn(frozen, cur, True) == method.fn(values, cur, True)
