@@ -145,24 +145,24 @@ def compare(
         _print_report(reports[0])
     else:
         _print_timeline(reports)
+    _file_and_chart(reports[0], report_file, plot_column, as_json)
+
+
+def _file_and_chart(
+    report: Any, report_file: str | None, plot_column: str | None, as_json: bool
+) -> None:
+    """After the table (or JSON) of one report: --report's file, then --plot's chart
+    (`drift` and `drift show` alike)."""
     if report_file:
         from workbench.app.drift_report import write
 
-        path = write(reports[0], report_file)
-        echo(f"Wrote {path}", err=as_json)
+        echo(f"Wrote {write(report, report_file)}", err=as_json)
     if plot_column:
         from workbench.app.drift_report import plot_text
 
-        r = reports[0]
-        echo_chart(
-            plot_text(
-                r.column(plot_column),
-                r.reference,
-                r.current,
-                min(console().width, 120),
-                color=True,
-            )
-        )
+        width = min(console().width, 120)
+        col = report.column(plot_column)
+        echo_chart(plot_text(col, report.reference, report.current, width, color=True))
 
 
 SHOW_MISSING = 20
@@ -284,19 +284,4 @@ def show(
         print_json(report.to_dict(plots=True))
     else:
         _print_report(report)
-    if report_file:
-        from workbench.app.drift_report import write
-
-        echo(f"Wrote {write(report, report_file)}", err=as_json)
-    if plot_column:
-        from workbench.app.drift_report import plot_text
-
-        echo_chart(
-            plot_text(
-                report.column(plot_column),
-                report.reference,
-                report.current,
-                min(console().width, 120),
-                color=True,
-            )
-        )
+    _file_and_chart(report, report_file, plot_column, as_json)
