@@ -183,7 +183,7 @@ class Project:
             self.settings,
             run_info=lambda ref: self.runs.get(ref),
             compare_drift=self._compare_drift,
-            save_drift=lambda con, report: self.drift.save_in(con, report),
+            save_drift=lambda con, report: self.drift.save_all_in(con, [report]),
         )
 
     @property

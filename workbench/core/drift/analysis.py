@@ -155,7 +155,7 @@ class Drift:
             current_id=cur.content_id,
         )
         if save:
-            self.save(report)
+            self.save_all([report])
         return report
 
     def series(
@@ -237,26 +237,19 @@ class Drift:
         result.notes.append(f"{mv.ref}'s {what}")
         return result
 
-    def save(self, report: DriftReport) -> None:
-        """Store a report (and its audit entry) in one transaction."""
-        self.save_all([report])
-
     def save_all(self, reports: builtins.list[DriftReport]) -> None:
-        """Store reports (a timeline's) in one transaction: all of them or none, and one
-        commit instead of one a report (each ~20 ms, most of it the checkpoint)."""
+        """Store reports (one, or a timeline's) in one transaction: all of them or none,
+        and one commit instead of one a report (each ~20 ms, most of it the checkpoint)."""
         with self.catalog.write() as con:
             self.save_all_in(con, reports)
-
-    def save_in(self, con: duckdb.DuckDBPyConnection, report: DriftReport) -> None:
-        """Store a report inside the caller's transaction (a promotion keeps the reports
-        its gates computed in the same transaction as the alias move)."""
-        self.save_all_in(con, [report])
 
     @staticmethod
     def save_all_in(con: duckdb.DuckDBPyConnection, reports: builtins.list[DriftReport]) -> None:
         """Store reports (and their audit entries, in order) inside the caller's
-        transaction with one statement a table: a monitor report's windows each carry
-        one, and three statements apiece took most of its save (~100 of 127 ms for 11)."""
+        transaction (a promotion keeps the reports its gates computed in the same
+        transaction as the alias move) with one statement a table: a monitor report's
+        windows each carry one, and three statements apiece took most of its save (~100
+        of 127 ms for 11)."""
         results = [
             [
                 report.id, i, c.column, c.kind, c.status, c.reason, c.method, c.statistic,
