@@ -70,6 +70,47 @@ def test_isotonic_steps_predict_what_scikit_learn_predicts() -> None:
         assert np.abs(np.interp(at, xs, ys) - theirs.predict(at)).max() <= 1e-12, trial
 
 
+def _pava(score: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The textbook algorithm, one group at a time, exact in integers: the oracle."""
+    xs, ones, rows = [], [], []
+    for x in sorted(set(score.tolist())):
+        at = score == x
+        xs.append(x)
+        ones.append(int(hit[at].sum()))
+        rows.append(int(at.sum()))
+    blocks: list[list[int]] = []  # [hits, rows, groups]
+    for s, w in zip(ones, rows, strict=True):
+        blocks.append([s, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] * blocks[-1][1] >= blocks[-1][0] * blocks[-2][1]:
+            s2, w2, n2 = blocks.pop()
+            blocks[-1][0] += s2
+            blocks[-1][1] += w2
+            blocks[-1][2] += n2
+    means = np.repeat([b[0] / b[1] for b in blocks], [b[2] for b in blocks])
+    keep = np.ones(len(means), dtype=bool)
+    keep[1:-1] = (means[1:-1] != means[:-2]) | (means[1:-1] != means[2:])
+    return np.array(xs)[keep], means[keep]
+
+
+def test_isotonic_pools_as_the_sequential_algorithm_does_exactly() -> None:
+    """The violators are pooled a pass at a time (all runs at once); the steps must be
+    exactly the one-group-at-a-time algorithm's, also for a staircase that needs more
+    passes than are taken before the sequential loop finishes the job."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        n = int(rng.integers(1, 1500))
+        score = rng.random(n) if trial % 2 else np.round(rng.random(n), 2)
+        hit = rng.random(n) < score ** (1 + trial % 3)
+        got, want = isotonic(score, hit), _pava(score, hit)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), trial
+    # rising chances, then a large block of misses: each pass pools one step further
+    # left (121 passes, where 64 are taken before the sequential loop)
+    stairs = np.repeat(np.arange(1, 152) / 1000, [*([200] * 150), 50_000])
+    hit = np.concatenate([np.arange(200) < i for i in range(1, 151)] + [np.zeros(50_000, bool)])
+    got, want = isotonic(stairs, hit), _pava(stairs, hit)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
 def kept_scores(p: Project) -> tuple[np.ndarray, np.ndarray] | None:
     mv = p.models.resolve("m@1")
     info = p.runs.get(mv.run_id)
