@@ -171,7 +171,7 @@ def test_a_first_report_learns_from_the_run_without_the_model(
     # the same report learnt the old way: the model loaded, the validation rows scored
     for f in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
         f.unlink()
-    monkeypatch.setattr(learnt, "from_run", lambda project, mv: None)
+    monkeypatch.setattr(learnt, "kept_by_run", lambda project, mv: None)
     scored = monitor(p, "m@1", parse_window("batch"), drift=False)
     assert scored.reference == first["reference"] == ref.label
     again = [[(e.estimated, e.lower, e.upper) for e in w.estimates] for w in scored.windows]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data.profile import kind_of
@@ -144,6 +145,10 @@ def _sorted_values(s: pl.Series) -> np.ndarray:
     if v.size and not (math.isfinite(v[0]) and math.isfinite(v[-1])):
         v = v[v.searchsorted(-math.inf, "right") : v.searchsorted(math.inf, "left")]
     return v
+
+
+def _prepared_values(s: pl.Series) -> tuple[np.ndarray, int, np.ndarray | None, bool]:
+    return _prepared(_sorted_values(s))
 
 
 def _ascending(s: pl.Series) -> np.ndarray:
@@ -389,6 +394,20 @@ def schema_finding(name: str, ref: Table, cur: Table, explicit: bool) -> tuple[C
     return out, True
 
 
+def prepare(ref: Table, names: list[str]) -> None:
+    """Derive now what ``compare_column`` derives from these reference columns on first
+    use (numbers sorted, or text counted), for a reference compared again and again:
+    monitoring's first two windows, tested at once, each derived every column, twice
+    the work, in the first round of windows."""
+    for name in names:
+        kind = kind_of(ref.schema[name]) if name in ref.schema else "other"
+        column = ref.column(name) if kind != "other" else None
+        if column is not None and kind == "categorical":
+            ref.derived(("categories", name), partial(_value_counts, column))
+        elif column is not None:
+            ref.derived(("numeric", name), partial(_prepared_values, column))
+
+
 def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: bool) -> ColumnDrift:
     """One column's drift; every schema oddity becomes a finding, never an exception."""
     out, compared = schema_finding(name, ref, cur, explicit)
@@ -407,7 +426,7 @@ def compare_column(name: str, ref: Table, cur: Table, opts: Options, explicit: b
         # no sort of their own; a reference compared again (monitoring's windows) is
         # prepared once
         rv, n_ref_distinct, r_distinct, r_whole = ref.derived(
-            ("numeric", name), lambda: _prepared(_sorted_values(r))
+            ("numeric", name), lambda: _prepared_values(r)
         )
         cv = _sorted_values(c)
         keys: list[str] = []

@@ -3,7 +3,7 @@
 A classifier's reference is its training run's validation rows: their labels and the
 model's class probabilities there, which ``workbench train`` keeps with the run
 (``validation_scores.npz``). The first report on a version fits the calibrators on them
-and bootstraps the bands (``from_run``); for a run that kept none (trained before runs
+and bootstraps the bands (``kept_by_run``, ``learn``); for a run that kept none (trained before runs
 kept them, or past their size limit) it loads the model (LightGBM and scikit-learn: over
 a second of imports), splits the validation rows out again and scores them. None of it
 can change: the version, its run and the dataset version are immutable, and the
@@ -29,13 +29,15 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError
 from workbench.core.monitor.estimate import Estimator
 from workbench.core.monitor.logged import Outputs
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from workbench.core.models.versions import ModelVersion
     from workbench.core.project import Project
 
@@ -93,11 +95,23 @@ def load(project: Project, mv: ModelVersion) -> Learnt | None:
     return None
 
 
-def from_run(project: Project, mv: ModelVersion) -> Learnt | None:
-    """Learn ``mv``'s reference from what its training run kept of the validation rows
-    (their labels and the model's class probabilities there, core/runs/recording.py),
-    and keep it: no model to load, no dataset to split again. None when the run kept
-    none (trained before it did, too many rows, or not a classifier)."""
+@dataclass
+class RunKept:
+    """What a classifier's training run kept of its validation rows, read but not yet
+    learnt from: enough to name the reference and read the log while it is learnt."""
+
+    label: str
+    task: str
+    classes: list[Any]
+    y: np.ndarray
+    scores: np.ndarray
+
+
+def kept_by_run(project: Project, mv: ModelVersion) -> RunKept | None:
+    """What ``mv``'s training run kept of the validation rows (their labels and the
+    model's class probabilities there, core/runs/recording.py): no model to load, no
+    dataset to split again. None when the run kept none (trained before it did, too
+    many rows, or not a classifier)."""
     from workbench.core.monitor.logged import reference_label
     from workbench.core.runs.recording import VALIDATION_SCORES, read_validation_scores
 
@@ -116,9 +130,14 @@ def from_run(project: Project, mv: ModelVersion) -> Learnt | None:
     y, scores = read_validation_scores(data)
     if scores.ndim != 2 or scores.shape[1] != len(classes) or len(y) != len(scores):
         return None
-    outputs = Outputs(scores.argmax(axis=1), scores)
-    est = Estimator.fit(task, list(classes), y, outputs.pred, scores)
-    learnt = Learnt(reference_label(dataset, mv.run_id), est, outputs)
+    return RunKept(reference_label(dataset, mv.run_id), task, list(classes), y, scores)
+
+
+def learn(project: Project, mv: ModelVersion, kept: RunKept) -> Learnt:
+    """Fit the estimator on what the run kept, and keep it for the next report."""
+    outputs = Outputs(kept.scores.argmax(axis=1), kept.scores)
+    est = Estimator.fit(kept.task, kept.classes, kept.y, outputs.pred, kept.scores)
+    learnt = Learnt(kept.label, est, outputs)
     save(project, mv, learnt)
     return learnt
 

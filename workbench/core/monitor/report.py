@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data.sources import Table
-from workbench.core.drift.columns import ColumnDrift, DriftReport, Options, compare_column
+from workbench.core.drift.columns import (
+    ColumnDrift,
+    DriftReport,
+    Options,
+    compare_column,
+    prepare,
+)
 from workbench.core.errors import NotFoundError
 from workbench.core.monitor import learnt, predicted
 from workbench.core.monitor.earlier import kept_windows
@@ -184,20 +190,37 @@ def monitor(
     # A classifier's reference is learnt once, from what its run kept of the validation
     # rows where it can (core/monitor/learnt.py): then no report needs its model.
     kept = learnt.load(project, mv) if reference is None and mv.dataset_ref else None
-    if kept is None and reference is None and mv.dataset_ref:
-        kept = learnt.from_run(project, mv)
+    by_run = (
+        learnt.kept_by_run(project, mv)
+        if kept is None and reference is None and mv.dataset_ref
+        else None
+    )
     model: Any = None
     ref: Reference | None = None
-    if kept is not None:
-        est, ref_outputs, ref_label = kept.estimator, kept.outputs, kept.label
-        task, classes = est.task, est.classes
-        names = _output_names(task, classes) or []
-        earlier = kept_windows(project, mv, spec, ref_label)
-        # The inputs are read later, for the rows that need them only: windows tested
-        # anew (the latest report's keep their drift; an hourly report: the newest one or
-        # none) and a regressor's windows estimated anew (its nannies read the features).
-        later = (drift and options is None and bool(earlier.drift)) or task == "regression"
-        logged = read_logged(project, mv, since, names, reads(task) and not later, skip)
+    training: Future[tuple[Table, str | None]] | None = None
+    if kept is not None or by_run is not None:
+        # What the run kept is learnt from, and a first report's training side read and
+        # sorted, on the other core while this one reads the log.
+        with ThreadPoolExecutor(1) as aside:
+            learning = aside.submit(learnt.learn, project, mv, by_run) if by_run else None
+            if kept is not None:
+                ref_label, task, classes = kept.label, kept.estimator.task, kept.estimator.classes
+            else:
+                assert by_run is not None
+                ref_label, task, classes = by_run.label, by_run.task, by_run.classes
+            names = _output_names(task, classes) or []
+            earlier = kept_windows(project, mv, spec, ref_label)
+            if drift and (options is not None or not earlier.drift):  # every window anew
+                training = aside.submit(_training_prepared, project, mv, inputs)
+            # The inputs are read later, for the rows that need them only: windows
+            # tested anew (the latest report's keep their drift; an hourly report: the
+            # newest one or none) and a regressor's windows estimated anew (its nannies
+            # read the features).
+            later = (drift and options is None and bool(earlier.drift)) or task == "regression"
+            logged = read_logged(project, mv, since, names, reads(task) and not later, skip)
+            kept = learning.result() if learning else kept
+        assert kept is not None
+        est, ref_outputs = kept.estimator, kept.outputs
     else:
         # The log is read (off the GIL) while the model loads (imports, on it): the
         # signature of a model trained here names its outputs; otherwise the model does.
@@ -312,8 +335,12 @@ def monitor(
     # The training side is read (and sorted) only when some window is tested anew.
     out = outputs_of(frame, task, classes) if not all(reused) or any(anew) else None
     if any(anew):
-        train_side, train_id = _training_side(project, mv, ref, inputs)
-        ref_pred = _prediction_series(ref_outputs.scores, ref_outputs.pred, task)
+        train_side, train_id = (
+            training.result() if training else _training_side(project, mv, ref, inputs)
+        )
+        ref_pred = Table.of_frame(
+            "reference", _prediction_series(ref_outputs.scores, ref_outputs.pred, task).to_frame()
+        )
 
     stamp = audit.now()
 
@@ -380,6 +407,9 @@ def monitor(
         )
 
     with ThreadPoolExecutor(2) as pool:
+        if any(anew):  # the training side's columns sorted (or counted) once, half each
+            list(pool.map(lambda names: prepare(train_side, names), [inputs[::2], inputs[1::2]]))
+            prepare(ref_pred, ["prediction"])
         windows = list(pool.map(one, range(len(slices))))
     return MonitorReport(
         id=report_id,
@@ -438,16 +468,25 @@ def _training_side(
     return Table.of_frame(label, frame), content
 
 
+def _training_prepared(
+    project: Project, mv: ModelVersion, inputs: list[str]
+) -> tuple[Table, str | None]:
+    """The training side of a model trained here, its columns sorted (or counted)."""
+    side, content = _training_side(project, mv, None, inputs)
+    prepare(side, inputs)
+    return side, content
+
+
 def _window_drift(
     mv: ModelVersion, train: Table, part: pl.DataFrame, inputs: list[str], opts: Options,
-    ref_pred: pl.Series, cur_pred: pl.Series, series: str, label: str, content: str | None,
+    ref_pred: Table, cur_pred: pl.Series, series: str, label: str, content: str | None,
     created_at: datetime,
 ) -> DriftReport:  # fmt: skip
     cur = Table.of_frame(label, part.select(inputs))
     columns = [compare_column(c, train, cur, opts, explicit=True) for c in inputs]
     pred = compare_column(
         "prediction",
-        Table.of_frame("reference", ref_pred.to_frame()),
+        ref_pred,
         Table.of_frame(label, cur_pred.to_frame()),
         opts,
         explicit=True,
