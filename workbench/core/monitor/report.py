@@ -38,7 +38,7 @@ from workbench.core.monitor.logged import (
     reference_for,
     task_of,
 )
-from workbench.core.monitor.windows import MIN_DRIFT_ROWS, WindowSpec, window_ids, window_label
+from workbench.core.monitor.windows import MIN_DRIFT_ROWS, WindowSpec, window_bounds, window_label
 from workbench.core.store import audit
 
 if TYPE_CHECKING:
@@ -177,9 +177,9 @@ def monitor(
     older: list[int] = [0, 0]
 
     def skip(order: pl.DataFrame) -> int:
-        ids = window_ids(order, spec)
-        older[0] = max(0, (int(ids[-1]) + 1 if ids.len() else 0) - MAX_WINDOWS)
-        older[1] = int(ids.search_sorted(older[0], "left"))
+        starts = window_bounds(order, spec)
+        older[0] = max(0, len(starts) - 1 - MAX_WINDOWS)
+        older[1] = int(starts[older[0]])
         return older[1]
 
     mv = project.models.resolve(model_ref)
@@ -264,8 +264,7 @@ def monitor(
     else:
         y_all = positions(labels, classes or [])
         has_label &= y_all >= 0
-    ids = window_ids(frame, spec)  # of the windows read: the latest MAX_WINDOWS
-    count = int(ids.to_numpy().max()) + 1
+    bounds = window_bounds(frame, spec)  # of the windows read: the latest MAX_WINDOWS
     notes = []
     first = older[0]
     if first:
@@ -278,7 +277,6 @@ def monitor(
     if not drift:
         notes.append("drift not computed (--no-drift): estimates, labels and traffic only")
     traffic = _traffic(project, mv)
-    bounds = np.searchsorted(ids.to_numpy(), np.arange(count + 1))
     ts = frame.get_column("ts")
     rids = frame.get_column("request_id")
     report_id = uuid.uuid4().hex

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from workbench.core.errors import UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
 _ROWS = re.compile(r"^(\d+)\s*rows?$")
@@ -62,18 +63,20 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return when
 
 
-def window_ids(frame: pl.DataFrame, spec: WindowSpec) -> pl.Series:
-    """Each row's window number (0, 1, ...), rows in time order."""
-    import polars as pl
+def window_bounds(frame: pl.DataFrame, spec: WindowSpec) -> np.ndarray:
+    """The first row of each window, then the row count (rows in time order): window
+    ``i`` is rows ``bounds[i]`` to ``bounds[i + 1]``. Windows of N rows are counted
+    off, not numbered row by row (a million-row log: two 8 ms passes a report)."""
+    import numpy as np
 
     if spec.kind == "rows":
-        return pl.int_range(0, frame.height, eager=True) // spec.rows
+        return np.r_[np.arange(0, frame.height, spec.rows), frame.height]
     if spec.kind == "period":
         key = frame.get_column("ts").dt.truncate(spec.every)
     else:  # a request's rows are one batch, in the order requests came
         key = frame.get_column("request_id")
-    changed = (key != key.shift(1)).fill_null(True)
-    return changed.cast(pl.Int64).cum_sum() - 1
+    changed = (key != key.shift(1)).fill_null(True).to_numpy()
+    return np.r_[np.flatnonzero(changed), frame.height]
 
 
 def window_label(spec: WindowSpec, first: datetime, last: datetime, rid: str, pos: int) -> str:
