@@ -22,7 +22,6 @@ from workbench.core.drift.columns import (
     ColumnDrift,
     DriftReport,
     Options,
-    compare_column,
     prepare,
 )
 from workbench.core.errors import NotFoundError
@@ -38,11 +37,16 @@ from workbench.core.monitor.logged import (
     reference_for,
     task_of,
 )
+from workbench.core.monitor.window_drift import (
+    prediction_series,
+    training_prepared,
+    training_side,
+    window_drift,
+)
 from workbench.core.monitor.windows import MIN_DRIFT_ROWS, WindowSpec, window_bounds, window_label
 from workbench.core.store import audit
 
 if TYPE_CHECKING:
-    import numpy as np
     import polars as pl
 
     from workbench.core.models.versions import ModelVersion
@@ -211,7 +215,7 @@ def monitor(
             names = _output_names(task, classes) or []
             earlier = kept_windows(project, mv, spec, ref_label)
             if drift and (options is not None or not earlier.drift):  # every window anew
-                training = aside.submit(_training_prepared, project, mv, inputs)
+                training = aside.submit(training_prepared, project, mv, inputs)
             # The inputs are read later, for the rows that need them only: windows
             # tested anew (the latest report's keep their drift; an hourly report: the
             # newest one or none) and a regressor's windows estimated anew (its nannies
@@ -334,10 +338,10 @@ def monitor(
     out = outputs_of(frame, task, classes) if not all(reused) or any(anew) else None
     if any(anew):
         train_side, train_id = (
-            training.result() if training else _training_side(project, mv, ref, inputs)
+            training.result() if training else training_side(project, mv, ref, inputs)
         )
         ref_pred = Table.of_frame(
-            "reference", _prediction_series(ref_outputs.scores, ref_outputs.pred, task).to_frame()
+            "reference", prediction_series(ref_outputs.scores, ref_outputs.pred, task).to_frame()
         )
 
     stamp = audit.now()
@@ -372,9 +376,9 @@ def monitor(
             tested, stored = project.drift.get(earlier_id), True
         elif anew[i]:
             assert out is not None
-            tested = _window_drift(
+            tested = window_drift(
                 mv, train_side, part, inputs, opts, ref_pred,
-                _prediction_series(out.scores[a:b], out.pred[a:b], task),
+                prediction_series(out.scores[a:b], out.pred[a:b], task),
                 report_id, f"{mv.ref} {label}", train_id,
                 # stamped in window order: the windows are tested two at a time, and by
                 # their own clocks `drift list` showed window 62 after 63
@@ -435,74 +439,6 @@ def _output_names(task: str | None, classes: list[Any] | None) -> list[str] | No
     if task in ("binary", "multiclass") and classes:
         return ["prediction"] + [f"proba_{c}" for c in classes]
     return None
-
-
-def _prediction_series(scores: np.ndarray, pred: np.ndarray, task: str) -> pl.Series:
-    """What prediction drift compares: the positive class's score for a binary model, the
-    predicted class otherwise (the value, for a regressor)."""
-    import polars as pl
-
-    if task == "binary":
-        return pl.Series("prediction", scores[:, 1])
-    if task == "regression":
-        return pl.Series("prediction", pred.astype(float))
-    return pl.Series("prediction", pred.astype(str))
-
-
-def _training_side(
-    project: Project, mv: ModelVersion, ref: Reference | None, inputs: list[str]
-) -> tuple[Table, str | None]:
-    """Input drift is against the data the model learned from (a model trained elsewhere:
-    its reference). One table for every window: the drift engine sorts each of its
-    numeric columns (and counts each categorical one) once, on first use, and keeps it
-    for the next window."""
-    if mv.dataset_ref is None:
-        assert ref is not None  # a model trained elsewhere keeps no learnt reference
-        frame, label, content = ref.frame, ref.label, None
-    else:
-        table = Table(project.datasets, mv.dataset_ref)
-        present = [c for c in inputs if c in table.schema]
-        frame, label, content = table.lf.select(present).collect(), table.label, table.content_id
-    return Table.of_frame(label, frame), content
-
-
-def _training_prepared(
-    project: Project, mv: ModelVersion, inputs: list[str]
-) -> tuple[Table, str | None]:
-    """The training side of a model trained here, its columns sorted (or counted)."""
-    side, content = _training_side(project, mv, None, inputs)
-    prepare(side, inputs)
-    return side, content
-
-
-def _window_drift(
-    mv: ModelVersion, train: Table, part: pl.DataFrame, inputs: list[str], opts: Options,
-    ref_pred: Table, cur_pred: pl.Series, series: str, label: str, content: str | None,
-    created_at: datetime,
-) -> DriftReport:  # fmt: skip
-    cur = Table.of_frame(label, part.select(inputs))
-    columns = [compare_column(c, train, cur, opts, explicit=True) for c in inputs]
-    pred = compare_column(
-        "prediction",
-        ref_pred,
-        Table.of_frame(label, cur_pred.to_frame()),
-        opts,
-        explicit=True,
-    )
-    pred.column = f"prediction ({mv.ref})"
-    columns.append(pred)
-    return DriftReport(
-        id=uuid.uuid4().hex,
-        created_at=created_at,
-        reference=train.label,
-        current=label,
-        drift_share=opts.drift_share,
-        columns=columns,
-        options={"model": mv.ref, "monitor": series},
-        series_id=series,
-        reference_id=content,
-        current_id=None,
-    )
 
 
 def _traffic(project: Project, mv: ModelVersion) -> Any:
