@@ -368,3 +368,27 @@ def test_planned_columns_are_read_in_groups_once_each(
     assert len(reads) < len(names) and all(len(g) <= 2 for g in reads)
     assert table.column("when").equals(df.get_column("when"))  # not planned: read alone
     assert reads[-1] == ["when"]
+
+
+def test_a_window_is_counted_against_the_references_values_as_by_hashing() -> None:
+    """A side whose values are the reference's few is counted by comparing with each of
+    them; the counts must be those of hashing every row, also with nulls, an empty
+    string, a value the reference lacks (then hashed), values the side lacks, and a
+    reference with too many values to compare with one by one."""
+    from workbench.core.drift.columns import FEW_EXPECTED, _value_counts
+
+    rng = np.random.default_rng(2)
+    many = [f"v{i:02d}" for i in range(FEW_EXPECTED + 3)]
+    cases = [
+        (pl.Series(rng.choice(["a", "b", "c"], 5000)), ["a", "b", "c"]),
+        (pl.Series(["b", None, "", "b", None]), ["", "a", "b"]),
+        (pl.Series(["a", "new", "a"]), ["a", "b"]),
+        (pl.Series(rng.choice(many, 3000)), many),
+        (pl.Series([1, 2, 2, None]), ["1", "2", "3"]),  # numbers compared as text
+        (pl.Series([], dtype=pl.String), ["a"]),
+    ]
+    for side, expected in cases:
+        keys, counts = _value_counts(side, expected)
+        want_keys, want_counts = _value_counts(side)
+        assert keys == want_keys and counts.tolist() == want_counts.tolist(), (keys, want_keys)
+        assert sum(counts.tolist()) == side.len() - side.null_count()

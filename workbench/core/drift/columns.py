@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 DRIFT_SHARE = 0.5
 PLOT_BINS = 20
 PLOT_CATEGORIES = 12
+FEW_EXPECTED = 8  # reference values counted by comparison rather than hashing (_value_counts)
 ID_LIKE_MIN_VALUES = 1000  # a text column with more distinct values, and > half its rows…
 ID_LIKE_SHARE = 0.5  # …distinct, is an identifier or free text: skipped unless asked for
 TESTED, SKIPPED, MISSING, FAILED = "tested", "skipped", "missing", "failed"
@@ -180,7 +181,7 @@ def _category_codes(
     import numpy as np
 
     r_keys, r_counts = ref.derived(("categories", name), lambda: _value_counts(r))
-    c_keys, c_counts = _value_counts(c)
+    c_keys, c_counts = _value_counts(c, r_keys)
     known = set(r_keys)
     keys = r_keys if known.issuperset(c_keys) else sorted(known.union(c_keys))
     at = {k: i for i, k in enumerate(keys)}
@@ -191,10 +192,22 @@ def _category_codes(
     return codes(r_keys, r_counts), codes(c_keys, c_counts), keys
 
 
-def _value_counts(s: pl.Series) -> tuple[list[str], np.ndarray]:
-    """A column's non-null values as text, sorted, with their counts."""
+def _value_counts(s: pl.Series, expected: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """A column's non-null values as text, sorted, with their counts.
+
+    ``expected`` (sorted), the reference's values when they are few, are counted with a
+    comparison pass each (4 values in 100k rows: 0.3 ms, where hashing every row took
+    1.1): a window holds the training set's categories. A value not among them shows
+    in the total, and then every row is hashed as usual."""
+    import numpy as np
     import polars as pl
 
+    if expected is not None and len(expected) <= FEW_EXPECTED:
+        text = s.cast(pl.String)
+        counts = [int((text == k).sum()) for k in expected]
+        if sum(counts) == text.len() - text.null_count():
+            seen = [(k, n) for k, n in zip(expected, counts, strict=True) if n]
+            return [k for k, _ in seen], np.array([n for _, n in seen], dtype=np.uint32)
     # group_by rather than Series.value_counts: the same counts in half the time (1M
     # short strings: 5.7 against 11.4 ms)
     vc = s.cast(pl.String).drop_nulls().to_frame("v").group_by("v").len("n").sort("v")
