@@ -292,6 +292,26 @@ def test_a_reference_spread_is_measured_once_and_only_when_it_cannot_change() ->
     assert first == again and close(first, before) and std.call_count == 1
 
 
+def test_a_read_only_side_is_checked_for_order_once() -> None:
+    """Whether a side is sorted is checked once for a read-only array (the prepared
+    reference of every window) and every time for one that can be written; an unsorted
+    read-only side is sorted (a copy) each time, never taken as sorted."""
+    from workbench.core.drift.stattests import ascending
+
+    ordered = np.sort(np.random.default_rng(3).normal(size=1000))
+    shuffled = ordered[::-1].copy()
+    ordered.flags.writeable = shuffled.flags.writeable = False
+    writable = ordered.copy()
+    with patch.object(np, "all", side_effect=np.all) as checks:
+        assert ascending(ordered) is ordered and ascending(ordered) is ordered
+        assert checks.call_count == 1
+        assert ascending(writable) is writable and ascending(writable) is writable
+        assert checks.call_count == 3
+        for _ in range(2):
+            got = ascending(shuffled)
+            assert got is not shuffled and np.array_equal(got, ordered)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     ref=st.lists(st.integers(0, 6), min_size=1, max_size=300),

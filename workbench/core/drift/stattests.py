@@ -17,7 +17,7 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from workbench.core.errors import UsageError
 
@@ -31,6 +31,7 @@ BIN_BY_VALUE_MAX = 20  # numeric columns with more reference values are binned (
 WASSERSTEIN_BLOCK = 1 << 18
 SHARED_STEPS = 1 << 19  # sizes up to this keep their quantile steps (<= 16 MB each, 4 kept)
 BINCOUNT_MAX = 1 << 20
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ def ascending(a: np.ndarray) -> np.ndarray:
     """``a`` sorted; itself when it already is (checking costs a fraction of sorting)."""
     import numpy as np
 
-    if a.size > 1 and not bool(np.all(a[1:] >= a[:-1])):
+    if a.size > 1 and not _measured(a, "sorted", lambda: bool(np.all(a[1:] >= a[:-1]))):
         return np.sort(a)
     return a
 
@@ -274,31 +275,30 @@ def jensenshannon_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _wasserstein(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    import numpy as np
+
     # Normed by the reference's spread so one threshold fits every column's unit.
-    norm = max(_spread(ref), 0.001)
+    norm = max(_measured(ref, "std", lambda: float(np.std(ref))), 0.001)
     return wasserstein_distance(ref, cur) / norm, None
 
 
-# id -> (the array, its standard deviation), for read-only arrays (see _spread)
-_SPREADS: dict[int, tuple[weakref.ref[np.ndarray], float]] = {}
+_MEASURED: dict[int, tuple[weakref.ref[np.ndarray], dict[str, object]]] = {}
 
 
-def _spread(values: np.ndarray) -> float:
-    """``np.std(values)``, measured once for a read-only array: a prepared reference
-    column (columns.py), which monitoring compares with window after window (its std
-    was an eighth of a window's drift). Read-only, so it cannot have changed since."""
-    import numpy as np
-
+def _measured(values: np.ndarray, what: str, measure: Callable[[], _T]) -> _T:
+    """``measure()``, done once for a read-only array: a prepared reference column
+    (columns.py), which monitoring compares with window after window (its std was an
+    eighth of a window's drift). Read-only, so it cannot have changed since."""
     if values.flags.writeable:
-        return float(np.std(values))
-    got = _SPREADS.get(id(values))
-    if got is not None and got[0]() is values:
-        return got[1]
-    spread = float(np.std(values))
-    if len(_SPREADS) >= 256:  # ids of arrays gone: start over rather than grow
-        _SPREADS.clear()
-    _SPREADS[id(values)] = (weakref.ref(values), spread)
-    return spread
+        return measure()
+    got = _MEASURED.get(id(values))
+    if got is None or got[0]() is not values:
+        if len(_MEASURED) >= 256:  # ids of arrays gone: start over rather than grow
+            _MEASURED.clear()
+        got = _MEASURED[id(values)] = (weakref.ref(values), {})
+    if what not in got[1]:
+        got[1][what] = measure()
+    return got[1][what]  # type: ignore[return-value]
 
 
 def _psi(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
