@@ -8,7 +8,8 @@ rows whose inputs shift more in each tenth (covariate shift only). Not timed: ad
 training set, training a LightGBM model (100 trees) and registering it, and scoring the
 production rows with `workbench predict` (which logs them; its time is reported).
 
-- workbench: `workbench monitor m@1 --window {ROWS/10}rows --json` as a separate process:
+- workbench: `workbench monitor m@1 --window {ROWS/10}rows --json` as a separate process
+  (a first report: the median of 3, each on a fresh copy of the project as predict left it):
   reading the 1M logged rows (the typed log segments predict wrote), learning the
   reference (loading the model, scoring the validation rows, calibrating, bootstrapping
   the bands), input drift of 25 columns per window against the 200k training rows,
@@ -141,7 +142,19 @@ def main() -> None:
         scored = data / "scored.parquet"
         predict_s, _, _ = timed([*wb, "predict", "m@1", str(prod_path), "-o", str(scored)])
 
-        wb_s, wb_mb, wb_out = timed([*wb, "monitor", "m@1", "--window", f"{chunk}rows", "--json"])
+        # a first report three times, each on its own copy of the project as predict
+        # left it (the median, as NannyML's CBPE is timed)
+        firsts = []
+        for trial in range(3):
+            copy = data / f"first{trial}"
+            shutil.copytree(proj, copy)
+            cmd = [sys.executable, "-m", "workbench", "--project", str(copy), "monitor", "m@1",
+                   "--window", f"{chunk}rows", "--json"]  # fmt: skip
+            firsts.append(timed(cmd))
+            shutil.rmtree(copy)
+        wb_s = statistics.median(f[0] for f in firsts)
+        wb_mb = max(f[1] for f in firsts)
+        wb_out = timed([*wb, "monitor", "m@1", "--window", f"{chunk}rows", "--json"])[2]
         ours = json.loads(wb_out)
         # the next report (an hourly cron): the reference learnt, the windows' drift kept
         again_s, again_mb = _median([*wb, "monitor", "m@1", "--window", f"{chunk}rows", "--json"])
@@ -191,6 +204,7 @@ def main() -> None:
             "windows": len(ours["windows"]),
             "workbench_predict_with_log_s": predict_s,
             "workbench_monitor_s": wb_s,
+            "workbench_monitor_tries_s": [f[0] for f in firsts],
             "workbench_peak_mb": wb_mb,
             "workbench_monitor_again_s": again_s,
             "workbench_again_peak_mb": again_mb,
