@@ -231,11 +231,12 @@ def alert_toml(root: Path, text: str) -> None:
 
 def test_an_alert_acts_once_per_window_and_check_exits_3(watched: Project) -> None:
     root = watched.root
-    alert_toml(root, '[alerts.low-auc]\nwhen = "estimated.auc < 0.999"\nrun = "cat > fired.json"\n'
+    alert_toml(root, '[alerts.low-auc]\nwhen = "estimated.auc < 0.999"\nrun = "cat > fired.json; echo sent to the team"\n'
                '[alerts.never]\nwhen = ["rows > 0", "realised.auc < 0.5"]\n')  # fmt: skip
     res = run_cli("monitor", "m@production", "--window", "batch", "--check", cwd=root)
     assert res.code == 3, res.err
     assert "ALERT low-auc: estimated.auc < 0.999" in res.out and "never" not in res.out
+    assert "exit 0 (sent to the team)" in res.out  # what the hook answered, shown
     sent = json.loads((root / "fired.json").read_text())
     assert sent["alert"]["alert"] == "low-auc" and sent["model"] == "m@1"
     assert sent["window"]["rows"] == 800

@@ -86,10 +86,13 @@ def _act(project: Project, done: Monitored, firing: Firing) -> None:
                 alert.run, shell=True, input=payload, text=True, capture_output=True,
                 timeout=COMMAND_SECONDS, cwd=project.root,
             )  # fmt: skip
-            tail = (proc.stderr or proc.stdout).strip().splitlines()
+            # what the hook said last: its error when it failed, else its answer (a
+            # chat hook's "sent", a pipeline's outcome)
+            said = (proc.stderr or proc.stdout) if proc.returncode else proc.stdout
+            tail = said.strip().splitlines()
             firing.actions.append(
                 f"ran `{alert.run}`: exit {proc.returncode}"
-                + (f" ({tail[-1][:200]})" if tail and proc.returncode else "")
+                + (f" ({tail[-1][:200]})" if tail else "")
             )
         except subprocess.TimeoutExpired:
             firing.actions.append(f"ran `{alert.run}`: stopped after {COMMAND_SECONDS} s")
