@@ -264,7 +264,7 @@ def monitor(
     if task == "regression":
         y_all = labels.cast(pl.Float64, strict=False).to_numpy()
     elif not has_label.any():  # nothing labelled yet, as for most of a log's life
-        y_all = np.full(frame.height, -1)
+        y_all = np.zeros(frame.height, dtype=np.int64)  # never read (no row is labelled)
     else:
         y_all = positions(labels, classes or [])
         has_label &= y_all >= 0
