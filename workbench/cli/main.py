@@ -189,9 +189,9 @@ def entry() -> None:
     The collector is also told to run less often (``GC_THRESHOLDS``): importing Polars,
     NumPy, DuckDB (and for a training run scikit-learn, SciPy and LightGBM) creates
     over a million objects that live to the end, and with the default thresholds each
-    full collection walks all of them again: 30 ms of a 100k-row drift report (0.44 ->
-    0.41 s), 130 ms of training 300 rows (1.29 -> 1.16 s). Cycles of garbage are still
-    collected, in young collections every 50,000 allocations instead of 700."""
+    full collection walks all of them again: 20 ms of a 100k-row drift report (0.43 ->
+    0.41 s), 100 ms of training 300 rows (1.27 -> 1.17 s; A/B medians). Cycles of
+    garbage are still collected, in young collections every 50,000 allocations, not 700."""
     import gc
 
     gc.set_threshold(*GC_THRESHOLDS)

@@ -334,7 +334,8 @@ def monitor(
             x_tail = matrix(model, tail, inputs)[0]
             x_all = np.zeros((frame.height, x_tail.shape[1]))
             x_all[a0:] = x_tail
-    # The training side is read (and sorted) only when some window is tested anew.
+    # The training side is read (and sorted) only when some window is tested anew (a first
+    # report's was started beside the log's read, above).
     out = outputs_of(frame, task, classes) if not all(reused) or any(anew) else None
     if any(anew):
         train_side, train_id = (
