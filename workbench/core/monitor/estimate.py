@@ -118,7 +118,7 @@ def _binary_metrics(
     a non-decreasing function of its score: calibrating scores in ascending order finds
     each step where the last one ended (unordered, a binary search apiece: 3.7 ms for
     100k rows), and AUC's order is the scores sorted, where the general path sorts row
-    indices and gathers both. A 100k-row window: 9.9 -> ~4 ms."""
+    indices and gathers both. A 100k-row window: 10.4 -> 5.5 ms."""
     import numpy as np
 
     s = np.asarray(score, dtype=np.float64)
