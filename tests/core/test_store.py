@@ -124,10 +124,12 @@ def test_a_lock_held_too_long_fails_with_a_clear_message(project: Project, monke
 @pytest.mark.parametrize("count", [3, 300, 10_001])
 def test_rows_go_in_whole_whichever_way_their_number_takes(count: int) -> None:
     """A few rows are bound as VALUES, hundreds as one list a column, many through
-    Arrow: each way keeps every value as given, nulls, times and JSON text included."""
+    Arrow: each way keeps every value as given, nulls, times and JSON text included,
+    inside a transaction whose last query was not read to the end (as before a batch of
+    audit entries)."""
     from datetime import datetime
 
-    from workbench.core.store.catalog import insert_rows
+    from workbench.core.store.rows import insert_rows
 
     con = duckdb.connect()
     con.execute(
@@ -143,6 +145,9 @@ def test_rows_go_in_whole_whichever_way_their_number_takes(count: int) -> None:
     ]  # fmt: skip
     schema = {"id": "String", "n": "Int32", "big": "Int64", "x": "Float64", "ok": "Boolean",
               "stamp": "Datetime", "doc": "String"}  # fmt: skip
+    con.execute("BEGIN TRANSACTION")
+    con.execute("SELECT count(*) FROM t").fetchone()
     insert_rows(con, "t", rows, schema)
+    con.execute("COMMIT")
     got = con.execute("SELECT id, n, big, x, ok, stamp, doc::VARCHAR FROM t ORDER BY n").fetchall()
     assert [list(r) for r in got] == rows

@@ -31,7 +31,7 @@ from workbench.core.drift.columns import (
 )
 from workbench.core.errors import DataError, UsageError
 from workbench.core.store import audit
-from workbench.core.store.catalog import insert_rows
+from workbench.core.store.rows import insert_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable

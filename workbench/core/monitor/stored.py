@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import NotFoundError, UsageError
 from workbench.core.store import audit
-from workbench.core.store.catalog import insert_rows
+from workbench.core.store.rows import insert_rows
 
 if TYPE_CHECKING:
     from workbench.core.monitor.alerts import Firing

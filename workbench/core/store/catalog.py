@@ -69,51 +69,6 @@ def frame_of(
     return con.sql(sql, params=params).pl().cast(schema)
 
 
-# polars dtype names (insert_rows' schemas) as the SQL types of bound lists
-_SQL_TYPES = {
-    "String": "VARCHAR", "Int32": "INTEGER", "Int64": "BIGINT", "Float64": "DOUBLE",
-    "Boolean": "BOOLEAN", "Datetime": "TIMESTAMP",
-}  # fmt: skip
-
-
-def insert_rows(
-    con: duckdb.DuckDBPyConnection, table: str, rows: list[list[Any]], schema: dict[str, str]
-) -> None:
-    """Insert ``rows`` (in ``table``'s column order; ``schema``: column -> polars dtype
-    name) as one statement, the quickest way for their number (measured with 7 columns):
-    a few as bound VALUES (10 rows: 1.4 ms); hundreds as one bound list a column,
-    unnested (286 rows: 3.3 ms, where VALUES took 16: binding thousands of parameters
-    costs more than the insert); many through Arrow (5,000 rows: 14 ms against 29), whose
-    first use imports pyarrow (~80 ms), which a drift report of 25 columns must not pay.
-    executemany costs about 1 ms a row."""
-    if not rows:
-        return
-    if len(rows) <= 50:
-        width = len(rows[0])
-        one = "(" + ",".join("?" * width) + ")"
-        con.execute(
-            f"INSERT INTO {table} VALUES " + ",".join([one] * len(rows)),
-            [v for row in rows for v in row],
-        )
-        return
-    if len(rows) <= 10_000:
-        lists = ", ".join(f"unnest(?::{_SQL_TYPES[t]}[])" for t in schema.values())
-        con.execute(
-            f"INSERT INTO {table} SELECT {lists}", [list(c) for c in zip(*rows, strict=True)]
-        )
-        return
-    import polars as pl
-
-    types = {k: getattr(pl, t) for k, t in schema.items()}
-    frame = pl.DataFrame(rows, schema=types, orient="row")
-    name = f"_wb_rows_{table}"
-    con.register(name, frame.to_arrow())
-    try:
-        con.execute(f"INSERT INTO {table} SELECT * FROM {name}")
-    finally:
-        con.unregister(name)
-
-
 def check_path(path: Path) -> None:
     """DuckDB reads a backslash in a file path as a folder separator (its Windows
     handling, in ATTACH and connect alike), so such a catalog cannot be opened at all:
