@@ -151,3 +151,26 @@ def test_rows_go_in_whole_whichever_way_their_number_takes(count: int) -> None:
     con.execute("COMMIT")
     got = con.execute("SELECT id, n, big, x, ok, stamp, doc::VARCHAR FROM t ORDER BY n").fetchall()
     assert [list(r) for r in got] == rows
+
+
+@pytest.mark.parametrize("count", [3, 300, 10_001])
+def test_a_batch_of_audit_entries_goes_in_chained_whatever_its_size(
+    project: Project, count: int
+) -> None:
+    """A batch of entries (a journal fold's) goes in with one insert of the right kind
+    for its size, each chained to the one before, after the entries already there."""
+    from workbench.core.store import audit
+
+    with project.catalog.write() as con:
+        before = audit.head_or_genesis(con).seq
+        entries = [
+            (audit.now(), "tester", "test.entry", f"item:{i}", {"i": i, "text": 'é "q"'})
+            for i in range(count)
+        ]
+        assert audit.append_many(con, entries) == before + count
+    with project.catalog.read() as con:
+        assert audit.verify_chain(con) == []
+        got = con.execute(
+            "SELECT subject, details->>'text' FROM audit WHERE action = 'test.entry' ORDER BY seq"
+        ).fetchall()
+    assert got == [(f"item:{i}", 'é "q"') for i in range(count)]

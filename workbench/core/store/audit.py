@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError
 from workbench.core.store import objects
+from workbench.core.store.rows import insert_rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -165,6 +166,13 @@ def append(
     return append_many(con, [(now(), actor(), action, subject, details)])
 
 
+# the audit table's columns as polars dtype names (``insert_rows``)
+_SCHEMA = {
+    "seq": "Int64", "ts": "Datetime", "actor": "String", "action": "String",
+    "subject": "String", "details": "String", "prev_hash": "String", "hash": "String",
+}  # fmt: skip
+
+
 def append_many(
     con: duckdb.DuckDBPyConnection,
     entries: list[tuple[datetime, str, str, str, dict[str, Any]]],
@@ -176,23 +184,15 @@ def append_many(
         return 0
     last = head(con)
     seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
-    cols: list[list[Any]] = [[] for _ in range(8)]
+    rows: list[list[Any]] = []
     for at, who, action, subject, details in entries:
         det = _canonical(details)
         digest = _entry_hash(
             seq, at.isoformat(timespec="microseconds"), who, action, subject, det, prev
         )
-        for col, value in zip(
-            cols, (seq, at, who, action, subject, det, prev, digest), strict=True
-        ):
-            col.append(value)
+        rows.append([seq, at, who, action, subject, det, prev, digest])
         seq, prev = seq + 1, digest
-    con.execute(
-        "INSERT INTO audit SELECT unnest(?::BIGINT[]), unnest(?::TIMESTAMP[]), "
-        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
-        cols,
-    )
+    insert_rows(con, "audit", rows, _SCHEMA)
     return seq - 1
 
 

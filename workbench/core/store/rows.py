@@ -1,6 +1,6 @@
 """Many rows into a catalog table in one statement, the quickest way for their number:
-what a drift report's results and a monitor report's windows go in by. Below the
-catalog (which imports the audit trail), so that every store module can use it."""
+what a drift report's results, a monitor report's windows and a batch of audit entries
+go in by. Below the catalog (which imports the audit trail), so the trail can use it."""
 
 from __future__ import annotations
 
