@@ -95,15 +95,15 @@ def _classifier_metrics(
 
     n, k = share.shape
     out = {"accuracy": float(share[np.arange(n), pred].sum() / n)}
-    prec, rec, f1s, aucs = [], [], [], []
+    rates: list[tuple[float, float, float]] = []
+    aucs: list[float | None] = []
     for c in [1] if k == 2 else list(range(k)):
         p, chosen = share[:, c], pred == c
         tp, fp = float(p[chosen].sum()), float((1 - p[chosen]).sum())
         fn = float(p[~chosen].sum())
-        prec.append(tp / (tp + fp) if tp + fp else 0.0)
-        rec.append(tp / (tp + fn) if tp + fn else 0.0)
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+        rates.append(_rates(tp, fp, fn))
         aucs.append(_auc(scores[:, c], p))
+    prec, rec, f1s = (list(r) for r in zip(*rates, strict=True))
     out.update(precision=_mean(prec), recall=_mean(rec), f1=_mean(f1s))
     if not any(a is None for a in aucs):
         out["auc"] = _mean([a for a in aucs if a is not None])
@@ -128,11 +128,12 @@ def _binary_metrics(
     tp, fp = float(picked.sum()), float((1 - picked).sum())
     fn, tn = float(rest.sum()), float((1 - rest).sum())
     n = len(s)
+    precision, recall, f1 = _rates(tp, fp, fn)
     out = {
         "accuracy": (tp + tn) / n if n else 0.0,
-        "precision": tp / (tp + fp) if tp + fp else 0.0,
-        "recall": tp / (tp + fn) if tp + fn else 0.0,
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
     }
     ordered = np.sort(s)[::-1]
     chance = np.interp(ordered[::-1], xs, ys)[::-1]
@@ -140,6 +141,16 @@ def _binary_metrics(
     if 0 < total_p < n:
         out["auc"] = _auc_ordered(ordered, chance, total_p)
     return out
+
+
+def _rates(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
+    """Precision, recall and F1 of (expected) true positives, false positives and false
+    negatives; 0 where a denominator is."""
+    return (
+        tp / (tp + fp) if tp + fp else 0.0,
+        tp / (tp + fn) if tp + fn else 0.0,
+        2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+    )
 
 
 def _mean(values: list[float]) -> float:
