@@ -411,7 +411,9 @@ def monitor(
 
     with ThreadPoolExecutor(2) as pool:
         if any(anew):  # the training side's columns sorted (or counted) once, half each
-            list(pool.map(lambda names: prepare(train_side, names), [inputs[::2], inputs[1::2]]))
+            if training is None:  # a first report's were, beside the log's read
+                halves = [inputs[::2], inputs[1::2]]
+                list(pool.map(lambda names: prepare(train_side, names), halves))
             prepare(ref_pred, ["prediction"])
         windows = list(pool.map(one, range(len(slices))))
     return MonitorReport(
