@@ -282,3 +282,46 @@ def test_a_new_window_is_tested_on_its_own_inputs_read_after_the_answers(
     reads.clear()
     again = monitor(p, "m@1", parse_window("batch"))
     assert len(reads) == 2 and found(again) == found(afresh)
+
+
+def test_a_later_estimate_reads_the_answers_of_its_new_windows_only(
+    watched: Project,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An hourly estimate after a stored one reads the logged answers of the windows it
+    estimates anew, no others: its windows are those of a report that reads them all."""
+    from tests.core.test_monitor import make
+    from workbench.core.models.scoring import predict
+    from workbench.core.monitor import earlier, stored
+    from workbench.core.monitor import report as reports
+
+    p = watched
+    stored.save(p, monitor(p, "m@1", parse_window("batch"), drift=False))
+    make("binary", 800, 2.0, 21).write_parquet(tmp_path / "new.parquet")
+    predict(p, "m@1", str(tmp_path / "new.parquet"), tmp_path / "out.parquet")
+    asked: list[tuple[list[str], int]] = []
+    real = ReadFiles.more
+
+    def more(self: ReadFiles, columns: list[str], at: int) -> object:
+        asked.append((columns, at))
+        return real(self, columns, at)
+
+    monkeypatch.setattr(ReadFiles, "more", more)
+    later = monitor(p, "m@1", parse_window("batch"), drift=False)
+    assert asked == [(["proba_0", "proba_1"], 2400)]  # the new window's answers only
+    assert later.estimated_before == 3
+
+    def shown(r: MonitorReport) -> list[tuple[object, ...]]:
+        return [(w.rows, w.predictions, w.first_ts) for w in r.windows]
+
+    monkeypatch.setattr(reports, "kept_windows", lambda *a: earlier.Earlier())
+    whole = monitor(p, "m@1", parse_window("batch"), drift=False)  # every answer read
+    assert whole.estimated_before == 0 and len(whole.windows) == 4
+    assert seen(later) == seen(whole) and shown(later) == shown(whole)
+
+    # those files gone meanwhile: the answers are read again, from the new window on
+    monkeypatch.setattr(reports, "kept_windows", earlier.kept_windows)
+    monkeypatch.setattr(ReadFiles, "more", lambda self, columns, at: None)
+    again = monitor(p, "m@1", parse_window("batch"), drift=False)
+    assert seen(again) == seen(whole) and shown(again) == shown(whole)

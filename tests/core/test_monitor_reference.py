@@ -18,7 +18,7 @@ from tests.core.test_monitor import make, trained
 from workbench.core.models.scoring import predict
 from workbench.core.monitor import learnt, stored
 from workbench.core.monitor.estimate import Estimator, isotonic
-from workbench.core.monitor.logged import reference_for
+from workbench.core.monitor.logged import reference_for, reference_label
 from workbench.core.monitor.report import MonitorReport, monitor
 from workbench.core.monitor.windows import parse_window
 from workbench.core.project import Project
@@ -205,6 +205,39 @@ def test_a_first_report_learns_from_the_run_without_the_model(
     for ours, theirs in zip(first["estimates"], again, strict=True):
         assert np.allclose(np.array(list(ours.values()), dtype=float),
                            np.array(theirs, dtype=float), rtol=0, atol=1e-9)  # fmt: skip
+
+
+def test_kept_rows_under_another_name_are_not_learnt_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first report names its reference before the run's kept rows are read (they are
+    learnt from on the other core); rows kept under another name are not learnt from:
+    the model scores the validation rows, as when the run kept none."""
+    p = trained(tmp_path, "binary", rows=2000)
+    f = tmp_path / "b.parquet"
+    make("binary", 600, 1, 5).write_parquet(f)
+    predict(p, "m@1", str(f), tmp_path / "o.parquet")
+    mv = p.models.resolve("m@1")
+    real = learnt.kept_by_run
+
+    def renamed(project: Project, mv: Any) -> learnt.RunKept | None:
+        kept = real(project, mv)
+        assert kept is not None
+        kept.label = "validation rows of other@1 (run:00000000)"
+        return kept
+
+    monkeypatch.setattr(learnt, "kept_by_run", renamed)
+    got = monitor(p, "m@1", parse_window("batch"), drift=False)
+    assert got.reference == reference_label(mv.dataset_ref or "", mv.run_id)
+    kept = learnt.load(p, mv)
+    assert kept is not None and kept.label == got.reference  # learnt from the model's scores
+    monkeypatch.setattr(learnt, "kept_by_run", real)
+    for cached in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
+        cached.unlink()
+    want = monitor(p, "m@1", parse_window("batch"), drift=False)  # from the kept rows
+    ours = [(e.estimated, e.lower, e.upper) for e in got.windows[0].estimates]
+    theirs = [(e.estimated, e.lower, e.upper) for e in want.windows[0].estimates]
+    assert np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float), atol=1e-9)
 
 
 def test_a_regressor_keeps_no_validation_scores(tmp_path: Path) -> None:

@@ -133,6 +133,16 @@ def kept_by_run(project: Project, mv: ModelVersion) -> RunKept | None:
     return RunKept(reference_label(dataset, mv.run_id), task, list(classes), y, scores)
 
 
+def learn_from_run(project: Project, mv: ModelVersion, label: str) -> Learnt | None:
+    """``kept_by_run`` then ``learn``, as one task for another thread: None when the
+    run kept nothing to learn from, or kept it under another reference than ``label``
+    (the name the report went ahead with)."""
+    kept = kept_by_run(project, mv)
+    if kept is None or kept.label != label:
+        return None
+    return learn(project, mv, kept)
+
+
 def learn(project: Project, mv: ModelVersion, kept: RunKept) -> Learnt:
     """Fit the estimator on what the run kept, and keep it for the next report."""
     outputs = Outputs(kept.scores.argmax(axis=1), kept.scores)

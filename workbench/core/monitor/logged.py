@@ -35,8 +35,17 @@ class Outputs:
     scores: np.ndarray
 
 
+def output_columns(task: str | None, classes: list[Any] | None) -> list[str]:
+    """The logged answer columns ``outputs_of`` reads: a regressor's ``prediction``, a
+    classifier's ``proba_<class>`` (its class is their argmax, so its logged
+    ``prediction``, text, is not read)."""
+    if task == "regression":
+        return ["prediction"]
+    return [f"proba_{c}" for c in classes or []]
+
+
 def outputs_of(frame: pl.DataFrame, task: str, classes: list[Any] | None) -> Outputs:
-    """``prediction`` and ``proba_<class>`` columns (as predict and serve answer) as
+    """``prediction`` or ``proba_<class>`` columns (as predict and serve answer) as
     positions and scores."""
     import numpy as np
     import polars as pl
@@ -44,11 +53,31 @@ def outputs_of(frame: pl.DataFrame, task: str, classes: list[Any] | None) -> Out
     if task == "regression":
         values = frame.get_column("prediction").cast(pl.Float64).to_numpy()
         return Outputs(values, values.reshape(-1, 1))
-    known = classes or []
-    scores = np.column_stack(
-        [frame.get_column(f"proba_{c}").cast(pl.Float64).fill_null(0.0).to_numpy() for c in known]
-    )
+    names = output_columns(task, classes)
+    scores = np.empty((frame.height, len(names)))
+    for j, name in enumerate(names):
+        column = frame.get_column(name).cast(pl.Float64)
+        scores[:, j] = column.fill_null(0.0) if column.null_count() else column.to_numpy()
     return Outputs(scores.argmax(axis=1), scores)
+
+
+def outputs_after(
+    frame: pl.DataFrame, got: pl.DataFrame, at: int, task: str, classes: list[Any] | None
+) -> Outputs:
+    """The answers of ``frame``'s rows from ``at`` on, read after it (``got``: those
+    rows' request_id, row and answer columns), matched to them by request and row; the
+    rows before ``at`` (windows estimated by an earlier report) are zeros, never read."""
+    import numpy as np
+
+    keys = ["request_id", "row"]
+    tail = frame.slice(at).select(keys)
+    if not got.select(keys).equals(tail):
+        got = tail.join(got, on=keys, how="left", maintain_order="left")
+    some = outputs_of(got, task, classes)
+    pred = np.zeros(frame.height, dtype=some.pred.dtype)
+    scores = np.zeros((frame.height, some.scores.shape[1]))
+    pred[at:], scores[at:] = some.pred, some.scores
+    return Outputs(pred, scores)
 
 
 def positions(labels: pl.Series, classes: list[Any]) -> np.ndarray:
@@ -86,10 +115,13 @@ def read_logged(
     output_names: list[str],
     with_inputs: bool = True,
     skip: Callable[[pl.DataFrame], int] | None = None,
+    outputs: list[str] | None = None,
 ) -> Logged:
     """The rows ``mv`` answered (from ``since``), inputs and outputs typed: from the
     version's log segments (core/models/log_segments.py), which a read brings in line
-    with the catalog first. ``with_inputs=False`` reads only the answers.
+    with the catalog first. ``with_inputs=False`` reads only the answers; ``outputs``
+    (default: every one of ``output_names``, the log's layout) which of them are read
+    now (``Logged.more`` gives the others).
 
     ``skip(order)``, given the (ts, request_id, row) of the rows from ``since`` in
     order, says how many of them to leave unread: a report's older windows."""
@@ -127,7 +159,8 @@ def read_logged(
 
     segments = Segments(project.store_dir, mv.model, mv.version, inputs, output_names)
     head = ["request_id", "row", "ts"]
-    columns = [*head, *inputs, *output_names] if with_inputs else [*head, *output_names]
+    answers = output_names if outputs is None else outputs
+    columns = [*head, *inputs, *answers] if with_inputs else [*head, *answers]
 
     began = [0]  # the first row read, of every row the version logged
 

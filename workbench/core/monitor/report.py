@@ -31,10 +31,13 @@ from workbench.core.monitor.estimate import METHOD, Estimate, Estimator
 from workbench.core.monitor.logged import (
     Reference,
     matrix,
+    output_columns,
+    outputs_after,
     outputs_of,
     positions,
     read_logged,
     reference_for,
+    reference_label,
     task_of,
 )
 from workbench.core.monitor.window_drift import (
@@ -194,24 +197,27 @@ def monitor(
     # A classifier's reference is learnt once, from what its run kept of the validation
     # rows where it can (core/monitor/learnt.py): then no report needs its model.
     kept = learnt.load(project, mv) if reference is None and mv.dataset_ref else None
-    by_run = (
-        learnt.kept_by_run(project, mv)
-        if kept is None and reference is None and mv.dataset_ref
-        else None
-    )
+    said_task, said_classes = mv.signature.get("task"), mv.signature.get("classes")
+    # else what the run kept is learnt from (on the other core, while this one reads
+    # the log), when it kept any: it keeps a classifier's
+    from_run = bool(
+        kept is None and reference is None and mv.dataset_ref and said_classes
+        and said_task in ("binary", "multiclass")
+    )  # fmt: skip
     model: Any = None
     ref: Reference | None = None
     training: Future[tuple[Table, str | None]] | None = None
-    if kept is not None or by_run is not None:
-        # What the run kept is learnt from, and a first report's training side read and
-        # sorted, on the other core while this one reads the log.
+    if kept is not None or from_run:
+        # A first report's training side is read and sorted on the other core too.
         with ThreadPoolExecutor(1) as aside:
-            learning = aside.submit(learnt.learn, project, mv, by_run) if by_run else None
+            learning = None
             if kept is not None:
                 ref_label, task, classes = kept.label, kept.estimator.task, kept.estimator.classes
             else:
-                assert by_run is not None
-                ref_label, task, classes = by_run.label, by_run.task, by_run.classes
+                assert mv.dataset_ref is not None and said_classes
+                ref_label = reference_label(mv.dataset_ref, mv.run_id)
+                task, classes = str(said_task), list(said_classes)
+                learning = aside.submit(learnt.learn_from_run, project, mv, ref_label)
             names = _output_names(task, classes) or []
             earlier = kept_windows(project, mv, spec, ref_label)
             if drift and (options is not None or not earlier.drift):  # every window anew
@@ -221,14 +227,21 @@ def monitor(
             # newest one or none) and a regressor's windows estimated anew (its nannies
             # read the features).
             later = (drift and options is None and bool(earlier.drift)) or task == "regression"
-            logged = read_logged(project, mv, since, names, reads(task) and not later, skip)
+            # after an earlier report the answers too are read later, for the windows
+            # computed anew only (an hourly report: the newest one or none)
+            lazy = bool(earlier.estimates)
+            logged = read_logged(
+                project, mv, since, names, reads(task) and not later, skip,
+                [] if lazy else output_columns(task, classes),
+            )  # fmt: skip
             kept = learning.result() if learning else kept
-        assert kept is not None
+    if kept is not None:
         est, ref_outputs = kept.estimator, kept.outputs
-    else:
+    else:  # a model of another task, another reference, or a run that kept nothing
         # The log is read (off the GIL) while the model loads (imports, on it): the
         # signature of a model trained here names its outputs; otherwise the model does.
         said = _output_names(mv.signature.get("task"), mv.signature.get("classes"))
+        lazy = False
         with ThreadPoolExecutor(1) as pool:
             early = (
                 pool.submit(
@@ -312,14 +325,20 @@ def monitor(
     estimated = task == "regression" and not all(reused)  # DLE's nannies read features
     need = [n or (estimated and r is None) for n, r in zip(anew, reused, strict=True)]
     tested_rows: pl.DataFrame | None = None
-    a0 = 0
-    if later and any(need):  # the inputs from the first window that needs them on
-        a0 = min(int(a) for (a, _), n in zip(slices, need, strict=True) if n)
-        got = logged.more(inputs, a0)  # from the files just read
+    a0 = a1 = 0
+    needs = [r is None or n for r, n in zip(reused, anew, strict=True)]  # the answers
+    want_x, want_y = later and any(need), lazy and any(needs)
+    answers = output_columns(task, classes) if want_y else []
+    got: pl.DataFrame | None = None
+    if want_x or want_y:  # read from the first window that needs them on (need: a subset of needs)
+        a1 = min(int(a) for (a, _), n in zip(slices, needs, strict=True) if n)
+        a0 = min((int(a) for (a, _), n in zip(slices, need, strict=True) if n), default=a1)
+        got = logged.more([*(inputs if want_x else []), *answers], a1)  # the files just read
         if got is None:  # they went another way, or changed since: read again
-            at = older[1] + a0
-            got = read_logged(project, mv, since, names, True, lambda _: at).frame
-        tested_rows = got.select("request_id", "row", *inputs)
+            at = older[1] + a1
+            got = read_logged(project, mv, since, names, want_x, lambda _: at, answers).frame
+        if want_x:
+            tested_rows = got.select("request_id", "row", *inputs)
     if estimated:
         if model is None:
             model = project.models.load(mv)
@@ -336,7 +355,9 @@ def monitor(
             x_all[a0:] = x_tail
     # The training side is read (and sorted) only when some window is tested anew (a first
     # report's was started beside the log's read, above).
-    out = outputs_of(frame, task, classes) if not all(reused) or any(anew) else None
+    out = outputs_of(frame, task, classes) if any(needs) and not lazy else None
+    if got is not None and want_y:
+        out = outputs_after(frame, got, a1, task, classes)
     if any(anew):
         train_side, train_id = (
             training.result() if training else training_side(project, mv, ref, inputs)
