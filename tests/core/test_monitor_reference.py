@@ -18,7 +18,7 @@ from tests.core.test_monitor import make, trained
 from workbench.core.models.scoring import predict
 from workbench.core.monitor import learnt, stored
 from workbench.core.monitor.estimate import Estimator, isotonic
-from workbench.core.monitor.logged import reference_for, reference_label
+from workbench.core.monitor.logged import first_max, reference_for, reference_label
 from workbench.core.monitor.report import MonitorReport, monitor
 from workbench.core.monitor.windows import parse_window
 from workbench.core.project import Project
@@ -142,6 +142,22 @@ def kept_scores(p: Project) -> tuple[np.ndarray, np.ndarray] | None:
     if art is None:
         return None
     return read_validation_scores(p.objects.read_bytes(art.hash))
+
+
+def test_two_classes_are_told_apart_as_argmax_tells_them() -> None:
+    """A logged row's class is the first largest of its scores: ties go to the first
+    class, and a NaN score is what ``argmax`` makes of it, on the quick path for two
+    classes as on the general one."""
+    rng = np.random.default_rng(5)
+    for k in (1, 2, 3):
+        scores = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, np.nan], size=(4000, k))
+        assert np.array_equal(first_max(scores), scores.argmax(axis=1))
+        clean = np.nan_to_num(scores)  # ties, no NaN: the comparison itself decides
+        assert np.array_equal(first_max(clean), clean.argmax(axis=1))
+    half = np.array([[0.5, 0.5], [0.4, 0.6], [0.6, 0.4], [np.nan, 0.2], [0.2, np.nan]])
+    assert first_max(half).tolist() == [0, 1, 0, 0, 1]
+    first_nan = np.array([[np.nan, 0.2], [0.3, 0.3], [0.1, 0.9]])  # the comparison's path
+    assert first_max(first_nan).tolist() == first_nan.argmax(axis=1).tolist() == [0, 0, 1]
 
 
 def test_a_binary_model_is_calibrated_on_class_1_alone() -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import StoreError
 from workbench.core.monitor.estimate import Estimator
-from workbench.core.monitor.logged import Outputs
+from workbench.core.monitor.logged import Outputs, first_max
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,7 +145,7 @@ def learn_from_run(project: Project, mv: ModelVersion, label: str) -> Learnt | N
 
 def learn(project: Project, mv: ModelVersion, kept: RunKept) -> Learnt:
     """Fit the estimator on what the run kept, and keep it for the next report."""
-    outputs = Outputs(kept.scores.argmax(axis=1), kept.scores)
+    outputs = Outputs(first_max(kept.scores), kept.scores)
     est = Estimator.fit(kept.task, kept.classes, kept.y, outputs.pred, kept.scores)
     learnt = Learnt(kept.label, est, outputs)
     save(project, mv, learnt)

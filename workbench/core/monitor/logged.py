@@ -58,7 +58,19 @@ def outputs_of(frame: pl.DataFrame, task: str, classes: list[Any] | None) -> Out
     for j, name in enumerate(names):
         column = frame.get_column(name).cast(pl.Float64)
         scores[:, j] = column.fill_null(0.0) if column.null_count() else column.to_numpy()
-    return Outputs(scores.argmax(axis=1), scores)
+    return Outputs(first_max(scores), scores)
+
+
+def first_max(scores: np.ndarray) -> np.ndarray:
+    """Each row's class: its first largest score, as ``argmax`` gives it. Of two
+    classes, one comparison (1M rows: 1.6 ms, ``argmax`` 9): the second wins only when
+    strictly larger; a NaN there, which ``argmax`` takes for the largest, goes to
+    ``argmax`` (a NaN first score loses either way)."""
+    import numpy as np
+
+    if scores.ndim == 2 and scores.shape[1] == 2 and not np.isnan(scores[:, 1]).any():
+        return (scores[:, 1] > scores[:, 0]).astype(np.intp)
+    return scores.argmax(axis=1)
 
 
 def outputs_after(
