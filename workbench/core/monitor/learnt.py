@@ -107,6 +107,14 @@ class RunKept:
     scores: np.ndarray
 
 
+def keeps_scores(mv: ModelVersion) -> bool:
+    """Whether ``mv``'s training run can have kept validation scores to learn from: a
+    classifier's, its classes named in the signature."""
+    return mv.signature.get("task") in ("binary", "multiclass") and bool(
+        mv.signature.get("classes")
+    )
+
+
 def kept_by_run(project: Project, mv: ModelVersion) -> RunKept | None:
     """What ``mv``'s training run kept of the validation rows (their labels and the
     model's class probabilities there, core/runs/recording.py): no model to load, no
@@ -115,9 +123,9 @@ def kept_by_run(project: Project, mv: ModelVersion) -> RunKept | None:
     from workbench.core.monitor.logged import reference_label
     from workbench.core.runs.recording import VALIDATION_SCORES, read_validation_scores
 
-    task, classes = mv.signature.get("task"), mv.signature.get("classes")
-    if task not in ("binary", "multiclass") or not classes:
+    if not keeps_scores(mv):
         return None
+    task, classes = mv.signature["task"], mv.signature["classes"]
     info = project.runs.get(mv.run_id)
     art = next((a for a in info.artifacts if a.path == VALIDATION_SCORES), None)
     dataset = info.params.get("dataset")

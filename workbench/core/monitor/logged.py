@@ -73,6 +73,17 @@ def first_max(scores: np.ndarray) -> np.ndarray:
     return scores.argmax(axis=1)
 
 
+def aligned(frame: pl.DataFrame, got: pl.DataFrame, at: int) -> pl.DataFrame:
+    """``got`` (columns of ``frame``'s rows from ``at`` on, read later, with request_id
+    and row) in the order of those rows, matched by request and row: itself when it
+    already is, as when it came from the files ``frame`` was read from."""
+    keys = ["request_id", "row"]
+    tail = frame.slice(at).select(keys)
+    if got.select(keys).equals(tail):
+        return got
+    return tail.join(got, on=keys, how="left", maintain_order="left")
+
+
 def outputs_after(
     frame: pl.DataFrame, got: pl.DataFrame, at: int, task: str, classes: list[Any] | None
 ) -> Outputs:
@@ -81,11 +92,7 @@ def outputs_after(
     rows before ``at`` (windows estimated by an earlier report) are zeros, never read."""
     import numpy as np
 
-    keys = ["request_id", "row"]
-    tail = frame.slice(at).select(keys)
-    if not got.select(keys).equals(tail):
-        got = tail.join(got, on=keys, how="left", maintain_order="left")
-    some = outputs_of(got, task, classes)
+    some = outputs_of(aligned(frame, got, at), task, classes)
     pred = np.zeros(frame.height, dtype=some.pred.dtype)
     scores = np.zeros((frame.height, some.scores.shape[1]))
     pred[at:], scores[at:] = some.pred, some.scores

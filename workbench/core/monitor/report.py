@@ -30,6 +30,7 @@ from workbench.core.monitor.earlier import kept_windows
 from workbench.core.monitor.estimate import METHOD, Estimate, Estimator
 from workbench.core.monitor.logged import (
     Reference,
+    aligned,
     matrix,
     output_columns,
     outputs_after,
@@ -199,11 +200,10 @@ def monitor(
     kept = learnt.load(project, mv) if reference is None and mv.dataset_ref else None
     said_task, said_classes = mv.signature.get("task"), mv.signature.get("classes")
     # else what the run kept is learnt from (on the other core, while this one reads
-    # the log), when it kept any: it keeps a classifier's
-    from_run = bool(
-        kept is None and reference is None and mv.dataset_ref and said_classes
-        and said_task in ("binary", "multiclass")
-    )  # fmt: skip
+    # the log), when it can have kept any
+    from_run = (
+        kept is None and reference is None and bool(mv.dataset_ref) and learnt.keeps_scores(mv)
+    )
     model: Any = None
     ref: Reference | None = None
     training: Future[tuple[Table, str | None]] | None = None
@@ -240,13 +240,11 @@ def monitor(
     else:  # a model of another task, another reference, or a run that kept nothing
         # The log is read (off the GIL) while the model loads (imports, on it): the
         # signature of a model trained here names its outputs; otherwise the model does.
-        said = _output_names(mv.signature.get("task"), mv.signature.get("classes"))
+        said = _output_names(said_task, said_classes)
         lazy = False
         with ThreadPoolExecutor(1) as pool:
             early = (
-                pool.submit(
-                    read_logged, project, mv, since, said, reads(mv.signature.get("task")), skip
-                )
+                pool.submit(read_logged, project, mv, since, said, reads(said_task), skip)
                 if said
                 else None
             )
@@ -330,7 +328,7 @@ def monitor(
     want_x, want_y = later and any(need), lazy and any(needs)
     answers = output_columns(task, classes) if want_y else []
     got: pl.DataFrame | None = None
-    if want_x or want_y:  # read from the first window that needs them on (need: a subset of needs)
+    if want_x or want_y:  # from the first window that needs them on (need within needs)
         a1 = min(int(a) for (a, _), n in zip(slices, needs, strict=True) if n)
         a0 = min((int(a) for (a, _), n in zip(slices, need, strict=True) if n), default=a1)
         got = logged.more([*(inputs if want_x else []), *answers], a1)  # the files just read
@@ -345,12 +343,7 @@ def monitor(
         if tested_rows is None:
             x_all = matrix(model, frame, inputs)[0]
         else:  # rows before a0 are in windows estimated before: left as zeros, unused
-            tail = (
-                frame.slice(a0)
-                .select("request_id", "row")
-                .join(tested_rows, on=["request_id", "row"], how="left", maintain_order="left")
-            )
-            x_tail = matrix(model, tail, inputs)[0]
+            x_tail = matrix(model, aligned(frame, tested_rows, a0), inputs)[0]
             x_all = np.zeros((frame.height, x_tail.shape[1]))
             x_all[a0:] = x_tail
     # The training side is read (and sorted) only when some window is tested anew (a first
@@ -461,7 +454,7 @@ def _output_names(task: str | None, classes: list[Any] | None) -> list[str] | No
     if task == "regression":
         return ["prediction"]
     if task in ("binary", "multiclass") and classes:
-        return ["prediction"] + [f"proba_{c}" for c in classes]
+        return ["prediction", *output_columns(task, classes)]
     return None
 
 
