@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.core.test_monitor import watched  # noqa: F401  (the fixture)
-from tests.core.test_monitor_reference import in_a_fresh_process
+from tests.core.test_monitor_reference import asked_for_more, in_a_fresh_process
 from workbench.core.drift.columns import Options
 from workbench.core.models.log_segments import MANIFEST, ReadFiles, folder_of
 from workbench.core.models.prediction_log import LogWriter, request_line
@@ -300,14 +300,7 @@ def test_a_later_estimate_reads_the_answers_of_its_new_windows_only(
     stored.save(p, monitor(p, "m@1", parse_window("batch"), drift=False))
     make("binary", 800, 2.0, 21).write_parquet(tmp_path / "new.parquet")
     predict(p, "m@1", str(tmp_path / "new.parquet"), tmp_path / "out.parquet")
-    asked: list[tuple[list[str], int]] = []
-    real = ReadFiles.more
-
-    def more(self: ReadFiles, columns: list[str], at: int) -> object:
-        asked.append((columns, at))
-        return real(self, columns, at)
-
-    monkeypatch.setattr(ReadFiles, "more", more)
+    asked = asked_for_more(monkeypatch)
     later = monitor(p, "m@1", parse_window("batch"), drift=False)
     assert asked == [(["proba_0", "proba_1"], 2400)]  # the new window's answers only
     assert later.estimated_before == 3

@@ -144,6 +144,30 @@ def kept_scores(p: Project) -> tuple[np.ndarray, np.ndarray] | None:
     return read_validation_scores(p.objects.read_bytes(art.hash))
 
 
+def same_first_estimates(a: MonitorReport, b: MonitorReport) -> bool:
+    """Whether two reports' first windows estimate alike (to 1e-9), bands included."""
+    ours = [(e.estimated, e.lower, e.upper) for e in a.windows[0].estimates]
+    theirs = [(e.estimated, e.lower, e.upper) for e in b.windows[0].estimates]
+    return bool(np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float),
+                            atol=1e-9))  # fmt: skip
+
+
+def asked_for_more(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], int]]:
+    """What a report asks of the files it read (``ReadFiles.more``: columns, first row),
+    in order, recorded while it is answered as before."""
+    from workbench.core.models.log_segments import ReadFiles
+
+    asked: list[tuple[list[str], int]] = []
+    real = ReadFiles.more
+
+    def more(self: ReadFiles, columns: list[str], at: int) -> object:
+        asked.append((columns, at))
+        return real(self, columns, at)
+
+    monkeypatch.setattr(ReadFiles, "more", more)
+    return asked
+
+
 def test_two_classes_are_told_apart_as_argmax_tells_them() -> None:
     """A logged row's class is the first largest of its scores: ties go to the first
     class, and a NaN score is what ``argmax`` makes of it, on the quick path for two
@@ -251,9 +275,7 @@ def test_kept_rows_under_another_name_are_not_learnt_from(
     for cached in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
         cached.unlink()
     want = monitor(p, "m@1", parse_window("batch"), drift=False)  # from the kept rows
-    ours = [(e.estimated, e.lower, e.upper) for e in got.windows[0].estimates]
-    theirs = [(e.estimated, e.lower, e.upper) for e in want.windows[0].estimates]
-    assert np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float), atol=1e-9)
+    assert same_first_estimates(got, want)
 
 
 def test_a_regressor_keeps_no_validation_scores(tmp_path: Path) -> None:
@@ -275,9 +297,7 @@ def test_damaged_validation_scores_cost_time_not_the_report(tmp_path: Path) -> N
     for kept in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
         kept.unlink()
     again = monitor(p, "m@1", parse_window("batch"), drift=False)  # the model scores again
-    ours = [(e.estimated, e.lower, e.upper) for e in first.windows[0].estimates]
-    theirs = [(e.estimated, e.lower, e.upper) for e in again.windows[0].estimates]
-    assert np.allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float), atol=1e-9)
+    assert same_first_estimates(first, again)
     assert again.reference == first.reference
 
 
@@ -325,7 +345,6 @@ def test_a_regressor_reads_inputs_only_for_the_windows_it_computes_anew(
     then the inputs from the first window it estimates or tests anew on: the same drift
     and estimates as a report that reads every input and learns everything afresh."""
     from workbench.core.drift.columns import Options
-    from workbench.core.models.log_segments import ReadFiles
 
     p = trained(tmp_path, "regression", rows=3000)
     for k in range(2):
@@ -336,14 +355,7 @@ def test_a_regressor_reads_inputs_only_for_the_windows_it_computes_anew(
     f = tmp_path / "b2.parquet"
     make("regression", 500, 2.0, 40).write_parquet(f)  # a new window, moved
     predict(p, "m@1", str(f), tmp_path / "o2.parquet")
-    asked: list[tuple[list[str], int]] = []
-    real = ReadFiles.more
-
-    def more(self: ReadFiles, columns: list[str], at: int) -> object:
-        asked.append((columns, at))
-        return real(self, columns, at)
-
-    monkeypatch.setattr(ReadFiles, "more", more)
+    asked = asked_for_more(monkeypatch)
     later = monitor(p, "m@1", parse_window("batch"))
     assert [at for _, at in asked] == [1000]  # the new window's inputs only
     assert [w.drift_stored for w in later.windows] == [True, True, False]
