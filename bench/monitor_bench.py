@@ -12,8 +12,8 @@ production rows with `workbench predict` (which logs them; its time is reported)
   (a first report: the median of 3, each on a fresh copy of the project as predict left it,
   synced to disk first):
   reading the 1M logged rows (the typed log segments predict wrote), learning the
-  reference (loading the model, scoring the validation rows, calibrating, bootstrapping
-  the bands), input drift of 25 columns per window against the 200k training rows,
+  reference (from the validation scores the training run kept: calibrating,
+  bootstrapping the bands; the model is not loaded), input drift of 25 columns per window against the 200k training rows,
   prediction drift, CBPE estimates of five metrics with their bands, storing the report;
   then the same command again, as the next run of a cron would be: the reference is
   learnt and each window's drift already tested. With --no-drift (estimates only, what
