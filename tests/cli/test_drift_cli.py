@@ -123,3 +123,58 @@ def test_drift_of_a_model_on_a_file_without_its_inputs_says_which(
     assert r.code == 1
     assert r.err.strip() == "error: no_income.csv lacks column(s) the model needs: income"
     assert store_snapshot(models) == before
+
+
+def table_rows(out: str) -> list[str]:
+    return [ln for ln in out.splitlines() if ln.startswith("│ ")]
+
+
+def test_what_every_column_shares_is_said_once_above_the_table(
+    versions: Project, tmp_path: Path
+) -> None:
+    """Every column of 3,000 rows: the rule that chose distances is one line, not a clause
+    on each row; the stored reasons stay whole, and the files say the same as the table."""
+    r = run_cli("drift", "users@1", "users@4", cwd=versions.root)
+    assert r.code == 0, r.err
+    said = (
+        "Evidently's default methods (by type and distinct values); every tested column has "
+        "> 1,000 reference values, so distances, not tests."
+    )
+    assert r.out.count(said) == 1
+    assert not any("ref values" in row or "default:" in row for row in table_rows(r.out))
+    age = next(row for row in table_rows(r.out) if row.startswith("│ age "))
+    assert "numeric, " in age and "distinct in ref > 5" in age  # the rule of its own
+    stored = json.loads(run_cli("drift", "show", "--json", versions.drift.list()[0]["id"],
+                                cwd=versions.root).out)  # fmt: skip
+    assert all(
+        c["reason"].startswith("default: ") and "3,000 ref values > 1000" in c["reason"]
+        for c in stored["columns"]
+    )
+    md = tmp_path / "drift.md"
+    assert run_cli("drift", "users@1", "users@4", "--report", str(md), cwd=versions.root).code == 0
+    text = md.read_text()
+    assert text.count(said) == 1 and "ref values" not in text
+    # one column's method chosen: the others' reasons are no longer all the default's
+    r = run_cli("drift", "users@1", "users@4", "--column-method", "age=ks", "--no-save",
+                cwd=versions.root)  # fmt: skip
+    assert r.code == 0, r.err
+    assert "Evidently's default methods" not in r.out and "(not saved)" in r.out
+    plan = next(row for row in table_rows(r.out) if row.startswith("│ plan "))
+    assert "default: categorical" in plan
+
+
+def test_a_model_aware_report_says_its_model_and_small_references_say_tests(
+    models: Project,
+) -> None:
+    """Against churn-model@2's 600 training rows (tests, not distances), with its
+    prediction: the header and `drift list` name the model, so the plain comparison of
+    the same versions, with fewer columns, is not mistaken for it."""
+    r = run_cli("drift", "--model", "churn-model@2", "churn@2", cwd=models.root)
+    assert r.code == 0, r.err
+    assert "(model churn-model@2)" in r.out.splitlines()[0]
+    assert "every tested column has <= 1,000 reference values, so tests, not distances." in r.out
+    assert run_cli("drift", "churn@1", "churn@2", cwd=models.root).code == 0
+    listed = json.loads(run_cli("drift", "list", "--json", cwd=models.root).out)
+    assert [i["model"] for i in listed] == [None, "churn-model@2"]
+    rows = table_rows(run_cli("drift", "list", cwd=models.root).out)
+    assert "churn-model@2" in rows[1] and "churn-model" not in rows[0]

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
+from workbench.app.drift_report import SIZE_CLAUSE
 from workbench.core.drift import stattests
 from workbench.core.drift.stattests import (
     METHODS,
@@ -207,6 +208,10 @@ def test_default_choice_follows_evidentlys_table(
     chosen, why = default_method(numeric, rows, n_unique)
     assert chosen == method
     assert f"{rows:,} ref values" in why and f"{n_unique}" in why
+    # the clause a report's table says once for all its columns (app/drift_report.py)
+    side = SIZE_CLAUSE.search(why)
+    assert side is not None and side.group(1) == ("<=" if rows <= 1000 else ">")
+    assert f"{rows:,} ref values" not in SIZE_CLAUSE.sub("", why)
 
 
 floats = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)

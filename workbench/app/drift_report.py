@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import html
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.core.drift.stattests import SMALL_REFERENCE_ROWS
 from workbench.core.errors import UsageError
 from workbench.core.text import inert_line
 
@@ -120,8 +123,64 @@ def _summary(report: DriftReport) -> str:
     )
 
 
-def row_cells(c: ColumnDrift) -> list[str]:
-    """One column's cells in HEADER order (the CLI, the TUI and the reports share it)."""
+_DEFAULT = "default: "
+# The clause of a default method's reason that says on which side of SMALL_REFERENCE_ROWS
+# the reference is, as core.drift.stattests.default_method writes it.
+SIZE_CLAUSE = re.compile(r"; [\d,]+ ref values (<=|>) \d+")
+
+
+@dataclass(frozen=True)
+class SharedWhy:
+    """What every tested column's "why" says alike, said once above the table instead of
+    on each row (a report of 25 columns repeated "27,564 ref values > 1000" 25 times and
+    wrapped every row): that each method is Evidently's default, and on which side of
+    SMALL_REFERENCE_ROWS every reference is. The stored reasons stay whole."""
+
+    default: bool = False
+    side: str | None = None  # ">" or "<=", as the reasons write it
+
+    def line(self) -> str | None:
+        """The sentence above the table, or None when the rows share nothing."""
+        parts = []
+        if self.default:
+            parts.append("Evidently's default methods (by type and distinct values)")
+        if self.side == ">":
+            parts.append(
+                f"every tested column has > {SMALL_REFERENCE_ROWS:,} reference values, so "
+                "distances, not tests"
+            )
+        elif self.side == "<=":
+            parts.append(
+                f"every tested column has <= {SMALL_REFERENCE_ROWS:,} reference values, so "
+                "tests, not distances"
+            )
+        return "; ".join(parts) + "." if parts else None
+
+    def why(self, c: ColumnDrift) -> str:
+        """A column's "why / notes" without what the line above already says."""
+        reason = c.reason
+        if c.method and self.default and reason.startswith(_DEFAULT):
+            reason = reason[len(_DEFAULT) :]
+        if c.method and self.side:
+            reason = SIZE_CLAUSE.sub("", reason)
+        return "; ".join([reason, *c.notes])
+
+
+def shared_why(report: DriftReport) -> SharedWhy:
+    """What the "why" of two or more columns with a method has in common."""
+    chosen = [c for c in report.columns if c.method]
+    if len(chosen) < 2:
+        return SharedWhy()
+    sides = {m.group(1) if (m := SIZE_CLAUSE.search(c.reason)) else None for c in chosen}
+    return SharedWhy(
+        default=all(c.reason.startswith(_DEFAULT) for c in chosen),
+        side=sides.pop() if len(sides) == 1 else None,
+    )
+
+
+def row_cells(c: ColumnDrift, shared: SharedWhy | None = None) -> list[str]:
+    """One column's cells in HEADER order (the CLI, the TUI and the reports share it);
+    with ``shared`` (the report's :func:`shared_why`), the why without what it says."""
     drifted = "yes" if c.drifted else "no" if c.drifted is False else c.status
     return [
         c.column,
@@ -131,7 +190,7 @@ def row_cells(c: ColumnDrift) -> list[str]:
         fmt(c.p_value),
         fmt(c.threshold),
         drifted,
-        "; ".join([c.reason, *c.notes]),
+        (shared or SharedWhy()).why(c),
     ]
 
 
@@ -142,15 +201,20 @@ def to_markdown(report: DriftReport) -> str:
     def cell(x: str) -> str:
         return x.replace("|", "\\|").replace("\n", " ")
 
+    shared = shared_why(report)
+    said = shared.line()
     lines = [
         f"# Drift: {report.reference} → {report.current}",
         "",
         f"{_summary(report)}. Report `{report.id[:12]}`, {report.created_at:%Y-%m-%d %H:%M} UTC.",
+        *(["", said] if said else []),
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
     ]
-    lines += ["| " + " | ".join(cell(x) for x in row_cells(c)) + " |" for c in ordered(report)]
+    lines += [
+        "| " + " | ".join(cell(x) for x in row_cells(c, shared)) + " |" for c in ordered(report)
+    ]
     for c in ordered(report):
         if c.plot:
             lines += [
@@ -196,10 +260,13 @@ def _svg(c: ColumnDrift) -> str:
 
 def to_html(report: DriftReport) -> str:
     e = html.escape
+    shared = shared_why(report)
+    said = shared.line()
     rows = []
     for c in ordered(report):
         cls = ' class="drift"' if c.drifted else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{e(x)}</td>" for x in row_cells(c)) + "</tr>")
+        cells = "".join(f"<td>{e(x)}</td>" for x in row_cells(c, shared))
+        rows.append(f"<tr{cls}>{cells}</tr>")
     plots = [
         f"<h2>{e(c.column)}</h2><p>{e(c.method or '')} {fmt(c.statistic)} — {e(c.reason)}</p>{_svg(c)}"
         for c in ordered(report)
@@ -211,7 +278,8 @@ def to_html(report: DriftReport) -> str:
         f"</head><body><h1>Drift: {e(report.reference)} → {e(report.current)}</h1>"
         f"<p>{e(_summary(report))}. Report {e(report.id[:12])}, "
         f"{report.created_at:%Y-%m-%d %H:%M} UTC.</p>"
-        f"<p class='legend'><span style='background:#4e79a7'></span>{e(report.reference)}"
+        + (f"<p>{e(said)}</p>" if said else "")
+        + f"<p class='legend'><span style='background:#4e79a7'></span>{e(report.reference)}"
         f"<span style='background:#e15759'></span>{e(report.current)}</p>"
         "<table><tr>"
         + "".join(f"<th>{e(h)}</th>" for h in HEADER)

@@ -142,7 +142,7 @@ def compare(
         out = [r.to_dict() for r in reports]
         print_json(out[0] if len(out) == 1 else out)
     elif len(reports) == 1:
-        _print_report(reports[0])
+        _print_report(reports[0], saved=not no_save)
     else:
         _print_timeline(reports)
     _file_and_chart(reports[0], report_file, plot_column, as_json)
@@ -176,16 +176,22 @@ def _verdict(c: Any) -> str:
     return f"[dim]{c.status}[/]"
 
 
-def _print_report(report: Any) -> None:
-    from workbench.app.drift_report import HEADER, ordered, row_cells
+def _print_report(report: Any, saved: bool = True) -> None:
+    from workbench.app.drift_report import HEADER, ordered, row_cells, shared_why
 
     c = console()
     head = "[bold red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
+    model = report.options.get("model")
+    aware = f" (model {escape(model)})" if model else ""  # its inputs and its prediction
     c.print(
-        f"Drift {escape(report.reference)} → {escape(report.current)}: {head}, "
+        f"Drift {escape(report.reference)} → {escape(report.current)}{aware}: {head}, "
         f"{report.n_drifted} of {len(report.tested)} columns drifted ({report.share:.0%}; "
-        f"threshold {report.drift_share:.0%})  [dim]report {report.id[:12]}[/]"
+        f"threshold {report.drift_share:.0%})"
+        + (f"  [dim]report {report.id[:12]}[/]" if saved else "  [dim](not saved)[/]")
     )
+    shared = shared_why(report)
+    if said := shared.line():
+        c.print(f"[dim]{escape(said)}[/]")
     rows = []
     # A wide table compared with a narrow one has thousands of columns on one side only:
     # past a screenful, each such side is one line, not a row per column.
@@ -195,7 +201,7 @@ def _print_report(report: Any) -> None:
         if many and col.status == "missing":
             one_side.setdefault(col.reason, []).append(col.column)
             continue
-        cells = [escape(x) for x in row_cells(col)]
+        cells = [escape(x) for x in row_cells(col, shared)]
         cells[6] = _verdict(col)
         rows.append(cells)
     c.print(table(None, HEADER, rows))
@@ -253,6 +259,7 @@ def list_(ctx: Ctx, dataset: str | None, limit: int, as_json: bool) -> None:
             f"{i['created_at']:%Y-%m-%d %H:%M}",
             escape(i["reference"]),
             escape(i["current"]),
+            escape(i["model"] or "-"),
             f"{i['n_drifted']}/{i['n_tested']}",
             "[bold red]DRIFT[/]" if i["drifted"] else "[green]no[/]",
         ]
@@ -261,7 +268,8 @@ def list_(ctx: Ctx, dataset: str | None, limit: int, as_json: bool) -> None:
     console().print(
         table(
             None,
-            ["report", "created (UTC)", "reference", "current", "drifted cols", "dataset"],
+            # model: a model-aware report's (its inputs and its prediction compared)
+            ["report", "created (UTC)", "reference", "current", "model", "drifted cols", "dataset"],
             rows,
         )
     )

@@ -296,7 +296,7 @@ class Drift:
     def list(self, limit: int | None = 50, dataset: str | None = None) -> list[dict[str, Any]]:
         sql = (
             "SELECT id, created_at, reference, current, n_tested, n_drifted, share, drifted, "
-            "series_id FROM drift_reports"
+            "series_id, options->>'model' AS model FROM drift_reports"
         )
         args: list[Any] = []
         if dataset is not None:
@@ -316,6 +316,7 @@ class Drift:
             "share",
             "drifted",
             "series_id",
+            "model",  # a model-aware report's model (its features and its prediction)
         )
         with self.catalog.read() as con:
             return [dict(zip(keys, r, strict=True)) for r in con.execute(sql, args).fetchall()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -90,7 +91,8 @@ class DriftScreen(WBScreen):
         for r in items:
             table.add_row(
                 r["id"][:8],
-                f"{r['reference']} → {r['current']}",
+                f"{r['reference']} → {r['current']}"
+                + (f" [dim]({escape(r['model'])})[/]" if r["model"] else ""),
                 f"{r['n_drifted']}/{r['n_tested']}",
                 "[b red]DRIFT[/]" if r["drifted"] else "[green]ok[/]",
                 key=r["id"],
@@ -125,7 +127,7 @@ class DriftScreen(WBScreen):
         self.load(lambda: self.project.drift.get(report_id), self._show_report, group="compare")
 
     def _show_report(self, report: Any) -> None:
-        from workbench.app.drift_report import ordered, row_cells
+        from workbench.app.drift_report import ordered, row_cells, shared_why
 
         if not self.query_one("#drift-table", DataTable).columns:
             # opened from another screen (Monitor, the palette) before this one mounted:
@@ -135,14 +137,17 @@ class DriftScreen(WBScreen):
         self.report = report
         verdict = "[b red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
         series = f"   (last of a series of {len(self.timeline)})" if len(self.timeline) > 1 else ""
+        shared = shared_why(report)
+        said = shared.line()
         self.query_one("#drift-summary", Static).update(
-            f"{report.reference} → {report.current}: {verdict}, {report.n_drifted} of "
-            f"{len(report.tested)} columns drifted ({report.share:.0%}){series}"
+            f"{escape(report.reference)} → {escape(report.current)}: {verdict}, "
+            f"{report.n_drifted} of {len(report.tested)} columns drifted "
+            f"({report.share:.0%}){series}" + (f"\n[dim]{escape(said)}[/]" if said else "")
         )
         table = self.query_one("#drift-table", DataTable)
         table.clear()
         for c in ordered(report):
-            cells = row_cells(c)
+            cells = row_cells(c, shared)
             if c.drifted is not None:  # the verdict cell, coloured
                 cells[6] = "[b red]DRIFT[/]" if c.drifted else "[green]no[/]"
             table.add_row(*(cells[i] for i in ORDER), key=c.column)
