@@ -164,7 +164,7 @@ def test_what_every_column_shares_is_said_once_above_the_table(
 
 
 def test_a_model_aware_report_says_its_model_and_small_references_say_tests(
-    models: Project,
+    models: Project, tmp_path: Path
 ) -> None:
     """Against churn-model@2's 600 training rows (tests, not distances), with its
     prediction: the header and `drift list` name the model, so the plain comparison of
@@ -173,6 +173,10 @@ def test_a_model_aware_report_says_its_model_and_small_references_say_tests(
     assert r.code == 0, r.err
     assert "(model churn-model@2)" in r.out.splitlines()[0]
     assert "every tested column has <= 1,000 reference values, so tests, not distances." in r.out
+    md = tmp_path / "aware.md"
+    assert run_cli("drift", "show", models.drift.list()[0]["id"], "--report", str(md),
+                   cwd=models.root).code == 0  # fmt: skip
+    assert md.read_text().startswith("# Drift: churn@1 → churn@2 (model churn-model@2)\n")
     assert run_cli("drift", "churn@1", "churn@2", cwd=models.root).code == 0
     listed = json.loads(run_cli("drift", "list", "--json", cwd=models.root).out)
     assert [i["model"] for i in listed] == [None, "churn-model@2"]

@@ -115,6 +115,14 @@ def plot_text(
     return text if color else plt.uncolorize(text)
 
 
+def compared(report: DriftReport) -> str:
+    """What a report compares, as its titles say it: a model-aware one names its model
+    (its inputs and its prediction were compared), which a plain comparison of the same
+    versions, with fewer columns, would otherwise be mistaken for."""
+    model = report.options.get("model")
+    return f"{report.reference} → {report.current}" + (f" (model {model})" if model else "")
+
+
 def _summary(report: DriftReport) -> str:
     verdict = "DRIFTED" if report.drifted else "no dataset drift"
     return (
@@ -204,7 +212,7 @@ def to_markdown(report: DriftReport) -> str:
     shared = shared_why(report)
     said = shared.line()
     lines = [
-        f"# Drift: {report.reference} → {report.current}",
+        f"# Drift: {compared(report)}",
         "",
         f"{_summary(report)}. Report `{report.id[:12]}`, {report.created_at:%Y-%m-%d %H:%M} UTC.",
         *(["", said] if said else []),
@@ -274,8 +282,8 @@ def to_html(report: DriftReport) -> str:
     ]
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>Drift {e(report.reference)} → {e(report.current)}</title><style>{_CSS}</style>"
-        f"</head><body><h1>Drift: {e(report.reference)} → {e(report.current)}</h1>"
+        f"<title>Drift {e(compared(report))}</title><style>{_CSS}</style>"
+        f"</head><body><h1>Drift: {e(compared(report))}</h1>"
         f"<p>{e(_summary(report))}. Report {e(report.id[:12])}, "
         f"{report.created_at:%Y-%m-%d %H:%M} UTC.</p>"
         + (f"<p>{e(said)}</p>" if said else "")

@@ -177,14 +177,12 @@ def _verdict(c: Any) -> str:
 
 
 def _print_report(report: Any, saved: bool = True) -> None:
-    from workbench.app.drift_report import HEADER, ordered, row_cells, shared_why
+    from workbench.app.drift_report import HEADER, compared, ordered, row_cells, shared_why
 
     c = console()
     head = "[bold red]DATASET DRIFT[/]" if report.drifted else "[green]no dataset drift[/]"
-    model = report.options.get("model")
-    aware = f" (model {escape(model)})" if model else ""  # its inputs and its prediction
     c.print(
-        f"Drift {escape(report.reference)} → {escape(report.current)}{aware}: {head}, "
+        f"Drift {escape(compared(report))}: {head}, "
         f"{report.n_drifted} of {len(report.tested)} columns drifted ({report.share:.0%}; "
         f"threshold {report.drift_share:.0%})"
         + (f"  [dim]report {report.id[:12]}[/]" if saved else "  [dim](not saved)[/]")

@@ -127,7 +127,7 @@ class DriftScreen(WBScreen):
         self.load(lambda: self.project.drift.get(report_id), self._show_report, group="compare")
 
     def _show_report(self, report: Any) -> None:
-        from workbench.app.drift_report import ordered, row_cells, shared_why
+        from workbench.app.drift_report import compared, ordered, row_cells, shared_why
 
         if not self.query_one("#drift-table", DataTable).columns:
             # opened from another screen (Monitor, the palette) before this one mounted:
@@ -140,7 +140,7 @@ class DriftScreen(WBScreen):
         shared = shared_why(report)
         said = shared.line()
         self.query_one("#drift-summary", Static).update(
-            f"{escape(report.reference)} → {escape(report.current)}: {verdict}, "
+            f"{escape(compared(report))}: {verdict}, "
             f"{report.n_drifted} of {len(report.tested)} columns drifted "
             f"({report.share:.0%}){series}" + (f"\n[dim]{escape(said)}[/]" if said else "")
         )
