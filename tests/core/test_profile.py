@@ -56,3 +56,28 @@ def test_value_counts_merge_across_batches_with_nulls_left_out() -> None:
     flag = dict(df["flag"].value_counts().iter_rows())
     assert {t["value"]: t["count"] for t in cols["flag"]["top"]} == flag
     assert cols["ok"]["true"] == int(df["ok"].sum())
+
+
+def test_text_with_too_many_distinct_values_has_no_top_list_but_exact_lengths() -> None:
+    """Ids or timestamps kept as text: counting each value stops once there are more than
+    MAX_TRACKED_VALUES of them (its top list could not be exact any more), the distinct
+    count comes from the sketch, and the lengths still cover every row, including those
+    of batches read after counting stopped."""
+    from workbench.core.data.profile import MAX_TRACKED_VALUES
+
+    n = 3 * MAX_TRACKED_VALUES
+    ids = [f"user-{i:07d}" for i in range(n)]
+    ids[-1] = "u"  # the shortest, in the last batch
+    ids[-2] = "user-" + "x" * 40  # the longest, there too
+    rng = np.random.default_rng(5)
+    region = rng.choice(["north", "south", "east"], n).tolist()
+    cols = profiled(pl.DataFrame({"id": ids, "region": region}), 40_000)
+    got = cols["id"]
+    assert "top" not in got
+    assert not got["n_unique_exact"]
+    assert abs(got["n_unique"] - n) / n < 0.05  # the sketch's estimate
+    assert (got["min_len"], got["max_len"], got["count"]) == (1, 45, n)
+    # a column with few values is still counted exactly
+    want = dict(pl.Series(region).value_counts().iter_rows())
+    assert {t["value"]: t["count"] for t in cols["region"]["top"]} == want
+    assert cols["region"]["n_unique_exact"]

@@ -182,6 +182,12 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
             summary = ", ".join(f"{escape(t['value'])} ({t['count']:,})" for t in col["top"][:4])
         elif col["kind"] == "datetime":
             summary = f"{col.get('min')} .. {col.get('max')}"
+        elif col.get("max_len") is not None:  # text with too many values to count each
+            lengths = {col.get("min_len"), col["max_len"]}
+            summary = (
+                f"{'..'.join(str(n) for n in sorted(lengths))} characters; too many distinct "
+                "values to list the most frequent"
+            )
         else:
             summary = ""
         spark = _spark(col.get("histogram", {}).get("counts")) if col.get("histogram") else ""
