@@ -14,12 +14,15 @@ import polars as pl
 from tests.conftest import run_subprocess
 
 
-def _entry(prelude: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _entry(
+    prelude: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`workbench ARGS` with some Python run first in the same process."""
     code = f"{prelude}\nfrom workbench.cli.main import entry\nentry()"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -75,3 +78,19 @@ def _version() -> str:
     from workbench import __version__
 
     return __version__
+
+
+def test_blas_threads_are_told_to_sleep_unless_the_user_said_otherwise() -> None:
+    """OpenBLAS's idle threads spin ~0.1 s of a core after start-up by default; the
+    command lets them sleep at once, but a user's own setting stands."""
+    import os
+
+    show = (
+        "import atexit, os\n"
+        "atexit.register(lambda: print('timeout', os.environ.get('OPENBLAS_THREAD_TIMEOUT')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    ours = _entry(show, "--version", env=env)
+    assert ours.returncode == 0 and "timeout 4" in ours.stdout
+    theirs = _entry(show, "--version", env={**env, "OPENBLAS_THREAD_TIMEOUT": "20"})
+    assert theirs.returncode == 0 and "timeout 20" in theirs.stdout

@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
+BLAS_SPIN = "4"  # OpenBLAS's idle threads spin 2**4 cycles, not 2**28, before sleeping
+
+
 def entry() -> None:
     """The ``workbench`` command (console script and ``python -m workbench``): ``main``,
     then leave without Python's teardown.
@@ -191,9 +194,18 @@ def entry() -> None:
     over a million objects that live to the end, and with the default thresholds each
     full collection walks all of them again: 20 ms of a 100k-row drift report (0.43 ->
     0.41 s), 100 ms of training 300 rows (1.27 -> 1.17 s; A/B medians). Cycles of
-    garbage are still collected, in young collections every 50,000 allocations, not 700."""
+    garbage are still collected, in young collections every 50,000 allocations, not 700.
+
+    NumPy's OpenBLAS starts a thread per core that, by default, spins for about 0.1 s
+    after start-up and after each BLAS call before it sleeps: 0.09 s of a core in every
+    command that imports NumPy, taken from Polars' and DuckDB's threads on a 2-core
+    machine (`data add` of a 3M-row Parquet file: 1.79 -> 1.73 s, medians of 4; a
+    first monitor report of 1M rows 1.01 -> 1.00 s, 0.07 s less CPU). ``BLAS_SPIN``
+    lets them sleep at once; a large product still runs on every core. A user's own
+    ``OPENBLAS_THREAD_TIMEOUT`` is kept."""
     import gc
 
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN)
     gc.set_threshold(*GC_THRESHOLDS)
     try:
         main()
