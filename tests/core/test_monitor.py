@@ -140,8 +140,15 @@ def test_windows_by_rows_and_by_day_and_bad_specs(tmp_path: Path) -> None:
     assert listed == [w.drift.current for w in reversed(by_rows.windows) if w.drift], listed
     assert [w.labelled for w in by_rows.windows] == [0, 0, 0]
     assert all(w.metric("auc").realised is None for w in by_rows.windows)  # type: ignore[union-attr]
+    # each window says which scored batches its rows came from, in their order
+    assert [w.scored for w in by_rows.windows] == [
+        ["b0.parquet"],
+        ["b0.parquet", "b1.parquet"],
+        ["b1.parquet"],
+    ]
     by_day = monitor(p, "m@1", parse_window("1d"))
     assert [w.rows for w in by_day.windows] == [3000]
+    assert by_day.windows[0].scored == ["b0.parquet", "b1.parquet"]
     for bad in ("0rows", "weekly", "1y"):
         res = run_cli("monitor", "m@1", "--window", bad, cwd=p.root)
         assert res.code == 2 and res.err.count("\n") == 1 and "invalid window" in res.err
@@ -206,6 +213,15 @@ def test_predict_logs_its_rows_and_monitor_stores_an_audited_report(
     assert run_cli("monitor", "m@production", "--no-save", cwd=root).code == 0
     with watched.catalog.read() as con:
         assert con.execute("SELECT count(*) FROM monitor_reports").fetchone() == (2,)
+    # a batch is named by what was scored (a file by its name, a version by its ref), not
+    # by its request id, which stays the window's label (alerts fire once per label)
+    assert [w["scored"] for w in body["windows"]] == [[f"b{k}.parquet"] for k in range(3)]
+    assert all(w["window"].startswith(w["from_row"][:12]) for w in body["windows"])
+    assert run_cli("predict", "m@production", "syn@1", "-o", str(tmp_path / "s.parquet"),
+                   cwd=root).code == 0  # fmt: skip
+    res = run_cli("monitor", "m@production", "--window", "batch", "--no-save", cwd=root)
+    shown = [line.split("│")[1].strip() for line in res.out.splitlines() if line.startswith("│")]
+    assert [w.split(" ")[0] for w in shown] == ["b0.parquet", "b1.parquet", "b2.parquet", "syn@1"]
 
 
 def test_monitor_refuses_in_one_line(watched: Project, tmp_path: Path) -> None:

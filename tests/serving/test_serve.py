@@ -432,6 +432,9 @@ def test_metrics_raise_an_alert_gauge_once_monitor_finds_it_holds(registered: Pr
                       cwd=root)  # fmt: skip
         assert res.code == 3, res.err
         assert "ALERT busy" in res.out
+        body = json.loads(run_cli("monitor", "churn-model@production", "--window", "batch",
+                                  "--json", "--no-save", cwd=root).out)  # fmt: skip
+        assert [w["scored"] for w in body["windows"]] == [[]]  # served: no batch named
         m = server.metrics()
         assert m["workbench_alert_firing{alert=busy}"] == 1
         assert m["workbench_alert_firing{alert=quiet}"] == 0

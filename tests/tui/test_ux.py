@@ -427,6 +427,7 @@ def test_the_monitor_screen_lists_watched_models_runs_a_report_and_opens_a_windo
         assert windows.row_count == 1
         row = [str(c) for c in windows.get_row_at(0)]
         assert row[1] == "600" and "[" in row[2]  # rows, and the estimate with its band
+        assert row[0].endswith(" (churn@2)")  # a day window: what its rows were scored from
         # the metric estimated and realised next to the window, before any drift column:
         # further right they fell off a terminal's pane
         labels = [str(c.label) for c in windows.columns.values()]

@@ -91,6 +91,8 @@ def _band(e: Any) -> str:
 
 
 def _show(done: Monitored, metric: str | None, saved: bool) -> None:
+    from workbench.app.monitoring import window_name
+
     r = done.report
     name = metric or MAIN_METRIC[r.task]
     _check_metric(name, r.task, r.model)
@@ -106,7 +108,7 @@ def _show(done: Monitored, metric: str | None, saved: bool) -> None:
             drift = f"{len(w.drifted_columns())}/{len(w.inputs_tested())}"
             drift += " DRIFT" if w.drifted else ""
         rows.append([
-            w.label, f"{w.rows:,}", f"{w.labelled:,}", drift,
+            window_name(w.to_dict(), r.window), f"{w.rows:,}", f"{w.labelled:,}", drift,
             "yes" if w.prediction_drift else ("no" if w.prediction_drift is not None else "-"),
             _band(e), real,
             "-" if w.error_rate is None else f"{w.error_rate:.1%}",

@@ -41,6 +41,7 @@ from workbench.core.monitor.logged import (
     reference_label,
     task_of,
 )
+from workbench.core.monitor.requests import requests_of
 from workbench.core.monitor.window_drift import (
     prediction_series,
     training_prepared,
@@ -53,7 +54,6 @@ from workbench.core.store import audit
 if TYPE_CHECKING:
     import polars as pl
 
-    from workbench.core.models.versions import ModelVersion
     from workbench.core.project import Project
 
 MAX_WINDOWS = 100  # the latest; older ones are in earlier reports
@@ -79,6 +79,7 @@ class Window:
     predictions: dict[str, Any] | None = None  # core/monitor/predicted.py's summary
     from_row: str = ""  # "request_id:row" of its first and last logged rows: which rows
     to_row: str = ""  # (several windows of one batch scoring share one time span)
+    scored: list[str] = field(default_factory=list)  # what its batch scorings read
 
     def metric(self, name: str) -> Estimate | None:
         return next((e for e in self.estimates if e.metric == name), None)
@@ -98,6 +99,7 @@ class Window:
             "rows": self.rows,
             "from_row": self.from_row,
             "to_row": self.to_row,
+            "scored": self.scored,
             "labelled": self.labelled,
             "drift_report": self.drift.id if self.drift else None,
             "drift_share": self.drift_share,
@@ -291,7 +293,7 @@ def monitor(
         )
     if not drift:
         notes.append("drift not computed (--no-drift): estimates, labels and traffic only")
-    traffic = _traffic(project, mv)
+    requests = requests_of(project, mv)
     ts = frame.get_column("ts")
     rids = frame.get_column("request_id")
     report_id = uuid.uuid4().hex
@@ -402,7 +404,7 @@ def monitor(
         cols = _inputs_tested(tested)
         share = sum(1 for c in cols if c.drifted) / len(cols) if cols else None
         pred_col = next((c for c in tested.columns if _is_prediction(c)), None) if tested else None
-        err, p99 = traffic(first_ts, last_ts)
+        err, p99 = requests.span(first_ts, last_ts)
         return Window(
             pos=i,
             label=label,
@@ -421,6 +423,7 @@ def monitor(
             predictions=summary,
             from_row=ends[i][0],
             to_row=ends[i][1],
+            scored=requests.scored(rids.slice(a, b - a)),
         )
 
     with ThreadPoolExecutor(2) as pool:
@@ -456,37 +459,3 @@ def _output_names(task: str | None, classes: list[Any] | None) -> list[str] | No
     if task in ("binary", "multiclass") and classes:
         return ["prediction", *output_columns(task, classes)]
     return None
-
-
-def _traffic(project: Project, mv: ModelVersion) -> Any:
-    """A function of a window's time span: the error rate of the servers that answered
-    for this model (refused requests carry no model; a server serves one) and the p99
-    latency of its answered requests, over that span."""
-    import numpy as np
-
-    with project.catalog.read() as con:
-        rows = con.execute(
-            """SELECT ts, status, latency_ms, (model = ? AND version = ?) AS ours
-               FROM serving_requests
-               WHERE path <> 'workbench predict' AND log IN (
-                 SELECT DISTINCT log FROM serving_requests WHERE model = ? AND version = ?)
-               ORDER BY ts""",
-            [mv.model, mv.version, mv.model, mv.version],
-        ).fetchnumpy()
-    ts = rows["ts"]
-    status, latency, ours = rows["status"], rows["latency_ms"], rows["ours"]
-
-    def span(first: datetime, last: datetime) -> tuple[float | None, float | None]:
-        if not len(ts):
-            return None, None
-        a = np.searchsorted(ts, np.datetime64(first), "left")
-        b = np.searchsorted(ts, np.datetime64(last), "right")
-        if b <= a:
-            return None, None
-        s = status[a:b]
-        err = float(np.mean(s != 200))
-        answered = latency[a:b][(s == 200) & np.asarray(ours[a:b], dtype=bool)]
-        p99 = float(np.percentile(answered, 99)) if answered.size else None
-        return err, p99
-
-    return span
