@@ -210,6 +210,10 @@ def test_predict_logs_its_rows_and_monitor_stores_an_audited_report(
     # the window's drift report is an ordinary one
     shown = run_cli("drift", "show", body["windows"][2]["drift_report"][:12], cwd=root)
     assert shown.code == 0 and "x1" in shown.out
+    # ... named, as in `drift list`, by the model and the batch it scored
+    assert watched.drift.get(body["windows"][2]["drift_report"]).current.startswith(
+        "m@1 b2.parquet 20"
+    )
     assert run_cli("monitor", "m@production", "--no-save", cwd=root).code == 0
     with watched.catalog.read() as con:
         assert con.execute("SELECT count(*) FROM monitor_reports").fetchone() == (2,)

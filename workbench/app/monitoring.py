@@ -109,19 +109,6 @@ def _act(project: Project, done: Monitored, firing: Firing) -> None:
             firing.actions.append(f"pipeline {alert.pipeline} on {alert.batch}: {exc}")
 
 
-def window_name(w: dict[str, Any], kind: str) -> str:
-    """A window (a report's ``windows`` item) as the tables show it: a scored batch by
-    what was scored, "flights@12 2026-12-06 19:49", not by its request id (which its
-    label, the window's identity for alerts, keeps); another window with what its rows
-    were scored from, if any."""
-    scored = ", ".join(w.get("scored") or [])
-    if not scored:
-        return str(w["window"])
-    if kind == "batch":
-        return f"{scored} {str(w['first'])[:16].replace('T', ' ')}"
-    return f"{w['window']} ({scored})"
-
-
 def draw_timeline(plt: Any, body: dict[str, Any], metric: str) -> None:
     """A report's windows on a plotext figure: the estimate with its band, and what was
     realised where labels arrived, told apart by marker as well as colour."""

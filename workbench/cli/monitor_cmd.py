@@ -10,7 +10,7 @@ import click
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, fmt_num, json_option, print_json, table
 from workbench.core.monitor.estimate import MAIN_METRIC
-from workbench.core.monitor.windows import WINDOW_HELP
+from workbench.core.monitor.windows import WINDOW_HELP, window_name
 from workbench.textfmt import counted
 
 if TYPE_CHECKING:
@@ -91,8 +91,6 @@ def _band(e: Any) -> str:
 
 
 def _show(done: Monitored, metric: str | None, saved: bool) -> None:
-    from workbench.app.monitoring import window_name
-
     r = done.report
     name = metric or MAIN_METRIC[r.task]
     _check_metric(name, r.task, r.model)
@@ -108,7 +106,7 @@ def _show(done: Monitored, metric: str | None, saved: bool) -> None:
             drift = f"{len(w.drifted_columns())}/{len(w.inputs_tested())}"
             drift += " DRIFT" if w.drifted else ""
         rows.append([
-            window_name(w.to_dict(), r.window), f"{w.rows:,}", f"{w.labelled:,}", drift,
+            window_name(r.window, w.label, w.first_ts, w.scored), f"{w.rows:,}", f"{w.labelled:,}", drift,
             "yes" if w.prediction_drift else ("no" if w.prediction_drift is not None else "-"),
             _band(e), real,
             "-" if w.error_rate is None else f"{w.error_rate:.1%}",

@@ -48,7 +48,13 @@ from workbench.core.monitor.window_drift import (
     training_side,
     window_drift,
 )
-from workbench.core.monitor.windows import MIN_DRIFT_ROWS, WindowSpec, window_bounds, window_label
+from workbench.core.monitor.windows import (
+    MIN_DRIFT_ROWS,
+    WindowSpec,
+    window_bounds,
+    window_label,
+    window_name,
+)
 from workbench.core.store import audit
 
 if TYPE_CHECKING:
@@ -387,6 +393,7 @@ def monitor(
             summary = predicted.summary(task, classes, out.pred[a:b], out.scores[a:b])
         first_ts, last_ts = ts[a], ts[b - 1]
         label = window_label(spec, first_ts, last_ts, rids[a], i + first)
+        scored = requests.scored(rids.slice(a, b - a))
         tested, stored = None, False
         earlier_id = known[i]
         if earlier_id is not None:
@@ -396,7 +403,7 @@ def monitor(
             tested = window_drift(
                 mv, train_side, part, inputs, opts, ref_pred,
                 prediction_series(out.scores[a:b], out.pred[a:b], task),
-                report_id, f"{mv.ref} {label}", train_id,
+                report_id, f"{mv.ref} {window_name(spec.text, label, first_ts, scored)}", train_id,
                 # stamped in window order: the windows are tested two at a time, and by
                 # their own clocks `drift list` showed window 62 after 63
                 stamp + timedelta(microseconds=i),
@@ -423,7 +430,7 @@ def monitor(
             predictions=summary,
             from_row=ends[i][0],
             to_row=ends[i][1],
-            scored=requests.scored(rids.slice(a, b - a)),
+            scored=scored,
         )
 
     with ThreadPoolExecutor(2) as pool:

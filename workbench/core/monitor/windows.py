@@ -87,3 +87,17 @@ def window_label(spec: WindowSpec, first: datetime, last: datetime, rid: str, po
     if spec.kind == "batch":
         return f"{rid[:12]} {first:%Y-%m-%d %H:%M}"
     return f"#{pos + 1} {first:%Y-%m-%d %H:%M}"
+
+
+def window_name(kind: str, label: str, first: object, scored: list[str]) -> str:
+    """A window as tables and its drift report show it: a scored batch by what was scored,
+    "flights@12 2026-12-06 19:49", not by its request id (its ``label``, the window's
+    identity for alerts, keeps that); another window with what its rows were scored
+    from, if any ("2026-12-06 (flights@12)"). ``kind`` is the report's window: "batch",
+    "1d", "1000rows"; ``first`` its first row's time (a datetime, or its ISO text)."""
+    if not scored:
+        return label
+    names = ", ".join(scored)
+    if kind == "batch":
+        return f"{names} {str(first)[:16].replace('T', ' ')}"
+    return f"{label} ({names})"

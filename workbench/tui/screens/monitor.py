@@ -15,7 +15,7 @@ from textual_plotext import PlotextPlot
 
 from workbench.core.monitor.estimate import MAIN_METRIC
 from workbench.core.monitor.predicted import text as predicted_text
-from workbench.core.monitor.windows import MIN_DRIFT_ROWS
+from workbench.core.monitor.windows import MIN_DRIFT_ROWS, window_name
 from workbench.textfmt import counted
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt
@@ -153,7 +153,7 @@ class MonitorScreen(WBScreen):
             self.metric = MAIN_METRIC.get(task, "auc")
         m = self.metric
         assert m is not None
-        from workbench.app.monitoring import draw_timeline, window_name
+        from workbench.app.monitoring import draw_timeline
 
         # the metric, estimated and realised, next to its window: past the drift columns
         # it fell off a 160-column terminal's pane
@@ -177,7 +177,8 @@ class MonitorScreen(WBScreen):
             )
             pred = {True: "[red]yes[/]", False: "no"}.get(w.get("prediction_drift"), "-")
             table.add_row(
-                escape(window_name(w, body["window"])), f"{w['rows']:,}", band, real, f"{w['labelled']:,}", drift,
+                escape(window_name(body["window"], w["window"], w["first"], w.get("scored") or [])),
+                f"{w['rows']:,}", band, real, f"{w['labelled']:,}", drift,
                 pred, escape(predicted_text(w.get("predictions"))),
                 "-" if w.get("error_rate") is None else f"{w['error_rate']:.1%}",
                 fmt(w.get("p99_latency_ms")), f"[red]{escape(', '.join(w['alerts']))}[/]",
