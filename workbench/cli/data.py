@@ -183,9 +183,9 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
         elif col["kind"] == "datetime":
             summary = f"{col.get('min')} .. {col.get('max')}"
         elif col.get("max_len") is not None:  # text with too many values to count each
-            lengths = {col.get("min_len"), col["max_len"]}
+            lengths = sorted({n for n in (col.get("min_len"), col["max_len"]) if n is not None})
             summary = (
-                f"{'..'.join(str(n) for n in sorted(lengths))} characters; too many distinct "
+                f"{'..'.join(str(n) for n in lengths)} characters; too many distinct "
                 "values to list the most frequent"
             )
         else:

@@ -106,7 +106,8 @@ def _show(done: Monitored, metric: str | None, saved: bool) -> None:
             drift = f"{len(w.drifted_columns())}/{len(w.inputs_tested())}"
             drift += " DRIFT" if w.drifted else ""
         rows.append([
-            window_name(r.window, w.label, w.first_ts, w.scored), f"{w.rows:,}", f"{w.labelled:,}", drift,
+            window_name(r.window, w.label, w.first_ts, w.scored),
+            f"{w.rows:,}", f"{w.labelled:,}", drift,
             "yes" if w.prediction_drift else ("no" if w.prediction_drift is not None else "-"),
             _band(e), real,
             "-" if w.error_rate is None else f"{w.error_rate:.1%}",

@@ -153,8 +153,6 @@ class MonitorScreen(WBScreen):
             self.metric = MAIN_METRIC.get(task, "auc")
         m = self.metric
         assert m is not None
-        from workbench.app.monitoring import draw_timeline
-
         # the metric, estimated and realised, next to its window: past the drift columns
         # it fell off a 160-column terminal's pane
         table.add_columns("window", "rows", escape(f"est. {m} [band]"), f"real {m}", "labelled",
@@ -183,6 +181,8 @@ class MonitorScreen(WBScreen):
                 "-" if w.get("error_rate") is None else f"{w['error_rate']:.1%}",
                 fmt(w.get("p99_latency_ms")), f"[red]{escape(', '.join(w['alerts']))}[/]",
             )  # fmt: skip
+        from workbench.app.monitoring import draw_timeline
+
         draw_timeline(plot.plt, body, m)
         plot.refresh()
         self.query_one("#mon-title", Label).update(
