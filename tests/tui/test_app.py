@@ -180,6 +180,38 @@ def test_runs_group_by_seed_and_a_group_opens_as_a_band(tui_project: Project) ->
     drive(p, steps)
 
 
+def test_a_text_column_of_ids_shows_its_lengths_not_an_empty_distribution(
+    tmp_path: Path,
+) -> None:
+    """A text column with too many values to count has no top list: the profile says its
+    length and why, where a counted column shows its most frequent values."""
+    import polars as pl
+
+    from workbench.core.data.profile import MAX_TRACKED_VALUES
+
+    p = Project.init(tmp_path / "ids")[0]
+    n = 2 * MAX_TRACKED_VALUES
+    src = tmp_path / "users.parquet"
+    pl.DataFrame(
+        {"user": [f"user-{i:07d}" for i in range(n)], "plan": ["free", "pro"] * (n // 2)}
+    ).write_parquet(src)
+    p.datasets.add(src, "users")
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("d")
+        await settle(pilot)
+        table(app, "#ds-versions").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        profile = table(app, "#profile")
+        cells = {str(profile.get_row_at(i)[0]): str(profile.get_row_at(i)[-1])
+                 for i in range(profile.row_count)}  # fmt: skip
+        assert cells["user"] == "12 characters; too many values to list", cells
+        assert "free, pro" in cells["plan"]
+
+    drive(p, steps)
+
+
 def test_dataset_version_profile_rows_and_diff(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("d")

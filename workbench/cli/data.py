@@ -139,6 +139,8 @@ def list_(ctx: Ctx, name: str | None, as_json: bool) -> None:
 @pass_ctx
 def show(ctx: Ctx, ref: str, as_json: bool) -> None:
     """Schema, profile, size and lineage of a version (REF: name, name@N, name@sha:HASH)."""
+    from workbench.core.data.profile import lengths_text
+
     ds = ctx.project.datasets
     v = ds.resolve(ref)
     prof = ds.profile(v)
@@ -182,12 +184,8 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
             summary = ", ".join(f"{escape(t['value'])} ({t['count']:,})" for t in col["top"][:4])
         elif col["kind"] == "datetime":
             summary = f"{col.get('min')} .. {col.get('max')}"
-        elif col.get("max_len") is not None:  # text with too many values to count each
-            lengths = sorted({n for n in (col.get("min_len"), col["max_len"]) if n is not None})
-            summary = (
-                f"{'..'.join(str(n) for n in lengths)} characters; too many distinct "
-                "values to list the most frequent"
-            )
+        elif lengths := lengths_text(col):  # text with too many values to count each
+            summary = f"{lengths}; too many distinct values to list the most frequent"
         else:
             summary = ""
         spark = _spark(col.get("histogram", {}).get("counts")) if col.get("histogram") else ""

@@ -79,6 +79,13 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def lengths_text(col: dict[str, Any]) -> str | None:
+    """A text column's lengths as a profile shows them ("12 characters", "3..40
+    characters"), or None when they were not taken (a counted column has its top list)."""
+    known = sorted({n for n in (col.get("min_len"), col.get("max_len")) if n is not None})
+    return f"{'..'.join(str(n) for n in known)} characters" if known else None
+
+
 class Profiler:
     """Feed batches with :meth:`update`, then read :meth:`result`."""
 

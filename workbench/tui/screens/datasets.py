@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, Label, Static, TabbedContent, TabPane
 
+from workbench.core.data.profile import lengths_text
 from workbench.textfmt import data_cell, human_bytes
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt, sparkline
@@ -147,6 +148,8 @@ class VersionScreen(WBScreen):
             if not hist and c.get("top"):
                 hist = [t["count"] for t in c["top"]]
                 dist = sparkline(hist) + "  " + ", ".join(str(t["value"]) for t in c["top"][:3])
+            elif not hist and (lengths := lengths_text(c)):  # text with too many values
+                dist = f"{lengths}; too many values to list"
             else:
                 dist = sparkline(hist)
             rows.append(
