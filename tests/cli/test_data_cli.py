@@ -82,16 +82,18 @@ def test_init_add_list_show_head_export(tmp_path: Path) -> None:
 
 def test_show_says_why_a_text_column_of_ids_has_no_top_values(tmp_path: Path) -> None:
     """A text column of ids has too many values to count each: `data show` gives its
-    lengths and says why there is no list of the most frequent, beside one that has."""
+    lengths and says why there is no list of the most frequent, beside ones that have."""
     from workbench.core.data.profile import MAX_TRACKED_VALUES
 
     root = tmp_path / "p"
     run_cli("init", str(root))
     n = 2 * MAX_TRACKED_VALUES
     src = tmp_path / "users.parquet"
+    buyer = [f"buyer-{i:06d}" if i % 10 else "regular" for i in range(n)]
     pl.DataFrame(
-        {"user": [f"user-{i:07d}" for i in range(n)], "plan": ["free", "pro"] * (n // 2)}
-    ).write_parquet(src)
+        {"user": [f"user-{i:07d}" for i in range(n)], "plan": ["free", "pro"] * (n // 2),
+         "buyer": buyer}
+    ).write_parquet(src)  # fmt: skip
     assert run_cli("data", "add", str(src), "-n", "users", cwd=root).code == 0
     lines = {
         line.split()[1]: line
@@ -100,6 +102,8 @@ def test_show_says_why_a_text_column_of_ids_has_no_top_values(tmp_path: Path) ->
     }
     assert "12 characters; too many distinct values to list the most frequent" in lines["user"]
     assert "free (50,000), pro (50,000)" in lines["plan"]
+    # one whose values repeat keeps its most frequent, their counts marked lower bounds
+    assert "regular (>=10,000)" in lines["buyer"]
 
 
 def test_schema_change_is_printed_on_add(tmp_path: Path) -> None:

@@ -81,3 +81,22 @@ def test_text_with_too_many_distinct_values_has_no_top_list_but_exact_lengths() 
     want = dict(pl.Series(region).value_counts().iter_rows())
     assert {t["value"]: t["count"] for t in cols["region"]["top"]} == want
     assert cols["region"]["n_unique_exact"]
+
+
+def test_many_distinct_values_that_repeat_keep_their_most_frequent_as_lower_bounds() -> None:
+    """The user ids of an event log: too many to count each, but a few users come again
+    and again. Their top list stays, the heaviest counted in full (never cut), and the
+    profile says the counts are lower bounds (a rare value cut from the list loses what it
+    had); a column of ids that never repeat has no list (the test above)."""
+    from workbench.core.data.profile import MAX_TRACKED_VALUES, TOP_K
+
+    n = 3 * MAX_TRACKED_VALUES
+    users = [f"user-{i:07d}" for i in range(n)]
+    heavy = [f"heavy-{k}" for k in range(TOP_K)]
+    users[::10] = [heavy[i % TOP_K] for i in range(len(users[::10]))]  # every tenth event
+    cols = profiled(pl.DataFrame({"user": users}), 40_000)
+    got = cols["user"]
+    want = dict(pl.Series(users).value_counts().sort("count", descending=True).head(TOP_K).rows())
+    assert {t["value"]: t["count"] for t in got["top"]} == want
+    assert got["top_exact"] is False and not got["n_unique_exact"]
+    assert abs(got["n_unique"] - len(set(users))) / len(set(users)) < 0.05

@@ -181,7 +181,10 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
             if extra:
                 summary += "  " + "  ".join(extra)
         elif col.get("top"):
-            summary = ", ".join(f"{escape(t['value'])} ({t['count']:,})" for t in col["top"][:4])
+            at_least = "" if col.get("top_exact", True) else ">="  # counts of a column cut
+            summary = ", ".join(
+                f"{escape(t['value'])} ({at_least}{t['count']:,})" for t in col["top"][:4]
+            )
         elif col["kind"] == "datetime":
             summary = f"{col.get('min')} .. {col.get('max')}"
         elif lengths := lengths_text(col):  # text with too many values to count each

@@ -6,8 +6,12 @@ merges per-batch results:
 
 - exact: row/null/NaN/inf/zero counts, min, max, mean and standard deviation
   (Chan's parallel update), string lengths, true counts, top values with counts
-  (categorical columns; a column with more than 50k distinct values keeps its
-  50k most frequent so far, so its tail counts are approximate);
+  (categorical columns with up to 50k distinct values);
+- a text column with more than 50k distinct values keeps a top list only if some
+  value came at least once in 10,000 rows (the user ids of an event log): its 50k
+  most frequent so far are counted on, and each count is a lower bound
+  (``top_exact`` false); one whose values hardly repeat (ids, timestamps kept as
+  text) has no top list;
 - distinct counts: exact below 4,096 distinct values, above that a k-minimum-values
   sketch over 64-bit hashes (about 1.6% relative error);
 - quantiles: exact up to 100,000 rows, above that from a uniform sample of
@@ -40,6 +44,10 @@ TOP_FOR_NUMERIC_UNIQUE = 20
 KMV_K = 4096
 SAMPLE_ROWS = 100_000
 MAX_TRACKED_VALUES = 50_000
+# A column with more distinct values than that keeps a top list only if one of its values
+# came this many times by then, and at least once in 1 / HEAVY_SHARE rows
+HEAVY_AT = 3
+HEAVY_SHARE = 1e-4
 CONTINUOUS_AT = 64  # a numeric column with more distinct values gets no top-values list
 # Value counts of a long batch are lazy group-bys collected this many columns at a time:
 # together they count in parallel, but all of a 10,000-column table's at once crashed a
@@ -278,15 +286,24 @@ class Profiler:
             self.track_counts[name], self.sketched[name], self.counts[name] = False, True, None
             return
         if merged.height > MAX_TRACKED_VALUES:
-            # Too many distinct values to count each (ids, timestamps or free text kept as
-            # text): counting stops, as for a continuous number, and the sketch, seeded
-            # with every value seen, counts distinct values. Counting on with the list cut
-            # to its most frequent values cost 0.9 s of CPU per 3M distinct timestamps
-            # (as much as the rest of the profile), and its top list was not exact: a
-            # value cut while it had been seen once lost that count when it came again.
-            self._distinct(name, merged.get_column("value"))
-            self.track_counts[name], self.sketched[name], self.counts[name] = False, True, None
-            return
+            if not self.sketched[name]:
+                # Too many values to count each: from now on the sketch, seeded with every
+                # value seen, counts distinct values.
+                self._distinct(name, merged.get_column("value"))
+                self.sketched[name] = True
+                counts = merged.get_column("count")
+                most, seen = int(counts.max() or 0), int(counts.sum())  # type: ignore[arg-type]
+                if most < max(HEAVY_AT, HEAVY_SHARE * seen):
+                    # Ids, timestamps or free text kept as text: no value came even once in
+                    # 10,000 rows, so a top list would say nothing. Counting stops, as for
+                    # a continuous number: counting on cost 0.9 s of CPU per 3M distinct
+                    # timestamps, as much as the rest of the profile.
+                    self.track_counts[name], self.counts[name] = False, None
+                    return
+            # Values that repeat (the user ids of an event log): the most frequent are kept
+            # and counted on. A value cut while rare loses what it had, so each count is a
+            # lower bound (the profile's top_exact is false).
+            merged = merged.sort("count", descending=True).head(MAX_TRACKED_VALUES)
         self.counts[name] = merged
 
     def _sample(self, df: pl.DataFrame) -> None:
@@ -373,6 +390,7 @@ class Profiler:
                 kind != "numeric" or col["n_unique"] <= TOP_FOR_NUMERIC_UNIQUE
             ):
                 top = counts.sort(["count", "value"], descending=[True, False]).head(TOP_K)
+                col["top_exact"] = not self.sketched[name]  # else counts are lower bounds
                 col["top"] = [
                     {"value": clip(v) if isinstance(v, str) else jsonable(v), "count": int(c)}
                     for v, c in top.iter_rows()
