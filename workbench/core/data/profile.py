@@ -89,7 +89,8 @@ def jsonable(value: Any) -> Any:
 
 def lengths_text(col: dict[str, Any]) -> str | None:
     """A text column's lengths as a profile shows them ("12 characters", "3..40
-    characters"), or None when they were not taken (a counted column has its top list)."""
+    characters"), or None when the profile has none (not text, or every value null).
+    Shown where a column has no top list: one with too many values to count each."""
     known = sorted({n for n in (col.get("min_len"), col.get("max_len")) if n is not None})
     return f"{'..'.join(str(n) for n in known)} characters" if known else None
 
@@ -291,8 +292,8 @@ class Profiler:
                 # value seen, counts distinct values.
                 self._distinct(name, merged.get_column("value"))
                 self.sketched[name] = True
-                counts = merged.get_column("count")
-                most, seen = int(counts.max() or 0), int(counts.sum())  # type: ignore[arg-type]
+                counts = merged.get_column("count").to_numpy()
+                most, seen = int(counts.max()), int(counts.sum())
                 if most < max(HEAVY_AT, HEAVY_SHARE * seen):
                     # Ids, timestamps or free text kept as text: no value came even once in
                     # 10,000 rows, so a top list would say nothing. Counting stops, as for
