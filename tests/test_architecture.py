@@ -85,3 +85,41 @@ def test_no_module_is_two_ideas() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert {k: v for k, v in long.items() if k not in LONG_WITH_REASON} == {}
+
+
+# Polars readers that take a glob pattern unless told ``glob=False``: a path with "[" in
+# it (a file "export [2024].csv", a project folder "models[v2]") matched nothing.
+_GLOBBING = {"scan_parquet", "read_parquet", "scan_csv", "read_csv"}
+
+
+def _globbing_calls(source: str) -> list[int]:
+    """Lines of the calls in ``source`` that read a path as a pattern."""
+    import ast
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        name = node.func.attr
+        if name == "read_parquet_schema" or (name == "scan_ndjson" and "escape" not in
+                                              ast.unparse(node.args[0])):  # fmt: skip
+            lines.append(node.lineno)
+        elif name in _GLOBBING and not any(k.arg == "glob" for k in node.keywords):
+            first = ast.unparse(node.args[0]) if node.args else ""
+            if "BytesIO" not in first and not first.startswith("data"):  # bytes, not a path
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_finder_finds_a_path_read_as_a_pattern() -> None:
+    assert _globbing_calls("pl.read_parquet(path)\npl.read_parquet(p, glob=False)") == [1]
+    assert _globbing_calls("pl.read_parquet_schema(p)\npl.scan_ndjson(p)") == [1, 2]
+
+
+def test_every_polars_read_of_a_path_takes_it_literally() -> None:
+    found = {
+        str(p.relative_to(PACKAGE)): lines
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (lines := _globbing_calls(p.read_text()))
+    }
+    assert found == {}, found

@@ -30,6 +30,25 @@ def test_every_format_round_trips(project: Project, tmp_path: Path, ext: str) ->
     assert_frame_equal(project.datasets.load("churn"), df)
 
 
+@pytest.mark.parametrize("ext", ["csv", "parquet", "jsonl"])
+def test_brackets_in_a_file_or_project_name_are_only_characters(tmp_path: Path, ext: str) -> None:
+    """Polars reads a path as a glob pattern unless told not to: "export [2024].csv" was
+    refused ("expanded paths were empty"; a Parquet file "damaged or truncated"), and in
+    a project folder named "models[v2]" every read of a stored chunk failed."""
+    project = Project.init(tmp_path / "models[v2]")[0]
+    df = frame(500)
+    path = tmp_path / f"export [2024].{ext}"
+    {"csv": df.write_csv, "parquet": df.write_parquet, "jsonl": df.write_ndjson}[ext](path)
+    assert project.datasets.add(path, name="churn").version.n_rows == 500
+    assert_frame_equal(project.datasets.load("churn"), df)
+    # a second version is cut against the first's stored chunks, which are read back
+    changed = df.with_columns(pl.when(pl.col("id") == 7).then(99).otherwise("age").alias("age"))
+    {"csv": changed.write_csv, "parquet": changed.write_parquet,
+     "jsonl": changed.write_ndjson}[ext](path)  # fmt: skip
+    assert project.datasets.add(path, name="churn").version.ref == "churn@2"
+    assert_frame_equal(project.datasets.load("churn@2"), changed)
+
+
 def test_same_content_makes_no_new_version(project: Project, tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     frame(50).write_csv(path)

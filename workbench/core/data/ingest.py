@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import glob
 import io
 import re
 import sys
@@ -99,7 +100,7 @@ def _check_parquet(src: Source) -> None:
     import polars as pl
 
     try:
-        schema = pl.read_parquet_schema(src.path)
+        schema = pl.scan_parquet(src.path, glob=False).collect_schema()
     except Exception:
         raise DataError(
             f"{src.path} is not a readable Parquet file (damaged or truncated)"
@@ -203,7 +204,9 @@ def detect_dates(src: Source) -> dict[str, str]:
     if src.format in ("csv", "tsv"):
         try:
             head = (
-                pl.scan_csv(src.path, separator=src.separator, infer_schema_length=INFER_ROWS)
+                pl.scan_csv(
+                    src.path, separator=src.separator, infer_schema_length=INFER_ROWS, glob=False
+                )
                 .head(HEAD_ROWS)
                 .collect()
             )
@@ -236,10 +239,11 @@ def scan(src: Source, infer_rows: int | None = INFER_ROWS, dates: bool = True) -
     import polars as pl
 
     if src.format == "parquet":
-        return pl.scan_parquet(src.path)
+        return pl.scan_parquet(src.path, glob=False)
     if src.format == "jsonl":
-        return pl.scan_ndjson(src.path, infer_schema_length=infer_rows)
-    lf = pl.scan_csv(src.path, separator=src.separator, infer_schema_length=infer_rows)
+        # no glob switch here: the name's own brackets and stars escaped instead
+        return pl.scan_ndjson(glob.escape(str(src.path)), infer_schema_length=infer_rows)
+    lf = pl.scan_csv(src.path, separator=src.separator, infer_schema_length=infer_rows, glob=False)
     if infer_rows is None or not dates:
         return lf  # infer_rows None: the fallback after a value did not fit, dates stay text
     return lf.with_columns(
@@ -419,6 +423,7 @@ def check_short_rows(src: Source, n_fields: int) -> None:
         quote_char=None,
         schema={"line": pl.String},
         encoding="utf8-lossy",
+        glob=False,
     ).with_row_index("lineno", offset=1)
     counted = lines.with_columns(
         fields=pl.col("line").str.replace_all(r'"[^"]*"', "").str.count_matches(sep, literal=True)

@@ -95,12 +95,14 @@ def scan_segments(segments: Iterable[Segment], path_of: Callable[[str], Path]) -
 
     segs = list(segments)
     if all(not s.patches for s in segs):
-        return pl.scan_parquet([path_of(s.blob) for s in segs])
+        return pl.scan_parquet([path_of(s.blob) for s in segs], glob=False)
     frames = []
     for s in segs:
-        base = pl.scan_parquet(path_of(s.blob))
+        base = pl.scan_parquet(path_of(s.blob), glob=False)
         if s.patches:
-            base = _apply_patches(base, [pl.scan_parquet(path_of(p)) for p in s.patches])
+            base = _apply_patches(
+                base, [pl.scan_parquet(path_of(p), glob=False) for p in s.patches]
+            )
         frames.append(base)
     return pl.concat(frames, how="vertical")
 
@@ -255,7 +257,7 @@ def kept_piece(
     if previous.patches:
         import polars as pl
 
-        rows, cols = _changes(piece, pl.read_parquet(path_of(previous.blob)))
+        rows, cols = _changes(piece, pl.read_parquet(path_of(previous.blob), glob=False))
         if int(rows.sum()) <= limit:
             return Segment(
                 piece.height, previous.blob, (stage.put_bytes(_patch(piece, rows, cols)),)

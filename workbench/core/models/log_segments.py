@@ -147,7 +147,7 @@ class ReadFiles:
         first, before = self.holding(at)
         try:
             return (
-                pl.scan_parquet(self.paths[first:])
+                pl.scan_parquet(self.paths[first:], glob=False)
                 .select(["request_id", "row", *columns])
                 .slice(at - before)
                 .collect()
@@ -207,7 +207,7 @@ class Segments:
             manifest = self._manifest()
             for i, (path, digest) in enumerate(files):
                 name = _name(first, i)
-                held = pl.read_parquet(path, columns=ORDER)
+                held = pl.read_parquet(path, columns=ORDER, glob=False)
                 if not in_order(held):  # each file must run in order (files_in_order)
                     path.unlink(missing_ok=True)
                     continue  # its rows are read from the JSON into a sorted segment
@@ -278,18 +278,20 @@ class Segments:
             empty = from_json([])
             return (empty.select(columns) if columns else empty), None
         if start is None or rows is None:
-            frame = pl.read_parquet(paths, columns=columns)
+            frame = pl.read_parquet(paths, columns=columns, glob=False)
             ordered = frame if files_in_order(frame, rows) else frame.sort(ORDER)
             return _skip(ordered, start), None
-        order = pl.read_parquet(paths, columns=ORDER)
+        order = pl.read_parquet(paths, columns=ORDER, glob=False)
         if not files_in_order(order, rows):  # files that overlap in time: read whole
-            return _skip(pl.read_parquet(paths, columns=columns).sort(ORDER), start), None
+            return _skip(
+                pl.read_parquet(paths, columns=columns, glob=False).sort(ORDER), start
+            ), None
         files = ReadFiles(paths, rows)
         at = start(order)
         first, before = files.holding(at)
         # a scan, so that the row groups before ``at`` are skipped, not read and dropped;
         # the order columns are in hand already
-        lf = pl.scan_parquet(paths[first:])
+        lf = pl.scan_parquet(paths[first:], glob=False)
         names = columns or lf.collect_schema().names()
         others = [c for c in names if c not in ORDER]
         if not others:
@@ -353,7 +355,7 @@ class Segments:
             if f in noted
         ]
         parts = [
-            pl.scan_parquet(self.folder / f)
+            pl.scan_parquet(self.folder / f, glob=False)
             .group_by("request_id")
             .agg(pl.len().cast(pl.Int64).alias("rows"))
             .with_columns(file=pl.lit(f))
@@ -398,13 +400,13 @@ class Segments:
         names = sorted(manifest["files"])
         name = names[0].replace(".parquet", f"-{uuid.uuid4().hex[:4]}.parquet")
         tmp = self.folder / f".{name}.tmp"
-        merged = pl.scan_parquet([self.folder / n for n in names]).sort(ORDER)
+        merged = pl.scan_parquet([self.folder / n for n in names], glob=False).sort(ORDER)
         merged.sink_parquet(tmp, statistics=False)  # sorted: each file runs in order
         manifest["files"][name] = xxhash.xxh3_128_hexdigest(tmp.read_bytes())
         os.replace(tmp, self.folder / name)
         for n in names:
             self._drop(manifest, n)
-        self._note(manifest, name, pl.read_parquet(self.folder / name, columns=ORDER))
+        self._note(manifest, name, pl.read_parquet(self.folder / name, columns=ORDER, glob=False))
 
     def _drop(self, manifest: dict[str, Any], name: str) -> None:
         manifest["files"].pop(name, None)

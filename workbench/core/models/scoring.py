@@ -192,7 +192,7 @@ def _keep_segments(
 
     from workbench.core.models.log_segments import Segments
 
-    outputs = pl.read_parquet_schema(files[0][0])
+    outputs = pl.scan_parquet(files[0][0], glob=False).collect_schema()
     inputs = mv.signature.get("inputs") or {}
     names = [c for c in outputs if c not in ("request_id", "row", "ts") and c not in inputs]
     with contextlib.suppress(OSError):
