@@ -260,6 +260,24 @@ def test_drift_compare_and_open_a_stored_report(tui_project: Project) -> None:
     drive(tui_project, steps)
 
 
+def test_a_report_on_a_file_with_brackets_in_its_name_lists_it_whole(
+    tui_project: Project, tmp_path: Path
+) -> None:
+    """The reports list draws a model-aware report's model dimmed (markup); the names
+    beside it are text, brackets and all."""
+    batch = tmp_path / "batch[b].csv"
+    assert tui_project.datasets.export("churn@2", batch)
+    tui_project.drift.series(None, [str(batch)], model="churn-model@production")
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("f")
+        await settle(pilot)
+        listed = [str(r[1]) for r in map(table(app, "#drift-reports").get_row_at, range(2))]
+        assert any("batch[b].csv" in r and r.endswith("(churn-model@1)") for r in listed), listed
+
+    drive(tui_project, steps)
+
+
 def test_promote_is_refused_by_a_failing_gate_then_passes_to_staging(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("m")

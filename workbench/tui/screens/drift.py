@@ -91,7 +91,9 @@ class DriftScreen(WBScreen):
         for r in items:
             table.add_row(
                 r["id"][:8],
-                f"{r['reference']} → {r['current']}"
+                # escaped as a whole: the model's dim markup makes this cell markup, in
+                # which a file named "batch[b].csv" would lose its "[b]"
+                escape(f"{r['reference']} → {r['current']}")
                 + (f" [dim]({escape(r['model'])})[/]" if r["model"] else ""),
                 f"{r['n_drifted']}/{r['n_tested']}",
                 "[b red]DRIFT[/]" if r["drifted"] else "[green]ok[/]",
