@@ -94,3 +94,32 @@ def test_blas_threads_are_told_to_sleep_unless_the_user_said_otherwise() -> None
     assert ours.returncode == 0 and "timeout 4" in ours.stdout
     theirs = _entry(show, "--version", env={**env, "OPENBLAS_THREAD_TIMEOUT": "20"})
     assert theirs.returncode == 0 and "timeout 20" in theirs.stdout
+
+
+# run before the command: note whether the database was started ahead, and at exit
+# whether the catalog used that very instance
+_WARM_SPY = """
+import atexit, sys
+from workbench.core.store import catalog
+real, seen = catalog.warm_up, {}
+def spy():
+    real()
+    catalog._warm["thread"].join()
+    seen["con"] = catalog._warm.get("con")
+catalog.warm_up = spy
+atexit.register(lambda: print("started ahead", "con" in seen, catalog._Shared.con is seen.get("con"), file=sys.stderr))
+"""
+
+
+def test_a_command_that_opens_the_catalog_starts_its_database_ahead(tmp_path: Path) -> None:
+    proj = tmp_path / "p"
+    assert run_subprocess("init", str(proj)).code == 0
+
+    listed = _entry(_WARM_SPY, "--project", str(proj), "runs", "list")
+    helped = _entry(_WARM_SPY, "--project", str(proj), "drift", "--help")
+    configured = _entry(_WARM_SPY, "--project", str(proj), "config", "check")
+
+    assert listed.returncode == 0, listed.stderr
+    assert "started ahead True True" in listed.stderr  # and the catalog opened on it
+    assert helped.returncode == 0 and "started ahead False" in helped.stderr
+    assert configured.returncode == 0 and "started ahead False" in configured.stderr

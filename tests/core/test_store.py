@@ -174,3 +174,30 @@ def test_a_batch_of_audit_entries_goes_in_chained_whatever_its_size(
             "SELECT subject, details->>'text' FROM audit WHERE action = 'test.entry' ORDER BY seq"
         ).fetchall()
     assert got == [(f"item:{i}", 'é "q"') for i in range(count)]
+
+
+def test_an_instance_started_ahead_is_the_one_the_catalog_opens(project: Project) -> None:
+    from workbench.core.store import catalog as store
+
+    store._reset()
+    store.warm_up()
+    store._warm["thread"].join()
+    started = store._warm["con"]
+    assert project.catalog.version() > 0
+    assert store._Shared.con is started and not store._warm
+    store.warm_up()  # one is running: nothing more is started
+    assert not store._warm
+
+
+def test_a_forked_child_does_not_take_its_parents_instance_started_ahead(
+    project: Project,
+) -> None:
+    from workbench.core.store import catalog as store
+
+    store._reset()
+    store.warm_up()
+    store._warm["thread"].join()
+    started = store._warm["con"]
+    store._warm["pid"] = -1  # as a child forked after warm_up sees it
+    assert project.catalog.version() > 0
+    assert store._Shared.con is not None and store._Shared.con is not started

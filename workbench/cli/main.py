@@ -45,12 +45,32 @@ _LAZY: dict[str, tuple[str, str]] = {
     "bundle": ("remote_cmd", "bundle"),
 }
 
+# the commands that open the catalog as soon as they start, for which its database
+# instance is started on a thread while their modules load (``catalog.warm_up``)
+_OPENS_CATALOG = frozenset(
+    {"data", "train", "runs", "sweep", "rerun", "drift", "model", "predict", "labels",
+     "monitor", "audit", "verify", "sql", "export", "import", "pipeline", "push", "pull",
+     "bundle"}
+)  # fmt: skip
+
 
 class _LazyGroup(click.Group):
     """A group whose subcommands are imported when first asked for."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *_LAZY})
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Before the command's module is imported, start the catalog's database for a
+        command that opens it (not for its --help)."""
+        opens = args and args[0] in _OPENS_CATALOG and not ctx.resilient_parsing
+        if opens and not {"-h", "--help"} & {*args[1:]}:
+            from workbench.core.store.catalog import warm_up
+
+            warm_up()
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in _LAZY:

@@ -90,12 +90,41 @@ class _Shared:
     depth: int = 0
 
 
+# an instance being started on a thread (``warm_up``): "thread", then "con" and "pid"
+_warm: dict[str, Any] = {}
+
+
+def warm_up() -> None:
+    """Start the process's DuckDB instance on a thread, for a command about to open the
+    catalog. Creating an instance is C++ that releases the GIL (15-30 ms), so it is done
+    while the command imports its modules instead of after: `runs list` 0.26 -> 0.235 s,
+    a drift report of 100k rows 0.67 -> 0.64 s (medians of 10, A/B). ``_instance``
+    waits for it and takes it."""
+    import duckdb
+
+    if _Shared.con is not None or "thread" in _warm:
+        return
+
+    def start() -> None:
+        # a failure here is met again, and reported, when the command opens the catalog
+        with contextlib.suppress(Exception):
+            _warm["con"], _warm["pid"] = duckdb.connect(":memory:"), os.getpid()
+
+    thread = threading.Thread(target=start, name="workbench-duckdb", daemon=True)
+    _warm["thread"] = thread
+    thread.start()
+
+
 def _instance() -> duckdb.DuckDBPyConnection:
     import duckdb
 
+    warmed = None
+    if "thread" in _warm:
+        _warm.pop("thread").join()
+        warmed = _warm.pop("con", None) if _warm.pop("pid", None) == os.getpid() else None
     # A forked child must not touch its parent's instance (its threads did not survive).
     if _Shared.con is None or _Shared.pid != os.getpid():
-        _Shared.con = duckdb.connect(":memory:")
+        _Shared.con = warmed if warmed is not None else duckdb.connect(":memory:")
         _Shared.pid = os.getpid()
         _Shared.path = None
         _Shared.depth = 0
