@@ -36,6 +36,7 @@ TABLES = (
     "alerts", "demo",
 )  # fmt: skip
 MONITOR_KEYS = ("window",)
+DEFAULT_WINDOW = "1d"  # [monitor] window
 DEMO_KEYS = ("sample",)  # `workbench demo` marks the projects it built (and resumes them)
 PROJECT_KEYS = ("name",)
 DATASETS_KEYS = ("chunk_rows",)
@@ -111,7 +112,7 @@ class Settings:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> spec
     pipelines: dict[str, PipelineSettings] = field(default_factory=dict)
     serving: ServingSettings = field(default_factory=ServingSettings)
-    monitor_window: str = "1d"
+    monitor_window: str = DEFAULT_WINDOW
     alerts: dict[str, Any] = field(default_factory=dict)  # name -> monitor.alerts.Alert
     raw: dict[str, Any] = field(default_factory=dict)  # the file as TOML read it
 
@@ -212,10 +213,15 @@ class _Reader:
             )
         return rows
 
+    # Each table's checks import what they check against only when the file has the
+    # table: the defaults are known good, and those imports (recipes, gates, checks,
+    # windows, alerts: ~6 ms) were a cost of every command on a plain workbench.toml.
     def train(self) -> TrainSettings:
+        if "train" not in self.raw:
+            return TrainSettings()
         from workbench.core.runs.recipe import MODELS, parse_split
 
-        train = self.table(("train",), self.raw.get("train", {}))
+        train = self.table(("train",), self.raw["train"])
         self.known(("train",), train, TRAIN_KEYS)
         out = TrainSettings(**train)
         if out.model not in MODELS:
@@ -242,20 +248,24 @@ class _Reader:
         return ServingSettings(**table)
 
     def monitor_window(self) -> str:
-        from workbench.core.monitor.windows import parse_window
-
         table = self.table(("monitor",), self.raw.get("monitor", {}))
         self.known(("monitor",), table, MONITOR_KEYS)
-        window = table.get("window", "1d")
+        if "window" not in table:
+            return DEFAULT_WINDOW
+        from workbench.core.monitor.windows import parse_window
+
+        window = table["window"]
         try:
             return parse_window(str(window)).text
         except UsageError as exc:
             raise self.fail(("monitor", "window"), f"monitor.window: {exc.message}") from None
 
     def alerts(self) -> dict[str, Any]:
+        table = self.table(("alerts",), self.raw.get("alerts", {}))
+        if not table:
+            return {}
         from workbench.core.monitor.alerts import parse_alert
 
-        table = self.table(("alerts",), self.raw.get("alerts", {}))
         out = {}
         for name, spec in table.items():
             path = ("alerts", name)
@@ -272,12 +282,14 @@ class _Reader:
         return out
 
     def gates(self) -> dict[str, list[Any]]:
-        from workbench.core.models import gates
-        from workbench.core.models.aliases import gates_alias_ok
-
         table = self.raw.get("gates", {})
         if not isinstance(table, dict):
             raise self.fail(("gates",), "[gates] must be a table of alias = [gates]")
+        if not table:
+            return {}
+        from workbench.core.models import gates
+        from workbench.core.models.aliases import gates_alias_ok
+
         out: dict[str, list[Any]] = {}
         for alias, raw in table.items():
             path = ("gates", alias)
@@ -300,9 +312,11 @@ class _Reader:
         return out
 
     def checks(self) -> dict[str, dict[str, Any]]:
+        table = self.table(("checks",), self.raw.get("checks", {}))
+        if not table:
+            return {}
         from workbench.core.data.checks import KEYS, spec_for
 
-        table = self.table(("checks",), self.raw.get("checks", {}))
         out = {}
         for dataset in table:
             path = ("checks", dataset)
