@@ -62,6 +62,22 @@ def test_file_input_with_safe_casts_and_extra_columns(prod: Project, tmp_path: P
     assert res.rows == 50 and "extra" in scored.columns and "prediction" in scored.columns
 
 
+def test_a_column_with_no_value_at_all_is_read_as_missing_values(
+    prod: Project, tmp_path: Path
+) -> None:
+    typed = (
+        churn(20, 4).drop("churned").with_columns(pl.lit(None, dtype=pl.Float64).alias("income"))
+    )
+    untyped = typed.with_columns(pl.lit(None).alias("income"))  # a column of type Null
+    assert untyped.schema["income"] == pl.Null
+    for df, name in ((typed, "typed"), (untyped, "untyped")):
+        df.write_parquet(tmp_path / f"{name}.parquet")
+        predict(prod, "churn-model@production", str(tmp_path / f"{name}.parquet"),
+                tmp_path / f"{name}-out.parquet", log=False)  # fmt: skip
+    scored = [pl.read_parquet(tmp_path / f"{n}-out.parquet") for n in ("typed", "untyped")]
+    assert scored[0].drop("income").equals(scored[1].drop("income"))
+
+
 def test_missing_columns_and_impossible_values_name_them_and_write_nothing(
     prod: Project, tmp_path: Path
 ) -> None:

@@ -174,6 +174,23 @@ def test_predict_answers_as_workbench_predict_in_every_body_form(
     assert sql(registered, "SELECT count(*) AS n FROM predictions") == [{"n": 160}]
 
 
+def test_a_one_row_request_with_a_missing_value_is_scored_as_missing(
+    tmp_path: Path, registered: Project
+) -> None:
+    """Online traffic is one row a request: a null there is the only value its column
+    has, so the body's column has no type; it is still a missing value, as it is in a
+    batch (it was refused: "column 'income' is Null in the request")."""
+    rows = batch(3).with_columns(
+        pl.lit(None, dtype=pl.Float64).alias("income"),
+        pl.Series("plan", [None, "pro", None], dtype=pl.String),
+    )
+    ours = predicted(registered, tmp_path, rows, "churn-model@production")
+    with serving(registered) as server:
+        got = [server.predict(rows.slice(i, 1)) for i in range(3)]
+    assert [status for status, _ in got] == [200, 200, 200], got
+    assert [answer["predictions"][0] for _, answer in got] == ours
+
+
 def test_an_mlflow_client_s_bodies_are_answered_the_same(
     tmp_path: Path, registered: Project
 ) -> None:

@@ -56,8 +56,10 @@ def conform(df: pl.DataFrame, inputs: dict[str, str], where: str) -> pl.DataFram
         if want is None or have == want or (want == pl.String and have == pl.Categorical):
             continue
         c = pl.col(col)
-        if want == pl.String:
-            exprs.append(c.cast(pl.String))
+        if want == pl.String or have == pl.Null:
+            # a column with no value at all (a JSON request's one row with null, say)
+            # is missing values of the model's type, as nulls in a typed column are
+            exprs.append(c.cast(want))
         elif have == pl.String and want == pl.Date:
             exprs.append(c.str.to_date(strict=False))
         elif have == pl.String and isinstance(want, pl.Datetime):
