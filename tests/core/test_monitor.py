@@ -180,12 +180,16 @@ def test_predict_logs_its_rows_and_monitor_stores_an_audited_report(
     res = run_cli("sql", "SELECT count(*) AS n FROM predictions", "--json", cwd=root)
     assert json.loads(res.out)[0]["n"] == 2400  # --no-log: not in the log
 
-    res = run_cli("monitor", "m@production", "--window", "batch", cwd=root)
-    assert res.code == 0, res.err
-    assert "m@1 (production): 3 windows of batch" in res.out
-    assert "est. auc" in res.out and "validation rows of syn@1" in res.out
+    shown_table = run_cli("monitor", "m@production", "--window", "batch", cwd=root)
+    assert shown_table.code == 0, shown_table.err
+    assert "m@1 (production): 3 windows of batch" in shown_table.out
+    assert "est. auc" in shown_table.out and "validation rows of syn@1" in shown_table.out
     res = run_cli("monitor", "m@production", "--window", "batch", "--json", cwd=root)
     body = json.loads(res.out)
+    # each estimate and its band to three decimals, every row alike, so the column reads down
+    for w in body["windows"]:
+        a = w["metrics"]["auc"]
+        assert f"{a['estimated']:.3f} [{a['lower']:.3f}, {a['upper']:.3f}]" in shown_table.out
     assert [w["rows"] for w in body["windows"]] == [800, 800, 800]
     assert body["windows"][0]["metrics"]["auc"]["estimated"] > 0.6
     assert body["windows"][0]["drift_report"] is not None

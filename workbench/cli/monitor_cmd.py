@@ -84,10 +84,16 @@ def _check_metric(name: str, task: str | None, ref: str) -> None:
         raise UsageError(f"{ref} is a {task} model: it has no {name}")
 
 
+def _fixed(v: float | None, digits: int = 3) -> str:
+    """A value of a column of like values, every row with the same decimals, so that
+    the column reads down ("0.730" under "0.756", not "0.73")."""
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
 def _band(e: Any) -> str:
     if e is None or e.estimated is None:
         return "-"
-    return f"{fmt_num(e.estimated, 3)} [{fmt_num(e.lower, 3)}, {fmt_num(e.upper, 3)}]"
+    return f"{_fixed(e.estimated)} [{_fixed(e.lower)}, {_fixed(e.upper)}]"
 
 
 def _show(done: Monitored, metric: str | None, saved: bool) -> None:
@@ -100,7 +106,7 @@ def _show(done: Monitored, metric: str | None, saved: bool) -> None:
         real = "-"
         if e is not None and e.realised is not None:
             mark = "" if e.within is None else (" ok" if e.within else " OUT")
-            real = f"{fmt_num(e.realised, 3)}{mark}"
+            real = f"{_fixed(e.realised)}{mark}"
         drift = "-"
         if w.drift_share is not None:
             drift = f"{len(w.drifted_columns())}/{len(w.inputs_tested())}"
@@ -111,7 +117,7 @@ def _show(done: Monitored, metric: str | None, saved: bool) -> None:
             "yes" if w.prediction_drift else ("no" if w.prediction_drift is not None else "-"),
             _band(e), real,
             "-" if w.error_rate is None else f"{w.error_rate:.1%}",
-            fmt_num(w.p99_latency_ms, 3), ", ".join(w.alerts) or "",
+            _fixed(w.p99_latency_ms, 1), ", ".join(w.alerts) or "",
         ])  # fmt: skip
     title = (
         f"{r.model}"
