@@ -372,6 +372,27 @@ def test_the_app_shows_a_served_model_s_traffic_live(registered: Project) -> Non
 
 
 @pytest.mark.slow
+def test_a_port_in_use_is_one_line_and_leaves_nothing_behind(registered: Project) -> None:
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    before = sorted(p.name for p in (registered.store_dir / "serving").glob("*"))
+    try:
+        got = subprocess.run(
+            [sys.executable, "-m", "workbench", "--project", str(registered.root), "serve",
+             "churn-model@production", "--port", str(port)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        held.close()
+    assert got.returncode == 1 and got.stdout == ""  # no "Serving ..." before the refusal
+    assert got.stderr.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use (another server?): choose another with --port"
+    ]
+    assert sorted(p.name for p in (registered.store_dir / "serving").glob("*")) == before
+
+
 def test_no_server_running_says_how_to_start_one(registered: Project) -> None:
     from textual.pilot import Pilot
     from textual.widgets import Static

@@ -33,6 +33,8 @@ from workbench.core.models import prediction_log
 from workbench.core.models.prediction_log import LogWriter, request_line
 
 if TYPE_CHECKING:
+    import socket
+
     from workbench.core.models.versions import ModelVersion
     from workbench.core.project import Project
 
@@ -432,6 +434,33 @@ def check_host(host: str, token: str | None) -> None:
         )
 
 
+def listening(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything is announced or logged: a port in use
+    is one line and leaves nothing behind (Uvicorn, binding it itself, logged the error
+    after "Serving ..." was printed, left an empty log file and exited 3)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot listen on {host}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise WorkbenchError(
+                f"port {port} on {host} is in use (another server?): choose another with --port"
+            ) from None
+        raise WorkbenchError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
 def serve(
     project: Project,
     ref: str,
@@ -449,10 +478,11 @@ def serve(
             "workbench serve needs the serve extra: pip install 'workbench[serve]'"
         ) from None
     check_host(host, token)
-    served = Served(project, ref)
+    served = Served(project, ref)  # an unknown model or alias is said before binding
+    sock = listening(host, port)
     max_bytes = int(project.settings.serving.max_log_mb * 1024 * 1024)
     log = LogWriter(project.serving_dir, max_bytes)
-    url = f"http://{host}:{port}"
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     note = prediction_log.announce(
         project.serving_dir, log.server_id, {"url": url, "ref": ref, "started": time.time()}
     )
@@ -472,8 +502,9 @@ def serve(
         mv = served.current[0]
         ready(url, mv.ref, log.path)
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         served.stop()
         log.close()
         note.unlink(missing_ok=True)
+        sock.close()
