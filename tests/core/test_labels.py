@@ -117,3 +117,25 @@ def test_predictions_export_with_their_labels(served: Project, tmp_path: Path) -
     got = pl.read_parquet(out).select("request_id", "row", "label").rows()
     assert got == [("a", 0, None), ("b", 0, "1"), ("c", 0, None), ("d", 0, None),
                    ("e", 0, None), ("e", 1, None)]  # fmt: skip
+
+
+def test_a_request_id_a_client_sent_twice_is_refused_not_guessed(
+    served: Project, tmp_path: Path
+) -> None:
+    """Two requests with one X-Request-ID: a label for it cannot say which answer it is
+    for (it said "scored several rows: give --row", and with --row labelled both)."""
+    logged(served, "a", ["c7"])  # the client sent "a" again, for another customer
+    served.fold_predictions()
+    tries = [
+        ({"rid": ["a", "b"], "y": [1, 0]}, {"id_column": "rid"}),
+        ({"rid": ["a", "b"], "pos": [0, 0], "y": [1, 0]}, {"id_column": "rid", "row_column": "pos"}),
+        ({"customer": ["c7", "c2"], "y": [1, 0]}, {"key": "customer"}),  # "a"'s second asker
+    ]  # fmt: skip
+    for columns, options in tries:
+        f = label_file(tmp_path, **columns)
+        with pytest.raises(WorkbenchError, match=r"1 request id\(s\) that labels-\d.csv labels "
+                           r"were sent by more than one request \(e.g. 'a'\)"):  # fmt: skip
+            add(served.catalog, served.datasets, f, "m", "y", **options)
+        assert labels_of(served) == {}
+    f = label_file(tmp_path, customer=["c2", "c3"], y=[1, 0])  # requests of their own: fine
+    assert add(served.catalog, served.datasets, f, "m", "y", key="customer").labels == 2

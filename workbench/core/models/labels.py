@@ -151,15 +151,18 @@ def _add(
             path = '$."' + key.replace('"', '\\"') + '"'
             logged = _frame(
                 con,
-                """SELECT request_id, row, json_extract_string(inputs, ?) AS id
-                FROM predictions WHERE model = ? AND json_extract_string(inputs, ?) IS NOT NULL""",
-                [path, model, path],
+                """SELECT * FROM (
+                    SELECT request_id, row, json_extract_string(inputs, ?) AS id,
+                        count(*) OVER (PARTITION BY request_id, row) AS sent
+                    FROM predictions WHERE model = ?) WHERE id IS NOT NULL""",
+                [path, model],
             )
         else:
             logged = _frame(
                 con,
                 """SELECT request_id, row, request_id AS id,
-                    count(*) OVER (PARTITION BY request_id) AS rows_in_request
+                    count(*) OVER (PARTITION BY request_id) AS rows_in_request,
+                    count(*) OVER (PARTITION BY request_id, row) AS sent
                 FROM predictions WHERE model = ?""",
                 [model],
             )
@@ -170,6 +173,16 @@ def _add(
             )
         logged = logged.with_columns(pl.col("row").cast(pl.Int64))
         on = ["id", "row"] if row_column else ["id"]
+        # A client that sent one X-Request-ID with two requests: a label is kept by
+        # (request id, row), so it cannot say which of their answers it is for.
+        reused = logged.filter(pl.col("sent") > 1).join(df, on=on, how="semi")
+        if reused.height:
+            ids = reused.get_column("request_id").unique(maintain_order=True)
+            raise DataError(
+                f"{ids.len():,} request id(s) that {table.label} labels were sent by more than "
+                f"one request ({_example(ids.to_list())}): a label cannot say which answer it "
+                "is for, and nothing was added; give each request its own X-Request-ID"
+            )
         if row_column is None and key is None:
             multi = logged.filter(pl.col("rows_in_request") > 1)
             hit = df.join(multi, on="id", how="semi").get_column("id")
