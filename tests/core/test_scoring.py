@@ -78,6 +78,34 @@ def test_a_column_with_no_value_at_all_is_read_as_missing_values(
     assert scored[0].drop("income").equals(scored[1].drop("income"))
 
 
+def test_a_script_s_model_fitted_on_named_columns_is_given_them_by_name(
+    project: Project, tmp_path: Path
+) -> None:
+    """The script fitted on ("spend", "age"); its input example lists ("age", "spend"):
+    each column goes to the model by its name, and scikit-learn has nothing to warn of
+    (a bare array in the example's order swapped the two, silently)."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    from workbench import start_run
+
+    df = churn(300, 2)
+    model = LogisticRegression(max_iter=1000).fit(
+        df.select("spend", "age").to_pandas(), df["churned"]
+    )
+    with start_run(project=project) as run:
+        run.log_model(model, input_example=df.select("age", "spend").head(5))
+    project.models.register(run.id, "script-model")
+    df.select("age", "spend").write_parquet(tmp_path / "new.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X does not have valid feature names" is an error
+        predict(project, "script-model@1", str(tmp_path / "new.parquet"), tmp_path / "out.parquet")
+    scored = pl.read_parquet(tmp_path / "out.parquet")
+    want = model.predict_proba(df.select("spend", "age").to_pandas())[:, 1]
+    assert np.allclose(scored["proba_1"].to_numpy(), want)
+
+
 def test_missing_columns_and_impossible_values_name_them_and_write_nothing(
     prod: Project, tmp_path: Path
 ) -> None:

@@ -102,10 +102,28 @@ def predict_frame(model: Any, df: pl.DataFrame, inputs: list[str]) -> pl.DataFra
     if isinstance(model, Model):
         return model.predict(df)
     # A model logged from a user's script: a plain estimator over the signature's columns.
-    x = df.select(inputs).to_numpy() if inputs else df.to_numpy()
+    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    if names and set(names) <= set(df.columns):
+        x = _named(df.select(names))
+    else:
+        x = df.select(inputs).to_numpy() if inputs else df.to_numpy()
     out = {"prediction": model.predict(x)}
     if hasattr(model, "predict_proba"):
         proba = model.predict_proba(x)
         for i, cls in enumerate(getattr(model, "classes_", range(proba.shape[1]))):
             out[f"proba_{cls}"] = proba[:, i]
     return pl.DataFrame(out)
+
+
+def _named(df: pl.DataFrame) -> Any:
+    """The columns an estimator was fitted on by name, in its order, as the frame it was
+    fitted with: a bare array made scikit-learn warn on every call ("X does not have
+    valid feature names") and would put a column in another's place if the script's
+    frame and the input example listed them in different orders. pandas when there (one
+    NumPy array a column keeps each column's type); else the polars frame, which
+    scikit-learn reads by name too."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return df
+    return pd.DataFrame({c: df.get_column(c).to_numpy() for c in df.columns})
