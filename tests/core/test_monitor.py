@@ -126,6 +126,25 @@ def test_realised_metrics_are_scikit_learns() -> None:
     assert _auc(np.ones(5), np.ones(5)) is None  # one class: no AUC, not a number
 
 
+def test_a_window_of_one_row_has_no_estimated_auc() -> None:
+    """Online traffic is one row a request, and a batch window is one request: an AUC
+    ranks rows against each other, so of one row there is none (it read 0.500 [0.000,
+    1.000] for any model), while its expected accuracy is still its row's chance."""
+    from workbench.core.monitor.estimate import Estimator
+
+    r = np.random.default_rng(4)
+    for k in (2, 3):
+        scores = r.dirichlet(np.ones(k), 2000)
+        y = np.array([r.choice(k, p=s) for s in scores])
+        pred = scores.argmax(axis=1)
+        est = Estimator.fit("binary" if k == 2 else "multiclass", list(range(k)), y, pred, scores)
+        one = {e.metric: e for e in est.window(pred[:1], scores[:1], None, None, None)}
+        assert one["auc"].estimated is None and one["auc"].lower is None
+        assert one["accuracy"].estimated is not None
+        two = {e.metric: e for e in est.window(pred[:2], scores[:2], None, None, None)}
+        assert two["auc"].estimated is not None
+
+
 def test_windows_by_rows_and_by_day_and_bad_specs(tmp_path: Path) -> None:
     p = trained(tmp_path, "binary", rows=3000)
     for k in range(2):

@@ -42,6 +42,10 @@ BOOTSTRAPS = 40
 BOOTSTRAP_ROWS = 5_000  # per resample; the standard error is scaled from this size
 POOL_PASSES = 64  # isotonic: vectorised passes before the sequential loop takes the rest
 MIN_REFERENCE_ROWS = 50
+# An AUC ranks rows against each other: of one row there is none (expected over its
+# chance of each class, it came out 0.5 for any model, shown as "0.500 [0.000, 1.000]"
+# for each one-row request a server logged)
+MIN_AUC_ROWS = 2
 
 
 @dataclass
@@ -138,7 +142,7 @@ def _binary_metrics(
     ordered = np.sort(s)[::-1]
     chance = np.interp(ordered[::-1], xs, ys)[::-1]
     total_p = float(chance.sum())
-    if 0 < total_p < n:
+    if 0 < total_p < n and n >= MIN_AUC_ROWS:
         out["auc"] = _auc_ordered(ordered, chance, total_p)
     return out
 
@@ -165,7 +169,7 @@ def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
 
     total_p = float(positive.sum())
     total_n = float(len(positive) - total_p)
-    if total_p <= 0 or total_n <= 0:
+    if total_p <= 0 or total_n <= 0 or len(positive) < MIN_AUC_ROWS:
         return None
     # Order within a run of equal scores does not matter (only each run's last row is
     # read), so the quicker unstable sort will do; descending by reversing ascending.
