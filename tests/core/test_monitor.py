@@ -155,8 +155,13 @@ def test_windows_by_rows_and_by_day_and_bad_specs(tmp_path: Path) -> None:
     assert [w.rows for w in by_rows.windows] == [1000, 1000, 1000]
     # the windows are tested two at a time, yet their drift reports list in window order
     stored.save(p, by_rows)
-    listed = [r["current"] for r in p.drift.list()]
+    listed = [r["current"] for r in p.drift.list(windows=True)]
     assert listed == [w.drift.current for w in reversed(by_rows.windows) if w.drift], listed
+    # a user's own comparisons are not buried under every window's: those list on asking
+    assert p.drift.list() == [] and p.drift.window_reports() == 3
+    shown = run_cli("drift", "list", cwd=p.root)
+    assert "3 reports of monitor windows not listed: --windows lists them too" in shown.out
+    assert len(json.loads(run_cli("drift", "list", "--windows", "--json", cwd=p.root).out)) == 3
     assert [w.labelled for w in by_rows.windows] == [0, 0, 0]
     assert all(w.metric("auc").realised is None for w in by_rows.windows)  # type: ignore[union-attr]
     # each window says which scored batches its rows came from, in their order

@@ -243,11 +243,15 @@ def _print_timeline(reports: list[Any]) -> None:
 @drift.command("list")
 @click.option("--dataset", help="Only reports that involve this dataset.")
 @click.option("--limit", "-n", type=int, default=50, show_default=True)
+@click.option(
+    "--windows", is_flag=True, help="Also the reports of monitor windows (`workbench monitor`)."
+)
 @json_option
 @pass_ctx
-def list_(ctx: Ctx, dataset: str | None, limit: int, as_json: bool) -> None:
-    """Stored drift reports, newest first."""
-    items = ctx.project.drift.list(limit=limit, dataset=dataset)
+def list_(ctx: Ctx, dataset: str | None, limit: int, windows: bool, as_json: bool) -> None:
+    """Stored drift reports, newest first. A monitor window's report (its inputs against
+    the model's training data) is listed with --windows, and by its monitor report."""
+    items = ctx.project.drift.list(limit=limit, dataset=dataset, windows=windows)
     if as_json:
         print_json(items)
         return
@@ -271,6 +275,9 @@ def list_(ctx: Ctx, dataset: str | None, limit: int, as_json: bool) -> None:
             rows,
         )
     )
+    hidden = 0 if windows else ctx.project.drift.window_reports(dataset)
+    if hidden:
+        echo(f"{counted(hidden, 'report')} of monitor windows not listed: --windows lists them too")
 
 
 @drift.command("show")

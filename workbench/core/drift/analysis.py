@@ -76,6 +76,10 @@ def _workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+# a report a monitor window computed (its drift against the model's training data)
+_OF_WINDOWS = "id IN (SELECT drift_report FROM monitor_windows WHERE drift_report IS NOT NULL)"
+
+
 class Drift:
     """``Project().drift``: compare datasets, keep the reports."""
 
@@ -293,16 +297,18 @@ class Drift:
         )
 
     # ---- reading stored reports ---------------------------------------------------
-    def list(self, limit: int | None = 50, dataset: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, limit: int | None = 50, dataset: str | None = None, windows: bool = False
+    ) -> list[dict[str, Any]]:
+        """Stored reports, newest first. Those of monitor windows only with ``windows``:
+        a model watched hourly adds 24 a day, which buried a user's own comparisons (its
+        monitor report lists them window by window)."""
+        where, args = self._where(dataset, windows)
         sql = (
             "SELECT id, created_at, reference, current, n_tested, n_drifted, share, drifted, "
-            "series_id, options->>'model' AS model FROM drift_reports"
+            f"series_id, options->>'model' AS model FROM drift_reports{where}"
+            " ORDER BY created_at DESC"
         )
-        args: list[Any] = []
-        if dataset is not None:
-            sql += " WHERE split_part(reference, '@', 1) = ? OR split_part(current, '@', 1) = ?"
-            args += [dataset, dataset]
-        sql += " ORDER BY created_at DESC"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
@@ -320,6 +326,27 @@ class Drift:
         )
         with self.catalog.read() as con:
             return [dict(zip(keys, r, strict=True)) for r in con.execute(sql, args).fetchall()]
+
+    def window_reports(self, dataset: str | None = None) -> int:
+        """How many reports ``list`` leaves out unless asked for monitor windows'."""
+        from workbench.core.store.catalog import one
+
+        where, args = self._where(dataset, windows=True)
+        where += " AND " if where else " WHERE "
+        with self.catalog.read() as con:
+            (n,) = one(con, f"SELECT count(*) FROM drift_reports{where}{_OF_WINDOWS}", args)
+        return int(n)
+
+    @staticmethod
+    def _where(dataset: str | None, windows: bool) -> tuple[str, builtins.list[Any]]:
+        terms: builtins.list[str] = []
+        args: builtins.list[Any] = []
+        if dataset is not None:
+            terms.append("(split_part(reference, '@', 1) = ? OR split_part(current, '@', 1) = ?)")
+            args += [dataset, dataset]
+        if not windows:
+            terms.append(f"NOT {_OF_WINDOWS}")
+        return (" WHERE " + " AND ".join(terms) if terms else ""), args
 
     def get(self, report_id: str) -> DriftReport:
         from workbench.core.errors import NotFoundError
