@@ -82,6 +82,13 @@ def test_replaying_monthly_batches_retrains_only_on_drift_and_promotes_only_a_be
     ]
     listed = run_cli("pipeline", "list", "monthly", "--json", cwd=flights.root)
     assert [r["outcome"] for r in json.loads(listed.out)] == ["promoted", "no_retrain", "promoted"]
+    # without a name: each pipeline of workbench.toml, and how its last run ended
+    every = json.loads(run_cli("pipeline", "list", "--json", cwd=flights.root).out)
+    assert [(p["name"], p["model"], p["last"]["outcome"]) for p in every] == [
+        ("monthly", "flight-delays@production", "promoted")
+    ]
+    shown = run_cli("pipeline", "list", cwd=flights.root)
+    assert shown.code == 0 and "monthly" in shown.out and "promoted (" in shown.out
     assert run_cli("verify", cwd=flights.root).code == 0
 
 
@@ -134,3 +141,15 @@ def test_bad_pipeline_config_is_one_line(flights: Project) -> None:
     cfg.write_text(cfg.read_text().replace('retrain = "drift"', 'retrain = "sometimes"'))
     res = run_cli("pipeline", "run", "monthly", "--batch", str(batch(1)), cwd=flights.root)
     assert res.code == 2 and "retrain must be" in res.err
+
+
+def test_pipeline_list_names_every_pipeline_even_before_its_first_run(
+    flights: Project, tmp_path: Path
+) -> None:
+    shown = run_cli("pipeline", "list", cwd=flights.root)
+    assert shown.code == 0 and "monthly" in shown.out and "never run" in shown.out
+    runs = run_cli("pipeline", "list", "monthly", cwd=flights.root)
+    assert "No runs yet: `workbench pipeline run monthly --batch FILE` runs it once" in runs.out
+    bare = Project.init(tmp_path / "bare")[0]
+    none = run_cli("pipeline", "list", cwd=bare.root)
+    assert none.code == 0 and none.out.startswith("No pipelines: declare one as [pipeline.NAME]")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from workbench.cli.context import Ctx, pass_ctx
-from workbench.cli.output import console, escape, print_json, table
+from workbench.cli.output import console, echo, escape, print_json, table
 
 MARK = {"ok": "[green]✓[/]", "stop": "[yellow]■[/]", "fail": "[red]✗[/]"}
 OUTCOME = {
@@ -96,14 +96,18 @@ def watch_cmd(ctx: Ctx, name: str, folder: str, interval: float, once: bool) -> 
 
 
 @pipeline.command("list")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
-def list_cmd(ctx: Ctx, name: str, limit: int, as_json: bool) -> None:
-    """The latest runs of pipeline NAME, newest first, with the step that decided each."""
+def list_cmd(ctx: Ctx, name: str | None, limit: int, as_json: bool) -> None:
+    """The latest runs of pipeline NAME, newest first, with the step that decided each;
+    without NAME, each pipeline of workbench.toml and how its last run ended."""
     from workbench.app.pipeline import Pipeline
 
+    if name is None:
+        _list_pipelines(ctx, as_json)
+        return
     rows = Pipeline(ctx.project, name).history(limit)
     if as_json:
         print_json([r.to_dict() for r in rows])
@@ -122,4 +126,38 @@ def list_cmd(ctx: Ctx, name: str, limit: int, as_json: bool) -> None:
         )
     console().print(
         table(f"Pipeline {name}", ["run", "started (UTC)", "batch", "outcome", "why"], out)
+    )
+    if not rows:
+        echo(f"No runs yet: `workbench pipeline run {name} --batch FILE` runs it once")
+
+
+def _list_pipelines(ctx: Ctx, as_json: bool) -> None:
+    project = ctx.project
+    declared = project.settings.pipelines
+    last = {name: project.pipeline_runs.history(name, 1) for name in declared}
+    if as_json:
+        print_json([
+            {"name": name, "dataset": cfg.dataset, "model": f"{cfg.model}@{cfg.alias}",
+             "retrain": cfg.retrain, "last": last[name][0].to_dict() if last[name] else None}
+            for name, cfg in declared.items()
+        ])  # fmt: skip
+        return
+    if not declared:
+        echo("No pipelines: declare one as [pipeline.NAME] in workbench.toml (docs/pipeline.md)")
+        return
+    rows = []
+    for name, cfg in declared.items():
+        run = last[name][0] if last[name] else None
+        rows.append([
+            escape(name), escape(cfg.dataset), escape(f"{cfg.model}@{cfg.alias}"),
+            escape(cfg.retrain),
+            f"{run.started_at:%Y-%m-%d %H:%M}" if run else "-",
+            (OUTCOME.get(run.outcome, run.outcome) + f" ({escape(run.batch)})") if run else "never run",
+        ])  # fmt: skip
+    console().print(
+        table(
+            "Pipelines",
+            ["name", "dataset", "model", "retrain on", "last run (UTC)", "outcome"],
+            rows,
+        )
     )
