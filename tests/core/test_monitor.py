@@ -261,6 +261,12 @@ def test_monitor_refuses_in_one_line(watched: Project, tmp_path: Path) -> None:
     p2 = trained(tmp_path / "other", "binary", rows=1000)
     res = run_cli("monitor", "m@1", cwd=p2.root)
     assert res.code == 1 and "has no logged predictions" in res.err and res.err.count("\n") == 1
+    # an alias just moved to a version that has answered nothing yet: say who did
+    predict(p2, "m@1", "syn@1", tmp_path / "s1.parquet")
+    p2.models.register(p2.train("syn@1", "y", model="lightgbm", params={"n_estimators": 5}), "m")
+    res = run_cli("monitor", "m@2", cwd=p2.root)
+    assert res.code == 1 and res.err.count("\n") == 1
+    assert "(1,000 rows were answered by other versions of m: monitor NAME@VERSION" in res.err
     for args, words in (
         (("--since", "yesterday"), "invalid --since"),
         (("--metric", "mape"), "unknown metric"),

@@ -273,9 +273,15 @@ def monitor(
     frame = logged.frame
     if frame.height == 0:
         where = f" since {since:%Y-%m-%d %H:%M}" if since else ""
+        others = (
+            f" ({logged.other_versions:,} rows were answered by other versions of {mv.model}: "
+            f"monitor NAME@VERSION for those)"
+            if logged.other_versions
+            else ""
+        )  # an alias just moved to a version that has answered nothing yet
         raise NotFoundError(
-            f"{mv.ref} has no logged predictions{where}: serve it (`workbench serve`) or "
-            f"score a batch (`workbench predict {mv.ref} FILE -o OUT`) first"
+            f"{mv.ref} has no logged predictions{where}{others}: serve it (`workbench serve`) "
+            f"or score a batch (`workbench predict {mv.ref} FILE -o OUT`) first"
         )
     x_all = None
     labels = frame.get_column("label")
