@@ -441,18 +441,15 @@ def listening(host: str, port: int) -> socket.socket:
     import errno
     import socket
 
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-    except socket.gaierror as exc:
-        raise UsageError(f"cannot listen on {host}: {exc.strerror}") from None
-    sock = socket.socket(family, kind, proto)
+    # the address family as Uvicorn picks it: IPv6 for an address with colons
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        if isinstance(exc, socket.gaierror):
+            raise UsageError(f"cannot listen on {host}: {exc.strerror}") from None
         if exc.errno == errno.EADDRINUSE:
             raise WorkbenchError(
                 f"port {port} on {host} is in use (another server?): choose another with --port"
