@@ -152,3 +152,19 @@ def test_a_drift_gate_names_only_reports_that_were_kept(models: Project) -> None
     rid = forced.out.split("drift evidence kept: report ")[1].split()[0]
     shown = run_cli("drift", "show", rid, cwd=p.root)
     assert shown.code == 0 and rid in shown.out
+
+
+def test_promote_takes_the_version_as_a_reference_too(models: Project) -> None:
+    root = models.root
+    r = run_cli("model", "promote", "churn-model@2", "--to", "staging", cwd=root)
+    assert r.code == 0 and "churn-model@staging -> v2" in r.out
+    # what staging names now goes on to production: the usual next step
+    r = run_cli("model", "promote", "churn-model@staging", "--to", "production", cwd=root)
+    assert r.code == 0 and "churn-model@production -> v2" in r.out
+    assert models.models.resolve("churn-model@production").version == 2
+    r = run_cli("model", "promote", "churn-model", "--to", "production", cwd=root)
+    assert r.code == 2 and "which version of churn-model? give NAME VERSION" in r.err
+    r = run_cli("model", "promote", "churn-model@1", "2", "--to", "production", cwd=root)
+    assert r.code == 2 and "not both" in r.err
+    r = run_cli("model", "promote", "churn-model@nope", "--to", "production", cwd=root)
+    assert r.code == 1 and "no alias 'nope'" in r.err

@@ -162,7 +162,7 @@ def _print_gates(results: list[Any]) -> None:
 
 @model.command("promote")
 @click.argument("name")
-@click.argument("version", type=int)
+@click.argument("version", type=int, required=False)
 @click.option("--to", "alias", required=True, help="Alias to move, e.g. staging or production.")
 @click.option("--reason", "-r", help="Why (kept in the audit trail; required with --force).")
 @click.option(
@@ -174,17 +174,30 @@ def _print_gates(results: list[Any]) -> None:
 def promote(
     ctx: Ctx,
     name: str,
-    version: int,
+    version: int | None,
     alias: str,
     reason: str | None,
     force: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Move ALIAS to NAME's VERSION if every gate in workbench.toml passes."""
+    """Move ALIAS to NAME's VERSION if every gate in workbench.toml passes. The version
+    can also be named as a reference: NAME@VERSION, or NAME@ALIAS for the version an
+    alias names now (`promote churn-model@staging --to production`)."""
+    from workbench.core.errors import UsageError
     from workbench.core.models.versions import PromotionRefused
 
     reg = ctx.project.models
+    if "@" in name:
+        if version is not None:
+            raise UsageError(f"give NAME VERSION or a reference such as {name}, not both")
+        mv = reg.resolve(name)
+        name, version = mv.model, mv.version
+    elif version is None:
+        raise UsageError(
+            f"which version of {name}? give NAME VERSION, {name}@VERSION or {name}@ALIAS "
+            f"(e.g. {name}@staging)"
+        )
     if dry_run:
         _, _, results = reg.check(name, version, alias)
         if as_json:
