@@ -210,3 +210,12 @@ def test_head_writes_values_as_their_type_does(tmp_path: Path) -> None:
         "null",
     ]
     assert "2,014" not in out and "515000.0" in out
+
+
+def test_one_row_is_said_as_one_row(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    assert run_cli("init", str(root)).code == 0
+    (tmp_path / "one.csv").write_text("a,b\n1,2\n")
+    added = run_cli("data", "add", str(tmp_path / "one.csv"), "--name", "one", cwd=root)
+    assert added.code == 0 and "1 row x 2 columns" in added.out, added.out
+    assert "1 row x 2 columns; source one.csv" in run_cli("data", "show", "one", cwd=root).out

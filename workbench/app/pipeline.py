@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.core.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.core.store import audit
+from workbench.textfmt import counted
 
 if TYPE_CHECKING:
     import polars as pl
@@ -280,7 +281,7 @@ class Pipeline:
         return Step(
             "add",
             "ok",
-            f"{word} {res.version.ref} ({res.version.n_rows:,} rows)",
+            f"{word} {res.version.ref} ({counted(res.version.n_rows, 'row')})",
             {"version": res.version.ref},
         )
 

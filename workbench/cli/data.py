@@ -71,7 +71,7 @@ def add(
         echo(f"{v.ref} already has this content (sha256 {v.id[:12]}); no new version")
         return
     echo(
-        f"Added {v.ref}  sha256 {v.id[:12]}  {v.n_rows:,} rows x {v.n_cols} columns  "
+        f"Added {v.ref}  sha256 {v.id[:12]}  {counted(v.n_rows, 'row')} x {counted(v.n_cols, 'column')}  "
         f"stored {human_bytes(v.stored_bytes)} new of {human_bytes(v.total_bytes)}"
     )
     _print_changes(res.schema_changes)
@@ -151,7 +151,7 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
     c = console()
     c.print(f"[bold]{escape(v.ref)}[/]  sha256 {v.id}")
     c.print(
-        f"  {v.n_rows:,} rows x {v.n_cols} columns; source {escape(v.source_name)} "
+        f"  {counted(v.n_rows, 'row')} x {counted(v.n_cols, 'column')}; source {escape(v.source_name)} "
         f"({v.source_format}, {human_bytes(v.source_bytes)})"
     )
     c.print(
@@ -308,7 +308,7 @@ def export(ctx: Ctx, ref: str, output: str) -> None:
     """Write a version out as a file."""
     v = ctx.project.datasets.resolve(ref, sums=True)  # the export checks them
     path = ctx.project.datasets.export(v, output)
-    echo(f"Wrote {v.ref} ({v.n_rows:,} rows) to {path}")
+    echo(f"Wrote {v.ref} ({counted(v.n_rows, 'row')}) to {path}")
 
 
 @data.command("check")

@@ -353,6 +353,9 @@ def predict(
         summary = (
             f"mean {fmt_num(d.get('mean'))}, median {fmt_num(d.get('quantiles', {}).get('0.5'))}"
         )
-    echo(f"Scored {res.rows:,} rows of {res.input} with {res.model} -> {res.output}  ({summary})")
+    echo(
+        f"Scored {counted(res.rows, 'row')} of {res.input} with {res.model} -> {res.output}"
+        f"  ({summary})"
+    )
     if not no_log:
         echo(f"Logged as request {res.id} for `workbench monitor` and `workbench labels add`")

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, Label, Static, TabbedContent, TabPane
 
 from workbench.core.data.profile import lengths_text
-from workbench.textfmt import data_cell, human_bytes
+from workbench.textfmt import counted, data_cell, human_bytes
 from workbench.tui.base import WBScreen
 from workbench.tui.formatting import fmt, sparkline
 from workbench.tui.widgets.footer import WBFooter
@@ -137,7 +137,7 @@ class VersionScreen(WBScreen):
         self.ref = v.ref
         self.title = v.ref
         self.query_one("#version-head", Static).update(
-            f"[b]{v.ref}[/]  sha256 {v.id[:16]}  {v.n_rows:,} rows × {v.n_cols} columns  "
+            f"[b]{v.ref}[/]  sha256 {v.id[:16]}  {counted(v.n_rows, 'row')} × {counted(v.n_cols, 'column')}  "
             f"stored {human_bytes(v.stored_bytes)} new of {human_bytes(v.total_bytes)}  "
             f"{v.created_at:%Y-%m-%d %H:%M} UTC\n{v.message or ''}"
         )
