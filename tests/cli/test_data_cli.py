@@ -219,3 +219,21 @@ def test_one_row_is_said_as_one_row(tmp_path: Path) -> None:
     added = run_cli("data", "add", str(tmp_path / "one.csv"), "--name", "one", cwd=root)
     assert added.code == 0 and "1 row x 2 columns" in added.out, added.out
     assert "1 row x 2 columns; source one.csv" in run_cli("data", "show", "one", cwd=root).out
+
+
+def test_a_file_added_without_a_name_is_a_version_of_its_own_name(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    assert run_cli("init", str(root)).code == 0
+    frame = pl.DataFrame({"a": [1, 2]})
+    frame.write_csv(tmp_path / "sales.csv")
+    frame.write_parquet(tmp_path / "sales.2024.parquet")
+    frame.write_csv(tmp_path / "export [x].csv")
+    assert "Added sales@1" in run_cli("data", "add", str(tmp_path / "sales.csv"), cwd=root).out
+    two = run_cli("data", "add", str(tmp_path / "sales.2024.parquet"), cwd=root)
+    assert "Added sales.2024@1" in two.out, two.err
+    bad = run_cli("data", "add", str(tmp_path / "export [x].csv"), cwd=root)
+    assert bad.code == 2 and "'export [x].csv' does not make a dataset name" in bad.err
+    assert "give one with --name" in bad.err
+    # and listed with the time as every other list gives it
+    shown = run_cli("data", "list", cwd=root).out
+    assert "updated (UTC)" in shown and re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d ", shown), shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -48,7 +49,7 @@ def _print_changes(changes: dict[str, Any] | None) -> None:
 
 @data.command("add")
 @click.argument("file", type=click.Path(dir_okay=True))
-@click.option("--name", "-n", required=True, help="Dataset name, e.g. churn.")
+@click.option("--name", "-n", help="Dataset name, e.g. churn (default: the file's name).")
 @click.option("--message", "-m", help="What this version is (like a commit message).")
 @click.option(
     "--format",
@@ -59,10 +60,11 @@ def _print_changes(changes: dict[str, Any] | None) -> None:
 @json_option
 @pass_ctx
 def add(
-    ctx: Ctx, file: str, name: str, message: str | None, fmt: str | None, as_json: bool
+    ctx: Ctx, file: str, name: str | None, message: str | None, fmt: str | None, as_json: bool
 ) -> None:
-    """Add FILE (CSV, TSV, Parquet or JSON Lines) as a new version of dataset NAME."""
-    res = ctx.project.datasets.add(file, name=name, message=message, fmt=fmt)
+    """Add FILE (CSV, TSV, Parquet or JSON Lines) as a new version of dataset NAME (by
+    default the file's name without its extension: churn.csv is a version of churn)."""
+    res = ctx.project.datasets.add(file, name=name or _name_of(file), message=message, fmt=fmt)
     v = res.version
     if as_json:
         print_json({**v.to_dict(), "created": res.created})
@@ -75,6 +77,27 @@ def add(
         f"stored {human_bytes(v.stored_bytes)} new of {human_bytes(v.total_bytes)}"
     )
     _print_changes(res.schema_changes)
+
+
+_EXTENSIONS = {".csv", ".tsv", ".txt", ".parquet", ".pq", ".jsonl", ".ndjson", ".json", ".gz"}
+
+
+def _name_of(file: str) -> str:
+    """The dataset a file is a version of when no --name is given, as `dvc add` needs
+    none: its name without the extension(s) the formats use."""
+    from workbench.core.errors import UsageError
+    from workbench.core.store.refs import NAME_RE
+
+    path = Path(file)
+    name = path.name
+    while Path(name).suffix.lower() in _EXTENSIONS and Path(name).stem:
+        name = Path(name).stem
+    if not NAME_RE.match(name):
+        raise UsageError(
+            f"{path.name!r} does not make a dataset name (letters, digits, '.', '_' or '-'): "
+            "give one with --name"
+        )
+    return name
 
 
 @data.command("list")
@@ -124,12 +147,14 @@ def list_(ctx: Ctx, name: str | None, as_json: bool) -> None:
             f"{d.rows:,}",
             d.columns,
             human_bytes(d.stored_bytes),
-            f"{d.updated_at:%Y-%m-%dT%H:%M:%SZ}",
+            f"{d.updated_at:%Y-%m-%d %H:%M}",
         ]
         for d in items
     ]
     console().print(
-        table(None, ["dataset", "versions", "latest", "rows", "cols", "stored", "updated"], rows)
+        table(
+            None, ["dataset", "versions", "latest", "rows", "cols", "stored", "updated (UTC)"], rows
+        )
     )
 
 
