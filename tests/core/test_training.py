@@ -161,6 +161,16 @@ def test_time_split_trains_on_the_past(data: Project) -> None:
             UsageError,
             "feature columns not in",
         ),
+        (  # a typo is answered with the name meant, though it lies past the list's end
+            Recipe(dataset="churn", target="churnd"),
+            UsageError,
+            "target column 'churnd' is not in churn@1; did you mean 'churned'?",
+        ),
+        (
+            Recipe(dataset="churn", target="churned", features=["age", "incme"]),
+            UsageError,
+            "feature columns not in churn@1: incme; did you mean 'income'?",
+        ),
         (
             Recipe(
                 dataset="churn", target="churned", params={"bogus_param": 1}, model="random_forest"

@@ -58,3 +58,16 @@ def clip(text: str, limit: int = 120) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
+def known_hint(name: str, known: list[str], what: str = "columns", shown: int = 12) -> str:
+    """What to say after "NAME is not there": the nearest known name when one is close
+    (a typo), then the known ones, the first ``shown`` of them and how many more, so
+    that a long list neither hides the answer nor floods the line."""
+    import difflib
+
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    listed = ", ".join(known[:shown]) + (
+        f" and {len(known) - shown} more" if len(known) > shown else ""
+    )
+    return (f"; did you mean {near[0]!r}?" if near else "") + f" ({what}: {listed})"

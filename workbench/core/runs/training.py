@@ -22,6 +22,7 @@ from workbench.core.runs.families import build_estimator, infer_task
 from workbench.core.runs.model import PACKED, Features, Model
 from workbench.core.runs.recipe import Recipe, parse_split
 from workbench.core.runs.recording import live_curves, log_outcome, log_staged, start_run
+from workbench.core.text import known_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -126,7 +127,8 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
     df = project.datasets.load(version)
     if recipe.target not in df.columns:
         raise UsageError(
-            f"target column {recipe.target!r} is not in {version.ref} (columns: {', '.join(df.columns[:12])})"
+            f"target column {recipe.target!r} is not in {version.ref}"
+            + known_hint(recipe.target, df.columns)
         )
     df = df.filter(pl.col(recipe.target).is_not_null())
     y_raw = df.get_column(recipe.target)
@@ -140,7 +142,10 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
     have = df.schema
     missing = [c for c in features if c not in have]
     if missing:
-        raise UsageError(f"feature columns not in {version.ref}: {', '.join(missing)}")
+        raise UsageError(
+            f"feature columns not in {version.ref}: {', '.join(missing)}"
+            + known_hint(missing[0], [c for c in have if c != recipe.target])
+        )
     nested = [c for c in features if not _usable(have[c])]
     if nested and recipe.features:
         raise UsageError(
