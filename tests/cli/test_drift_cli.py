@@ -88,6 +88,8 @@ def test_plot_and_reports(versions: Project, tmp_path: Path) -> None:
         (["users@1", "users@2", "--columns", "nope"], 2, "no column 'nope'"),
         (["users@1", "users@2", "--column-method", "plan"], 2, "COLUMN=METHOD"),
         (["users@1", "users@2", "--plot", "nope"], 2, "no column 'nope' in this report"),
+        (["users@1", "users@2", "--columns", "agee"], 2, "users@2; did you mean 'age'"),
+        (["users@1", "users@2", "--plot", "agee"], 2, "in this report; did you mean 'age'"),
         (["users@1", "users@2", "--report", "out.pdf"], 2, ".md or .html"),
         (["users@1", "users@4..2"], 2, "invalid version range"),
         (["users@1", "users@2..3", "--plot", "age"], 2, "take one CURRENT"),

@@ -72,6 +72,7 @@ def test_labels_join_by_request_id_then_by_key(served: Project, tmp_path: Path) 
         ({"rid": ["e"], "y": [1]}, {"id_column": "rid"}, r"scored several rows .* --row COL"),
         ({"rid": ["a", None], "y": [1, 0]}, {"id_column": "rid"}, r"1 row\(s\) .* have no rid"),
         ({"rid": ["a"], "z": [1]}, {"id_column": "rid"}, r"has no column 'y'"),
+        ({"ridd": ["a"], "y": [1]}, {"id_column": "rid"}, r"no column 'rid'; did you mean 'ridd'"),
         ({"customer": ["c9"], "y": [1]}, {"key": "customer"}, r"1 of 1 id\(s\)"),
     ],
 )  # fmt: skip

@@ -32,6 +32,7 @@ from workbench.core.drift.columns import (
 from workbench.core.errors import DataError, UsageError
 from workbench.core.store import audit
 from workbench.core.store.rows import insert_rows
+from workbench.core.text import known_hint
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -406,8 +407,8 @@ def _columns(ref: Table, cur: Table, opts: Options) -> list[str]:
         unknown = [c for c in opts.columns if c not in ref.schema and c not in cur.schema]
         if unknown:
             raise UsageError(
-                f"no column {', '.join(map(repr, unknown))} in {ref.label} or {cur.label}; "
-                f"columns: {', '.join(ref.schema)}"
+                f"no column {', '.join(map(repr, unknown))} in {ref.label} or {cur.label}"
+                + known_hint(unknown[0], list(dict.fromkeys([*ref.schema, *cur.schema])))
             )
         return list(dict.fromkeys(opts.columns))
     common = [c for c in ref.schema if c in cur.schema]

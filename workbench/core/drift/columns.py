@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.core.data.profile import kind_of
 from workbench.core.drift.stattests import FEW_VALUES, counts_of, default_method, get_method
 from workbench.core.errors import UsageError
-from workbench.core.text import clip
+from workbench.core.text import clip, known_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,7 +101,8 @@ class DriftReport:
             if c.column == name:
                 return c
         raise UsageError(
-            f"no column {name!r} in this report; columns: {', '.join(c.column for c in self.columns)}"
+            f"no column {name!r} in this report"
+            + known_hint(name, [c.column for c in self.columns])
         )
 
     def to_dict(self, plots: bool = False) -> dict[str, Any]:

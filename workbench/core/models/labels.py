@@ -20,6 +20,7 @@ from workbench.core.data.sources import Table
 from workbench.core.errors import DataError, NotFoundError, UsageError
 from workbench.core.records import Record
 from workbench.core.store import audit
+from workbench.core.text import known_hint
 
 if TYPE_CHECKING:
     from workbench.core.data.datasets import Datasets
@@ -96,8 +97,7 @@ def _by_request(
     table = Table(datasets, spec)
     if label not in table.schema:
         raise DataError(
-            f"{table.label} has no column {label!r} "
-            f"(its columns: {', '.join(list(table.schema)[:12])})"
+            f"{table.label} has no column {label!r}" + known_hint(label, list(table.schema))
         )
     if table.rows != rows:
         raise DataError(
@@ -122,8 +122,8 @@ def _add(
     missing = [c for c in dict.fromkeys(wanted) if c not in table.schema]
     if missing:
         raise DataError(
-            f"{table.label} has no column {', '.join(map(repr, missing))} "
-            f"(its columns: {', '.join(list(table.schema)[:12])})"
+            f"{table.label} has no column {', '.join(map(repr, missing))}"
+            + known_hint(missing[0], list(table.schema))
         )
     df = table.lf.select(
         pl.col(by).cast(pl.String).alias("id"),
