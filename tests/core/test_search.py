@@ -123,6 +123,7 @@ def test_a_key_is_read_by_one_join_not_a_subquery_per_run(runs) -> None:
     [
         ("metrics.val_auc >", "ends too early"),
         ("foo = 1", "unknown name 'foo'"),
+        ("val_auc > 0.8", "write metrics.val_auc, params.val_auc or tags.val_auc"),
         ("metrics.val_auc > 0.8 and", "ends too early"),
         ("(status = 'x'", "expected ')'"),
         ("status = 'x')", "expected 'and', 'or' or the end"),

@@ -281,9 +281,11 @@ class _Parser:
             attr = ATTRIBUTES.get(tok.text.lower())
             if attr is None:
                 known = ", ".join(sorted(ATTRIBUTES))
+                # a bare key is most often a metric or a param named without its kind
                 raise UsageError(
-                    f"unknown name {tok.text!r} at position {tok.pos + 1}: use metrics.KEY, "
-                    f"params.KEY, tags.KEY or one of {known}"
+                    f"unknown name {tok.text!r} at position {tok.pos + 1}: write "
+                    f"metrics.{tok.text}, params.{tok.text} or tags.{tok.text}, or use one of "
+                    f"{known}"
                 )
             return attr, tok.text.lower() == "duration", []
         self.keys.append((kind, key))
