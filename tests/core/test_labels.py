@@ -114,7 +114,7 @@ def test_predictions_export_with_their_labels(served: Project, tmp_path: Path) -
     add(served.catalog, served.datasets, f, "m", "y", key="customer")
     out = tmp_path / "preds.parquet"
     res = run_cli("export", "predictions", "-o", str(out), cwd=served.root)
-    assert res.code == 0 and res.out.strip() == f"Wrote 6 predictions rows to {out}"
+    assert res.code == 0 and res.out.strip() == f"Wrote 6 rows of predictions to {out}"
     got = pl.read_parquet(out).select("request_id", "row", "label").rows()
     assert got == [("a", 0, None), ("b", 0, "1"), ("c", 0, None), ("d", 0, None),
                    ("e", 0, None), ("e", 1, None)]  # fmt: skip

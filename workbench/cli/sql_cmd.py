@@ -11,6 +11,7 @@ import click
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, escape, fmt_num, print_json, table
 from workbench.core.store.sql import EXPORTS
+from workbench.textfmt import counted
 
 
 @click.command()
@@ -106,7 +107,7 @@ def _export_command(what: str, about: str) -> click.Command:
         from workbench.core.store.sql import export as run_export
 
         path, rows = run_export(ctx.project, what, output)
-        echo(f"Wrote {rows:,} {what} rows to {path}")
+        echo(f"Wrote {counted(rows, 'row')} of {what} to {path}")
 
     return command
 
