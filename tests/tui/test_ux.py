@@ -448,6 +448,40 @@ def test_the_monitor_screen_lists_watched_models_runs_a_report_and_opens_a_windo
     drive(tui_project, steps)
 
 
+def test_on_a_narrow_terminal_the_monitor_screen_gives_the_windows_the_width(
+    tui_project: Project, tmp_path: Any
+) -> None:
+    """At 80 columns the model list beside the windows left them three of eight
+    columns: the models stack above, and the windows show their estimate and the
+    realised metric; a wide terminal keeps them side by side."""
+    from workbench.app.monitoring import run
+    from workbench.core.models.scoring import predict
+
+    predict(tui_project, "churn-model@production", "churn@2", tmp_path / "scored.parquet")
+    run(tui_project, "churn-model@production", "batch")
+
+    def shown(app: WorkbenchApp) -> tuple[Any, Any]:
+        return table(app, "#mon-models").region, table(app, "#mon-windows").region
+
+    async def narrow(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("w")
+        await settle(pilot, rounds=4)
+        models, windows = shown(app)
+        assert models.bottom <= windows.y and windows.width >= 78  # stacked, the full width
+        widths = [c.get_render_width(table(app, "#mon-windows")) for c in
+                  table(app, "#mon-windows").columns.values()][:4]  # fmt: skip
+        assert sum(widths) <= windows.width  # window, rows, estimate and realised all seen
+
+    async def wide(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        await pilot.press("w")
+        await settle(pilot, rounds=4)
+        models, windows = shown(app)
+        assert models.right <= windows.x and models.y == windows.y  # side by side
+
+    drive(tui_project, narrow, size=(80, 24))
+    drive(tui_project, wide, size=(160, 45))
+
+
 def test_a_report_without_drift_says_so_on_enter(tui_project: Project, tmp_path: Any) -> None:
     """A report made with --no-drift shows no drift and says why enter opens nothing (not
     that the window was too small)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.markup import escape
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -32,6 +33,7 @@ EMPTY_MODELS = (
     "No model has logged predictions yet. Serve one (workbench serve NAME@ALIAS) or score "
     "a batch (workbench predict NAME@ALIAS FILE -o OUT): its rows are then monitored here."
 )
+NARROW = 110  # columns: under them the screen stacks (on_resize)
 EMPTY_REPORT = "No report on this version yet: press u, or run workbench monitor NAME@ALIAS."
 
 
@@ -52,7 +54,7 @@ class MonitorScreen(WBScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="mon-body"):
             with Vertical(id="mon-left"):
                 yield Static("Watched models (u monitors now)", classes="panel-title")
                 yield Table(id="mon-models", cursor_type="row", zebra_stripes=True)
@@ -64,6 +66,11 @@ class MonitorScreen(WBScreen):
                 yield PlotextPlot(id="mon-plot")
                 yield Static("", id="mon-notes")
         yield WBFooter()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # under NARROW columns the models stack above the windows, which then have the
+        # whole width: beside a model list they showed three columns of eight at 80
+        self.set_class(event.size.width < NARROW, "narrow")
 
     def on_mount(self) -> None:
         self.query_one("#mon-models", Table).add_columns(
