@@ -93,7 +93,8 @@ def test_truncated_parquet_footer_is_refused(project_with_data: Project, tmp_pat
         (["data", "export", "churn", "-o", "no/such/dir/x.csv"], 2, "no such folder"),
         (["data", "diff", "churn", "churn", "--key", "nope"], 2, "not in both versions"),
         (["data", "frobnicate"], 2, "No such command"),
-        (["data", "add", "good.csv"], 2, "Missing option '--name'"),
+        # without --name a file is a version of its own name, when that can be a name
+        (["data", "add", "good copy.csv"], 2, "does not make a dataset name"),
         (["data", "show", "churn@99999999999999999999999"], 2, "no version number is that large"),
         (["drift", "compare", "churn", "sub/"], 1, "is a folder, not a data file"),
     ],
