@@ -124,12 +124,12 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
 
     recipe.check()
     version = project.datasets.resolve(recipe.dataset, sums=True)  # load checks them
-    df = project.datasets.load(version)
-    if recipe.target not in df.columns:
+    if recipe.target not in version.columns:  # said before the data is read, from its schema
         raise UsageError(
             f"target column {recipe.target!r} is not in {version.ref}"
-            + known_hint(recipe.target, df.columns)
+            + known_hint(recipe.target, version.columns)
         )
+    df = project.datasets.load(version)
     df = df.filter(pl.col(recipe.target).is_not_null())
     y_raw = df.get_column(recipe.target)
     if y_raw.dtype.is_float():
