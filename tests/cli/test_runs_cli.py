@@ -166,3 +166,19 @@ def test_run_errors_are_one_line(tmp_path: Path) -> None:
     for args, code, fragment in cases:
         r = run_cli(*args, cwd=root)
         assert r.code == code and r.err.count("\n") == 1 and fragment in r.err, (args, r)
+
+
+def test_a_metric_s_column_reads_down_with_one_number_of_decimals(tmp_path: Path) -> None:
+    from workbench import start_run
+    from workbench.core.project import Project
+
+    project = Project.init(tmp_path / "p")[0]
+    for value, lr in ((0.816, "0.05"), (0.8135, "0.1"), (31.5, "0.2")):
+        with start_run(project=project) as run:
+            run.log_metric("score", value)
+            run.log_params({"lr": lr})
+    shown = run_cli("runs", "list", "-c", "metrics.score,params.lr", cwd=project.root).out
+    cells = [[c.strip() for c in line.split("│")[-3:-1]] for line in shown.splitlines()
+             if line.startswith("│")]  # fmt: skip
+    # "0.8160" above "0.8135" (alone it was "0.816"); a param stays as it was given
+    assert sorted(cells) == [["0.8135", "0.1"], ["0.8160", "0.05"], ["31.5000", "0.2"]], shown

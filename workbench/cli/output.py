@@ -6,6 +6,7 @@ Rich is imported on first use so that commands which print little stay fast.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -86,6 +87,20 @@ def fmt_num(v: Any, digits: int = 4) -> str:
             return f"{v:.{digits}g}"
         return f"{v:,.{digits}f}".rstrip("0").rstrip(".") if "." in f"{v:.{digits}f}" else f"{v}"
     return str(v)
+
+
+def fmt_column(values: list[Any], digits: int = 4) -> list[str]:
+    """A column of numbers with one number of decimals for all of them (the most any
+    needs, up to ``digits``), so it reads down: "0.8160" above "0.8135", where each
+    formatted alone gave "0.816". Values ``fmt_num`` writes otherwise (ints, very large
+    or small numbers, text) are written as it writes them."""
+
+    def plain(v: Any) -> bool:
+        return isinstance(v, float) and math.isfinite(v) and (v == 0 or 1e-3 <= abs(v) < 1e6)
+
+    places = [len(fmt_num(v, digits).partition(".")[2]) for v in values if plain(v)]
+    width = max(places, default=0)
+    return [f"{v:,.{width}f}" if plain(v) else fmt_num(v, digits) for v in values]
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]], **kw: Any) -> Any:

@@ -12,6 +12,7 @@ from workbench.cli.output import (
     echo,
     echo_chart,
     escape,
+    fmt_column,
     fmt_num,
     json_option,
     print_json,
@@ -105,8 +106,14 @@ def list_(
         "model",
         *extra,
     ]
+    # a metric's column reads down with one number of decimals; a param's as given
+    texts = {
+        c: fmt_column(values) if c.startswith("metrics.") else [fmt_num(v) for v in values]
+        for c in extra
+        for values in [[i.column(c) for i in items]]
+    }
     rows = []
-    for i in items:
+    for n, i in enumerate(items):
         cells = [
             i.ref,
             *([escape(i.experiment)] if several else []),
@@ -115,7 +122,7 @@ def list_(
             escape(i.dataset or ""),
             escape(i.params.get("model", "")),
         ]
-        cells += [escape(fmt_num(i.column(c))) for c in extra]
+        cells += [escape(texts[c][n]) for c in extra]
         rows.append(cells)
     console().print(table(None, header, rows))
 
