@@ -124,10 +124,17 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
 
     recipe.check()
     version = project.datasets.resolve(recipe.dataset, sums=True)  # load checks them
-    if recipe.target not in version.columns:  # said before the data is read, from its schema
+    # said before the data is read, from its schema
+    if recipe.target not in version.columns:
         raise UsageError(
             f"target column {recipe.target!r} is not in {version.ref}"
             + known_hint(recipe.target, version.columns)
+        )
+    missing = [c for c in recipe.features or [] if c not in version.columns]
+    if missing:
+        raise UsageError(
+            f"feature columns not in {version.ref}: {', '.join(missing)}"
+            + known_hint(missing[0], [c for c in version.columns if c != recipe.target])
         )
     df = project.datasets.load(version)
     df = df.filter(pl.col(recipe.target).is_not_null())
@@ -140,12 +147,6 @@ def prepare(project: Project, recipe: Recipe) -> dict[str, Any]:
     task = recipe.task or infer_task(y_raw)
     features = [c for c in (recipe.features or df.columns) if c != recipe.target]
     have = df.schema
-    missing = [c for c in features if c not in have]
-    if missing:
-        raise UsageError(
-            f"feature columns not in {version.ref}: {', '.join(missing)}"
-            + known_hint(missing[0], [c for c in have if c != recipe.target])
-        )
     nested = [c for c in features if not _usable(have[c])]
     if nested and recipe.features:
         raise UsageError(
