@@ -323,6 +323,24 @@ def test_promote_is_refused_by_a_failing_gate_then_passes_to_staging(tui_project
     drive(tui_project, steps)
 
 
+def test_a_launch_refused_before_any_run_says_it_ended(tui_project: Project) -> None:
+    """A typo in the target is refused before a run begins: the form says the command
+    ran and ended (it kept "starting…" and "running:" up for good), and the error names
+    the column meant."""
+
+    async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
+        screen = await launch(pilot, dataset="churn@2", target="churnd")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and screen.timer is not None:
+            await pilot.pause(0.5)
+            await settle(pilot, 1)
+        status = text(screen.query_one("#launch-status", Static))
+        assert "ended before a run began (exit 2)" in status, status
+        assert text(screen.query_one("#launch-command", Static)).startswith("ran: workbench")
+
+    drive(tui_project, steps)
+
+
 @pytest.mark.slow
 def test_launch_a_small_run_and_see_it_finish(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:

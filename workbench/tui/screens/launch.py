@@ -281,6 +281,14 @@ class LaunchScreen(WBScreen):
                 err = self.stderr.read().decode(errors="replace").strip()
                 self.stderr.close()
                 self.stderr = None
+            # the command line says it ran, not that it runs; a command refused before
+            # any run began ("no target column ...") left "starting…" up for good
+            self.query_one("#launch-command", Static).update(
+                f"[dim]ran:[/] workbench {escape(shlex.join(self.cmd[5:]))}"
+            )
+            if info is None:
+                code = self.proc.returncode if self.proc else None
+                status.update(f"[red]ended before a run began[/] (exit {code})")
             if self.proc and self.proc.returncode not in (0, None) and err:
                 self.post_message(ShowError(err.splitlines()[-1].removeprefix("error: ")))
             elif info is not None:
