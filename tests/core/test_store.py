@@ -201,3 +201,4 @@ def test_a_forked_child_does_not_take_its_parents_instance_started_ahead(
     store._warm["pid"] = -1  # as a child forked after warm_up sees it
     assert project.catalog.version() > 0
     assert store._Shared.con is not None and store._Shared.con is not started
+    assert not store._warm  # nothing of the parent's is kept

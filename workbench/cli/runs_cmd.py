@@ -107,11 +107,10 @@ def list_(
         *extra,
     ]
     # a metric's column reads down with one number of decimals; a param's as given
-    texts = {
-        c: fmt_column(values) if c.startswith("metrics.") else [fmt_num(v) for v in values]
-        for c in extra
-        for values in [[i.column(c) for i in items]]
-    }
+    texts: dict[str, list[str]] = {}
+    for c in extra:
+        values = [i.column(c) for i in items]
+        texts[c] = fmt_column(values) if c.startswith("metrics.") else [fmt_num(v) for v in values]
     rows = []
     for n, i in enumerate(items):
         cells = [

@@ -121,7 +121,8 @@ def _instance() -> duckdb.DuckDBPyConnection:
     warmed = None
     if "thread" in _warm:
         _warm.pop("thread").join()
-        warmed = _warm.pop("con", None) if _warm.pop("pid", None) == os.getpid() else None
+        con, pid = _warm.pop("con", None), _warm.pop("pid", None)
+        warmed = con if pid == os.getpid() else None  # a parent's is left to it
     # A forked child must not touch its parent's instance (its threads did not survive).
     if _Shared.con is None or _Shared.pid != os.getpid():
         _Shared.con = warmed if warmed is not None else duckdb.connect(":memory:")
