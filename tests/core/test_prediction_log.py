@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -61,6 +61,57 @@ def test_each_logged_row_is_folded_once_with_its_inputs_and_outputs(project: Pro
     log.close()
 
 
+def test_rows_are_kept_as_the_client_sent_them_whatever_the_form(project: Project) -> None:
+    """A record list (as a client sends) and columns (a batch) give the same row objects; an
+    integer stays an integer beside another request's float; NaN and Infinity, which
+    Python clients send though JSON has neither, are missing; times are UTC."""
+    log = LogWriter(project.serving_dir)
+    records = [{"x": 1, "city": "Oslo"}, {"x": 2.5, "city": None}]
+    log.write(request_line("recs", 200, 1.0, 2, "m", 3, inputs=records,
+                           outputs=[{"prediction": 0}, {"prediction": 1}]))  # fmt: skip
+    log.write(request_line("cols", 200, 1.0, 2, "m", 3, inputs={"x": [7, float("nan")],
+                           "city": ["Rome", "Lima"]}, outputs={"prediction": [1, 0]}))  # fmt: skip
+    one = json.loads(line("later", 1))
+    an_hour_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    one["ts"] = an_hour_ago.astimezone(timezone(timedelta(hours=2))).isoformat()
+    one["inputs"] = [{"x": float("inf"), "city": "NaN"}]
+    log.write(json.dumps(one).encode() + b"\n")
+    assert project.fold_predictions().predictions == 5
+    with project.catalog.read() as con:
+        rows = con.execute(
+            "SELECT request_id, row, inputs, outputs FROM predictions ORDER BY ts, row"
+        ).fetchall()
+        at = con.execute("SELECT ts FROM predictions WHERE request_id = 'later'").fetchone()
+    assert [(r[0], r[1], json.loads(r[2]), json.loads(r[3])) for r in rows] == [
+        ("later", 0, {"x": None, "city": "NaN"}, {"prediction": 0}),
+        ("recs", 0, {"x": 1, "city": "Oslo"}, {"prediction": 0}),
+        ("recs", 1, {"x": 2.5, "city": None}, {"prediction": 1}),
+        ("cols", 0, {"x": 7, "city": "Rome"}, {"prediction": 1}),
+        ("cols", 1, {"x": None, "city": "Lima"}, {"prediction": 0}),
+    ]
+    assert '"x":1,' in rows[1][2]  # not 1.0: as sent
+    assert at is not None and at[0] == an_hour_ago.replace(tzinfo=None)
+
+
+def test_a_line_that_is_not_a_request_is_skipped_and_the_rest_fold(project: Project) -> None:
+    """A fold never stops at a line it cannot place (not JSON, not an object, no time): the
+    requests around it reach the catalog, and no scratch file is left behind, a killed
+    fold's included."""
+    log = LogWriter(project.serving_dir)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = project.serving_dir / f".fold-{dead.stdout.strip()}-0123456789ab.jsonl"
+    stale.write_bytes(line("left-by-a-killed-fold"))
+    log.write(line("a", 1))
+    for junk in (b"not json\n", b"[1, 2]\n", b'{"id": "no-time", "status": 200}\n'):
+        log.write(junk)
+    log.write(line("b", 2))
+    done = project.fold_predictions()
+    assert (done.requests, done.predictions) == (2, 3) and counts(project) == (2, 3)
+    assert [p.name for p in project.serving_dir.iterdir()] == [log.path.name]
+    assert project.fold_predictions().requests == 0
+
+
 def test_a_line_still_being_written_waits_for_its_end(project: Project) -> None:
     log = LogWriter(project.serving_dir)
     whole = line("a", 2)
@@ -79,8 +130,8 @@ def test_an_interrupted_fold_is_done_again_whole(
         log.write(line(f"r{i}"))
     real = pl_log._insert
 
-    def fail_after(con: object, requests: list, pl: object) -> None:
-        real(con, requests, pl)  # type: ignore[arg-type]
+    def fail_after(con: object, lines: Path, log: str) -> None:
+        real(con, lines, log)
         raise OSError("killed mid-fold")
 
     monkeypatch.setattr(pl_log, "_insert", fail_after)
