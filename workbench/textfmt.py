@@ -72,6 +72,12 @@ def _brief_value(v: object) -> str | None:
     return None  # a nested record: its scalars are listed by ``brief``
 
 
+# Left out of an audit line: a version's id (its subject names it) and a model's artifact
+# digest (it says nothing at a glance and differs with every library release that pickles
+# a model differently; `audit --json` and `verify` have it).
+AUDIT_LINE_SKIPS = ("id", "artifact")
+
+
 def brief(details: dict[str, object], limit: int = 80, skip: tuple[str, ...] = ()) -> str:
     """An audit entry's details on one line: ``rows=27,020, drifted=true, …``. A
     record nested one deep (a monitor report's latest window) shows its own scalars

@@ -55,6 +55,10 @@ def test_register_promote_predict_rollback_card(models: Project, tmp_path: Path)
     promoted = [line for line in lines.splitlines() if "model.promote" in line]
     assert promoted and all("gates=" in line and " passed" in line for line in promoted[1:])
     assert "{'" not in lines and "[{" not in lines and "'passed'" not in lines
+    # a registration says where the model came from; its artifact's digest is for --json
+    registered = [line for line in lines.splitlines() if "model.register" in line]
+    assert registered and all("dataset=churn@1" in line for line in registered)
+    assert "artifact=" not in lines and "artifact" in json.dumps(audit)
     assert run_cli("verify", cwd=root).code == 0
 
 

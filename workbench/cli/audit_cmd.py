@@ -8,7 +8,7 @@ import click
 
 from workbench.cli.context import Ctx, pass_ctx
 from workbench.cli.output import console, echo, escape, json_option, print_json, table
-from workbench.textfmt import brief, counted
+from workbench.textfmt import AUDIT_LINE_SKIPS, brief, counted
 
 
 @click.group(invoke_without_command=True)
@@ -68,7 +68,7 @@ def head(ctx: Ctx, as_json: bool) -> None:
 
 
 def _summary(details: dict) -> str:
-    return brief(details, 80, skip=("id",))  # a version's id: its subject names it
+    return brief(details, 80, skip=AUDIT_LINE_SKIPS)
 
 
 @click.command()

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Input, Static
 
-from workbench.textfmt import brief, counted
+from workbench.textfmt import AUDIT_LINE_SKIPS, brief, counted
 from workbench.tui.base import WBScreen
 from workbench.tui.messages import ShowError
 from workbench.tui.widgets.footer import WBFooter
@@ -62,7 +62,7 @@ class AuditScreen(WBScreen):
                 e["actor"],
                 e["action"],
                 e["subject"],
-                brief(e["details"], 120, skip=("id",)),
+                brief(e["details"], 120, skip=AUDIT_LINE_SKIPS),
             )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
