@@ -112,6 +112,23 @@ def test_a_line_that_is_not_a_request_is_skipped_and_the_rest_fold(project: Proj
     assert project.fold_predictions().requests == 0
 
 
+def test_a_request_logged_in_one_very_long_line_folds_whole(project: Project) -> None:
+    """A big batch is one line of tens of MB (past the JSON reader's default object size):
+    it reaches the catalog whole, with the requests around it."""
+    log = LogWriter(project.serving_dir)
+    log.write(line("before", 1))
+    big = "x" * 34_000_000
+    log.write(request_line("big", 200, 9.0, 1, "m", 3, inputs={"blob": [big]},
+                           outputs={"prediction": [1]}))  # fmt: skip
+    log.write(line("after", 1))
+    assert project.fold_predictions().requests == 3
+    with project.catalog.read() as con:
+        got = con.execute(
+            "SELECT request_id, length(inputs->>'blob') FROM predictions ORDER BY ts"
+        ).fetchall()
+    assert got == [("before", None), ("big", len(big)), ("after", None)]
+
+
 def test_a_line_still_being_written_waits_for_its_end(project: Project) -> None:
     log = LogWriter(project.serving_dir)
     whole = line("a", 2)

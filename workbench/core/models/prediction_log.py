@@ -411,6 +411,9 @@ def _insert(con: Any, lines: Path, log: str) -> tuple[int, int]:
     each row's inputs and outputs are kept as the client and the model gave them. The
     requests and rows it added."""
     source = str(lines).replace("'", "''")
+    # DuckDB refuses a line past 16 MB by default (a 100,000-row request is logged whole):
+    # no line is longer than the file that holds it
+    longest = max(1 << 24, lines.stat().st_size + 1)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _wb_lines AS
         SELECT * FROM (
@@ -418,7 +421,8 @@ def _insert(con: Any, lines: Path, log: str) -> tuple[int, int]:
                    timezone('UTC', try_cast(ts AS TIMESTAMPTZ)) AS stamp,
                    json_type(inputs) AS inputs_kind, json_type(outputs) AS outputs_kind, *
             FROM read_json('{source}', format = 'newline_delimited', records = true,
-                           ignore_errors = true, columns = {_FIELDS}))
+                           ignore_errors = true, maximum_object_size = {longest},
+                           columns = {_FIELDS}))
         WHERE stamp IS NOT NULL"""
     )
     try:
