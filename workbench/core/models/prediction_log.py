@@ -407,7 +407,7 @@ def _rows_of(column: str, kind: str) -> str:
 
 def _insert(con: Any, lines: Path, log: str) -> tuple[int, int]:
     """One file of whole lines into ``serving_requests`` and ``predictions``, in file
-    order: DuckDB parses them (ten times ``json.loads`` and a Polars re-encode per row);
+    order: DuckDB parses them (six times as fast as ``json.loads``, bench/fold_bench.py);
     each row's inputs and outputs are kept as the client and the model gave them. The
     requests and rows it added."""
     source = str(lines).replace("'", "''")
