@@ -49,8 +49,9 @@ def step_ticks(lo: int, hi: int, most: int = 6) -> list[int]:
 
 
 def _brief_value(v: object) -> str | None:
-    """One value of an audit entry's details, short: ids cut to 12 characters, numbers
-    as a table shows them, a short list joined; None for what says nothing on a line."""
+    """One value of an audit entry's details, short: run and report ids cut to 8
+    characters as every list shows them, digests to 12, numbers as a table shows them,
+    a short list joined; None for what says nothing on a line."""
     if v is None or v == "" or v == [] or v == {}:
         return None
     if isinstance(v, bool):
@@ -60,8 +61,9 @@ def _brief_value(v: object) -> str | None:
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, str):
-        hexish = len(v) in (32, 64) and all(c in "0123456789abcdef" for c in v)
-        return v[:12] if hexish else v
+        if len(v) in (32, 64) and all(c in "0123456789abcdef" for c in v):
+            return v[:8] if len(v) == 32 else v[:12]  # a run or report as lists show it
+        return v
     if isinstance(v, list):
         if all(isinstance(x, dict) and isinstance(x.get("passed"), bool) for x in v):
             return f"{sum(x['passed'] for x in v)}/{len(v)} passed"  # gates

@@ -59,6 +59,13 @@ def test_register_promote_predict_rollback_card(models: Project, tmp_path: Path)
     registered = [line for line in lines.splitlines() if "model.register" in line]
     assert registered and all("dataset=churn@1" in line for line in registered)
     assert "artifact=" not in lines and "artifact" in json.dumps(audit)
+    # a run's entries by the short id every list shows, and shown by it
+    run = next(e["subject"] for e in audit if e["action"] == "run.start")
+    short = run[: len("run:") + 8]
+    about = run_cli("audit", "--subject", short, cwd=root).out
+    assert "run.start" in about and short in about and run not in about
+    none = run_cli("audit", "--subject", "run:ffffffff", cwd=root)
+    assert none.code == 0 and none.out.strip() == "No audit entries about run:ffffffff."
     assert run_cli("verify", cwd=root).code == 0
 
 

@@ -395,6 +395,23 @@ def test_audit_verify_and_help(tui_project: Project) -> None:
         await pilot.press("v")
         await settle(pilot)
         assert "verify: OK" in text(app.screen.query_one("#audit-status", Static))
+        # a run by the short id every list shows (the placeholder's own example form)
+        run = tui_project.runs.list(limit=1)[0]["id"]
+        subjects = [str(audit.get_row_at(i)[4]) for i in range(audit.row_count)]
+        assert f"run:{run[:8]}" in subjects and f"run:{run}" not in subjects
+        box = app.screen.query_one("#audit-filter", Input)
+        box.value = f"run:{run[:8]}"
+        box.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        got = {str(audit.get_row_at(i)[4]) for i in range(audit.row_count)}
+        assert got == {f"run:{run[:8]}"} and audit.row_count >= 2  # its start and end
+        box.value = "run:ffffffff"
+        box.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        status = text(app.screen.query_one("#audit-status", Static))
+        assert audit.row_count == 0 and "no entries about run:ffffffff" in status
         await pilot.press("question_mark")
         await settle(pilot)
         assert type(app.screen).__name__ == "HelpScreen"

@@ -12,7 +12,11 @@ from workbench.textfmt import AUDIT_LINE_SKIPS, brief, counted
 
 
 @click.group(invoke_without_command=True)
-@click.option("--subject", help="Only entries about this subject, e.g. churn or churn@2.")
+@click.option(
+    "--subject",
+    help="Only entries about this subject: a dataset or model (churn gives churn@2 too), "
+    "or a run or drift report by its short id (run:4f2a).",
+)
 @click.option(
     "--limit",
     "-n",
@@ -37,13 +41,16 @@ def audit(
     if as_json:
         print_json(items)
         return
+    if not items and subject:
+        echo(f"No audit entries about {subject}.")
+        return
     rows = [
         [
             e["seq"],
             e["at"],
             escape(e["actor"]),
             e["action"],
-            escape(e["subject"]),
+            escape(core_audit.shown(e["subject"])),
             escape(_summary(e["details"])),
         ]
         for e in items

@@ -17,6 +17,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     import duckdb
 
 GENESIS = "0" * 64
+# A run or a drift report by the start of its id, as every list shows it (run:4f2a).
+SHORT_ID = re.compile(r"(run|drift):[0-9a-f]{4,31}")
+_FULL_ID = re.compile(r"((?:run|drift):[0-9a-f]{8})[0-9a-f]{24}")
 ANCHOR = "audit.head"
 
 
@@ -224,14 +228,24 @@ def verify_chain(con: duckdb.DuckDBPyConnection) -> list[ChainProblem]:
     return problems
 
 
+def shown(subject: str) -> str:
+    """A subject as a list shows it: a run or report by its short id (``run:4f2a9c1e``),
+    which ``entries(subject=...)`` and every command take back."""
+    m = _FULL_ID.fullmatch(subject)
+    return m.group(1) if m else subject
+
+
 def entries(
     con: duckdb.DuckDBPyConnection, subject: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
+    """Newest first. ``subject`` is a dataset or model (its versions included: ``churn``
+    gives ``churn@2``'s entries too), or a run or drift report by the short id every list
+    shows (``run:4f2a``: the ids that start so)."""
     sql = "SELECT seq, ts, actor, action, subject, details FROM audit"
     args: list[Any] = []
     if subject:
         sql += " WHERE subject = ? OR starts_with(subject, ?)"
-        args += [subject, subject + "@"]
+        args += [subject, subject if SHORT_ID.fullmatch(subject) else subject + "@"]
     sql += " ORDER BY seq DESC"
     if limit:
         sql += " LIMIT ?"

@@ -20,6 +20,7 @@ LIMIT = 500
 
 class AuditScreen(WBScreen):
     AUTO_FOCUS = "#audit"
+    _said_none = False  # the status says the filter matched nothing
     BINDINGS = [
         Binding("v", "verify", "Verify store"),
         Binding("slash", "focus_filter", "Filter"),
@@ -33,7 +34,8 @@ class AuditScreen(WBScreen):
             id="audit-filter",
         )
         yield Static(id="audit-status")
-        yield Table(id="audit", cursor_type="row", zebra_stripes=True)
+        # the details are what a reader reads: wider than a cell elsewhere (e shows it whole)
+        yield Table(id="audit", cursor_type="row", zebra_stripes=True, cell_limit=80)
         yield WBFooter()
 
     def on_mount(self) -> None:
@@ -53,15 +55,25 @@ class AuditScreen(WBScreen):
         self.load(read, self._show)
 
     def _show(self, entries: list[dict[str, Any]]) -> None:
+        from workbench.core.store.audit import shown
+
         table = self.query_one("#audit", DataTable)
         table.clear()
+        subject = self.query_one("#audit-filter", Input).value.strip()
+        status = self.query_one("#audit-status", Static)
+        if subject and not entries:
+            status.update(f"no entries about {escape(subject)}")
+            self._said_none = True
+        elif self._said_none:  # a verify result stays
+            status.update("")
+            self._said_none = False
         for e in entries:
             table.add_row(
                 str(e["seq"]),
                 e["at"],
                 e["actor"],
                 e["action"],
-                e["subject"],
+                shown(e["subject"]),
                 brief(e["details"], 120, skip=AUDIT_LINE_SKIPS),
             )
 
