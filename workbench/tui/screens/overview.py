@@ -134,10 +134,12 @@ class OverviewScreen(WBScreen):
                 for d in data["drift"]
             ],
         )
+        from workbench.core.store.audit import shown
+
         self._fill(
             "ov-audit",
             [
-                (f"audit:{e['seq']}", [str(e["seq"]), e["action"], e["subject"]])
+                (f"audit:{e['seq']}", [str(e["seq"]), e["action"], shown(e["subject"])])
                 for e in data["audit"]
             ],
         )
