@@ -134,12 +134,12 @@ class OverviewScreen(WBScreen):
                 for d in data["drift"]
             ],
         )
-        from workbench.core.store.audit import shown
+        from workbench.core.store.audit import shown as subject_shown
 
         self._fill(
             "ov-audit",
             [
-                (f"audit:{e['seq']}", [str(e["seq"]), e["action"], shown(e["subject"])])
+                (f"audit:{e['seq']}", [str(e["seq"]), e["action"], subject_shown(e["subject"])])
                 for e in data["audit"]
             ],
         )
