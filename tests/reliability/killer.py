@@ -1,6 +1,11 @@
 """Run the real ``workbench`` CLI and SIGKILL it at a chosen write point.
 
-Used by ``test_kills.py`` as ``python killer.py ARGS...`` with:
+Used by ``test_kills.py`` as ``python killer.py ARGS...``, or as ``python killer.py
+--zygote``: a process that imports the libraries the commands use once and then forks
+one child per command it is sent (see ``zygote``), each child a process of its own in a
+session of its own, running the same CLI under the same hooks. A kill during the 2-3 s
+of imports proves nothing, and paying them for each of some 200 kills was most of the
+suite's time on a slow machine. Either way, with:
 
 - ``WB_KILL_LOG=path``: write the write points reached, one per line with the time
   (``name<TAB>seconds since the epoch``), as they are reached;
@@ -30,6 +35,17 @@ from typing import Any
 LOG = os.environ.get("WB_KILL_LOG")
 AT = int(os.environ.get("WB_KILL_AT", "-1"))
 reached: list[str] = []
+
+# What the commands import after they start (the CLI loads each command's module, and
+# the ML stack, only when it runs): the zygote imports them before it forks. One missing
+# here costs its import in each child, nothing else.
+PRELOAD = (
+    "polars", "duckdb", "pyarrow.parquet", "pandas", "scipy.stats", "lightgbm",
+    "sklearn.compose", "sklearn.dummy", "sklearn.ensemble", "sklearn.impute",
+    "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
+    "sklearn.pipeline", "sklearn.preprocessing", "tomllib", "xxhash", "yaml",
+    "multiprocessing.popen_spawn_posix",
+)  # fmt: skip
 
 
 def hit(name: str) -> None:
@@ -113,7 +129,68 @@ def install() -> None:
     tracking.Run._flush_locked = flush  # type: ignore[assignment]
 
 
+def zygote() -> None:
+    """Import what the commands use, then run each command sent on stdin (a JSON line:
+    args, cwd, env, out and err paths) in a forked child, answering with a line
+    ``{"pid": ...}`` as it starts and ``{"code": ...}`` (as ``Popen.returncode``: -9 when
+    killed) once it has been reaped. One command at a time."""
+    import importlib
+    import json
+    import pkgutil
+    import threading
+
+    import workbench
+
+    for found in pkgutil.walk_packages(workbench.__path__, "workbench."):
+        if not found.name.startswith(("workbench.tui", "workbench.__main__")):
+            importlib.import_module(found.name)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    # a thread would not follow the fork: a child must start as a fresh process would
+    assert threading.active_count() == 1, threading.enumerate()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(job)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"code": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+def _child(job: dict[str, Any]) -> None:
+    """Become the command's process: its own session, stdin from /dev/null, stdout and
+    stderr to files, its cwd and environment; then the CLI, as ``__main__`` below. Never
+    returns: the interpreter exits as the CLI's own process would (atexit handlers,
+    non-daemon threads joined)."""
+    global LOG, AT
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for fd, path in ((1, job["out"]), (2, job["err"])):
+        f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(f, fd)
+        os.close(f)
+    os.chdir(job["cwd"])
+    os.environ.clear()
+    os.environ.update(job["env"])
+    LOG = os.environ.get("WB_KILL_LOG")
+    AT = int(os.environ.get("WB_KILL_AT", "-1"))
+    sys.argv = [sys.argv[0], *job["args"]]
+    install()
+    from workbench.cli.main import main
+
+    main(job["args"])
+    sys.exit(0)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--zygote"]:
+        zygote()
+        sys.exit(0)
     install()
     from workbench.cli.main import main
 

@@ -1,6 +1,8 @@
 """SIGKILL in the middle of every command that writes, then check the store.
 
-Two ways of killing, both on the real CLI in its own process:
+Two ways of killing, both on the real CLI in its own process (and session), forked from
+one that has imported the libraries already (``killer.py --zygote``: each kill would
+otherwise spend 2-3 s importing first):
 
 - at every write point in turn (``killer.py`` lists them: each rename, half-way
   through each object, each catalog transaction before and after COMMIT, each metric
@@ -24,11 +26,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +46,84 @@ pytestmark = pytest.mark.slow  # a subprocess per write point: minutes
 
 KILLER = Path(__file__).with_name("killer.py")
 RANDOM_KILLS = 2
+
+
+class Zygote:
+    """``killer.py --zygote``: starts each command as a forked child and reports its pid
+    and, once it has been reaped, its exit code."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.err = workdir / "zygote.err"
+        with self.err.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(KILLER), "--zygote"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+        self.buffer = b""
+        assert self.answer(120) == {"ready": True}
+
+    def answer(self, timeout: float | None) -> dict | None:
+        """Its next line, or None if none came within ``timeout`` seconds."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            assert chunk, f"the zygote died: {self.err.read_text()[-2000:]}"
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def start(self, args: list[str], cwd: Path, env: dict[str, str]) -> Forked:
+        n = len(list(self.workdir.glob("*.out")))
+        out, err = self.workdir / f"{n}.out", self.workdir / f"{n}.err"
+        job = {"args": args, "cwd": str(cwd), "env": env, "out": str(out), "err": str(err)}
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(job).encode() + b"\n")
+        self.proc.stdin.flush()
+        started = self.answer(60)
+        assert started is not None and "pid" in started, started
+        return Forked(self, started["pid"], out, err)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(60)
+
+
+class Forked:
+    """A command the zygote started: what ``Popen`` offers of it, for these tests."""
+
+    def __init__(self, zygote: Zygote, pid: int, out: Path, err: Path) -> None:
+        self.zygote, self.pid, self.out, self.err = zygote, pid, out, err
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.wait(0.0) if self.returncode is None else self.returncode
+
+    def wait(self, timeout: float) -> int | None:
+        if self.returncode is None:
+            ended = self.zygote.answer(timeout)
+            if ended is not None:
+                self.returncode = ended["code"]
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # not reaped yet, so the pid is still this process's
+            os.kill(self.pid, sig)
+
+
+@pytest.fixture(scope="module")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
+    z = Zygote(tmp_path_factory.mktemp("zygote"))
+    yield z
+    z.close()
 
 
 @pytest.fixture(scope="module")
@@ -72,21 +154,16 @@ def _reached(log: Path) -> list[tuple[str, float]]:
 
 
 def _run(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None
+    zygote: Zygote, args: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """The CLI in its own process (and session) under ``killer.py``."""
-    with subprocess.Popen(
-        [sys.executable, str(KILLER), *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as proc:
-        out, err = proc.communicate(timeout=300)
+    proc = zygote.start(args, cwd, {**os.environ, **(env or {})})
+    code = proc.wait(300)
+    if code is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"{args} still ran after 300 s")
     _group_gone(proc.pid)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return subprocess.CompletedProcess(args, code, proc.out.read_text(), proc.err.read_text())
 
 
 def _group_gone(pgid: int) -> None:
@@ -131,14 +208,14 @@ def _after_kill(case: Case, base: Path, before: dict) -> None:
 
 
 def _probe(
-    case: Case, template: Path, tmp_path: Path
+    zygote: Zygote, case: Case, template: Path, tmp_path: Path
 ) -> tuple[dict, list[tuple[str, float]], float]:
     """The command run whole under the killer: the state before, the write points it
     passes (with times) and when it ended."""
     probe = _copy(template, tmp_path / "probe")
     log = tmp_path / "points.txt"
     before = counts(probe)
-    full = _run(args_for(case, tmp_path / "probe"), probe.root, {"WB_KILL_LOG": str(log)})
+    full = _run(zygote, args_for(case, tmp_path / "probe"), probe.root, {"WB_KILL_LOG": str(log)})
     ended = time.time()
     assert full.returncode == 0, full.stderr
     case.check(before, Project(probe.root), False)
@@ -149,9 +226,11 @@ def _probe(
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_kill_at_every_write_point(template: Path, tmp_path: Path, name: str) -> None:
+def test_kill_at_every_write_point(
+    zygote: Zygote, template: Path, tmp_path: Path, name: str
+) -> None:
     case = CASES[name]
-    before, reached, _ = _probe(case, template, tmp_path)
+    before, reached, _ = _probe(zygote, case, template, tmp_path)
     points = [n for n, _ in reached]
     chosen = case.pick(points) if case.pick else list(range(len(points)))
     for k in chosen:
@@ -165,7 +244,7 @@ def test_kill_at_every_write_point(template: Path, tmp_path: Path, name: str) ->
             log = tmp_path / f"k{k}.txt"
             log.unlink(missing_ok=True)
             env = {"WB_KILL_AT": str(k), "WB_KILL_LOG": str(log)}
-            res = _run(args_for(case, base), p.root, env)
+            res = _run(zygote, args_for(case, base), p.root, env)
             passed = len(_reached(log)) if log.exists() else 0
             if res.returncode != 0 or passed > k or not passed:
                 break
@@ -184,9 +263,11 @@ def test_kill_at_every_write_point(template: Path, tmp_path: Path, name: str) ->
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_kill_after_a_random_delay(template: Path, tmp_path: Path, name: str) -> None:
+def test_kill_after_a_random_delay(
+    zygote: Zygote, template: Path, tmp_path: Path, name: str
+) -> None:
     case = CASES[name]
-    before, reached, ended = _probe(case, template, tmp_path)
+    before, reached, ended = _probe(zygote, case, template, tmp_path)
     span = ended - reached[0][1]  # from the first write to the end
     rng = random.Random(f"{name}-kills")
     kills = 0
@@ -197,19 +278,14 @@ def test_kill_after_a_random_delay(template: Path, tmp_path: Path, name: str) ->
             p = _copy(template, base)
             log = tmp_path / f"r{i}.txt"
             log.unlink(missing_ok=True)
-            proc = subprocess.Popen(
-                [sys.executable, str(KILLER), *args_for(case, base)],
-                cwd=p.root,
-                env={**os.environ, "WB_KILL_LOG": str(log)},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
+            proc = zygote.start(
+                args_for(case, base), p.root, {**os.environ, "WB_KILL_LOG": str(log)}
             )
             while not _reached(log) and proc.poll() is None:
                 time.sleep(0.005)  # the clock starts at the first write
             time.sleep(share * span)
             proc.send_signal(signal.SIGKILL)
-            code = proc.wait(timeout=60)
+            code = proc.wait(60)
             _group_gone(proc.pid)
             if code == -signal.SIGKILL:
                 break

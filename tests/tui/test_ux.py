@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 from typing import Any
 
 import pytest
@@ -222,9 +223,11 @@ def test_an_artifact_is_read_whole_or_refused_in_one_line(tui_project: Project) 
     assert "\n" not in refused.value.message
 
 
-def _launch_and_quit(project: Project, trees: int, answer: str) -> Any:
+def _launch_and_quit(project: Project, trees: int, answer: str, hold: bool = False) -> Any:
     """Launch a run from the app, quit while it trains and answer the question asked;
-    returns the launched process."""
+    returns the launched process. ``hold``: stop the run (SIGSTOP) as soon as it has
+    started, so that it is still training when the app closes however fast this
+    machine trains, without training for a minute; the caller continues it."""
     import time
 
     from tests.tui.test_app import launch, text
@@ -241,6 +244,8 @@ def _launch_and_quit(project: Project, trees: int, answer: str) -> Any:
             assert time.monotonic() < deadline, "the launched run never started"
             await pilot.pause(0.3)
             await settle(pilot, 1)
+        if hold:
+            os.killpg(screen.proc.pid, signal.SIGSTOP)  # type: ignore[attr-defined]
         await pilot.press("escape", "q")
         await settle(pilot)
         assert app.is_running  # asked, not gone
@@ -281,9 +286,12 @@ def test_quitting_while_a_launched_run_trains_asks_to_cancel_it(tui_project: Pro
 def test_quitting_can_keep_a_launched_run_training_on_its_own(tui_project: Project) -> None:
     """Keep: the app closes and the run goes on without it, to the end (its stderr is a
     file, not a pipe the closed app would break)."""
-    proc = _launch_and_quit(tui_project, 20_000, "k")
+    proc = _launch_and_quit(tui_project, 3_000, "k", hold=True)
     try:
         assert proc.poll() is None  # still training after the app closed
+        # its stderr is a file: a pipe's reader, the app, would be gone on a real quit
+        assert stat.S_ISREG(os.stat(f"/proc/{proc.pid}/fd/2").st_mode)
+        os.killpg(proc.pid, signal.SIGCONT)
         assert proc.wait(120) == 0
     finally:
         if proc.poll() is None:
