@@ -8,13 +8,18 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
 
 from workbench.core.project import Project
+
+if TYPE_CHECKING:
+    from tests.forked import Zygote
 
 
 @pytest.fixture(autouse=True)
@@ -158,6 +163,16 @@ def build_models(project: Project, tmp_path: Path) -> Project:
     project.models.register(weak, "churn-model", "who will churn next month")
     project.models.register(strong, "churn-model")
     return project
+
+
+@pytest.fixture(scope="session")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
+    """One per test process: see tests/forked.py."""
+    from tests.forked import Zygote
+
+    z = Zygote(tmp_path_factory.mktemp("zygote"))
+    yield z
+    z.close()
 
 
 @pytest.fixture(scope="session")
