@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,11 +133,35 @@ def with_gates(project: Project, text: str) -> Project:
     return Project(project.root)
 
 
+_TEMPLATES: dict[str, Path] = {}
+
+
+def from_template(
+    name: str,
+    tmp_path: Path,
+    factory: pytest.TempPathFactory,
+    build: Callable[[Project, Path], object],
+) -> Project:
+    """``build(project, folder)`` run once per test process on a new project in a folder
+    of its own, then that folder copied into ``tmp_path`` for each test: every test gets a
+    project of its own, as if built for it, without training its models again (a few
+    seconds each, for some 100 tests)."""
+    import shutil
+
+    base = _TEMPLATES.get(name)
+    if base is None:
+        base = factory.mktemp(f"template-{name}")
+        build(Project.init(base / "proj")[0], base)
+        _TEMPLATES[name] = base
+    shutil.copytree(base, tmp_path, dirs_exist_ok=True)
+    return Project(tmp_path / "proj")
+
+
 @pytest.fixture
-def models(project: Project, tmp_path: Path) -> Project:
+def models(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """churn@1 (600 rows) and churn@2 (a shifted batch); a weak and a strong run on churn@1,
     registered as churn-model v1 and v2."""
-    return build_models(project, tmp_path)
+    return from_template("models", tmp_path, tmp_path_factory, build_models)
 
 
 def build_models(project: Project, tmp_path: Path) -> Project:
@@ -186,9 +210,13 @@ def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def registered(tmp_path: Path, project: Project) -> Project:
+def registered(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """churn-model v1 (logistic, scikit-learn) and v2 (LightGBM, in production), trained
     on churn@1; ``tmp_path/batch.parquet`` is 120 new rows to score (serving, export)."""
+    return from_template("registered", tmp_path, tmp_path_factory, _build_registered)
+
+
+def _build_registered(project: Project, tmp_path: Path) -> Project:
     from tests.core.test_training import churn
 
     churn(400, 0).write_parquet(tmp_path / "c.parquet")
