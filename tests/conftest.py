@@ -133,35 +133,40 @@ def with_gates(project: Project, text: str) -> Project:
     return Project(project.root)
 
 
-_TEMPLATES: dict[str, Path] = {}
+_TEMPLATES: dict[str, tuple[Path, Path]] = {}
 
 
 def from_template(
-    name: str,
-    tmp_path: Path,
-    factory: pytest.TempPathFactory,
-    build: Callable[[Project, Path], object],
+    name: str, tmp_path: Path, factory: pytest.TempPathFactory, build: Callable[[Path], Path]
 ) -> Project:
-    """``build(project, folder)`` run once per test process on a new project in a folder
-    of its own, then that folder copied into ``tmp_path`` for each test: every test gets a
-    project of its own, as if built for it, without training its models again (a few
-    seconds each, for some 100 tests)."""
+    """``build(folder)`` (which makes a project in ``folder`` and returns its root) run
+    once per test process, then that folder copied into ``tmp_path`` for each test: every
+    test gets a project of its own, as if built for it, without training its models again
+    (a few seconds each, for some 100 tests)."""
     import shutil
 
-    base = _TEMPLATES.get(name)
-    if base is None:
+    if name not in _TEMPLATES:
         base = factory.mktemp(f"template-{name}")
-        build(Project.init(base / "proj")[0], base)
-        _TEMPLATES[name] = base
+        _TEMPLATES[name] = base, build(base).relative_to(base)
+    base, root = _TEMPLATES[name]
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
-    return Project(tmp_path / "proj")
+    return Project(tmp_path / root)
+
+
+def _in_new_project(build: Callable[[Project, Path], object]) -> Callable[[Path], Path]:
+    def made(base: Path) -> Path:
+        project = Project.init(base / "proj")[0]
+        build(project, base)
+        return project.root
+
+    return made
 
 
 @pytest.fixture
 def models(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """churn@1 (600 rows) and churn@2 (a shifted batch); a weak and a strong run on churn@1,
     registered as churn-model v1 and v2."""
-    return from_template("models", tmp_path, tmp_path_factory, build_models)
+    return from_template("models", tmp_path, tmp_path_factory, _in_new_project(build_models))
 
 
 def build_models(project: Project, tmp_path: Path) -> Project:
@@ -213,7 +218,9 @@ def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def registered(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """churn-model v1 (logistic, scikit-learn) and v2 (LightGBM, in production), trained
     on churn@1; ``tmp_path/batch.parquet`` is 120 new rows to score (serving, export)."""
-    return from_template("registered", tmp_path, tmp_path_factory, _build_registered)
+    return from_template(
+        "registered", tmp_path, tmp_path_factory, _in_new_project(_build_registered)
+    )
 
 
 def _build_registered(project: Project, tmp_path: Path) -> Project:

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from tests.conftest import run_cli
+from tests.conftest import from_template, run_cli
 from workbench.core.models.labels import add as add_labels
 from workbench.core.models.scoring import predict
 from workbench.core.monitor import stored
@@ -179,8 +179,13 @@ def test_windows_by_rows_and_by_day_and_bad_specs(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def watched(tmp_path: Path) -> Project:
-    """m@1 (binary) with three scored batches, no labels, an alias production."""
+def watched(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """m@1 (binary) with three scored batches, no labels, an alias production (built once
+    per test process, copied for each test)."""
+    return from_template("watched", tmp_path, tmp_path_factory, _watched)
+
+
+def _watched(tmp_path: Path) -> Path:
     p = trained(tmp_path, "binary", rows=4000)
     assert run_cli("model", "promote", "m", "1", "--to", "production", cwd=p.root).code == 0
     for k in range(3):
@@ -189,7 +194,7 @@ def watched(tmp_path: Path) -> Project:
         res = run_cli("predict", "m@production", str(f), "-o", str(tmp_path / f"o{k}.parquet"),
                       cwd=p.root)  # fmt: skip
         assert res.code == 0, res.err
-    return p
+    return p.root
 
 
 def test_predict_logs_its_rows_and_monitor_stores_an_audited_report(
