@@ -271,6 +271,8 @@ def fold(catalog: Catalog, folder: Path, retention_days: float = 30) -> Folded:
     paths = (
         sorted(p for p in folder.glob("*.jsonl") if _NAME.match(p.name)) if folder.is_dir() else []
     )
+    if paths:  # once per fold, not once per file it folds
+        _clear_dead_scratch(folder)
     sizes = {}
     for p in paths:
         try:
@@ -355,15 +357,19 @@ def _finite(data: bytes) -> bytes:
     return b"\n".join(lines)
 
 
-@contextlib.contextmanager
-def _scratch(folder: Path, data: bytes) -> Iterator[Path]:
-    """The lines to fold in a file of their own beside the log (DuckDB parses files, not a
-    byte range of one), readable by this user only, gone with the fold (a killed fold's at
-    the next one)."""
+def _clear_dead_scratch(folder: Path) -> None:
+    """Delete the scratch files of folds whose process died (killed mid-fold)."""
     for old in folder.glob(f"{_SCRATCH}*"):
         pid = old.name.removeprefix(_SCRATCH).split("-", 1)[0]
         if pid.isdigit() and not _pid_alive(int(pid)):
             old.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _scratch(folder: Path, data: bytes) -> Iterator[Path]:
+    """The lines to fold in a file of their own beside the log (DuckDB parses files, not a
+    byte range of one), readable by this user only, gone with the fold (a killed fold's at
+    the next one: ``_clear_dead_scratch``)."""
     path = folder / f"{_SCRATCH}{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
     try:
         try:
