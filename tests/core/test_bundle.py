@@ -30,6 +30,7 @@ def _edit_one_percent(df: pl.DataFrame, seed: int) -> pl.DataFrame:
     )
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_a_bundle_carries_the_project_and_an_incremental_one_only_the_edit(
     models: Project, tmp_path: Path
 ) -> None:
@@ -137,6 +138,7 @@ def _carried(bundle: Path) -> set[str]:
         return {m.name.removeprefix("objects/") for m in tar if m.name.startswith("objects/")}
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_a_partial_bundle_carries_its_parts_and_the_other_side_names_what_it_lacks(
     models: Project, tmp_path: Path
 ) -> None:

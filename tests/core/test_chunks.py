@@ -65,6 +65,7 @@ def test_scattered_edits_become_patches_and_read_back_exactly(
     assert _disk(small_chunks) <= 1.5 * one_version
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_long_patch_chains_are_collapsed_into_one_patch(
     small_chunks: Project, tmp_path: Path
 ) -> None:

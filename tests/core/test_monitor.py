@@ -197,6 +197,7 @@ def _watched(tmp_path: Path) -> Path:
     return p.root
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_predict_logs_its_rows_and_monitor_stores_an_audited_report(
     watched: Project, tmp_path: Path
 ) -> None:

@@ -47,6 +47,7 @@ names = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,40}\Z")
 
 
 @given(names, st.integers(min_value=1, max_value=2**31 - 1))
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_version_refs_round_trip(name: str, n: int) -> None:
     ref = parse_ref(f"{name}@{n}")
     assert (ref.name, ref.version) == (name, n)

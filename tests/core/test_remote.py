@@ -159,6 +159,7 @@ def test_diverged_projects_refuse_to_push_or_pull_and_change_nothing(
     _same_store(a, c)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_s3_push_pull_round_trip_and_a_damaged_object_is_refused_by_name(
     models: Project, tmp_path: Path, s3: object, s3_server: str
 ) -> None:
@@ -288,6 +289,7 @@ def test_a_pull_never_drops_a_request_this_project_logged(models: Project, tmp_p
 
 
 @pytest.mark.parametrize("kind", ["folder", "s3"])
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_of_two_racing_pushes_the_second_to_finish_is_refused(
     kind: str, models: Project, tmp_path: Path, request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,

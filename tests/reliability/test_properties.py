@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -162,6 +163,7 @@ comparison = st.builds(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(a=comparison, b=comparison)
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_filters_combine_as_sets(runs, a: str, b: str) -> None:  # noqa: F811
     project, _ = runs
     every = set(run_names(project))

@@ -80,6 +80,7 @@ def test_every_command_prints_stored_text_inert(built: tuple[Path, str], args: t
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_charts_are_coloured_on_a_terminal_bare_in_a_pipe_and_stored_text_inert(
     tmp_path: Path,
 ) -> None:
@@ -184,6 +185,7 @@ def test_the_app_shows_stored_text_inert(built: tuple[Path, str], tmp_path: Path
     assert not raw, f"a raw character reached a screen: {raw!r}"
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_stored_text_that_is_not_valid_markup_is_shown_not_a_crash(tmp_path: Path) -> None:
     """Table cells are drawn as Rich markup; a run named ``a[/]b`` (a legal name) or a
     tag ``[/]`` stopped the app with a MarkupError on the overview's first paint, and a

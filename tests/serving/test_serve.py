@@ -129,6 +129,7 @@ def predicted(project: Project, tmp_path: Path, rows: pl.DataFrame, ref: str) ->
     return scored.select([c for c in scored.columns if c not in rows.columns]).to_dicts()
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_predict_answers_as_workbench_predict_in_every_body_form(
     tmp_path: Path, registered: Project
 ) -> None:
@@ -191,6 +192,7 @@ def test_a_one_row_request_with_a_missing_value_is_scored_as_missing(
     assert [answer["predictions"][0] for _, answer in got] == ours
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_an_mlflow_client_s_bodies_are_answered_the_same(
     tmp_path: Path, registered: Project
 ) -> None:
@@ -455,6 +457,7 @@ def test_the_grafana_dashboard_reads_what_metrics_exposes(registered: Project) -
     assert queried and queried <= seen, queried - seen
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_metrics_raise_an_alert_gauge_once_monitor_finds_it_holds(registered: Project) -> None:
     root = registered.root
     cfg = root / "workbench.toml"

@@ -80,6 +80,7 @@ async def launch(pilot: Pilot[None], **fields: str) -> Any:
     return screen
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_overview_shows_datasets_runs_models_drift_and_audit(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         assert table(app, "#ov-datasets").row_count == 1
@@ -98,6 +99,7 @@ def test_overview_shows_datasets_runs_models_drift_and_audit(tui_project: Projec
     drive(tui_project, steps)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_runs_filter_sort_errors_and_compare(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("r")
@@ -212,6 +214,7 @@ def test_a_text_column_of_ids_shows_its_lengths_not_an_empty_distribution(
     drive(p, steps)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_dataset_version_profile_rows_and_diff(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("d")
@@ -278,6 +281,7 @@ def test_a_report_on_a_file_with_brackets_in_its_name_lists_it_whole(
     drive(tui_project, steps)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_promote_is_refused_by_a_failing_gate_then_passes_to_staging(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("m")
@@ -323,6 +327,7 @@ def test_promote_is_refused_by_a_failing_gate_then_passes_to_staging(tui_project
     drive(tui_project, steps)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_a_launch_refused_before_any_run_says_it_ended(tui_project: Project) -> None:
     """A typo in the target is refused before a run begins: the form says the command
     ran and ended (it kept "starting…" and "running:" up for good), and the error names
@@ -385,6 +390,7 @@ def test_launch_a_sweep_on_ray_from_the_form(tui_project: Project) -> None:
     assert all(tui_project.runs.get(r["id"]).tags.get("ray.node") for r in children)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_audit_verify_and_help(tui_project: Project) -> None:
     async def steps(app: WorkbenchApp, pilot: Pilot[None]) -> None:
         await pilot.press("a")
@@ -704,6 +710,7 @@ def test_typing_goes_into_the_box_and_escape_always_leaves_it(tui_project: Proje
     drive(tui_project, steps)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_sorting_by_keyboard_and_help_lists_each_screens_keys(tui_project: Project) -> None:
     """Sorting needed a mouse (a header click); `S` sorts by the next column and `R`
     reverses, and `?` lists every screen's own keys, read from its bindings."""
@@ -797,6 +804,7 @@ def test_the_promote_dialog_checks_gates_as_it_opens_and_on_each_alias(
     drive(tui_project, steps)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_a_key_no_run_has_is_named_with_the_nearest_real_one(tui_project: Project) -> None:
     """A column or filter on params.n_estimators (the key is model.n_estimators) showed
     "-" or no runs; the app says what the CLI says."""

@@ -406,6 +406,7 @@ def test_filter_and_columns_complete_the_names_runs_have(tui_project: Project) -
     drive(tui_project, steps)
 
 
+@pytest.mark.slow  # several seconds: the full suite runs it, not the quick loop
 def test_the_monitor_screen_lists_watched_models_runs_a_report_and_opens_a_window(
     tui_project: Project, tmp_path: Any
 ) -> None:
