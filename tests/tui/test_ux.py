@@ -286,7 +286,9 @@ def test_quitting_while_a_launched_run_trains_asks_to_cancel_it(tui_project: Pro
 def test_quitting_can_keep_a_launched_run_training_on_its_own(tui_project: Project) -> None:
     """Keep: the app closes and the run goes on without it, to the end (its stderr is a
     file, not a pipe the closed app would break)."""
-    proc = _launch_and_quit(tui_project, 3_000, "k", hold=True)
+    # 12,000 trees: ~6.5 s of training on a slow 2-core machine, so still training when
+    # it is held (the status names the run up to ~1.5 s after it starts) on one 3x faster
+    proc = _launch_and_quit(tui_project, 12_000, "k", hold=True)
     try:
         assert proc.poll() is None  # still training after the app closed
         # its stderr is a file: a pipe's reader, the app, would be gone on a real quit
