@@ -54,9 +54,9 @@ class Zygote:
         line, self.buffer = self.buffer.split(b"\n", 1)
         return json.loads(line)
 
-    def start(self, args: list[str], cwd: Path, env: dict[str, str], hooks: bool = True) -> Forked:
-        """Start ``workbench ARGS`` in a child (under the write-point hooks unless
-        ``hooks`` is False); ``env`` is its whole environment."""
+    def start(self, args: list[str], cwd: Path, env: dict[str, str]) -> Forked:
+        """Start ``workbench ARGS`` in a child under ``killer.py``'s write-point hooks;
+        ``env`` is its whole environment."""
         self.jobs += 1
         out, err = self.workdir / f"{self.jobs}.out", self.workdir / f"{self.jobs}.err"
         job = {

@@ -1,11 +1,12 @@
 """Run the real ``workbench`` CLI and SIGKILL it at a chosen write point.
 
-Used by ``test_kills.py`` as ``python killer.py ARGS...``, or as ``python killer.py
---zygote``: a process that imports the libraries the commands use once and then forks
-one child per command it is sent (see ``zygote``), each child a process of its own in a
-session of its own, running the same CLI under the same hooks. A kill during the 2-3 s
-of imports proves nothing, and paying them for each of some 200 kills was most of the
-suite's time on a slow machine. Either way, with:
+Used by ``test_kills.py`` (through ``tests/forked.py``) as ``python killer.py --zygote``:
+a process that imports the libraries the commands use once and then forks one child per
+command it is sent (see ``zygote``), each child a process of its own in a session of its
+own, running the CLI under the hooks. A kill during the 2-3 s of imports proves nothing,
+and paying them for each of some 200 kills was most of the suite's time on a slow
+machine. ``python killer.py ARGS...`` runs one command under the same hooks, to try a
+kill by hand. Either way, with:
 
 - ``WB_KILL_LOG=path``: write the write points reached, one per line with the time
   (``name<TAB>seconds since the epoch``), as they are reached;
@@ -180,18 +181,20 @@ def _child(job: dict[str, Any]) -> None:
     LOG = os.environ.get("WB_KILL_LOG")
     AT = int(os.environ.get("WB_KILL_AT", "-1"))
     sys.argv = [sys.argv[0], *job["args"]]
+    _cli(job["args"])
+    sys.exit(0)
+
+
+def _cli(args: list[str]) -> None:
+    """The CLI under the write-point hooks."""
     install()
     from workbench.cli.main import main
 
-    main(job["args"])
-    sys.exit(0)
+    main(args)
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--zygote"]:
         zygote()
         sys.exit(0)
-    install()
-    from workbench.cli.main import main
-
-    main(sys.argv[1:])
+    _cli(sys.argv[1:])

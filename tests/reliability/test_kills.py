@@ -42,7 +42,6 @@ from workbench.core.store.verify import verify
 
 pytestmark = pytest.mark.slow  # a subprocess per write point: minutes
 
-KILLER = Path(__file__).with_name("killer.py")
 RANDOM_KILLS = 2
 
 
@@ -81,6 +80,7 @@ def _run(
     code = proc.wait(300)
     if code is None:
         os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(60)  # its exit code, so the zygote's next answer is the next command's
         raise AssertionError(f"{args} still ran after 300 s")
     _group_gone(proc.pid)
     return subprocess.CompletedProcess(args, code, proc.out.read_text(), proc.err.read_text())
