@@ -20,6 +20,7 @@ from workbench.core.data.checks import ChecksFailed, store_check
 from workbench.core.data.profile import Profiler
 from workbench.core.data.reading import VersionReader, fast_sums
 from workbench.core.data.segments import (
+    SEGMENT_ROWS,
     Segment,
     choose_chunk_rows,
     content_cuts,
@@ -42,6 +43,7 @@ from workbench.core.store import audit
 from workbench.core.store.catalog import one
 from workbench.core.store.objects import sha256_file
 from workbench.core.store.refs import Ref, check_name, parse_ref
+from workbench.core.store.rows import OBJECT_ROWS, insert_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -200,8 +202,13 @@ class Datasets(VersionReader):
                 [name, name],
             )
             previous = latest_row[0] if latest_row else None
+            # the previous version's chunk sums, read once: path_of checks each chunk it
+            # builds on, and a catalog session per chunk grew each add with the version
+            # count (a version's patch chains are up to 8 objects a chunk)
+            prev_sums: dict[str, str] = {}
             if previous:
                 previous.segments = self._segments(con, previous)
+                prev_sums = fast_sums(con, [d for s in previous.segments for d in s.digests])
             chunk_row = con.execute(
                 "SELECT chunk_rows FROM datasets WHERE name = ?", [name]
             ).fetchone()
@@ -216,8 +223,9 @@ class Datasets(VersionReader):
                 # a stored chunk the new version is built from or shares: checked first
                 # (once: its first row is read to match pieces, then all of it to compare)
                 if d not in checked:
+                    sums = {d: prev_sums[d]} if d in prev_sums else self._sums([d])
                     project.objects.check(
-                        {d: f"dataset {name} (a stored chunk it builds on)"}, self._sums([d])
+                        {d: f"dataset {name} (a stored chunk it builds on)"}, sums
                     )
                     checked.add(d)
                 return project.objects.path(d)
@@ -465,17 +473,12 @@ class Datasets(VersionReader):
                     json.dumps(prof),
                 ],
             )
-            con.executemany(
-                "INSERT INTO dataset_segments VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    [name, number, i, s.n_rows, s.blob, list(s.patches)]
-                    for i, s in enumerate(segments)
-                ],
-            )
-            con.executemany(
-                "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)",
-                [[d, size, "dataset", created_at] for d, size in sizes.items()],
-            )
+            rows = [
+                [name, number, i, s.n_rows, s.blob, list(s.patches)] for i, s in enumerate(segments)
+            ]
+            insert_rows(con, "dataset_segments", rows, SEGMENT_ROWS)
+            rows = [[d, size, "dataset", created_at] for d, size in sizes.items()]
+            insert_rows(con, "objects", rows, OBJECT_ROWS, or_ignore=True)
             if sums:
                 con.execute(
                     "INSERT OR IGNORE INTO object_sums SELECT unnest(?), unnest(?)",

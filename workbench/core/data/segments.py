@@ -38,6 +38,11 @@ ROW = "__wb_row"
 MAX_PATCHES = 8
 MAX_PATCH_SHARE = 0.3
 TARGET_CHUNK_BYTES = 48 << 20
+# the dataset_segments table's columns, as insert_rows takes them (polars dtype names)
+SEGMENT_ROWS = {
+    "dataset": "String", "number": "Int32", "seq": "Int32", "n_rows": "Int64",
+    "blob": "String", "patches": "List(String)",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -209,8 +214,18 @@ def content_cuts(
 def first_row_hash(segment: Segment, path_of: Callable[[str], Path]) -> int:
     """The hash of a stored segment's first row (patches applied), as content_cuts
     hashes rows."""
-    first = scan_segments([segment], path_of).head(1).collect()
-    return int(first.hash_rows(seed=0)[0])
+    import polars as pl
+
+    # only row 0 of the blob and of each patch: patching the whole segment first cost a
+    # join a patch over all its rows, for every segment of the previous version
+    first = pl.scan_parquet(path_of(segment.blob), glob=False).head(1)
+    if segment.patches:
+        row0 = [
+            pl.scan_parquet(path_of(p), glob=False).filter(pl.col(ROW) == 0)
+            for p in segment.patches
+        ]
+        first = _apply_patches(first, row0)
+    return int(first.collect().hash_rows(seed=0)[0])
 
 
 def _changes(new: pl.DataFrame, old: pl.DataFrame) -> tuple[pl.Series, list[str]]:

@@ -36,6 +36,7 @@ from workbench.core.runs.run import (
 from workbench.core.store import audit, objects
 from workbench.core.store.catalog import one
 from workbench.core.store.refs import check_name, parse_ref
+from workbench.core.store.rows import OBJECT_ROWS, insert_rows
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -468,25 +469,23 @@ class Runs:
                     run.parent_id,
                 ],
             )
-            if run.params:
-                con.executemany(
-                    "INSERT INTO params VALUES (?, ?, ?)",
-                    [[run_id, k, v] for k, v in run.params.items()],
-                )
-            if run.tags:
-                con.executemany(
-                    "INSERT INTO tags VALUES (?, ?, ?)",
-                    [[run_id, k, v] for k, v in run.tags.items()],
-                )
-            if run.artifacts:
-                con.executemany(
-                    "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
-                    [[run_id, k, h, n, kind] for k, (h, n, kind) in run.artifacts.items()],
-                )
-                con.executemany(
-                    "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)",
-                    [[h, n, "artifact", audit.now()] for h, n, _ in run.artifacts.values()],
-                )
+            kv = {"run_id": "String", "key": "String", "value": "String"}
+            insert_rows(con, "params", [[run_id, k, v] for k, v in run.params.items()], kv)
+            insert_rows(con, "tags", [[run_id, k, v] for k, v in run.tags.items()], kv)
+            insert_rows(
+                con,
+                "artifacts",
+                [[run_id, k, h, n, kind] for k, (h, n, kind) in run.artifacts.items()],
+                {"run_id": "String", "path": "String", "hash": "String", "size": "Int64",
+                 "kind": "String"},
+            )  # fmt: skip
+            insert_rows(
+                con,
+                "objects",
+                [[h, n, "artifact", audit.now()] for h, n, _ in run.artifacts.values()],
+                OBJECT_ROWS,
+                or_ignore=True,
+            )
             if run.points is not None and run.points.height:
                 store_points(
                     con,
