@@ -3,6 +3,9 @@
 The project lives on its own small tmpfs (root only), filled to the last byte or
 remounted read-only, so the errors are the kernel's own ENOSPC and EROFS, met wherever
 they happen: in the object store, in DuckDB's log file, in a run's folder, in an output.
+Each command runs in a process of its own, forked from one that has imported the
+libraries already (``tests/forked.py``): some 90 commands would otherwise spend 2-3 s
+each importing before they reach the disk.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_subprocess, store_snapshot
+from tests.conftest import store_snapshot
+from tests.forked import Zygote
 from workbench.core.project import Project
 from workbench.core.store.verify import verify
 
@@ -128,13 +132,13 @@ def _state(p: Project) -> tuple[object, list[str]]:
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_full_disk_fails_cleanly_and_changes_nothing(
-    template: tuple[Path, dict[str, str]], tmp_path: Path, name: str
+    zygote: Zygote, template: tuple[Path, dict[str, str]], tmp_path: Path, name: str
 ) -> None:
     with tmpfs(tmp_path / "disk", "40m") as disk:
         p, subs = _setup(template, disk)
         before = _state(p)
         filler = _fill(disk)
-        r = run_subprocess(*_args(name, subs), cwd=p.root)
+        r = zygote.run(_args(name, subs), p.root)
         assert r.code == 1, (r.out, r.err)
         assert r.err.count("\n") == 1 and "no space left on the disk" in r.err, r.err
         assert "Traceback" not in r.err and "unexpected" not in r.err
@@ -143,23 +147,23 @@ def test_full_disk_fails_cleanly_and_changes_nothing(
         assert list((p.store_dir / "tmp").iterdir()) == []
         assert not list(disk.glob("*.tmp")) and not list(disk.glob(".*.tmp"))
         assert verify(Project(p.root)).ok
-        again = run_subprocess(*_args(name, subs), cwd=p.root)  # with room, it works
+        again = zygote.run(_args(name, subs), p.root)  # with room, it works
         assert again.code == 0, again.err
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_read_only_store_fails_cleanly(
-    template: tuple[Path, dict[str, str]], tmp_path: Path, name: str
+    zygote: Zygote, template: tuple[Path, dict[str, str]], tmp_path: Path, name: str
 ) -> None:
     with tmpfs(tmp_path / "disk", "40m") as disk:
         p, subs = _setup(template, disk)
         before = _state(p)
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        r = run_subprocess(*_args(name, subs), cwd=p.root)
+        r = zygote.run(_args(name, subs), p.root)
         assert r.code == 1, (r.out, r.err)
         assert r.err.count("\n") == 1 and "read-only" in r.err, r.err
         assert "Traceback" not in r.err and "unexpected" not in r.err
-        listed = run_subprocess("runs", "list", cwd=p.root)  # reading still works
+        listed = zygote.run(["runs", "list"], p.root)  # reading still works
         assert listed.code == 0 and subs["run2"] in listed.out
         subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
         assert _state(Project(p.root)) == before
