@@ -138,7 +138,7 @@ def test_a_trial_whose_worker_is_killed_ends_killed_and_the_sweep_goes_on(
     sweep = subprocess.Popen(
         [sys.executable, "-m", "workbench", "--project", str(churn_project.root), "sweep",
          "churn", "-t", "churned", "-m", "lightgbm", "-p", "learning_rate=0.01",
-         "-g", "n_estimators=1500,1600,1700,1800", "--backend", "ray", "--address", cluster,
+         "-g", "n_estimators=1500,1600,1700", "--backend", "ray", "--address", cluster,
          "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
@@ -168,7 +168,9 @@ def test_a_trial_whose_worker_is_killed_ends_killed_and_the_sweep_goes_on(
 
     trials = json.loads(out)["trials"]
     statuses = sorted(churn_project.runs.get(t["run_id"]).status for t in trials)
-    assert statuses == ["finished", "finished", "finished", "killed"]
+    # two trials start, one on each node; the third starts once a node is free, so the
+    # sweep goes on scheduling after the kill
+    assert statuses == ["finished", "finished", "killed"]
     killed = next(t for t in trials if t["error"])
     assert "its Ray worker died" in killed["error"]
     assert churn_project.runs.get(killed["run_id"]).error.startswith("its Ray worker died")

@@ -360,7 +360,9 @@ CASES = {
         _sweep,
         every_commit,
     ),
-    "rerun": Case(["rerun", "{r3}"], _rerun, every_kind_once),
+    # train's own writes, from a recipe: killed where each change lands (train is killed
+    # at each kind of point)
+    "rerun": Case(["rerun", "{r3}"], _rerun, every_commit),
     "drift (saved report)": Case(["drift", "churn@1", "../data/fresh.csv"], _drift),
     "model register": Case(["model", "register", "run:{r3}", "-n", "churn-model"], _register),
     "model promote": Case(["model", "promote", "churn-model", "2", "--to", "production"], _promote),
