@@ -226,3 +226,50 @@ def test_a_run_whose_start_record_was_lost_is_listed_and_recovered(
     assert (info.experiment, info.status) == ("recovered", "finished" if ended else "killed")
     assert info.params == {"lr": "0.1"} and info.metrics["loss"].count == 5
     assert _verify(project) == (0, [])
+
+
+NOBODY = "0" * 32  # a run id no run has
+# a hand edit of the catalog -> the kinds of dangling row (verify.DANGLING) it leaves
+DANGLING_EDITS = {
+    "DELETE FROM datasets": ["dataset version without its dataset"],
+    "UPDATE dataset_versions SET n_rows = n_rows + 1 WHERE number = 1": [
+        "dataset version whose segments do not add up to its rows"
+    ],
+    "DELETE FROM dataset_versions WHERE number = 2": ["segment of a missing dataset version"],
+    "INSERT INTO dataset_checks VALUES ('churn', 99, now(), true, '{}')": [
+        "check of a missing dataset version"
+    ],
+    "DELETE FROM runs WHERE id = (SELECT run_id FROM model_versions WHERE version = 1)": [
+        "params row of a missing run",
+        "metrics row of a missing run",
+        "metric_summary row of a missing run",
+        "artifacts row of a missing run",
+        "model version of a missing run",
+    ],
+    f"INSERT INTO tags VALUES ('{NOBODY}', 'k', 'v')": ["tags row of a missing run"],
+    "DELETE FROM objects WHERE hash IN (SELECT artifact FROM model_versions)": [
+        "artifact missing from the objects table",
+        "model version whose model file is not in the objects table",
+    ],
+    "DELETE FROM experiments": ["run of a missing experiment"],
+    "DELETE FROM models": ["model version of a missing model"],
+    "DELETE FROM model_versions WHERE version = 2": ["alias pointing at a missing model version"],
+    "DELETE FROM drift_reports": ["drift result of a missing report"],
+}
+
+
+def test_the_edits_leave_every_kind_of_dangling_row() -> None:
+    from workbench.core.store.verify import DANGLING
+
+    assert {w for kinds in DANGLING_EDITS.values() for w in kinds} == {w for w, _ in DANGLING}
+
+
+@pytest.mark.parametrize("edit", sorted(DANGLING_EDITS))
+def test_a_row_pointing_at_a_missing_row_is_found(built: Path, tmp_path: Path, edit: str) -> None:
+    p = _copy(built, tmp_path)
+    with p.catalog.write() as con:
+        con.execute(edit)
+    code, problems = _verify(p)
+    assert code == 1
+    for what in DANGLING_EDITS[edit]:
+        assert any(f" {what}: " in x for x in problems), (what, problems)
