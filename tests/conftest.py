@@ -143,22 +143,14 @@ def with_gates(project: Project, text: str) -> Project:
     return Project(project.root)
 
 
-_TEMPLATES: dict[str, tuple[Path, Path]] = {}
-
-
 def from_template(
     name: str, tmp_path: Path, factory: pytest.TempPathFactory, build: Callable[[Path], Path]
 ) -> Project:
     """``build(folder)`` (which makes a project in ``folder`` and returns its root) run
-    once per test process, then that folder copied into ``tmp_path`` for each test: every
+    once per session (``built_once``), then that folder copied into ``tmp_path`` for each test: every
     test gets a project of its own, as if built for it, without training its models again
     (a few seconds each, for some 100 tests)."""
-    import shutil
-
-    if name not in _TEMPLATES:
-        base = factory.mktemp(f"template-{name}")
-        _TEMPLATES[name] = base, build(base).relative_to(base)
-    base, root = _TEMPLATES[name]
+    base, root = built_once(factory, f"template-{name}", lambda b: str(build(b).relative_to(b)))
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
     return Project(tmp_path / root)
 
@@ -214,27 +206,42 @@ def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
     z.close()
 
 
-@pytest.fixture(scope="session")
-def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The flights demo, built once by the real command and shared by the test processes
-    (read-only: copy it before changing anything). The first process to ask builds it
-    under a lock the others wait on: a build per process cost ~25 s of CPU each."""
+def built_once(
+    factory: pytest.TempPathFactory, name: str, build: Callable[[Path], str]
+) -> tuple[Path, str]:
+    """``build(folder)`` run once for the whole session, whichever test process asks
+    first, under a lock the others wait on; returns the folder and what ``build``
+    returned (text). Templates built once per process cost each process their few
+    seconds to half a minute again (the flights demo: ~25 s of CPU)."""
     import fcntl
 
-    base = tmp_path_factory.getbasetemp()
+    base = factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # the session's folder, above each worker's own
-    home = base / "flights-demo-shared"
-    with open(base / "flights-demo.lock", "w") as lock:
+    home = base / f"built-{name}"
+    with open(base / f"built-{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        said = home / "demo-output.txt"
+        said = base / f"built-{name}.done"
         if not said.exists():  # none yet, or a build that failed: from scratch
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir()
-            res = run_subprocess("demo", str(home / "flights-demo"), "--no-ui", timeout=300)
-            assert res.code == 0, res.err
-            said.write_text(res.out)
-        return home / "flights-demo", said.read_text()
+            said_now = build(home)
+            said.write_text(said_now)
+        return home, said.read_text()
+
+
+@pytest.fixture(scope="session")
+def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The flights demo, built once by the real command and shared by the test processes
+    (read-only: copy it before changing anything)."""
+
+    def build(home: Path) -> str:
+        res = run_subprocess("demo", str(home / "flights-demo"), "--no-ui", timeout=300)
+        assert res.code == 0, res.err
+        return res.out
+
+    home, out = built_once(tmp_path_factory, "flights-demo", build)
+    return home / "flights-demo", out
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Used by ``test_kills.py`` (through ``tests/forked.py``) as ``python killer.py --
 a process that imports the libraries the commands use once and then forks one child per
 command it is sent (see ``zygote``), each child a process of its own in a session of its
 own, running the CLI under the hooks. A kill during the 2-3 s of imports proves nothing,
-and paying them for each of some 200 kills was most of the suite's time on a slow
+and paying them for each of some 160 kills was most of the suite's time on a slow
 machine. ``python killer.py ARGS...`` runs one command under the same hooks, to try a
 kill by hand. Either way, with:
 

@@ -11,6 +11,7 @@ each importing before they reach the disk.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import store_snapshot
+from tests.conftest import built_once, store_snapshot
 from tests.forked import Zygote
 from workbench.core.project import Project
 from workbench.core.store.verify import verify
@@ -81,11 +82,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     """Built once: churn@1 (with checks), five finished runs (the fifth deleted),
     churn-model v1 from the first and v2 from the third (staging held by v1, then v2),
     other-model v1 from the fourth (no alias), a pipeline, a small MLflow store."""
+
+    def build(base: Path) -> str:
+        return json.dumps(_build(base))
+
+    base, said = built_once(tmp_path_factory, "disk-template", build)
+    return base, json.loads(said)
+
+
+def _build(base: Path) -> dict[str, str]:
     from tests.core.test_training import churn
     from tests.reliability.kill_cases import PIPELINE, mlflow_store
     from workbench.core.runs.training import Recipe, train
 
-    base = tmp_path_factory.mktemp("disk-template")
     data = base / "data"
     data.mkdir()
     p, _ = Project.init(base / "proj")
@@ -110,7 +119,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     p.models.register(run4, "other-model")
     p.runs.delete(run5)
     subs = {"data": str(data), "mlflow": str(mlflow_store(base / "mlruns"))}
-    return base, {**subs, "run2": f"run:{run2[:8]}", "run5": f"run:{run5[:8]}"}
+    return {**subs, "run2": f"run:{run2[:8]}", "run5": f"run:{run5[:8]}"}
 
 
 def _setup(template: tuple[Path, dict[str, str]], disk: Path) -> tuple[Project, dict[str, str]]:

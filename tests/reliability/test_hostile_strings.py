@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli, store_snapshot
+from tests.conftest import built_once, run_cli, store_snapshot
 from workbench.core.project import Project
 from workbench.core.text import has_unsafe
 
@@ -63,17 +63,19 @@ HOSTILE = [
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    from tests.core.test_training import churn
-    from workbench.core.runs.training import Recipe, train
+    def build(base: Path) -> str:
+        from tests.core.test_training import churn
+        from workbench.core.runs.training import Recipe, train
 
-    base = tmp_path_factory.mktemp("hostile")
-    churn(300, 0).write_csv(base / "c.csv")
-    p, _ = Project.init(base / "proj")
-    p.datasets.add(base / "c.csv", name="churn")
-    run = train(p, Recipe(dataset="churn@1", target="churned", params={"n_estimators": 5}))
-    p.models.register(run, "churn-model")
-    p.models.promote("churn-model", 1, "staging")
-    return base, f"run:{run[:8]}"
+        churn(300, 0).write_csv(base / "c.csv")
+        p, _ = Project.init(base / "proj")
+        p.datasets.add(base / "c.csv", name="churn")
+        run = train(p, Recipe(dataset="churn@1", target="churned", params={"n_estimators": 5}))
+        p.models.register(run, "churn-model")
+        p.models.promote("churn-model", 1, "staging")
+        return f"run:{run[:8]}"
+
+    return built_once(tmp_path_factory, "hostile", build)
 
 
 # place -> (argv with {} where the text goes, how to read back what was stored or None)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import built_once, run_cli
 from tests.forked import Zygote
 from tests.reliability.kill_cases import CASES, Case, args_for, build_template, counts
 from workbench.core.project import Project
@@ -47,9 +47,11 @@ RANDOM_KILLS = 2
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("kills")
-    build_template(base)
-    return base
+    def build(base: Path) -> str:
+        build_template(base)
+        return ""
+
+    return built_once(tmp_path_factory, "kills", build)[0]
 
 
 def _copy(template: Path, dest: Path) -> Project:
@@ -128,30 +130,43 @@ def _after_kill(case: Case, base: Path, before: dict) -> None:
 
 
 def _probe(
-    zygote: Zygote, case: Case, template: Path, tmp_path: Path
-) -> tuple[dict, list[tuple[str, float]], float]:
-    """The command run whole under the killer: the state before, the write points it
-    passes (with times) and when it ended."""
-    probe = _copy(template, tmp_path / "probe")
-    log = tmp_path / "points.txt"
-    before = counts(probe)
-    full = _run(zygote, args_for(case, tmp_path / "probe"), probe.root, {"WB_KILL_LOG": str(log)})
-    ended = time.time()
-    assert full.returncode == 0, full.stderr
-    case.check(before, Project(probe.root), False)
-    points = _reached(log)
-    assert points, "the command reached no write point"
-    shutil.rmtree(tmp_path / "probe")
-    return before, points, ended
+    zygote: Zygote, factory: pytest.TempPathFactory, name: str, template: Path, tmp_path: Path
+) -> tuple[dict, list[str], float]:
+    """The command run whole under the killer, once per session for both ways of killing
+    it: the state before, the write points it passes and how long it took from the
+    first of them to its end."""
+
+    def build(base: Path) -> str:
+        case = CASES[name]
+        probe = _copy(template, base / "probe")
+        log = base / "points.txt"
+        before = counts(probe)
+        full = _run(zygote, args_for(case, base / "probe"), probe.root, {"WB_KILL_LOG": str(log)})
+        ended = time.time()
+        assert full.returncode == 0, full.stderr
+        case.check(before, Project(probe.root), False)
+        points = _reached(log)
+        assert points, "the command reached no write point"
+        shutil.rmtree(base / "probe")
+        return json.dumps({"points": [n for n, _ in points], "span": ended - points[0][1]})
+
+    _, said = built_once(factory, f"kills-probe-{name}", build)
+    probed = json.loads(said)
+    before = counts(_copy(template, tmp_path / "before"))
+    shutil.rmtree(tmp_path / "before")
+    return before, probed["points"], probed["span"]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_kill_at_every_write_point(
-    zygote: Zygote, template: Path, tmp_path: Path, name: str
+    zygote: Zygote,
+    tmp_path_factory: pytest.TempPathFactory,
+    template: Path,
+    tmp_path: Path,
+    name: str,
 ) -> None:
     case = CASES[name]
-    before, reached, _ = _probe(zygote, case, template, tmp_path)
-    points = [n for n, _ in reached]
+    before, points, _ = _probe(zygote, tmp_path_factory, name, template, tmp_path)
     chosen = case.pick(points) if case.pick else list(range(len(points)))
     for k in chosen:
         # A run's metric flushes go on a timer, so a busy machine can pass fewer points
@@ -184,11 +199,14 @@ def test_kill_at_every_write_point(
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_kill_after_a_random_delay(
-    zygote: Zygote, template: Path, tmp_path: Path, name: str
+    zygote: Zygote,
+    tmp_path_factory: pytest.TempPathFactory,
+    template: Path,
+    tmp_path: Path,
+    name: str,
 ) -> None:
     case = CASES[name]
-    before, reached, ended = _probe(zygote, case, template, tmp_path)
-    span = ended - reached[0][1]  # from the first write to the end
+    before, points, span = _probe(zygote, tmp_path_factory, name, template, tmp_path)
     rng = random.Random(f"{name}-kills")
     kills = 0
     for i in range(RANDOM_KILLS):
@@ -224,7 +242,7 @@ def test_kill_after_a_random_delay(
             ) from exc
         kills += 1
         shutil.rmtree(base)
-    _record(name, "random delays", kills, len(reached))
+    _record(name, "random delays", kills, len(points))
 
 
 def _record(name: str, how: str, kills: int, points: int) -> None:
