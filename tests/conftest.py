@@ -23,6 +23,24 @@ if TYPE_CHECKING:
     from tests.forked import Zygote
 
 
+# Modules of the longest tests (a minute or two each in CI: the network-blocked demo,
+# the README's commands, the kills, a Ray cluster, the sample scripts), run first: a
+# worker that drew one of them near the end kept the run going while the other idled.
+LONG_FIRST = (
+    "tests/privacy/", "tests/test_docs.py", "tests/reliability/test_kills.py",
+    "tests/core/test_ray_sweep.py", "tests/samples/", "tests/core/test_monitor_samples.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next(
+            (i for i, m in enumerate(LONG_FIRST) if item.nodeid.startswith(m)), len(LONG_FIRST)
+        )
+
+    items.sort(key=rank)  # stable: each module's tests stay together, in their order
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORKBENCH_PROJECT", raising=False)
