@@ -108,7 +108,7 @@ DANGLING: list[tuple[str, str]] = [
 
 def dangling_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Catalog rows that point at rows which are not there, one line per kind."""
-    # one statement for every kind: a statement each took 35 ms on the demo, this 5
+    # one statement for every kind: a statement each took 35 ms on the demo, this 20
     every = " UNION ALL ".join(
         f"SELECT {i} AS kind, x::VARCHAR AS x FROM ({query}) t(x)"
         for i, (_, query) in enumerate(DANGLING)
