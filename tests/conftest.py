@@ -243,8 +243,7 @@ def built_once(
         if not said.exists():  # none yet, or a build that failed: from scratch
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir()
-            said_now = build(home)
-            said.write_text(said_now)
+            said.write_text(build(home))
         return home, said.read_text()
 
 

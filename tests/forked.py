@@ -70,7 +70,7 @@ class Zygote:
         self.proc.stdin.flush()
         started = self.answer(60)
         assert started is not None and "pid" in started, started
-        return Forked(self, started["pid"], out, err)
+        return Forked(self, started["pid"], args, out, err)
 
     def run(
         self, args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
@@ -78,12 +78,7 @@ class Zygote:
         """``workbench ARGS`` to its end, as ``run_subprocess`` would run it (the test's
         environment plus ``env``) but without paying the imports again."""
         proc = self.start(args, cwd, {**os.environ, **(env or {})})
-        code = proc.wait(timeout)
-        if code is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(60)  # its exit code, so the zygote's next answer is the next command's
-            raise AssertionError(f"{args} still ran after {timeout} s")
-        return Result(code, proc.out.read_text(), proc.err.read_text())
+        return Result(proc.finish(timeout), proc.out.read_text(), proc.err.read_text())
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -94,8 +89,8 @@ class Zygote:
 class Forked:
     """A command the zygote started: what ``Popen`` offers of it, for these tests."""
 
-    def __init__(self, zygote: Zygote, pid: int, out: Path, err: Path) -> None:
-        self.zygote, self.pid, self.out, self.err = zygote, pid, out, err
+    def __init__(self, zygote: Zygote, pid: int, args: list[str], out: Path, err: Path) -> None:
+        self.zygote, self.pid, self.args, self.out, self.err = zygote, pid, args, out, err
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -107,6 +102,16 @@ class Forked:
             if ended is not None:
                 self.returncode = ended["code"]
         return self.returncode
+
+    def finish(self, timeout: float) -> int:
+        """Its exit code once it ends; past ``timeout`` its process group is killed and
+        the test fails."""
+        code = self.wait(timeout)
+        if code is None:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.wait(60)  # its exit code, so the zygote's next answer is the next command's
+            raise AssertionError(f"{self.args} still ran after {timeout} s")
+        return code
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:  # not reaped yet, so the pid is still this process's

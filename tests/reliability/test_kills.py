@@ -79,11 +79,7 @@ def _run(
 ) -> subprocess.CompletedProcess:
     """The CLI in its own process (and session) under ``killer.py``."""
     proc = zygote.start(args, cwd, {**os.environ, **(env or {})})
-    code = proc.wait(300)
-    if code is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(60)  # its exit code, so the zygote's next answer is the next command's
-        raise AssertionError(f"{args} still ran after 300 s")
+    code = proc.finish(300)
     _group_gone(proc.pid)
     return subprocess.CompletedProcess(args, code, proc.out.read_text(), proc.err.read_text())
 
