@@ -59,6 +59,15 @@ def assert_agree(texts: list[str | None], kind: str) -> None:
         ("datetime", ["2024-11-06T11:28:05Z"]),  # an offset: Polars makes it UTC
         ("datetime", ["2024-11-06T11:28:05+01:00"]),
         ("datetime", ["2024-11-06T11:28"]),
+        # the lengths Arrow is given (19, 21-26) with text that is not its ISO 8601
+        ("datetime", ["2024-11-06T11:28:05.1Z"]),
+        ("datetime", ["2024-11-06T11:28+01:00"]),
+        ("datetime", ["2024-11-06T11:28:05-0100"]),
+        ("datetime", ["2024-11-06T11:28:05.12+01"]),
+        ("datetime", ["2024-11-06 11:28:05.1 "]),
+        ("datetime", ["2024-11-06T11:28:05", "2024-11-06"]),  # a day among datetimes
+        ("datetime", ["2024-11-06T11"]),
+        ("date", ["2024-11-6 ", "24-11-2006"]),
         ("datetime", ["2024-11-06t11:28:05"]),
         ("datetime", ["2024-11-06T11:28:05", "not a date"]),
         ("datetime", [None, None]),
@@ -86,8 +95,12 @@ def datetime_texts(draw: st.DrawFn) -> str:
     if draw(st.integers(0, 9)) == 0:  # now and then something that is not quite ISO
         pos = draw(st.integers(0, len(text) - 1))
         text = (
-            text[:pos] + draw(st.sampled_from(["", "9", ":", "-", "Z", " ", "T"])) + text[pos + 1 :]
+            text[:pos]
+            + draw(st.sampled_from(["", "9", ":", "-", "Z", " ", "T", "+", ".", "a"]))
+            + text[pos + 1 :]
         )
+    if draw(st.integers(0, 9)) == 0:  # or an offset
+        text += draw(st.sampled_from(["Z", "+01:00", "-0100", "+01", " "]))
     return text
 
 
