@@ -81,6 +81,41 @@ def test_long_patch_chains_are_collapsed_into_one_patch(
     assert_frame_equal(small_chunks.datasets.load("t"), df)
 
 
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_chunk_read_whole_is_its_patches_applied_as_a_scan_applies_them(
+    small_chunks: Project, tmp_path: Path, nested: bool
+) -> None:
+    """A new version is compared with the chunks it builds on read whole (each patch's
+    values written at its rows); that must be the very table a scan gives (a patch
+    per join), whatever the column's type and with nulls written over values and values
+    over nulls. A table with a list column goes the scan's way."""
+    from workbench.core.data.segments import scan_segments, segment_frame
+
+    rng = np.random.default_rng(3)
+    df = frame(3000).with_columns(
+        when=pl.datetime(2024, 1, 1, time_zone="UTC") + pl.duration(hours=pl.col("id")),
+        day=pl.date(2024, 1, 1) + pl.duration(days=pl.col("id") % 40),
+        flag=pl.col("churned") == 1,
+        note=pl.when(pl.col("id") % 7 == 0).then(None).otherwise(pl.format("n{}", pl.col("id"))),
+    )
+    if nested:
+        df = df.with_columns(tags=pl.concat_list(pl.col("plan"), pl.col("note")))
+    _add(small_chunks, df, tmp_path / "v0.parquet")
+    edits = [("income", pl.col("income") + 1.0), ("note", pl.lit(None, pl.String)),
+             ("when", pl.col("when") + pl.duration(minutes=5)), ("flag", ~pl.col("flag")),
+             ("note", pl.lit("back")), ("day", pl.lit(None, pl.Date))]  # fmt: skip
+    for i, (column, value) in enumerate(edits):
+        hit = pl.Series(np.isin(np.arange(df.height), rng.choice(df.height, 20, replace=False)))
+        df = df.with_columns(pl.when(hit).then(value).otherwise(pl.col(column)).alias(column))
+        v = _add(small_chunks, df, tmp_path / f"v{i + 1}.parquet")
+    patched = [s for s in v.segments if len(s.patches) >= 3]
+    assert patched  # the edits landed as patch chains, not new chunks
+    path_of = small_chunks.objects.path
+    for s in v.segments:
+        assert_frame_equal(segment_frame(s, path_of), scan_segments([s], path_of).collect())
+    assert_frame_equal(small_chunks.datasets.load("t"), df)
+
+
 def test_rows_deleted_in_the_middle_cost_one_segment_and_read_back_exactly(
     small_chunks: Project, tmp_path: Path
 ) -> None:

@@ -136,6 +136,29 @@ def _apply_patches(base: pl.LazyFrame, patches: list[pl.LazyFrame]) -> pl.LazyFr
     return lf.drop(ROW)
 
 
+def segment_frame(segment: Segment, path_of: Callable[[str], Path]) -> pl.DataFrame:
+    """A stored segment read whole, its patches applied by writing each one's values at
+    its rows: what ``scan_segments`` gives, where its join per patch took three times as
+    long (a 2M-row version whose chunks carry four patches each: 0.40 -> 0.12 s). Of a
+    table with a column Polars cannot write values into (lists, structs, all nulls),
+    the join's way."""
+    import polars as pl
+
+    df = pl.read_parquet(path_of(segment.blob), glob=False)
+    if any(t.is_nested() or t == pl.Null for t in df.schema.values()):
+        return scan_segments([segment], path_of).collect()
+    for digest in segment.patches:
+        patch = pl.read_parquet(path_of(digest), glob=False)
+        at = patch.get_column(ROW)
+        df = df.with_columns(
+            # a copy is written into: the frame's own column may be shared
+            df.get_column(c).clone().scatter(at, patch.get_column(c))
+            for c in patch.columns
+            if c != ROW
+        )
+    return df
+
+
 def content_cuts(
     frames: Iterable[pl.DataFrame],
     rows: int,
@@ -258,7 +281,7 @@ def kept_piece(
     of the rows differ from the base is a fresh blob needed."""
     if previous.n_rows != piece.height:
         return None
-    old = scan_segments([previous], path_of).collect()
+    old = segment_frame(previous, path_of)
     if old.schema != piece.schema:
         return None
     rows, cols = _changes(piece, old)
