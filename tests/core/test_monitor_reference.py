@@ -73,8 +73,9 @@ def test_isotonic_steps_predict_what_scikit_learn_predicts() -> None:
 def test_two_classes_estimate_what_the_general_sums_estimate() -> None:
     """Of two classes a window is estimated in score order (quicker); the metrics are
     those of the general path over the calibrated chances, for scores with and without
-    ties, a column that is not contiguous, and a window the model calls all one class;
-    the window's scores are left as they were."""
+    ties, a column that is not contiguous, a window the model calls all one class, and
+    classes that are not the scores' argmax (a threshold of its own, or none); the
+    window's scores are left as they were."""
     from workbench.core.monitor.estimate import _classifier_metrics
 
     rng = np.random.default_rng(5)
@@ -86,11 +87,13 @@ def test_two_classes_estimate_what_the_general_sums_estimate() -> None:
     for w in windows:
         for layout in (np.ascontiguousarray, np.asfortranarray):
             ws = layout(np.column_stack([1 - w, w]))
-            pred, before = ws.argmax(axis=1), ws.copy()
-            got = est.estimate(pred, ws)
-            want = _classifier_metrics(pred, ws, est.calibrated(ws))
-            assert got.keys() == want.keys()
-            assert all(abs(got[k] - want[k]) <= 1e-12 for k in want), (got, want)
+            before = ws.copy()
+            chosen = [ws.argmax(axis=1), (w > 0.7).astype(np.int64), rng.integers(0, 2, len(w))]
+            for pred in chosen:
+                got = est.estimate(pred, ws)
+                want = _classifier_metrics(pred, ws, est.calibrated(ws))
+                assert got.keys() == want.keys()
+                assert all(abs(got[k] - want[k]) <= 1e-12 for k in want), (got, want)
             assert np.array_equal(ws, before)
 
 
