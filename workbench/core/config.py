@@ -21,7 +21,6 @@ The tables (see docs/configuration.md):
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -176,7 +175,7 @@ class _Reader:
     def known(self, path: tuple[str, ...], table: dict[str, Any], keys: tuple[str, ...]) -> None:
         for key in table:
             if key not in keys:
-                near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+                near = _close(key, keys, 0.6)
                 hint = f"; did you mean {near[0]}?" if near else f" (known: {', '.join(keys)})"
                 where = f"[{'.'.join(path)}]" if path else "the top level"
                 raise self.fail((*path, key), f"unknown key {key!r} in {where}{hint}")
@@ -295,7 +294,7 @@ class _Reader:
             path = ("gates", alias)
             if not gates_alias_ok(alias):
                 raise self.fail(path, f"gates.{alias}: not an alias name (letters, digits, - _)")
-            near = difflib.get_close_matches(alias, USUAL_ALIASES, n=1, cutoff=0.85)
+            near = _close(alias, USUAL_ALIASES, 0.85)
             if near and near[0] != alias:
                 raise self.fail(
                     path,
@@ -380,3 +379,11 @@ def _integer(v: Any) -> bool:
 
 def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _close(word: str, choices: Any, cutoff: float) -> list[str]:
+    """The choice ``word`` was probably meant to be, for a "did you mean": difflib is
+    imported only when a name is wrong (it cost 1-5 ms of every command's start)."""
+    import difflib
+
+    return difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
