@@ -97,13 +97,17 @@ def test_a_chunk_read_whole_is_its_patches_applied_as_a_scan_applies_them(
         day=pl.date(2024, 1, 1) + pl.duration(days=pl.col("id") % 40),
         flag=pl.col("churned") == 1,
         note=pl.when(pl.col("id") % 7 == 0).then(None).otherwise(pl.format("n{}", pl.col("id"))),
+        kind=pl.col("plan").cast(pl.Categorical),
+        tier=pl.col("plan").cast(pl.Enum(["basic", "plus", "pro", "max"])),
     )
     if nested:
         df = df.with_columns(tags=pl.concat_list(pl.col("plan"), pl.col("note")))
     _add(small_chunks, df, tmp_path / "v0.parquet")
     edits = [("income", pl.col("income") + 1.0), ("note", pl.lit(None, pl.String)),
              ("when", pl.col("when") + pl.duration(minutes=5)), ("flag", ~pl.col("flag")),
-             ("note", pl.lit("back")), ("day", pl.lit(None, pl.Date))]  # fmt: skip
+             ("note", pl.lit("back")), ("day", pl.lit(None, pl.Date)),
+             ("kind", pl.lit("new", pl.Categorical)),
+             ("tier", pl.lit("max", pl.Enum(["basic", "plus", "pro", "max"])))]  # fmt: skip
     for i, (column, value) in enumerate(edits):
         hit = pl.Series(np.isin(np.arange(df.height), rng.choice(df.height, 20, replace=False)))
         df = df.with_columns(pl.when(hit).then(value).otherwise(pl.col(column)).alias(column))
