@@ -69,7 +69,7 @@ NANNYML = textwrap.dedent(
     chunk = int(sys.argv[4]); what = sys.argv[5]
     # CBPE reads the columns it uses, as `workbench monitor --no-drift` does
     answers = ["y_pred_proba", "y_pred"] if what == "cbpe" else None
-    ref = pd.read_parquet(sys.argv[1], columns=answers and [*answers, "y_true"])
+    ref = pd.read_parquet(sys.argv[1], columns=[*answers, "y_true"] if answers else None)
     cur = pd.read_parquet(sys.argv[2], columns=answers)
     t = time.perf_counter()
     out = {}

@@ -351,10 +351,9 @@ class Profiler:
 
         if self.sample is None:
             return
-        numeric = self.numeric
         block = max(1, (1 << 24) // max(1, self.sample.height))  # ~128 MB of floats at most
-        for start in range(0, len(numeric), block):
-            names = numeric[start : start + block]
+        for start in range(0, len(self.numeric), block):
+            names = self.numeric[start : start + block]
             matrix = self.sample.select([pl.col(n).cast(pl.Float64) for n in names]).to_numpy()
             for j, name in enumerate(names):
                 values = matrix[:, j]
