@@ -209,7 +209,7 @@ def _stage_log(
     import polars as pl
     import xxhash
 
-    from workbench.core.models.log_segments import typed
+    from workbench.core.models.log_segments import CODEC, typed
     from workbench.core.store.objects import store_write_error
 
     rows = _log_rows(batch, pred, scoring, offset, started, mv)
@@ -231,7 +231,7 @@ def _stage_log(
         inputs, list(pred.columns), mv.ref,
     )  # fmt: skip
     buf = io.BytesIO()
-    frame.write_parquet(buf, statistics=False)
+    frame.write_parquet(buf, compression=CODEC, statistics=False)
     path = scratch / f"segment-{len(segments)}.parquet"
     with contextlib.suppress(OSError):  # derived data: without it monitoring reads the JSON
         path.write_bytes(buf.getbuffer())
