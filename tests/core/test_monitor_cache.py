@@ -238,6 +238,41 @@ def test_a_long_log_shows_its_latest_windows_as_a_whole_read_would(
     assert seen(later) == seen(whole_later)[60:]
 
 
+def drift_found(r: MonitorReport) -> list[object]:
+    """Each window's drift as a user reads it: per column, the method, statistic, p-value
+    and verdict."""
+    return [
+        [(c.column, c.method, c.statistic, c.p_value, c.drifted) for c in w.drift.columns]
+        for w in r.windows
+        if w.drift is not None
+    ]
+
+
+def test_a_report_reads_each_windows_inputs_as_it_tests_it(
+    watched: Project,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A classifier's report reads the answers, then each window's own inputs (from the
+    files the answers came from, a window across two of them too) as it tests that
+    window: the drift of a report whose inputs were all read at once and matched to the
+    rows by request and row."""
+    p = watched
+    inputs = list(p.models.resolve("m@1").signature["inputs"])
+    asked = asked_for_more(monkeypatch)
+    windowed = monitor(p, "m@1", parse_window("300rows"))  # three files of 800 rows
+    sizes = [w.rows for w in windowed.windows]
+    assert sizes == [300] * 8
+    assert all(columns == inputs for columns, _, _ in asked)
+    # each window its own rows, none read twice
+    assert sorted((at, n) for _, at, n in asked) == [(300 * i, 300) for i in range(8)]
+    monkeypatch.setattr(ReadFiles, "more", lambda self, columns, at, n=None: None)
+    at_once = monitor(p, "m@1", parse_window("300rows"))
+    assert len(drift_found(windowed)) == 8
+    assert drift_found(windowed) == drift_found(at_once)
+    assert [w.drift_share for w in windowed.windows] == [w.drift_share for w in at_once.windows]
+    assert {w.drift_share for w in windowed.windows} != {0.0}  # some windows moved
+
+
 def test_a_new_window_is_tested_on_its_own_inputs_read_after_the_answers(
     watched: Project,  # noqa: F811
     tmp_path: Path,
@@ -264,7 +299,7 @@ def test_a_new_window_is_tested_on_its_own_inputs_read_after_the_answers(
     monkeypatch.setattr(reports, "read_logged", counted)
     later = monitor(p, "m@1", parse_window("batch"))
     assert len(reads) == 1  # the inputs came from the segment files the answers came from
-    afresh = monitor(p, "m@1", parse_window("batch"), options=Options())  # reads all inputs
+    afresh = monitor(p, "m@1", parse_window("batch"), options=Options())  # every window anew
     assert [w.drift_stored for w in later.windows] == [True, True, True, False, False]
 
     def found(r: MonitorReport) -> list[object]:
@@ -278,7 +313,7 @@ def test_a_new_window_is_tested_on_its_own_inputs_read_after_the_answers(
     assert later.windows[3].drift_share > later.windows[4].drift_share  # type: ignore[operator]
 
     # those files gone meanwhile (another process compacted the folder): read again
-    monkeypatch.setattr(ReadFiles, "more", lambda self, columns, at: None)
+    monkeypatch.setattr(ReadFiles, "more", lambda self, columns, at, n=None: None)
     reads.clear()
     again = monitor(p, "m@1", parse_window("batch"))
     assert len(reads) == 2 and found(again) == found(afresh)
@@ -302,7 +337,7 @@ def test_a_later_estimate_reads_the_answers_of_its_new_windows_only(
     predict(p, "m@1", str(tmp_path / "new.parquet"), tmp_path / "out.parquet")
     asked = asked_for_more(monkeypatch)
     later = monitor(p, "m@1", parse_window("batch"), drift=False)
-    assert asked == [(["proba_0", "proba_1"], 2400)]  # the new window's answers only
+    assert asked == [(["proba_0", "proba_1"], 2400, None)]  # the new window's answers only
     assert later.estimated_before == 3
 
     def shown(r: MonitorReport) -> list[tuple[object, ...]]:
@@ -315,6 +350,6 @@ def test_a_later_estimate_reads_the_answers_of_its_new_windows_only(
 
     # those files gone meanwhile: the answers are read again, from the new window on
     monkeypatch.setattr(reports, "kept_windows", earlier.kept_windows)
-    monkeypatch.setattr(ReadFiles, "more", lambda self, columns, at: None)
+    monkeypatch.setattr(ReadFiles, "more", lambda self, columns, at, n=None: None)
     again = monitor(p, "m@1", parse_window("batch"), drift=False)
     assert seen(again) == seen(whole) and shown(again) == shown(whole)

@@ -155,17 +155,17 @@ def same_first_estimates(a: MonitorReport, b: MonitorReport) -> bool:
                             atol=1e-9))  # fmt: skip
 
 
-def asked_for_more(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], int]]:
-    """What a report asks of the files it read (``ReadFiles.more``: columns, first row),
-    in order, recorded while it is answered as before."""
+def asked_for_more(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], int, int | None]]:
+    """What a report asks of the files it read (``ReadFiles.more``: columns, first row,
+    rows or None for all), in order, recorded while it is answered as before."""
     from workbench.core.models.log_segments import ReadFiles
 
-    asked: list[tuple[list[str], int]] = []
+    asked: list[tuple[list[str], int, int | None]] = []
     real = ReadFiles.more
 
-    def more(self: ReadFiles, columns: list[str], at: int) -> object:
-        asked.append((columns, at))
-        return real(self, columns, at)
+    def more(self: ReadFiles, columns: list[str], at: int, n: int | None = None) -> object:
+        asked.append((columns, at, n))
+        return real(self, columns, at, n)
 
     monkeypatch.setattr(ReadFiles, "more", more)
     return asked
@@ -360,7 +360,7 @@ def test_a_regressor_reads_inputs_only_for_the_windows_it_computes_anew(
     predict(p, "m@1", str(f), tmp_path / "o2.parquet")
     asked = asked_for_more(monkeypatch)
     later = monitor(p, "m@1", parse_window("batch"))
-    assert [at for _, at in asked] == [1000]  # the new window's inputs only
+    assert [at for _, at, _ in asked] == [1000]  # the new window's inputs only
     assert [w.drift_stored for w in later.windows] == [True, True, False]
     for kept in (p.store_dir / "cache" / "monitor").glob("ref-*.npz"):
         kept.unlink()

@@ -142,18 +142,19 @@ class ReadFiles:
             first += 1
         return first, before
 
-    def more(self, columns: list[str], at: int) -> pl.DataFrame | None:
-        """``columns`` (with request_id and row, to join by) of the rows from ``at`` on,
-        in the order the read gave them. None when a file has gone since (another
-        process compacted the folder): then read again."""
+    def more(self, columns: list[str], at: int, n: int | None = None) -> pl.DataFrame | None:
+        """``columns`` (with request_id and row, to join by) of the rows from ``at`` on
+        (``n`` of them, or all), in the order the read gave them. None when a file has
+        gone since (another process compacted the folder): then read again."""
         import polars as pl
 
         first, before = self.holding(at)
+        last = len(self.paths) if n is None else self.holding(at + max(n, 1) - 1)[0] + 1
         try:
             return (
-                pl.scan_parquet(self.paths[first:], glob=False)
+                pl.scan_parquet(self.paths[first:last], glob=False)
                 .select(["request_id", "row", *columns])
-                .slice(at - before)
+                .slice(at - before, n)
                 .collect()
             )
         except (OSError, pl.exceptions.PolarsError):

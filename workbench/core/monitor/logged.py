@@ -84,6 +84,26 @@ def aligned(frame: pl.DataFrame, got: pl.DataFrame, at: int) -> pl.DataFrame:
     return tail.join(got, on=keys, how="left", maintain_order="left")
 
 
+def window_inputs(
+    logged: Logged,
+    part: pl.DataFrame,
+    at: int,
+    inputs: list[str],
+    again: Callable[[], pl.DataFrame],
+) -> pl.DataFrame:
+    """``part`` (``logged.frame``'s rows from ``at`` on: a window) with its ``inputs``,
+    read for its rows alone from the files its answers came from; ``again()`` reads
+    them otherwise (request_id, row and the inputs of rows from at least ``at`` on).
+
+    A classifier's report reads its inputs a window at a time, as it tests each one for
+    drift: the log's whole inputs (1M rows of 25: 0.3 GB) were the most of a first
+    report's memory, and the kernel's mapping them in took more CPU than reading them."""
+    got = logged.more(inputs, at, part.height)
+    if got is None:
+        got = again()
+    return part.hstack(aligned(part, got, 0).select(inputs).get_columns())
+
+
 def outputs_after(
     frame: pl.DataFrame, got: pl.DataFrame, at: int, task: str, classes: list[Any] | None
 ) -> Outputs:
@@ -122,9 +142,10 @@ class Logged:
 
     frame: pl.DataFrame
     other_versions: int  # rows the same model logged from other versions in the span
-    # more(columns, i): those columns (with request_id and row) of frame's rows from the
-    # i-th on, read from the files just read; None when it cannot (then read again)
-    more: Callable[[list[str], int], pl.DataFrame | None] = lambda columns, i: None
+    # more(columns, i, n): those columns (with request_id and row) of frame's rows from
+    # the i-th on (n of them, or all), read from the files just read; None when it
+    # cannot (then read again)
+    more: Callable[[list[str], int, int | None], pl.DataFrame | None] = lambda c, i, n: None
 
 
 def read_logged(
@@ -191,8 +212,8 @@ def read_logged(
 
     frame, files = segments.read(project.catalog, from_json, columns, start)
 
-    def more(names: list[str], i: int) -> pl.DataFrame | None:
-        return files.more(names, began[0] + i) if files is not None else None
+    def more(names: list[str], i: int, n: int | None) -> pl.DataFrame | None:
+        return files.more(names, began[0] + i, n) if files is not None else None
 
     with project.catalog.read() as con:
         labels = frame_of(

@@ -11,6 +11,7 @@ transaction.
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from workbench.core.monitor.logged import (
     reference_for,
     reference_label,
     task_of,
+    window_inputs,
 )
 from workbench.core.monitor.requests import requests_of
 from workbench.core.monitor.window_drift import (
@@ -186,8 +188,9 @@ def monitor(
     opts.check()
 
     def reads(task: str | None) -> bool:
-        """Whether the logged inputs are read: for drift, or a regressor's nanny model."""
-        return drift or task == "regression"
+        """Whether the logged inputs are read with the answers: a regressor's nanny model
+        needs them (a classifier's are read a window at a time, for its drift only)."""
+        return task == "regression"
 
     # windows before the latest MAX_WINDOWS, and their rows: those stay unread
     older: list[int] = [0, 0]
@@ -216,8 +219,10 @@ def monitor(
     ref: Reference | None = None
     training: Future[tuple[Table, str | None]] | None = None
     if kept is not None or from_run:
-        # A first report's training side is read and sorted on the other core too.
-        with ThreadPoolExecutor(1) as aside:
+        # A first report's training side is read and sorted on the other core too, and
+        # is waited for by the windows' drift only (they read their inputs meanwhile).
+        aside = ThreadPoolExecutor(1)
+        try:
             learning = None
             if kept is not None:
                 ref_label, task, classes = kept.label, kept.estimator.task, kept.estimator.classes
@@ -230,19 +235,24 @@ def monitor(
             earlier = kept_windows(project, mv, spec, ref_label)
             if drift and (options is not None or not earlier.drift):  # every window anew
                 training = aside.submit(training_prepared, project, mv, inputs)
-            # The inputs are read later, for the rows that need them only: windows
-            # tested anew (the latest report's keep their drift; an hourly report: the
-            # newest one or none) and a regressor's windows estimated anew (its nannies
+            # The inputs are read later, for the rows that need them only: a
+            # classifier's by each window tested anew, as it is tested (the latest
+            # report's keep their drift; an hourly report: the newest one or none); a
+            # regressor's from the first window estimated or tested anew on (its nannies
             # read the features).
-            later = (drift and options is None and bool(earlier.drift)) or task == "regression"
+            later = task == "regression"
             # after an earlier report the answers too are read later, for the windows
             # computed anew only (an hourly report: the newest one or none)
             lazy = bool(earlier.estimates)
             logged = read_logged(
-                project, mv, since, names, reads(task) and not later, skip,
+                project, mv, since, names, False, skip,
                 [] if lazy else output_columns(task, classes),
             )  # fmt: skip
             kept = learning.result() if learning else kept
+        except BaseException:
+            aside.shutdown(cancel_futures=True)
+            raise
+        aside.shutdown(wait=False)
     if kept is not None:
         est, ref_outputs = kept.estimator, kept.outputs
     else:  # a model of another task, another reference, or a run that kept nothing
@@ -339,16 +349,21 @@ def monitor(
     tested_rows: pl.DataFrame | None = None
     a0 = a1 = 0
     needs = [r is None or n for r, n in zip(reused, anew, strict=True)]  # the answers
+    windowed = task != "regression"  # a classifier's windows read their own inputs
     want_x, want_y = later and any(need), lazy and any(needs)
     answers = output_columns(task, classes) if want_y else []
     got: pl.DataFrame | None = None
+    reread: list[pl.DataFrame] = []  # the inputs of the windows tested anew, read again
     if want_x or want_y:  # from the first window that needs them on (need within needs)
         a1 = min(int(a) for (a, _), n in zip(slices, needs, strict=True) if n)
         a0 = min((int(a) for (a, _), n in zip(slices, need, strict=True) if n), default=a1)
-        got = logged.more([*(inputs if want_x else []), *answers], a1)  # the files just read
-        if got is None:  # they went another way, or changed since: read again
-            at = older[1] + a1
-            got = read_logged(project, mv, since, names, want_x, lambda _: at, answers).frame
+        got = logged.more([*(inputs if want_x else []), *answers], a1, None)  # files just read
+        if got is None:  # they went another way, or changed since: read again (the
+            at = older[1] + a1  # inputs of the windows tested anew too, in the same read)
+            x = want_x or (windowed and any(anew))
+            got = read_logged(project, mv, since, names, x, lambda _: at, answers).frame
+            if x and windowed:
+                reread.append(got.select("request_id", "row", *inputs))
         if want_x:
             tested_rows = got.select("request_id", "row", *inputs)
     if estimated:
@@ -366,14 +381,24 @@ def monitor(
     if got is not None and want_y:
         out = outputs_after(frame, got, a1, task, classes)
     if any(anew):
-        train_side, train_id = (
-            training.result() if training else training_side(project, mv, ref, inputs)
-        )
+        if training is None:
+            side = training_side(project, mv, ref, inputs)
         ref_pred = Table.of_frame(
             "reference", prediction_series(ref_outputs.scores, ref_outputs.pred, task).to_frame()
         )
 
     stamp = audit.now()
+    reading = threading.Lock()
+
+    def read_again() -> pl.DataFrame:
+        """The inputs of the rows windows test anew, when the files the answers came
+        from have gone: read again once, for every window."""
+        with reading:
+            if not reread:
+                at = older[1] + min(int(a) for (a, _), n in zip(slices, anew, strict=True) if n)
+                got = read_logged(project, mv, since, names, True, lambda _: at, []).frame
+                reread.append(got.select("request_id", "row", *inputs))
+            return reread[0]
 
     def one(i: int) -> Window:
         a, b = int(slices[i][0]), int(slices[i][1])
@@ -382,6 +407,8 @@ def monitor(
             part = part.join(
                 tested_rows, on=["request_id", "row"], how="left", maintain_order="left"
             )
+        elif windowed and anew[i]:
+            part = window_inputs(logged, part, a, inputs, read_again)
         mask = has_label[a:b]
         again = reused[i]
         if again is not None:
@@ -406,6 +433,7 @@ def monitor(
             tested, stored = project.drift.get(earlier_id), True
         elif anew[i]:
             assert out is not None
+            train_side, train_id = training.result() if training else side
             tested = window_drift(
                 mv, train_side, part, inputs, opts, ref_pred,
                 prediction_series(out.scores[a:b], out.pred[a:b], task),
@@ -443,7 +471,7 @@ def monitor(
         if any(anew):  # the training side's columns sorted (or counted) once, half each
             if training is None:  # a first report's were, beside the log's read
                 halves = [inputs[::2], inputs[1::2]]
-                list(pool.map(lambda names: prepare(train_side, names), halves))
+                list(pool.map(lambda names: prepare(side[0], names), halves))
             prepare(ref_pred, ["prediction"])
         windows = list(pool.map(one, range(len(slices))))
     return MonitorReport(
