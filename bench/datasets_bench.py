@@ -70,6 +70,23 @@ def timed(
     return float(wall), int(rss_kb) / 1024, out.stdout
 
 
+def installed_python() -> str:
+    """A Python that has workbench as a user has it: installed from this checkout into
+    bench/.venv-workbench, not editable. An editable install's import finder (a .pth
+    that site runs in every process) cost each command, and the floor's Python too,
+    10-20 ms: a tenth of what a first-report or 100k-row drift bench times. Made once,
+    then this checkout is reinstalled into it (no dependencies: ~5 s) on every call."""
+    venv = HERE / ".venv-workbench"
+    py = venv / "bin" / "python"
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([*pip, str(HERE.parent)], check=True, capture_output=True)
+    subprocess.run([*pip, "--no-deps", "--force-reinstall", str(HERE.parent)], check=True,
+                   capture_output=True)  # fmt: skip
+    return str(py)
+
+
 def write_result(name: str, result: object) -> Path:
     """Keep a bench's figures as bench/results/NAME.json (what the README cites)."""
     out = HERE / "results" / f"{name}.json"

@@ -18,7 +18,9 @@ current side 3 numeric and 2 categorical columns are shifted. For each size:
 
 all under GNU time for wall seconds and peak RSS, the three taking turns (the median of
 5 runs of workbench and of the floor, of 3 of Evidently: one run of each moved the
-100k ratio between 15x and 23x), then the per-column verdicts and methods are compared. All
+100k ratio between 15x and 23x), then the per-column verdicts and methods are compared.
+workbench and the floor run on this checkout installed into bench/.venv-workbench (not
+editable: an editable install's import finder costs every process 10-20 ms). All
 run with bytecode compiled (PYTHONDONTWRITEBYTECODE is dropped, as an installed package
 has it). Evidently needs pandas < 3, so it lives in its own environment: python -m
 venv bench/.venv-evidently && bench/.venv-evidently/bin/pip install
@@ -41,7 +43,7 @@ import polars as pl
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from datasets_bench import timed, write_result  # noqa: E402
+from datasets_bench import installed_python, timed, write_result  # noqa: E402
 
 SHIFTED = ["n00", "n01", "n02", "c0", "c1"]
 
@@ -136,6 +138,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     data = HERE / ".data" / "drift"
+    py = installed_python()  # workbench and the floor, as installed
     out: list[dict[str, object]] = []
     try:
         sizes = [(r, r) for r in args.rows] + [
@@ -148,15 +151,15 @@ def main() -> None:
             generate(rows, 1, False).write_parquet(ref_path)
             generate(current_rows, 2, True).write_parquet(cur_path)
             proj = data / "proj"
-            wb = [sys.executable, "-m", "workbench", "--project", str(proj)]
-            timed([sys.executable, "-m", "workbench", "init", str(proj)])
+            wb = [py, "-m", "workbench", "--project", str(proj)]
+            timed([py, "-m", "workbench", "init", str(proj)])
             timed([*wb, "data", "add", str(ref_path), "--name", "d"])
             timed([*wb, "data", "add", str(cur_path), "--name", "d"])
 
             (wb_s, wb_mb, wb_out), (floor_s, floor_mb, _), (ev_s, ev_mb, ev_out) = in_turns(
                 [
                     [*wb, "drift", "d@1", "d@2", "--json"],
-                    [sys.executable, "-c", FLOOR, str(ref_path), str(cur_path)],
+                    [py, "-c", FLOOR, str(ref_path), str(cur_path)],
                     [args.python, "-c", EVIDENTLY, str(ref_path), str(cur_path)],
                 ],
                 [5, 5, 3],  # Evidently's runs are long: three, in the first three turns

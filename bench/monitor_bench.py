@@ -31,7 +31,8 @@ production rows with `workbench predict` (which logs them; its time is reported)
   same chunks) and, separately, its univariate drift (Kolmogorov-Smirnov and chi2 on
   the 25 inputs against the training set, same chunks);
 
-both under GNU time (NannyML's CBPE and its drift: the median of 3 each). Both run as installed, with
+both under GNU time (NannyML's CBPE and its drift: the median of 3 each). Both run as installed
+(workbench from this checkout installed into bench/.venv-workbench, not editable), with
 bytecode compiled (PYTHONDONTWRITEBYTECODE is dropped: pip compiles on install, and an
 editable checkout would otherwise compile every module on every run), NannyML with its
 usage statistics off (NML_DISABLE_USAGE_LOGGING). Then each chunk's
@@ -55,7 +56,7 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from datasets_bench import timed, write_result  # noqa: E402
+from datasets_bench import installed_python, timed, write_result  # noqa: E402
 
 METRICS = {"roc_auc": "auc", "accuracy": "accuracy", "precision": "precision",
            "recall": "recall", "f1": "f1"}  # fmt: skip
@@ -141,8 +142,9 @@ def main() -> None:
         generate(200_000, 1, False).write_parquet(train_path)
         generate(args.rows, 2, True).drop("y").write_parquet(prod_path)
         proj = data / "proj"
-        wb = [sys.executable, "-m", "workbench", "--project", str(proj)]
-        timed([sys.executable, "-m", "workbench", "init", str(proj)])
+        py = installed_python()
+        wb = [py, "-m", "workbench", "--project", str(proj)]
+        timed([py, "-m", "workbench", "init", str(proj)])
         timed([*wb, "data", "add", str(train_path), "--name", "train"])
         _, _, out = timed([*wb, "train", "train@1", "-t", "y", "-m", "lightgbm", "-p",
                            "n_estimators=100", "--json"])  # fmt: skip
@@ -159,7 +161,7 @@ def main() -> None:
                 copy = data / f"first{trial}"
                 shutil.copytree(proj, copy)
                 os.sync()
-                got.append(timed([sys.executable, "-m", "workbench", "--project", str(copy),
+                got.append(timed([py, "-m", "workbench", "--project", str(copy),
                                   "monitor", "m@1", "--window", f"{chunk}rows", *flags]))  # fmt: skip
                 shutil.rmtree(copy)
             return got
