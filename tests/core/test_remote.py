@@ -200,8 +200,8 @@ def test_a_killed_push_leaves_the_remote_as_it_was_and_the_next_sends_each_objec
     small_chunks: Project, tmp_path: Path, s3: object, s3_server: str
 ) -> None:
     a = small_chunks
-    path = tmp_path / "big.parquet"
-    frame(120_000, 3).write_parquet(path)
+    path = tmp_path / "big.csv"  # a CSV: a Parquet file's first version is one object
+    frame(120_000, 3).write_csv(path)
     a.datasets.add(path, name="big")  # 120 chunks of 1,000 rows
     total = len(list(a.objects.all_digests()))
     assert total >= 100

@@ -11,23 +11,18 @@ from __future__ import annotations
 import builtins
 import concurrent.futures
 import json
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.data import ingest
 from workbench.core.data.checks import ChecksFailed, store_check
-from workbench.core.data.profile import Profiler
 from workbench.core.data.reading import VersionReader, fast_sums
 from workbench.core.data.segments import (
     SEGMENT_ROWS,
     Segment,
-    choose_chunk_rows,
-    content_cuts,
-    first_row_hash,
-    fresh_piece,
-    kept_piece,
     scan_segments,
+    small_row_groups,
 )
 from workbench.core.data.versions import (
     _VERSION_COLS,
@@ -38,6 +33,7 @@ from workbench.core.data.versions import (
     _schema_list,
     schema_changes,
 )
+from workbench.core.data.writing import settled, write_segments
 from workbench.core.errors import DataError, NotFoundError, UsageError
 from workbench.core.store import audit
 from workbench.core.store.catalog import one
@@ -46,15 +42,13 @@ from workbench.core.store.refs import Ref, check_name, parse_ref
 from workbench.core.store.rows import OBJECT_ROWS, insert_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import duckdb
     import polars as pl
 
     from workbench.core.config import Settings
     from workbench.core.data.checks import CheckReport
     from workbench.core.store.catalog import Catalog
-    from workbench.core.store.objects import ObjectStore, Staging
+    from workbench.core.store.objects import ObjectStore
 
 
 class Datasets(VersionReader):
@@ -77,10 +71,11 @@ class Datasets(VersionReader):
 
     def _segments(self, con: duckdb.DuckDBPyConnection, v: Version) -> list[Segment]:
         rows = con.execute(
-            "SELECT n_rows, blob, patches FROM dataset_segments WHERE dataset = ? AND number = ? ORDER BY seq",
+            "SELECT n_rows, blob, patches, start FROM dataset_segments "
+            "WHERE dataset = ? AND number = ? ORDER BY seq",
             [v.dataset, v.number],
         ).fetchall()
-        return [Segment(n, b, tuple(p)) for n, b, p in rows]
+        return [Segment(n, b, tuple(p), start) for n, b, p, start in rows]
 
     def _resolve(self, con: duckdb.DuckDBPyConnection, ref: Ref) -> Version:
         if ref.is_run:
@@ -176,9 +171,8 @@ class Datasets(VersionReader):
         src = ingest.open_source(path, fmt)
         # Hash while the file is parsed: hashlib releases the GIL on large buffers.
         hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        digest_future = hashing.submit(sha256_file, src.path)
         try:
-            return self._add(src, name, message, digest_future)
+            return self._add(src, name, message, hashing)
         except RecursionError:  # past the head: a nested value deeper than its first rows
             raise DataError(
                 f"{src.path} nests values too deeply to read as a table; flatten them first"
@@ -191,7 +185,7 @@ class Datasets(VersionReader):
         src: ingest.Source,
         name: str,
         message: str | None,
-        digest_future: concurrent.futures.Future[str],
+        hashing: concurrent.futures.ThreadPoolExecutor,
     ) -> AddResult:
         project = self
 
@@ -212,8 +206,24 @@ class Datasets(VersionReader):
             chunk_row = con.execute(
                 "SELECT chunk_rows FROM datasets WHERE name = ?", [name]
             ).fetchone()
+            # A Parquet file with nothing to share with the previous version (there is
+            # none, or its columns changed) is stored as given (see segments.py)
+            as_given = (
+                src.format == "parquet"
+                and (previous is None or previous.schema != _schema_list(ingest.schema_of(src)))
+                and small_row_groups(con, src.path)
+            )
 
-        with project.objects.stage() as stage:
+        stop = threading.Event()
+        with (
+            project.objects.stage() as stage,
+            settled(
+                hashing.submit(stage.put_file, src.path, stop)
+                if as_given
+                else hashing.submit(sha256_file, src.path),
+                stop,
+            ) as digest_future,
+        ):
             checked: set[str] = set()
 
             def path_of(d: str) -> Path:
@@ -245,14 +255,15 @@ class Datasets(VersionReader):
             infer: int | None = ingest.INFER_ROWS
             while True:
                 try:
-                    schema, segments, chunk_rows, prof = self._write_segments(
+                    schema, segments, chunk_rows, prof = write_segments(
                         src,
                         previous,
-                        chunk_row[0] if chunk_row else None,
+                        chunk_row[0] if chunk_row else self.settings.chunk_rows,
                         stage,
                         path_of,
                         infer,
                         known_version,
+                        as_given,
                     )
                     break
                 except _AlreadyStored as stored:
@@ -264,6 +275,8 @@ class Datasets(VersionReader):
                         ) from None
                     infer = None
             digest = digest_future.result()
+            if as_given:  # the pieces are ranges of the file, now staged under its hash
+                segments = [Segment(s.n_rows, digest, start=s.start) for s in segments]
             with project.catalog.read() as con:
                 known = self._version_rows(con, "dataset = ? AND id = ?", [name, digest])
             if known:
@@ -346,78 +359,6 @@ class Datasets(VersionReader):
             ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def _write_segments(
-        self,
-        src: ingest.Source,
-        previous: Version | None,
-        chunk_rows: int | None,
-        stage: Staging,
-        path_of: Callable[[str], Path],
-        infer: int | None,
-        known_version: Callable[[], Version | None],
-    ) -> tuple[pl.Schema, builtins.list[Segment], int, dict[str, Any]]:
-        import itertools
-
-        import polars as pl
-
-        if chunk_rows is None:
-            chunk_rows = self.settings.chunk_rows or choose_chunk_rows(ingest.sample(src, infer))
-        schema: pl.Schema | None = None
-        prev_segments: list[Segment] = []
-        segments: list[Segment] = []
-        stream = ingest.batches(src, max(1, chunk_rows // 2), infer)
-        first = next(stream, None)
-        if first is None:
-            return ingest.schema_of(src), [], chunk_rows, {}
-        schema = first.schema
-        profiler = Profiler(schema)
-        if previous is not None and _schema_list(schema) == previous.schema:
-            prev_segments = previous.segments
-        # each old segment's first row: a piece that begins with it is compared with it
-        starts = [(first_row_hash(s, path_of), s.n_rows) for s in prev_segments]
-        # Each batch read is profiled in a second thread while pieces are written: both
-        # are polars work that releases the GIL, and alone neither keeps two cores busy.
-        # One batch at most is in flight, so memory stays bounded.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as profiling:
-            pending: concurrent.futures.Future[None] | None = None
-
-            def profile(frames: list[pl.DataFrame]) -> None:
-                nonlocal pending
-                if pending is not None:
-                    pending.result()
-                pending = profiling.submit(profiler.update, pl.concat(frames, rechunk=False))
-
-            def profiled(frames: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-                """Batches are read at half chunk_rows (a piece's leftover rows keep
-                their batch alive: at chunk_rows the peak grew 15% at 10M rows; at a
-                quarter the add took 8% longer) and profiled chunk_rows at a time
-                (each update has a fixed cost)."""
-                group: list[pl.DataFrame] = []
-                for df in frames:
-                    if df.schema != schema:
-                        raise ingest.NeedsFullInference
-                    group.append(df)
-                    if sum(g.height for g in group) >= chunk_rows:
-                        profile(group)
-                        group = []
-                    yield df
-                if group:
-                    profile(group)
-
-            pieces = content_cuts(
-                profiled(itertools.chain([first], stream)),
-                chunk_rows,
-                starts,
-                lambda at, piece: kept_piece(piece, prev_segments[at], stage, path_of),
-            )
-            for piece, kept in pieces:
-                if (stored := known_version()) is not None:
-                    raise _AlreadyStored(stored)  # same bytes as a stored version: stop
-                segments.append(kept or fresh_piece(piece, stage))
-            if pending is not None:
-                pending.result()
-        return schema, segments, chunk_rows, profiler.result()
-
     def _record(
         self,
         name: str,
@@ -474,7 +415,8 @@ class Datasets(VersionReader):
                 ],
             )
             rows = [
-                [name, number, i, s.n_rows, s.blob, list(s.patches)] for i, s in enumerate(segments)
+                [name, number, i, s.n_rows, s.blob, list(s.patches), s.start]
+                for i, s in enumerate(segments)
             ]
             insert_rows(con, "dataset_segments", rows, SEGMENT_ROWS)
             rows = [[d, size, "dataset", created_at] for d, size in sizes.items()]

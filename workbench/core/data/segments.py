@@ -19,6 +19,12 @@ rows) is cut again at that length when a new version reaches it unchanged, so
 appending rows stores only the new ones. Appending or editing a few rows stores only
 what changed, and a row inserted or deleted in the middle costs one segment, where
 DVC stores a full copy per version (``bench/insert_bench.py``).
+
+A segment may also be a *range* of a larger blob (``start`` is set): a Parquet file
+with nothing to share with a previous version is stored as given, one blob, and its
+content-defined pieces become ranges of it. Rewriting it would cost more than reading
+it (a 10M-row file: ~2.4 s of a ~5 s add), while ranges keep the same cuts, so the
+next version still shares every unchanged piece with it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import duckdb
     import polars as pl
 
     from workbench.core.store.objects import Staging
@@ -41,7 +48,7 @@ TARGET_CHUNK_BYTES = 48 << 20
 # the dataset_segments table's columns, as insert_rows takes them (polars dtype names)
 SEGMENT_ROWS = {
     "dataset": "String", "number": "Int32", "seq": "Int32", "n_rows": "Int64",
-    "blob": "String", "patches": "List(String)",
+    "blob": "String", "patches": "List(String)", "start": "Int64",
 }  # fmt: skip
 
 
@@ -50,6 +57,8 @@ class Segment:
     n_rows: int
     blob: str
     patches: tuple[str, ...] = field(default=())
+    # None: the whole blob; else the segment is rows start..start+n_rows of the blob
+    start: int | None = None
 
     @property
     def digests(self) -> tuple[str, ...]:
@@ -61,6 +70,28 @@ def parquet_bytes(df: pl.DataFrame) -> bytes:
     # zstd level 1: ~25% faster to write than the default level for ~20% more bytes.
     df.write_parquet(buf, compression="zstd", compression_level=1, statistics=True)
     return buf.getvalue()
+
+
+# A Parquet file is kept as given only when a range of it reads without decoding much
+# more than the range: row groups of at most this many rows and (uncompressed) bytes.
+# pyarrow writes groups of 1Mi rows by default, Polars smaller ones, Spark ~128 MB.
+GIVEN_GROUP_ROWS = 1 << 20
+GIVEN_GROUP_BYTES = 256 << 20
+
+
+def small_row_groups(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """Whether a Parquet file's row groups are small enough to keep it as given. DuckDB
+    reads the footer in ~13 ms; importing pyarrow.parquet to read it costs ~0.12 s."""
+    import duckdb
+
+    try:
+        rows, size = con.execute(
+            "SELECT max(row_group_num_rows), max(row_group_bytes) FROM parquet_metadata(?)",
+            [str(path)],
+        ).fetchone() or (None, None)
+    except duckdb.Error:
+        return False
+    return rows is not None and rows <= GIVEN_GROUP_ROWS and (size or 0) <= GIVEN_GROUP_BYTES
 
 
 def choose_chunk_rows(sample: pl.DataFrame) -> int:
@@ -86,24 +117,68 @@ def covering(segments: list[Segment], offset: int, length: int) -> tuple[list[in
 
 
 def described(owner: str, segments: list[Segment], which: Iterable[int]) -> dict[str, str]:
-    """Each object of the chosen segments, with what it is (for a one-line refusal)."""
+    """Each object of the chosen segments, with what it is (for a one-line refusal). A
+    blob that several segments are ranges of (a file kept as given) names them all."""
     n, out = len(segments), {}
     for i in which:
-        out[segments[i].blob] = f"{owner} (chunk {i + 1} of {n})"
+        blob = segments[i].blob
+        if blob not in out:
+            at = [j + 1 for j, s in enumerate(segments) if s.blob == blob]
+            out[blob] = f"{owner} (chunk{'s' if len(at) > 1 else ''} {_spans(at)} of {n})"
         for p in segments[i].patches:
             out.setdefault(p, f"{owner} (a patch of chunk {i + 1} of {n})")
+    return out
+
+
+def _spans(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> "1-3, 5"."""
+    runs: list[list[int]] = []
+    for k in numbers:
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _base(segment: Segment, path_of: Callable[[str], Path]) -> pl.LazyFrame:
+    """A segment's rows before its patches: its blob, or its range of the blob."""
+    import polars as pl
+
+    lf = pl.scan_parquet(path_of(segment.blob), glob=False)
+    return lf if segment.start is None else lf.slice(segment.start, segment.n_rows)
+
+
+def _joined(segments: list[Segment]) -> list[Segment]:
+    """Neighbouring unpatched ranges of one blob as one range: a file kept as given is
+    read with one scan, not one per piece (each scan reads the file's footer again)."""
+    out: list[Segment] = []
+    for s in segments:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and s.start is not None
+            and last.start is not None
+            and not s.patches
+            and not last.patches
+            and s.blob == last.blob
+            and last.start + last.n_rows == s.start
+        ):
+            out[-1] = Segment(last.n_rows + s.n_rows, s.blob, start=last.start)
+        else:
+            out.append(s)
     return out
 
 
 def scan_segments(segments: Iterable[Segment], path_of: Callable[[str], Path]) -> pl.LazyFrame:
     import polars as pl
 
-    segs = list(segments)
-    if all(not s.patches for s in segs):
+    segs = _joined(list(segments))
+    if all(not s.patches and s.start is None for s in segs):
         return pl.scan_parquet([path_of(s.blob) for s in segs], glob=False)
     frames = []
     for s in segs:
-        base = pl.scan_parquet(path_of(s.blob), glob=False)
+        base = _base(s, path_of)
         if s.patches:
             base = _apply_patches(
                 base, [pl.scan_parquet(path_of(p), glob=False) for p in s.patches]
@@ -144,7 +219,7 @@ def segment_frame(segment: Segment, path_of: Callable[[str], Path]) -> pl.DataFr
     the join's way."""
     import polars as pl
 
-    df = pl.read_parquet(path_of(segment.blob), glob=False)
+    df = _base(segment, path_of).collect()
     if any(t.is_nested() or t == pl.Null for t in df.schema.values()):
         return scan_segments([segment], path_of).collect()
     for digest in segment.patches:
@@ -241,7 +316,7 @@ def first_row_hash(segment: Segment, path_of: Callable[[str], Path]) -> int:
 
     # only row 0 of the blob and of each patch: patching the whole segment first cost a
     # join a patch over all its rows, for every segment of the previous version
-    first = pl.scan_parquet(path_of(segment.blob), glob=False).head(1)
+    first = _base(segment, path_of).head(1)
     if segment.patches:
         row0 = [
             pl.scan_parquet(path_of(p), glob=False).filter(pl.col(ROW) == 0)
@@ -291,14 +366,15 @@ def kept_piece(
     limit = MAX_PATCH_SHARE * piece.height
     if n_changed <= limit and len(previous.patches) < MAX_PATCHES:
         digest = stage.put_bytes(_patch(piece, rows, cols))
-        return Segment(piece.height, previous.blob, (*previous.patches, digest))
+        return Segment(piece.height, previous.blob, (*previous.patches, digest), previous.start)
     if previous.patches:
-        import polars as pl
-
-        rows, cols = _changes(piece, pl.read_parquet(path_of(previous.blob), glob=False))
+        rows, cols = _changes(piece, _base(previous, path_of).collect())
         if int(rows.sum()) <= limit:
             return Segment(
-                piece.height, previous.blob, (stage.put_bytes(_patch(piece, rows, cols)),)
+                piece.height,
+                previous.blob,
+                (stage.put_bytes(_patch(piece, rows, cols)),),
+                previous.start,
             )
     return None
 

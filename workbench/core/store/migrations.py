@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 ANCHORED_SINCE = 7  # from this version on, audit.head exists beside the catalog
 
 
@@ -222,6 +222,13 @@ def _migration_12(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_13(con: duckdb.DuckDBPyConnection) -> None:
+    """A dataset segment may be a range of its blob: a Parquet file stored as given is
+    one blob, and each of its content-defined pieces starts at a row of it (NULL: the
+    segment is its whole blob, as every segment was before)."""
+    con.execute("ALTER TABLE dataset_segments ADD COLUMN IF NOT EXISTS start BIGINT")
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
@@ -235,4 +242,5 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     10: _migration_10,
     11: _migration_11,
     12: _migration_12,
+    13: _migration_13,
 }
