@@ -3,12 +3,14 @@ and, live, the traffic of every running ``workbench serve``."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Header, Input, Label, Static
 
@@ -91,9 +93,14 @@ class ModelsScreen(WBScreen):
         if not self.is_current:
             return
 
+        def show(text: str) -> None:
+            # on the UI thread: the screen may have been closed while the logs were read
+            # (a worker that looked the panel up itself failed with NoMatches, under load)
+            with contextlib.suppress(NoMatches):
+                self.query_one("#model-traffic", Static).update(text)
+
         def work() -> None:
-            text = self._traffic_text()
-            self.app.call_from_thread(self.query_one("#model-traffic", Static).update, text)
+            self.app.call_from_thread(show, self._traffic_text())
 
         self.run_worker(work, thread=True, group="traffic", exclusive=True)
 
