@@ -148,9 +148,11 @@ def test_an_add_refused_by_its_checks_leaves_no_copy_of_the_file(
     small_chunks: Project, tmp_path: Path
 ) -> None:
     cfg = small_chunks.root / "workbench.toml"
-    cfg.write_text(cfg.read_text() + '\n[checks.t]\nrows = [1000000, -1]\n')
+    cfg.write_text(cfg.read_text() + "\n[checks.t]\nrows = [1000000, -1]\n")
     p = Project(small_chunks.root)
-    r = run_cli("data", "add", str(_parquet(frame(5_000), tmp_path / "t.parquet")), "-n", "t", cwd=p.root)
+    r = run_cli(
+        "data", "add", str(_parquet(frame(5_000), tmp_path / "t.parquet")), "-n", "t", cwd=p.root
+    )
     assert r.code != 0 and "Traceback" not in r.err
     assert _objects(p) == [] and not any((p.store_dir / "tmp").rglob("*.parquet"))
     assert not [f for f in (p.store_dir / "tmp").rglob("*") if f.is_file()]
