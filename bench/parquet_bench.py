@@ -8,8 +8,8 @@ default zstd). Taking turns, --repeat times each (the fastest try counts: one tr
 this VM can be 10-30% slower than the next):
 
 - workbench: `workbench data add table.parquet` into a fresh project (read, profile,
-  cut into content-defined chunks, write them as zstd-1 Parquet, hash the file and every
-  chunk, record the version);
+  cut into content-defined chunks, which for a first version are ranges of the file
+  kept as given: copied and hashed in one pass; record the version);
 - the floor the issue names: a process that reads the file with Polars and SHA-256s
   its bytes (the version's id);
 - writing the table once as zstd-1 Parquet (Polars), what storing any columnar copy
