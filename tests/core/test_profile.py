@@ -100,3 +100,43 @@ def test_many_distinct_values_that_repeat_keep_their_most_frequent_as_lower_boun
     assert {t["value"]: t["count"] for t in got["top"]} == want
     assert got["top_exact"] is False and not got["n_unique_exact"]
     assert abs(got["n_unique"] - len(set(users))) / len(set(users)) < 0.05
+
+
+def test_integer_counts_are_exact_at_the_edges_of_their_types() -> None:
+    """Narrow-range integers are counted by bincount, wider ones by group-by: both exact,
+    an int8 spanning -128..127 and uint64 values past 2**63 included."""
+    rng = np.random.default_rng(5)
+    n = 80_000
+    df = pl.DataFrame(
+        {
+            "i8": pl.Series(rng.choice([-128, -64, 0, 64, 127], n), dtype=pl.Int8),
+            "u64": pl.Series(2**63 + rng.integers(0, 9, n).astype(np.uint64), dtype=pl.UInt64),
+            "wide": rng.integers(-7, 8, n) * 100_000,  # 15 values 1.4M apart: group-by
+            "code": pl.Series(rng.integers(0, 12, n), dtype=pl.Int16).set(
+                pl.Series(np.arange(n) % 5 == 0), None
+            ),
+        }
+    )
+    for batch in (3_000, 70_000):
+        cols = profiled(df, batch)
+        for name in ("i8", "u64", "wide", "code"):
+            want = df[name].drop_nulls().value_counts().sort("count", descending=True)
+            assert cols[name]["n_unique"] == want.height, name
+            top = {t["value"]: t["count"] for t in cols[name]["top"]}
+            assert top == {v: c for v, c in want.iter_rows() if v in top}
+            assert len(top) == min(10, want.height)
+        assert (cols["i8"]["min"], cols["i8"]["max"]) == (-128, 127)
+        assert cols["code"]["nulls"] == n // 5
+
+
+def test_the_sample_and_so_the_quantiles_do_not_depend_on_the_batches() -> None:
+    rng = np.random.default_rng(6)
+    df = pl.DataFrame({"x": rng.lognormal(0, 1, 450_000), "k": rng.integers(0, 1000, 450_000)})
+    first = profiled(df, 450_000)
+    for batch in (1_000, 99_999, 262_144):
+        cols = profiled(df, batch)
+        for name in ("x", "k"):
+            assert cols[name]["quantiles"] == first[name]["quantiles"], (name, batch)
+            assert cols[name]["histogram"] == first[name]["histogram"], (name, batch)
+    # and the sample is a sample: its median is near the column's
+    assert abs(first["x"]["quantiles"]["0.5"] / df["x"].median() - 1) < 0.02

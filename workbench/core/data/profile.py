@@ -54,6 +54,7 @@ CONTINUOUS_AT = 64  # a numeric column with more distinct values gets no top-val
 # process. Shorter batches count eagerly.
 COUNT_GROUP = 64
 LAZY_COUNTS_FROM = 65_536
+BINCOUNT_SPAN = 1 << 16  # integer values within this span are counted by bincount
 
 
 def kind_of(dtype: pl.DataType) -> str:
@@ -118,8 +119,10 @@ class Profiler:
         # The sample is read for the numeric columns' distributions only: it keeps those
         # (gathering the text columns' rows too was half of its cost)
         self.numeric = [n for n in self.names if self.kinds[n] == "numeric"]
-        self.sample: pl.DataFrame | None = None
-        self.sample_keys: np.ndarray | None = None
+        self.parts: list[pl.DataFrame] = []  # sampled rows (``_sample``), with their keys
+        self.part_keys: list[np.ndarray] = []
+        self.held = 0
+        self.bound = 1.0  # keys are in [0, 1): until the first cut, every row may enter
 
     # ---- per batch -------------------------------------------------------------
     def update(self, df: pl.DataFrame) -> None:
@@ -247,6 +250,9 @@ class Profiler:
                 self.track_counts[name], self.sketched[name] = False, True
                 continue
             names.append(name)
+        # Integers of a narrow range (labels, flags, codes) by bincount: a tenth of a
+        # group-by's time (262k rows: ~0.3 ms against ~3 ms), the same counts
+        names = [n for n in names if not self._counted_by_bins(n, df.get_column(n))]
         if df.height < LAZY_COUNTS_FROM:
             # A short batch (a wide table's, or a small file's): a lazy plan's fixed cost
             # (~0.3 ms) would outweigh the counting (10k columns x 50 rows: 3.2 s vs 0.8).
@@ -267,6 +273,41 @@ class Profiler:
             ]
             for name, vc in zip(group, pl.collect_all(plans), strict=True):
                 self._merge_counts(name, vc)
+
+    def _counted_by_bins(self, name: str, col: pl.Series) -> bool:
+        """Count an integer column's values with ``np.bincount`` when they span fewer
+        than BINCOUNT_SPAN values; False (nothing done) otherwise."""
+        import numpy as np
+        import polars as pl
+
+        if not col.dtype.is_integer():
+            return False
+        values = col.drop_nulls().to_numpy()
+        if values.size == 0:
+            return False
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo >= BINCOUNT_SPAN:
+            return False
+        # offsets from the least value, without overflow: unsigned in their own type
+        # (all >= it), signed as int64 (an int8 column's 127 - -128 does not fit int8)
+        offsets = (
+            values - values.min() if values.dtype.kind == "u" else values.astype(np.int64) - lo
+        )
+        counts = np.bincount(offsets.astype(np.intp, copy=False), minlength=hi - lo + 1)
+        seen = np.flatnonzero(counts)
+        vc = pl.DataFrame(
+            {
+                "value": pl.Series(
+                    seen.astype(values.dtype) + values.min()
+                    if values.dtype.kind == "u"
+                    else (seen + lo).astype(values.dtype),
+                    dtype=col.dtype,
+                ),
+                "count": pl.Series(counts[seen], dtype=pl.get_index_type()),
+            }
+        )
+        self._merge_counts(name, vc)
+        return True
 
     def _merge_counts(self, name: str, vc: pl.DataFrame) -> None:
         import polars as pl
@@ -311,35 +352,46 @@ class Profiler:
         self.counts[name] = merged
 
     def _sample(self, df: pl.DataFrame) -> None:
+        """Keep, of all rows seen, the SAMPLE_ROWS with the smallest random keys (a
+        uniform sample that does not depend on how rows came in batches). Rows are
+        gathered into parts and cut back to SAMPLE_ROWS only when the parts hold twice
+        that: cutting after every batch re-gathered the whole sample each time (~0.1 s
+        of CPU in a 10M-row add). The row order within the sample does not matter:
+        only its quantiles and histograms are read."""
         import numpy as np
-        import polars as pl
 
         if not self.numeric:
             return
         keys = self.rng.random(df.height)
         df = df.select(self.numeric)
-        if self.sample is None and df.height <= SAMPLE_ROWS:
-            self.sample, self.sample_keys = df, keys
-            return
-        if self.sample_keys is not None and len(self.sample_keys) >= SAMPLE_ROWS:
-            # Only rows whose key is below the largest kept key can enter the sample:
-            # gather those instead of the batch's SAMPLE_ROWS smallest (the same rows
-            # are kept; after the first million rows it is a tenth of them or fewer).
-            below = np.flatnonzero(keys < self.sample_keys.max())
-            if len(below) < SAMPLE_ROWS:
+        if self.bound < 1.0:  # a key at or above it cannot be among the smallest
+            below = np.flatnonzero(keys < self.bound)
+            if len(below) < df.height:
                 df, keys = df[below], keys[below]
-        if df.height > SAMPLE_ROWS:
-            keep = np.argpartition(keys, SAMPLE_ROWS)[:SAMPLE_ROWS]
-            df, keys = df[keep], keys[keep]
-        if self.sample is None:
-            self.sample, self.sample_keys = df, keys
+        self.parts.append(df)
+        self.part_keys.append(keys)
+        self.held += df.height
+        if self.held > 2 * SAMPLE_ROWS:
+            self._cut_sample()
+
+    def _cut_sample(self) -> None:
+        import numpy as np
+        import polars as pl
+
+        if not self.parts:
             return
-        sample = pl.concat([self.sample, df])
-        all_keys = np.concatenate([self.sample_keys, keys])
-        if sample.height > SAMPLE_ROWS:
-            keep = np.argpartition(all_keys, SAMPLE_ROWS)[:SAMPLE_ROWS]
-            sample, all_keys = sample[np.sort(keep)], all_keys[np.sort(keep)]
-        self.sample, self.sample_keys = sample, all_keys
+        sample = self.parts[0] if len(self.parts) == 1 else pl.concat(self.parts)
+        keys = self.part_keys[0] if len(self.part_keys) == 1 else np.concatenate(self.part_keys)
+        if len(keys) > SAMPLE_ROWS:
+            keep = np.argpartition(keys, SAMPLE_ROWS)[:SAMPLE_ROWS]
+            sample, keys = sample[keep], keys[keep]
+            self.bound = float(keys.max())
+        self.parts, self.part_keys, self.held = [sample], [keys], len(keys)
+
+    @property
+    def sample(self) -> pl.DataFrame | None:
+        self._cut_sample()
+        return self.parts[0] if self.parts else None
 
     # ---- result -----------------------------------------------------------------
     def _finite_values(self) -> Iterator[tuple[str, Any]]:
@@ -349,12 +401,13 @@ class Profiler:
         import numpy as np
         import polars as pl
 
-        if self.sample is None:
+        sample = self.sample
+        if sample is None:
             return
-        block = max(1, (1 << 24) // max(1, self.sample.height))  # ~128 MB of floats at most
+        block = max(1, (1 << 24) // max(1, sample.height))  # ~128 MB of floats at most
         for start in range(0, len(self.numeric), block):
             names = self.numeric[start : start + block]
-            matrix = self.sample.select([pl.col(n).cast(pl.Float64) for n in names]).to_numpy()
+            matrix = sample.select([pl.col(n).cast(pl.Float64) for n in names]).to_numpy()
             for j, name in enumerate(names):
                 values = matrix[:, j]
                 yield name, values[np.isfinite(values)]
