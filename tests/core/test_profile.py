@@ -112,6 +112,8 @@ def test_integer_counts_are_exact_at_the_edges_of_their_types() -> None:
             "i8": pl.Series(rng.choice([-128, -64, 0, 64, 127], n), dtype=pl.Int8),
             "u64": pl.Series(2**63 + rng.integers(0, 9, n).astype(np.uint64), dtype=pl.UInt64),
             "wide": rng.integers(-7, 8, n) * 100_000,  # 15 values 1.4M apart: group-by
+            # no NumPy type: counted by group-by whatever its range (a CSV's huge ints)
+            "i128": pl.Series([k * 2**70 for k in rng.integers(0, 5, n).tolist()], dtype=pl.Int128),
             "code": pl.Series(rng.integers(0, 12, n), dtype=pl.Int16).set(
                 pl.Series(np.arange(n) % 5 == 0), None
             ),
@@ -119,7 +121,7 @@ def test_integer_counts_are_exact_at_the_edges_of_their_types() -> None:
     )
     for batch in (3_000, 70_000):
         cols = profiled(df, batch)
-        for name in ("i8", "u64", "wide", "code"):
+        for name in ("i8", "u64", "wide", "code", "i128"):
             want = df[name].drop_nulls().value_counts().sort("count", descending=True)
             assert cols[name]["n_unique"] == want.height, name
             top = {t["value"]: t["count"] for t in cols[name]["top"]}

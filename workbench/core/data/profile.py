@@ -55,6 +55,9 @@ CONTINUOUS_AT = 64  # a numeric column with more distinct values gets no top-val
 COUNT_GROUP = 64
 LAZY_COUNTS_FROM = 65_536
 BINCOUNT_SPAN = 1 << 16  # integer values within this span are counted by bincount
+_NUMPY_INTEGERS = frozenset(
+    ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64")
+)
 
 
 def kind_of(dtype: pl.DataType) -> str:
@@ -280,7 +283,7 @@ class Profiler:
         import numpy as np
         import polars as pl
 
-        if not col.dtype.is_integer():
+        if str(col.dtype) not in _NUMPY_INTEGERS:  # Int128 has no NumPy type
             return False
         values = col.drop_nulls().to_numpy()
         if values.size == 0:
