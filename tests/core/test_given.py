@@ -98,6 +98,33 @@ def test_new_columns_make_a_new_file_kept_as_given(small_chunks: Project, tmp_pa
     assert_frame_equal(small_chunks.datasets.load("t@2"), wider)
 
 
+@pytest.mark.parametrize("kept_rows", [0, 1_000, 4_000])
+def test_a_batch_of_new_rows_is_kept_as_given_unless_much_of_it_is_shared(
+    small_chunks: Project, tmp_path: Path, kept_rows: int
+) -> None:
+    """Monthly batches (same columns, new rows) are stored as given, beside whatever
+    pieces they still share; a version that shares over a tenth is stored as pieces."""
+    df = frame(20_000)
+    v1 = small_chunks.datasets.add(_parquet(df, tmp_path / "a.parquet"), name="t").version
+    new = pl.concat([df.head(kept_rows), frame(20_000, seed=3).with_columns(pl.col("id") + 50_000)])
+    path = _parquet(new, tmp_path / "b.parquet")
+    v2 = small_chunks.datasets.add(path, name="t").version
+    shared = [s for s in v2.segments if s.blob == v1.id]
+    ranges = [s for s in v2.segments if s.blob == v2.id]
+    stored = {d for s in v2.segments for d in s.digests} - {v1.id}  # blobs and patches
+    assert sum(s.n_rows for s in shared) >= kept_rows - 1_000
+    assert len(_objects(small_chunks)) == 1 + len(stored)  # nothing else was kept
+    if kept_rows < 0.1 * new.height:
+        assert {s.blob for s in v2.segments} <= {v1.id, v2.id} and ranges
+        assert small_chunks.objects.path(v2.id).read_bytes() == path.read_bytes()
+    else:  # the copy of the file was dropped: only the new pieces were stored
+        assert not ranges and not small_chunks.objects.has(v2.id) and v2.id not in stored
+    assert_frame_equal(small_chunks.datasets.load("t@2"), new)
+    for offset in (0, max(0, kept_rows - 10), 20_990):
+        assert_frame_equal(small_chunks.datasets.rows("t@2", offset, 30), new.slice(offset, 30))
+    assert run_cli("verify", cwd=small_chunks.root).code == 0
+
+
 def test_a_file_of_large_row_groups_is_cut_and_written_as_pieces(
     small_chunks: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -206,20 +206,16 @@ class Datasets(VersionReader):
             chunk_row = con.execute(
                 "SELECT chunk_rows FROM datasets WHERE name = ?", [name]
             ).fetchone()
-            # A Parquet file with nothing to share with the previous version (there is
-            # none, or its columns changed) is stored as given (see segments.py)
-            as_given = (
-                src.format == "parquet"
-                and (previous is None or previous.schema != _schema_list(ingest.schema_of(src)))
-                and small_row_groups(con, src.path)
-            )
+            # A Parquet file is copied while it is hashed: if nearly all of it is new,
+            # it is stored as given (see segments.py and writing.py)
+            given = src.format == "parquet" and small_row_groups(con, src.path)
 
         stop = threading.Event()
         with (
             project.objects.stage() as stage,
             settled(
                 hashing.submit(stage.put_file, src.path, stop)
-                if as_given
+                if given
                 else hashing.submit(sha256_file, src.path),
                 stop,
             ) as digest_future,
@@ -263,7 +259,7 @@ class Datasets(VersionReader):
                         path_of,
                         infer,
                         known_version,
-                        as_given,
+                        digest_future if given else None,
                     )
                     break
                 except _AlreadyStored as stored:
@@ -275,8 +271,6 @@ class Datasets(VersionReader):
                         ) from None
                     infer = None
             digest = digest_future.result()
-            if as_given:  # the pieces are ranges of the file, now staged under its hash
-                segments = [Segment(s.n_rows, digest, start=s.start) for s in segments]
             with project.catalog.read() as con:
                 known = self._version_rows(con, "dataset = ? AND id = ?", [name, digest])
             if known:

@@ -23,6 +23,10 @@ from workbench.core.data.segments import (
 )
 from workbench.core.data.versions import Version, _AlreadyStored, _schema_list
 
+# A Parquet file is stored as given when at least this share of its rows is new: the
+# file then costs at most ~1.1x the pieces dedup would write, and its add about half.
+KEEP_GIVEN_SHARE = 0.9
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -55,8 +59,11 @@ def write_segments(
     path_of: Callable[[str], Path],
     infer: int | None,
     known_version: Callable[[], Version | None],
-    as_given: bool = False,
+    given: concurrent.futures.Future[str] | None = None,
 ) -> tuple[pl.Schema, list[Segment], int, dict[str, Any]]:
+    """``given``: the file is being copied into ``stage`` (its SHA-256 comes); new
+    pieces then wait as ranges of it, and become ranges of the copy or pieces of their
+    own once it is known how much of the version is new (``_settle``)."""
     import itertools
 
     import polars as pl
@@ -72,7 +79,7 @@ def write_segments(
         return ingest.schema_of(src), [], chunk_rows, {}
     schema = first.schema
     profiler = Profiler(schema)
-    if previous is not None and _schema_list(schema) == previous.schema and not as_given:
+    if previous is not None and _schema_list(schema) == previous.schema:
         prev_segments = previous.segments
     # each old segment's first row: a piece that begins with it is compared with it
     starts = [(first_row_hash(s, path_of), s.n_rows) for s in prev_segments]
@@ -115,11 +122,37 @@ def write_segments(
         for piece, kept in pieces:
             if (stored := known_version()) is not None:
                 raise _AlreadyStored(stored)  # same bytes as a stored version: stop
-            if as_given:  # a range of the file, whose hash (the blob) comes later
+            if kept is None and given is not None:  # a range of the copy, named later
                 segments.append(Segment(piece.height, "", start=offset))
             else:
                 segments.append(kept or fresh_piece(piece, stage))
             offset += piece.height
         if pending is not None:
             pending.result()
+    if given is not None:
+        segments = _settle(segments, given.result(), stage)
     return schema, segments, chunk_rows, profiler.result()
+
+
+def _settle(segments: list[Segment], digest: str, stage: Staging) -> list[Segment]:
+    """The new pieces (blob "") as ranges of the file's copy when nearly all the version
+    is new (a first version, a batch of new rows): the file is stored as given. Else
+    as pieces of their own, read back from the copy (the very bytes hashed), and the
+    copy is dropped: a few new pieces do not keep a whole file."""
+    import polars as pl
+
+    new = sum(s.n_rows for s in segments if not s.blob)
+    if new >= KEEP_GIVEN_SHARE * sum(s.n_rows for s in segments):
+        return [s if s.blob else Segment(s.n_rows, digest, start=s.start) for s in segments]
+    copy = stage.area / digest if digest in stage.new else stage.store.path(digest)
+    out = [
+        s
+        if s.blob
+        else fresh_piece(
+            pl.scan_parquet(copy, glob=False).slice(s.start or 0, s.n_rows).collect(), stage
+        )
+        for s in segments
+    ]
+    if all(digest not in s.digests for s in out):
+        stage.discard(digest)
+    return out

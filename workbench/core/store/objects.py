@@ -349,6 +349,14 @@ class Staging:
         self.sizes[digest], self.sums[digest] = size, fast.hexdigest()
         return digest
 
+    def discard(self, digest: str) -> None:
+        """Forget a staged blob that nothing will point at after all."""
+        if digest in self.new:
+            (self.area / digest).unlink(missing_ok=True)
+            self.new.discard(digest)
+        self.sizes.pop(digest, None)
+        self.sums.pop(digest, None)
+
     @property
     def new_bytes(self) -> int:
         return sum(self.sizes[d] for d in self.new)
