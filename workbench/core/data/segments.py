@@ -21,10 +21,10 @@ what changed, and a row inserted or deleted in the middle costs one segment, whe
 DVC stores a full copy per version (``bench/insert_bench.py``).
 
 A segment may also be a *range* of a larger blob (``start`` is set): a Parquet file
-with nothing to share with a previous version is stored as given, one blob, and its
-content-defined pieces become ranges of it. Rewriting it would cost more than reading
-it (a 10M-row file: ~2.4 s of a ~5 s add), while ranges keep the same cuts, so the
-next version still shares every unchanged piece with it.
+whose rows are nearly all new is stored as given, one blob, and its new content-defined
+pieces become ranges of it (writing.py). Rewriting it would cost more than reading it
+(a 10M-row file: ~2.4 s of a ~5 s add), while ranges keep the same cuts, so the next
+version still shares every unchanged piece with it.
 """
 
 from __future__ import annotations
