@@ -196,3 +196,22 @@ def test_a_copy_told_to_stop_stops_and_leaves_nothing(project: Project, tmp_path
             stage.put_file(path, stop)
         assert list(stage.area.iterdir()) == [] and stage.sizes == {}
         assert stage.put_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_new_pieces_are_never_read_from_a_damaged_stored_copy(
+    small_chunks: Project, tmp_path: Path
+) -> None:
+    """The file's bytes are already in the store (another dataset kept them as given):
+    the pieces a mostly shared version needs are read from there only if it is intact."""
+    df = frame(20_000)
+    path = _parquet(df, tmp_path / "f.parquet")
+    kept = small_chunks.datasets.add(path, name="other").version
+    small_chunks.datasets.add(_parquet(df.head(19_000), tmp_path / "a.parquet"), name="t")
+    stored = small_chunks.objects.path(kept.id)
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    before = _objects(small_chunks)
+    with pytest.raises(StoreError, match="the stored copy of this file is damaged"):
+        small_chunks.datasets.add(path, name="t")
+    assert _objects(small_chunks) == before and len(small_chunks.datasets.versions("t")) == 1

@@ -144,7 +144,11 @@ def _settle(segments: list[Segment], digest: str, stage: Staging) -> list[Segmen
     new = sum(s.n_rows for s in segments if not s.blob)
     if new >= KEEP_GIVEN_SHARE * sum(s.n_rows for s in segments):
         return [s if s.blob else Segment(s.n_rows, digest, start=s.start) for s in segments]
-    copy = stage.area / digest if digest in stage.new else stage.store.path(digest)
+    if digest in stage.new:
+        copy = stage.area / digest
+    else:  # the store had these bytes already (another dataset's): read only if intact
+        stage.store.check({digest: "the stored copy of this file"}, {digest: stage.sums[digest]})
+        copy = stage.store.path(digest)
     out = [
         s
         if s.blob
