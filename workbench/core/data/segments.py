@@ -120,10 +120,13 @@ def described(owner: str, segments: list[Segment], which: Iterable[int]) -> dict
     """Each object of the chosen segments, with what it is (for a one-line refusal). A
     blob that several segments are ranges of (a file kept as given) names them all."""
     n, out = len(segments), {}
+    chunks: dict[str, list[int]] = {}  # blob -> the chunks it holds, in one pass
+    for j, s in enumerate(segments):
+        chunks.setdefault(s.blob, []).append(j + 1)
     for i in which:
         blob = segments[i].blob
         if blob not in out:
-            at = [j + 1 for j, s in enumerate(segments) if s.blob == blob]
+            at = chunks[blob]
             out[blob] = f"{owner} (chunk{'s' if len(at) > 1 else ''} {_spans(at)} of {n})"
         for p in segments[i].patches:
             out.setdefault(p, f"{owner} (a patch of chunk {i + 1} of {n})")
