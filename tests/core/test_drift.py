@@ -392,3 +392,44 @@ def test_a_window_is_counted_against_the_references_values_as_by_hashing() -> No
         want_keys, want_counts = _value_counts(side)
         assert keys == want_keys and counts.tolist() == want_counts.tolist(), (keys, want_keys)
         assert sum(counts.tolist()) == side.len() - side.null_count()
+
+
+def test_a_kept_tables_derived_values_are_made_once_whatever_thread_asks() -> None:
+    """A first monitor report's windows derive the training columns while another thread
+    prepares them from the last one back: two threads asking for one column get one
+    value made once, and a thread making one column does not hold up another column."""
+    import threading
+
+    from workbench.core.data.sources import Table
+
+    table = Table.of_frame("train", pl.DataFrame({"a": [3, 1, 2], "b": [1.0, 2.0, 3.0]}))
+    made: list[str] = []
+    slow_started, release = threading.Event(), threading.Event()
+
+    def make_a() -> object:
+        made.append("a")
+        slow_started.set()
+        assert release.wait(10)
+        return np.sort(table.column("a").to_numpy())
+
+    got: list[object] = []
+    first = threading.Thread(target=lambda: got.append(table.derived(("n", "a"), make_a)))
+    second = threading.Thread(target=lambda: got.append(table.derived(("n", "a"), make_a)))
+    first.start()
+    assert slow_started.wait(10)
+    second.start()
+    # another column is made and handed out while "a" is still being made
+    other: list[object] = []
+    third = threading.Thread(
+        target=lambda: other.append(table.derived(("n", "b"), lambda: made.append("b") or "b's"))
+    )
+    third.start()
+    third.join(10)
+    assert other == ["b's"] and len(got) == 0
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert made == ["a", "b"]  # each made once
+    assert len(got) == 2 and got[0] is got[1]
+    assert got[0].tolist() == [1, 2, 3]  # type: ignore[attr-defined]
+    assert table.derived(("n", "a"), make_a) is got[0] and made == ["a", "b"]

@@ -71,6 +71,8 @@ class Table:
         self._plan: list[str] = []  # columns still to read, a group at a time (``plan``)
         self._fetched: dict[str, pl.Series] = {}  # read with a group, each handed out once
         self._lock = threading.Lock()  # one thread reads a group; another waits for it
+        self._making: dict[tuple[Any, ...], threading.Lock] = {}  # see ``derived``
+        self._making_lock = threading.Lock()
 
     @staticmethod
     def _check_first_rows(src: Any, infer_rows: int | None) -> None:
@@ -89,6 +91,7 @@ class Table:
         t.keep_columns = True
         t._cache = {c: df.get_column(c) for c in df.columns}
         t._plan, t._fetched, t._lock = [], {}, threading.Lock()
+        t._making, t._making_lock = {}, threading.Lock()
         return t
 
     @property
@@ -98,12 +101,22 @@ class Table:
 
     def derived(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
         """A value made from this table's columns, made once when the table keeps its
-        columns (monitoring compares one training table with window after window)."""
+        columns (monitoring compares one training table with window after window).
+
+        Made once even when threads ask at the same time: a first monitor report's
+        windows derive the training columns while another thread prepares them from
+        the last column back, and whichever comes to a column first makes it while
+        the other waits for that column only."""
         if not self.keep_columns:
             return make()
         memo: dict[tuple[Any, ...], Any] = self.__dict__.setdefault("_derived", {})
-        if key not in memo:
-            memo[key] = make()
+        if key in memo:
+            return memo[key]
+        with self._making_lock:  # not _lock: that one is held while a group is read
+            lock = self._making.setdefault(key, threading.Lock())
+        with lock:
+            if key not in memo:
+                memo[key] = make()
         return memo[key]
 
     def plan(self, names: list[str]) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from workbench.core.data.sources import Table
-from workbench.core.drift.columns import DriftReport, Options, compare_column, prepare
+from workbench.core.drift.columns import DriftReport, Options, compare_column
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,15 +46,6 @@ def training_side(
         present = [c for c in inputs if c in table.schema]
         frame, label, content = table.lf.select(present).collect(), table.label, table.content_id
     return Table.of_frame(label, frame), content
-
-
-def training_prepared(
-    project: Project, mv: ModelVersion, inputs: list[str]
-) -> tuple[Table, str | None]:
-    """The training side of a model trained here, its columns sorted (or counted)."""
-    side, content = training_side(project, mv, None, inputs)
-    prepare(side, inputs)
-    return side, content
 
 
 def window_drift(
