@@ -58,6 +58,30 @@ def test_value_counts_merge_across_batches_with_nulls_left_out() -> None:
     assert cols["ok"]["true"] == int(df["ok"].sum())
 
 
+def test_text_of_few_values_counts_exactly_when_a_new_value_or_a_ninth_comes_late() -> None:
+    """A text column of few values is counted by comparison with the values seen so far:
+    a value first met in a later batch (with its own length), nulls, and a column that
+    grows past the few, all count as a group-by over the whole column does."""
+    rng = np.random.default_rng(8)
+    n = 40_000
+    early = rng.choice(["a", "bb"], n).astype(object)
+    early[30_123] = "late and long"  # in the fourth batch of 10k only
+    early[::13] = None
+    growing = np.array([f"v{i * 9 // n}" for i in range(n)])  # v0..v8, one more per batch
+    df = pl.DataFrame({"early": pl.Series(early.tolist(), dtype=pl.String), "grow": growing})
+    for batch in (10_000, 3_000):
+        cols = profiled(df, batch)
+        for name in ("early", "grow"):
+            want = dict(df[name].drop_nulls().value_counts().iter_rows())
+            got = cols[name]
+            assert {t["value"]: t["count"] for t in got["top"]} == {
+                k: v for k, v in sorted(want.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+            }
+            assert got["n_unique"] == len(want) and got["top_exact"]
+        assert (cols["early"]["min_len"], cols["early"]["max_len"]) == (1, 13)
+        assert cols["early"]["nulls"] == len(early[::13])
+
+
 def test_text_with_too_many_distinct_values_has_no_top_list_but_exact_lengths() -> None:
     """Ids or timestamps kept as text: counting each value stops once there are more than
     MAX_TRACKED_VALUES of them (its top list could not be exact any more), the distinct
@@ -142,3 +166,19 @@ def test_the_sample_and_so_the_quantiles_do_not_depend_on_the_batches() -> None:
             assert cols[name]["histogram"] == first[name]["histogram"], (name, batch)
     # and the sample is a sample: its median is near the column's
     assert abs(first["x"]["quantiles"]["0.5"] / df["x"].median() - 1) < 0.02
+
+
+def test_distinct_count_of_many_values_does_not_depend_on_the_batches() -> None:
+    """Above 4,096 distinct values the count comes from a sketch of the smallest hashes,
+    merged batch by batch: the same whatever the batches, and within its error."""
+    rng = np.random.default_rng(11)
+    values = rng.normal(size=120_000)
+    df = pl.DataFrame({"x": values, "k": rng.integers(0, 30_000, 120_000)})
+    whole = profiled(df, 120_000)
+    for batch in (5_000, 17_000):
+        got = profiled(df, batch)
+        assert got["x"]["n_unique"] == whole["x"]["n_unique"]
+        assert got["k"]["n_unique"] == whole["k"]["n_unique"]
+    assert not whole["x"]["n_unique_exact"]
+    assert abs(whole["x"]["n_unique"] / 120_000 - 1) < 0.05
+    assert abs(whole["k"]["n_unique"] / len(np.unique(df["k"].to_numpy())) - 1) < 0.05
