@@ -30,6 +30,7 @@ from workbench.core.drift.columns import (
     schema_finding,
 )
 from workbench.core.errors import DataError, UsageError
+from workbench.core.preload import preload
 from workbench.core.store import audit
 from workbench.core.store.rows import insert_rows
 from workbench.core.text import known_hint
@@ -115,6 +116,7 @@ class Drift:
         version that model was trained on, only its input columns are compared, and the
         distribution of its predictions on both sides is compared too.
         """
+        preload("numpy")  # every test needs it; imported while the sides are read
         opts = options or Options()
         opts.check()
         mv = self._resolve_model(model) if isinstance(model, str) else model
