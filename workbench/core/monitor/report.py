@@ -56,6 +56,7 @@ from workbench.core.monitor.windows import (
     window_label,
     window_name,
 )
+from workbench.core.preload import preload
 from workbench.core.store import audit
 
 if TYPE_CHECKING:
@@ -180,7 +181,11 @@ def monitor(
     ``drift=False`` leaves input and prediction drift out: a classifier's report then
     reads only the logged answers, not the inputs (a regressor's nanny model needs them),
     which is what an hourly estimate of performance costs."""
-    import numpy as np
+    # imported while Polars is, the catalog opened and the log read: NumPy, the random
+    # numbers that bootstrap the bands, and the masked arrays Polars asks for when a
+    # Series is made from an array (each imported on first use: 12-14 ms apiece, on
+    # the way to the first window)
+    preload("numpy", "numpy.random", "numpy.ma")
     import polars as pl
 
     opts = options or Options()
@@ -297,6 +302,8 @@ def monitor(
             f"{mv.ref} has no logged predictions{where}{others}: serve it (`workbench serve`) "
             f"or score a batch (`workbench predict {mv.ref} FILE -o OUT`) first"
         )
+    import numpy as np
+
     x_all = None
     labels = frame.get_column("label")
     has_label = labels.is_not_null().to_numpy()
