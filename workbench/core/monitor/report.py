@@ -182,10 +182,10 @@ def monitor(
     reads only the logged answers, not the inputs (a regressor's nanny model needs them),
     which is what an hourly estimate of performance costs."""
     # imported while Polars is, the catalog opened and the log read: NumPy, the random
-    # numbers that bootstrap the bands, and the masked arrays Polars asks for when a
-    # Series is made from an array (each imported on first use: 12-14 ms apiece, on
-    # the way to the first window)
-    preload("numpy", "numpy.random", "numpy.ma")
+    # numbers that bootstrap the bands, and (for drift) the masked arrays Polars asks
+    # for when a Series is made from an array (each imported on first use: 12-14 ms
+    # apiece, on the way to the first window)
+    preload("numpy", "numpy.random", *(["numpy.ma"] if drift else []))
     import polars as pl
 
     opts = options or Options()
