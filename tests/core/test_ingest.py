@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from workbench.core.data import ingest
 from workbench.core.data.ingest import to_temporal
+from workbench.core.project import Project
 
 
 @pytest.fixture(autouse=True)
@@ -192,3 +194,37 @@ def test_a_small_file_with_dates_is_added_without_loading_pyarrow(tmp_path: Path
     assert loaded == "0" and "Date" in dtypes and "Datetime" in dtypes
     loaded, dtypes_big = add("0", "big")  # as if the file were big
     assert loaded == "1" and dtypes_big == dtypes
+
+
+def test_quoted_lines_across_the_readers_chunk_boundaries_read_whole(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streaming reader reads a CSV in chunks of ingest.CSV_CHUNK_BYTES: a file of
+    many chunks whose quoted values hold newlines, commas and quotes (many across a
+    boundary) is versioned row for row as Python's csv module reads it."""
+    import csv
+    import io
+    import os
+
+    rng = np.random.default_rng(12)
+    n = 200_000
+    pieces = ["plain", 'say "hi"', "a,b", "two\nlines", "x" * 150, "\n\nblank lines\n"]
+    texts = [pieces[i] + f" {i}" for i in rng.integers(0, len(pieces), n)]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "text", "x"])
+    for i, t in enumerate(texts):
+        writer.writerow([i, t, f"{i / 7:.6f}"])
+    path = project.root / "quoted.csv"
+    path.write_text(buf.getvalue())
+    assert os.environ["POLARS_CSV_CHUNK_SIZE"] == str(ingest.CSV_CHUNK_BYTES)
+    assert path.stat().st_size > 2 * ingest.CSV_CHUNK_BYTES  # read in several chunks
+    # and in 64 KB ones: ~170 boundaries, dozens of them inside a quoted value
+    monkeypatch.setenv("POLARS_CSV_CHUNK_SIZE", str(1 << 16))
+    project.datasets.add(path, "quoted")
+    got = project.datasets.load(project.datasets.resolve("quoted@1"))
+    rows = list(csv.reader(io.StringIO(path.read_text())))[1:]
+    assert got.height == n == len(rows)
+    assert got["id"].to_list() == [int(r[0]) for r in rows]
+    assert got["text"].to_list() == [r[1] for r in rows] == texts
+    assert got["x"].to_list() == [float(r[2]) for r in rows]
