@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from workbench.core.data.sampling import SAMPLE_ROWS, RowSample
 from workbench.core.text import clip
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ HIST_BINS = 20
 TOP_K = 10
 TOP_FOR_NUMERIC_UNIQUE = 20
 KMV_K = 4096
-SAMPLE_ROWS = 100_000
 MAX_TRACKED_VALUES = 50_000
 # A column with more distinct values than that keeps a top list only if one of its values
 # came this many times by then, and at least once in 1 / HEAVY_SHARE rows
@@ -121,14 +120,8 @@ class Profiler:
             n: self.kinds[n] in ("categorical", "boolean", "numeric") for n in self.names
         }
         self.sketched = {n: not self.track_counts[n] for n in self.names}
-        self.rng = np.random.default_rng(seed)
-        # The sample is read for the numeric columns' distributions only: it keeps those
-        # (gathering the text columns' rows too was half of its cost)
         self.numeric = [n for n in self.names if self.kinds[n] == "numeric"]
-        self.parts: list[pl.DataFrame] = []  # sampled rows (``_sample``), with their keys
-        self.part_keys: list[np.ndarray] = []
-        self.held = 0
-        self.bound = 1.0  # keys are in [0, 1): until the first cut, every row may enter
+        self.sample = RowSample(self.numeric, np.random.default_rng(seed))
 
     # ---- per batch -------------------------------------------------------------
     def update(self, df: pl.DataFrame) -> None:
@@ -148,7 +141,7 @@ class Profiler:
             if self.sketched[name]:
                 self._distinct(name, df.get_column(name))
         self.rows += df.height
-        self._sample(df)
+        self.sample.add(df)
 
     def _stats(self, df: pl.DataFrame, finite: list[int] | None = None) -> list[dict[str, Any]]:
         """Each column's batch statistics, in one pass over all columns (10k columns:
@@ -387,72 +380,12 @@ class Profiler:
             merged = merged.sort("count", descending=True).head(MAX_TRACKED_VALUES)
         self.counts[name] = merged
 
-    def _sample(self, df: pl.DataFrame) -> None:
-        """Keep, of all rows seen, the SAMPLE_ROWS with the smallest random keys (a
-        uniform sample that does not depend on how rows came in batches). Rows are
-        gathered into parts and cut back to SAMPLE_ROWS only when the parts hold twice
-        that: cutting after every batch re-gathered the whole sample each time (~0.1 s
-        of CPU in a 10M-row add). The row order within the sample does not matter:
-        only its quantiles and histograms are read."""
-        import numpy as np
-
-        if not self.numeric:
-            return
-        keys = self.rng.random(df.height)
-        df = df.select(self.numeric)
-        if self.bound < 1.0:  # a key at or above it cannot be among the smallest
-            below = np.flatnonzero(keys < self.bound)
-            if len(below) < df.height:
-                df, keys = df[below], keys[below]
-        self.parts.append(df)
-        self.part_keys.append(keys)
-        self.held += df.height
-        if self.held > 2 * SAMPLE_ROWS:
-            self._cut_sample()
-
-    def _cut_sample(self) -> None:
-        import numpy as np
-        import polars as pl
-
-        if not self.parts:
-            return
-        sample = self.parts[0] if len(self.parts) == 1 else pl.concat(self.parts)
-        keys = self.part_keys[0] if len(self.part_keys) == 1 else np.concatenate(self.part_keys)
-        if len(keys) > SAMPLE_ROWS:
-            keep = np.argpartition(keys, SAMPLE_ROWS)[:SAMPLE_ROWS]
-            sample, keys = sample[keep], keys[keep]
-            self.bound = float(keys.max())
-        self.parts, self.part_keys, self.held = [sample], [keys], len(keys)
-
-    @property
-    def sample(self) -> pl.DataFrame | None:
-        self._cut_sample()
-        return self.parts[0] if self.parts else None
-
     # ---- result -----------------------------------------------------------------
-    def _finite_values(self) -> Iterator[tuple[str, Any]]:
-        """Each numeric column's finite sample values as a numpy array, converted a block
-        of columns at a time: per column, Polars' casting and filtering cost ~0.5 ms of
-        overhead, 5 s of a 10,000-column profile."""
-        import numpy as np
-        import polars as pl
-
-        sample = self.sample
-        if sample is None:
-            return
-        block = max(1, (1 << 24) // max(1, sample.height))  # ~128 MB of floats at most
-        for start in range(0, len(self.numeric), block):
-            names = self.numeric[start : start + block]
-            matrix = sample.select([pl.col(n).cast(pl.Float64) for n in names]).to_numpy()
-            for j, name in enumerate(names):
-                values = matrix[:, j]
-                yield name, values[np.isfinite(values)]
-
     def result(self) -> dict[str, Any]:
         rows = self.rows
         columns = []
         dists = {}
-        for name, values in self._finite_values():  # a block of columns in memory at a time
+        for name, values in self.sample.finite_values():  # a block of columns in memory at a time
             a = self.acc[name]
             basis: dict[str, Any] = {
                 k: jsonable(a[k]) for k in ("min", "max", "nan", "inf") if k in a

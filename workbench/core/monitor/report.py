@@ -181,10 +181,8 @@ def monitor(
     ``drift=False`` leaves input and prediction drift out: a classifier's report then
     reads only the logged answers, not the inputs (a regressor's nanny model needs them),
     which is what an hourly estimate of performance costs."""
-    # imported while Polars is, the catalog opened and the log read: NumPy, the random
-    # numbers that bootstrap the bands, and (for drift) the masked arrays Polars asks
-    # for when a Series is made from an array (each imported on first use: 12-14 ms
-    # apiece, on the way to the first window)
+    # while Polars is imported and the log read: NumPy, its random numbers (the bands)
+    # and masked arrays (Polars' Series from arrays, in drift), 12-14 ms apiece later
     preload("numpy", "numpy.random", *(["numpy.ma"] if drift else []))
     import polars as pl
 
@@ -240,9 +238,8 @@ def monitor(
             if drift and (options is not None or not earlier.drift):  # every window anew
                 training = read = aside.submit(training_side, project, mv, None, inputs)
                 # then its columns sorted (or counted) from the last one back, while the
-                # windows test theirs from the first on: each column is prepared once,
-                # by whichever thread comes to it first (``Table.derived``), and no
-                # window waits for all of them (they waited ~0.1 s, a core idle)
+                # windows test theirs from the first on: each is prepared once, by the
+                # first thread to come to it (``Table.derived``); none waits for all
                 aside.submit(lambda: prepare(read.result()[0], inputs[::-1]))
             # The inputs are read later, for the rows that need them only: a
             # classifier's by each window tested anew, as it is tested (the latest
