@@ -221,9 +221,9 @@ def monitor(
     ref: Reference | None = None
     training: Future[tuple[Table, str | None]] | None = None
     if kept is not None or from_run:
-        # A first report's training side is read and sorted on the other core too, and
-        # is waited for by the windows' drift only (they read their inputs meanwhile).
-        aside = ThreadPoolExecutor(1)
+        # A first report's training side is read beside the learning and the log, not
+        # after the learning: the windows wait for it (1M rows: 0.09-0.17 s less).
+        aside = ThreadPoolExecutor(2)
         try:
             learning = None
             if kept is not None:
