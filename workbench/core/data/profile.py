@@ -290,21 +290,21 @@ class Profiler:
         values = col.drop_nulls().to_numpy()
         if values.size == 0:
             return False
-        lo, hi = int(values.min()), int(values.max())
+        least = values.min()
+        lo, hi = int(least), int(values.max())
         if hi - lo >= BINCOUNT_SPAN:
             return False
         # offsets from the least value, without overflow: unsigned in their own type
         # (all >= it), signed as int64 (an int8 column's 127 - -128 does not fit int8)
-        offsets = (
-            values - values.min() if values.dtype.kind == "u" else values.astype(np.int64) - lo
-        )
+        unsigned = values.dtype.kind == "u"
+        offsets = values - least if unsigned else values.astype(np.int64) - lo
         counts = np.bincount(offsets.astype(np.intp, copy=False), minlength=hi - lo + 1)
         seen = np.flatnonzero(counts)
         vc = pl.DataFrame(
             {
                 "value": pl.Series(
-                    seen.astype(values.dtype) + values.min()
-                    if values.dtype.kind == "u"
+                    seen.astype(values.dtype) + least
+                    if unsigned
                     else (seen + lo).astype(values.dtype),
                     dtype=col.dtype,
                 ),
@@ -475,9 +475,11 @@ def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     merged = np.concatenate([a, b])
     merged.sort(kind="stable")
-    if merged.size < 2:
-        return merged
-    keep = np.empty(merged.size, dtype=bool)
-    keep[0] = True
-    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
-    return merged[keep]
+    return distinct_sorted(merged)
+
+
+def distinct_sorted(s: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array (drift counts a column's this way too)."""
+    import numpy as np
+
+    return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s

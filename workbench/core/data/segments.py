@@ -144,7 +144,7 @@ def _spans(numbers: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
-def _base(segment: Segment, path_of: Callable[[str], Path]) -> pl.LazyFrame:
+def unpatched(segment: Segment, path_of: Callable[[str], Path]) -> pl.LazyFrame:
     """A segment's rows before its patches: its blob, or its range of the blob."""
     import polars as pl
 
@@ -181,7 +181,7 @@ def scan_segments(segments: Iterable[Segment], path_of: Callable[[str], Path]) -
         return pl.scan_parquet([path_of(s.blob) for s in segs], glob=False)
     frames = []
     for s in segs:
-        base = _base(s, path_of)
+        base = unpatched(s, path_of)
         if s.patches:
             base = _apply_patches(
                 base, [pl.scan_parquet(path_of(p), glob=False) for p in s.patches]
@@ -222,7 +222,7 @@ def segment_frame(segment: Segment, path_of: Callable[[str], Path]) -> pl.DataFr
     the join's way."""
     import polars as pl
 
-    df = _base(segment, path_of).collect()
+    df = unpatched(segment, path_of).collect()
     if any(t.is_nested() or t == pl.Null for t in df.schema.values()):
         return scan_segments([segment], path_of).collect()
     for digest in segment.patches:
@@ -319,7 +319,7 @@ def first_row_hash(segment: Segment, path_of: Callable[[str], Path]) -> int:
 
     # only row 0 of the blob and of each patch: patching the whole segment first cost a
     # join a patch over all its rows, for every segment of the previous version
-    first = _base(segment, path_of).head(1)
+    first = unpatched(segment, path_of).head(1)
     if segment.patches:
         row0 = [
             pl.scan_parquet(path_of(p), glob=False).filter(pl.col(ROW) == 0)
@@ -371,7 +371,7 @@ def kept_piece(
         digest = stage.put_bytes(_patch(piece, rows, cols))
         return Segment(piece.height, previous.blob, (*previous.patches, digest), previous.start)
     if previous.patches:
-        rows, cols = _changes(piece, _base(previous, path_of).collect())
+        rows, cols = _changes(piece, unpatched(previous, path_of).collect())
         if int(rows.sum()) <= limit:
             return Segment(
                 piece.height,

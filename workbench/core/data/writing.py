@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from workbench.core.data.segments import (
     first_row_hash,
     fresh_piece,
     kept_piece,
+    unpatched,
 )
 from workbench.core.data.versions import Version, _AlreadyStored, _schema_list
 
@@ -139,8 +141,6 @@ def _settle(segments: list[Segment], digest: str, stage: Staging) -> list[Segmen
     is new (a first version, a batch of new rows): the file is stored as given. Else
     as pieces of their own, read back from the copy (the very bytes hashed), and the
     copy is dropped: a few new pieces do not keep a whole file."""
-    import polars as pl
-
     new = sum(s.n_rows for s in segments if not s.blob)
     if new >= KEEP_GIVEN_SHARE * sum(s.n_rows for s in segments):
         return [s if s.blob else Segment(s.n_rows, digest, start=s.start) for s in segments]
@@ -152,9 +152,7 @@ def _settle(segments: list[Segment], digest: str, stage: Staging) -> list[Segmen
     out = [
         s
         if s.blob
-        else fresh_piece(
-            pl.scan_parquet(copy, glob=False).slice(s.start or 0, s.n_rows).collect(), stage
-        )
+        else fresh_piece(unpatched(replace(s, blob=digest), lambda _: copy).collect(), stage)
         for s in segments
     ]
     if all(digest not in s.digests for s in out):

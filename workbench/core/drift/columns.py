@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.data.profile import kind_of
+from workbench.core.data.profile import distinct_sorted, kind_of
 from workbench.core.drift.stattests import FEW_VALUES, counts_of, default_method, get_method
 from workbench.core.errors import UsageError
 from workbench.core.text import clip, known_hint
@@ -224,7 +224,7 @@ def _count_distinct(ru: np.ndarray, c: np.ndarray) -> int:
 
     from workbench.core.drift.stattests import ascending
 
-    cu = _distinct(ascending(c))
+    cu = distinct_sorted(ascending(c))
     if not ru.size or not cu.size:
         return int(ru.size + cu.size)
     # the union's size: both, less those of the current side the reference holds
@@ -240,14 +240,7 @@ def _prepared(rv: np.ndarray) -> tuple[np.ndarray, int, np.ndarray | None, bool]
 
     n = int(np.count_nonzero(rv[1:] != rv[:-1])) + 1 if rv.size else 0
     rv.flags.writeable = False  # shared by every window; the statistics may keep its std
-    return rv, n, _distinct(rv) if n <= FEW_VALUES else None, _whole(rv) if rv.size else True
-
-
-def _distinct(s: np.ndarray) -> np.ndarray:
-    """The distinct values of a sorted array."""
-    import numpy as np
-
-    return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s
+    return rv, n, distinct_sorted(rv) if n <= FEW_VALUES else None, _whole(rv) if rv.size else True
 
 
 def _whole(sorted_values: np.ndarray) -> bool:
