@@ -128,7 +128,8 @@ def test_many_distinct_values_that_repeat_keep_their_most_frequent_as_lower_boun
 
 def test_integer_counts_are_exact_at_the_edges_of_their_types() -> None:
     """Narrow-range integers are counted by bincount, wider ones by group-by: both exact,
-    an int8 spanning -128..127 and uint64 values past 2**63 included."""
+    an int8 spanning -128..127, uint64 values past 2**63, values from 0 up (counted
+    without offsets) and a column that turns negative midway included."""
     rng = np.random.default_rng(5)
     n = 80_000
     df = pl.DataFrame(
@@ -141,11 +142,14 @@ def test_integer_counts_are_exact_at_the_edges_of_their_types() -> None:
             "code": pl.Series(rng.integers(0, 12, n), dtype=pl.Int16).set(
                 pl.Series(np.arange(n) % 5 == 0), None
             ),
+            # from 0 up: counted as they are; one turning negative midway is offset
+            "u8": pl.Series(rng.integers(240, 256, n), dtype=pl.UInt8),
+            "turns": np.where(np.arange(n) < n // 2, 1, -1) * rng.integers(0, 7, n),
         }
     )
     for batch in (3_000, 70_000):
         cols = profiled(df, batch)
-        for name in ("i8", "u64", "wide", "code", "i128"):
+        for name in ("i8", "u64", "wide", "code", "i128", "u8", "turns"):
             want = df[name].drop_nulls().value_counts().sort("count", descending=True)
             assert cols[name]["n_unique"] == want.height, name
             top = {t["value"]: t["count"] for t in cols[name]["top"]}

@@ -25,6 +25,7 @@ separately so that one bad value does not turn a mean into NaN.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from decimal import Decimal
@@ -290,15 +291,26 @@ class Profiler:
         values = col.drop_nulls().to_numpy()
         if values.size == 0:
             return False
-        least = values.min()
-        lo, hi = int(least), int(values.max())
-        if hi - lo >= BINCOUNT_SPAN:
-            return False
-        # offsets from the least value, without overflow: unsigned in their own type
-        # (all >= it), signed as int64 (an int8 column's 127 - -128 does not fit int8)
+        hi = int(values.max())
+        counts = None
+        if hi < BINCOUNT_SPAN:
+            # Values from 0 up (labels, flags, codes) need no offsets: counted as they
+            # are, after one pass for the max (the offsets took three passes and two
+            # copies more: a 10M-row profile's two 0/1 columns, 0.15 -> 0.11 s)
+            with contextlib.suppress(ValueError):  # a negative value: offsets below
+                counts = np.bincount(values.astype(np.intp, copy=False))
+        if counts is not None:
+            least, lo = values.dtype.type(0), 0
+        else:
+            least = values.min()
+            lo = int(least)
+            if hi - lo >= BINCOUNT_SPAN:
+                return False
+            # offsets from the least value, without overflow: unsigned in their own type
+            # (all >= it), signed as int64 (an int8 column's 127 - -128 does not fit int8)
+            offsets = values - least if values.dtype.kind == "u" else values.astype(np.int64) - lo
+            counts = np.bincount(offsets.astype(np.intp, copy=False), minlength=hi - lo + 1)
         unsigned = values.dtype.kind == "u"
-        offsets = values - least if unsigned else values.astype(np.int64) - lo
-        counts = np.bincount(offsets.astype(np.intp, copy=False), minlength=hi - lo + 1)
         seen = np.flatnonzero(counts)
         vc = pl.DataFrame(
             {
