@@ -165,3 +165,38 @@ def test_chunk_size_is_fixed_per_dataset_and_adapts_to_row_width(
     assert len(v.segments) >= 2  # ~16 KB a row: far fewer rows per chunk than a narrow table
     narrow = _add(project, frame(3000), tmp_path / "n.parquet", name="narrow")
     assert len(narrow.segments) == 1
+
+
+@pytest.mark.parametrize("kept", ["as written", "none", "stale"])
+def test_a_later_version_is_matched_by_the_first_row_hashes_the_catalog_keeps(
+    small_chunks: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: str
+) -> None:
+    """Each segment keeps its first row's hash, so the next version matches its pieces
+    without reading a row of each old segment. A store from before (none kept) or a
+    Polars that hashes otherwise (stale) reads them all again, and dedups the same."""
+    from workbench.core.data import segments
+
+    df = frame(20_000)
+    v1 = _add(small_chunks, df, tmp_path / "a.parquet")
+    stored = small_chunks.datasets.resolve("t@1").segments
+    path_of = small_chunks.objects.path
+    assert [s.first_hash for s in stored] == [segments.first_row_hash(s, path_of) for s in stored]
+    if kept != "as written":
+        with small_chunks.catalog.write() as con:
+            con.execute(
+                "UPDATE dataset_segments SET first_hash = "
+                + ("NULL" if kept == "none" else "first_hash // 2 + 1")
+            )
+    reads: list[int] = []
+    real = segments.first_row_hash
+    monkeypatch.setattr(segments, "first_row_hash", lambda s, p: reads.append(1) or real(s, p))
+    one = frame(1, seed=9).with_columns(pl.lit(-1, dtype=df.schema["id"]).alias("id"))
+    grown = pl.concat([df.head(8_765), one, df.slice(8_765)])
+    v2 = _add(small_chunks, grown, tmp_path / "b.parquet")
+    # the stored hashes, checked against one row; else every segment's row read
+    assert len(reads) == {"as written": 1, "none": len(stored), "stale": 1 + len(stored)}[kept]
+    assert len([s for s in v2.segments if s not in v1.segments]) <= 2
+    assert_frame_equal(small_chunks.datasets.load("t@2"), grown)
+    monkeypatch.undo()
+    again = small_chunks.datasets.resolve("t@2").segments
+    assert [s.first_hash for s in again] == [segments.first_row_hash(s, path_of) for s in again]

@@ -162,6 +162,7 @@ def test_a_store_from_before_ranges_reads_and_takes_them(
     df.write_csv(tmp_path / "a.csv")
     small_chunks.datasets.add(tmp_path / "a.csv", name="old")
     with small_chunks.catalog.write() as con:
+        con.execute("ALTER TABLE dataset_segments DROP COLUMN first_hash")  # schema 14's
         con.execute("ALTER TABLE dataset_segments DROP COLUMN start")
         con.execute("UPDATE wb_meta SET value = '12' WHERE key = 'schema_version'")
     p = Project(small_chunks.root)

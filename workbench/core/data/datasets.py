@@ -21,8 +21,10 @@ from workbench.core.data.reading import VersionReader, fast_sums
 from workbench.core.data.segments import (
     SEGMENT_ROWS,
     Segment,
+    as_hash,
     scan_segments,
     small_row_groups,
+    stored_hash,
 )
 from workbench.core.data.versions import (
     _VERSION_COLS,
@@ -71,11 +73,11 @@ class Datasets(VersionReader):
 
     def _segments(self, con: duckdb.DuckDBPyConnection, v: Version) -> list[Segment]:
         rows = con.execute(
-            "SELECT n_rows, blob, patches, start FROM dataset_segments "
+            "SELECT n_rows, blob, patches, start, first_hash FROM dataset_segments "
             "WHERE dataset = ? AND number = ? ORDER BY seq",
             [v.dataset, v.number],
         ).fetchall()
-        return [Segment(n, b, tuple(p), start) for n, b, p, start in rows]
+        return [Segment(n, b, tuple(p), start, as_hash(first)) for n, b, p, start, first in rows]
 
     def _resolve(self, con: duckdb.DuckDBPyConnection, ref: Ref) -> Version:
         if ref.is_run:
@@ -409,7 +411,16 @@ class Datasets(VersionReader):
                 ],
             )
             rows = [
-                [name, number, i, s.n_rows, s.blob, list(s.patches), s.start]
+                [
+                    name,
+                    number,
+                    i,
+                    s.n_rows,
+                    s.blob,
+                    list(s.patches),
+                    s.start,
+                    stored_hash(s.first_hash),
+                ]
                 for i, s in enumerate(segments)
             ]
             insert_rows(con, "dataset_segments", rows, SEGMENT_ROWS)

@@ -48,8 +48,17 @@ TARGET_CHUNK_BYTES = 48 << 20
 # the dataset_segments table's columns, as insert_rows takes them (polars dtype names)
 SEGMENT_ROWS = {
     "dataset": "String", "number": "Int32", "seq": "Int32", "n_rows": "Int64",
-    "blob": "String", "patches": "List(String)", "start": "Int64",
+    "blob": "String", "patches": "List(String)", "start": "Int64", "first_hash": "Int64",
 }  # fmt: skip
+
+
+def stored_hash(h: int | None) -> int | None:
+    """A 64-bit hash as the catalog's signed BIGINT keeps it, and back (``as_hash``)."""
+    return h - (1 << 64) if h is not None and h >= 1 << 63 else h
+
+
+def as_hash(stored: int | None) -> int | None:
+    return stored % (1 << 64) if stored is not None else None
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ class Segment:
     patches: tuple[str, ...] = field(default=())
     # None: the whole blob; else the segment is rows start..start+n_rows of the blob
     start: int | None = None
+    # its first row's hash (hash_rows, seed 0) as written, or None (a catalog from before
+    # it was kept): a hint for matching the next version's pieces, never for reusing
+    first_hash: int | None = field(default=None, compare=False)
 
     @property
     def digests(self) -> tuple[str, ...]:
@@ -310,6 +322,19 @@ def content_cuts(
         hashes = np.concatenate([hashes, new]) if hashes.size else new
         yield from cut(eof=False)
     yield from cut(eof=True)
+
+
+def first_row_hashes(segments: list[Segment], path_of: Callable[[str], Path]) -> list[int]:
+    """Each segment's first-row hash, as the next version's pieces are matched against:
+    the ones kept in the catalog, after checking the first against its row (a Polars
+    that hashes otherwise, after an upgrade, would match nothing: then each is read, as
+    for a catalog that kept none). Reading every first row took 0.45 s before a
+    10M-row Parquet version's 32 pieces could be matched (a row group decoded apiece).
+    A hint only: a piece is reused after comparing it with the segment, row by row."""
+    kept = [s.first_hash for s in segments]
+    if segments and None not in kept and first_row_hash(segments[0], path_of) == kept[0]:
+        return [h for h in kept if h is not None]
+    return [first_row_hash(s, path_of) for s in segments]
 
 
 def first_row_hash(segment: Segment, path_of: Callable[[str], Path]) -> int:

@@ -18,7 +18,7 @@ from workbench.core.data.segments import (
     Segment,
     choose_chunk_rows,
     content_cuts,
-    first_row_hash,
+    first_row_hashes,
     fresh_piece,
     kept_piece,
     unpatched,
@@ -84,7 +84,8 @@ def write_segments(
     if previous is not None and _schema_list(schema) == previous.schema:
         prev_segments = previous.segments
     # each old segment's first row: a piece that begins with it is compared with it
-    starts = [(first_row_hash(s, path_of), s.n_rows) for s in prev_segments]
+    hashes = first_row_hashes(prev_segments, path_of)
+    starts = [(h, s.n_rows) for h, s in zip(hashes, prev_segments, strict=True)]
     # Each batch read is profiled in a second thread while pieces are written: both
     # are polars work that releases the GIL, and alone neither keeps two cores busy.
     # One batch at most is in flight, so memory stays bounded.
@@ -121,9 +122,11 @@ def write_segments(
             lambda at, piece: kept_piece(piece, prev_segments[at], stage, path_of),
         )
         offset = 0
+        firsts: list[int] = []  # each piece's first-row hash, kept for the next version
         for piece, kept in pieces:
             if (stored := known_version()) is not None:
                 raise _AlreadyStored(stored)  # same bytes as a stored version: stop
+            firsts.append(int(piece.head(1).hash_rows(seed=0)[0]))
             if kept is None and given is not None:  # a range of the copy, named later
                 segments.append(Segment(piece.height, "", start=offset))
             else:
@@ -133,6 +136,7 @@ def write_segments(
             pending.result()
     if given is not None:
         segments = _settle(segments, given.result(), stage)
+    segments = [replace(s, first_hash=h) for s, h in zip(segments, firsts, strict=True)]
     return schema, segments, chunk_rows, profiler.result()
 
 

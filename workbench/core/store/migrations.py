@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 ANCHORED_SINCE = 7  # from this version on, audit.head exists beside the catalog
 
 
@@ -229,6 +229,13 @@ def _migration_13(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE dataset_segments ADD COLUMN IF NOT EXISTS start BIGINT")
 
 
+def _migration_14(con: duckdb.DuckDBPyConnection) -> None:
+    """Each dataset segment keeps the hash of its first row, which the next version's
+    add matches its pieces against (NULL: computed then, by reading the row); its 64
+    bits as a signed BIGINT, as the other integers are bound."""
+    con.execute("ALTER TABLE dataset_segments ADD COLUMN IF NOT EXISTS first_hash BIGINT")
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _migration_1,
     2: _migration_2,
@@ -243,4 +250,5 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     11: _migration_11,
     12: _migration_12,
     13: _migration_13,
+    14: _migration_14,
 }

@@ -37,18 +37,22 @@ def insert_rows(
     already are skipped (INSERT OR IGNORE)."""
     if not rows:
         return
-    insert = "INSERT OR IGNORE INTO" if or_ignore else "INSERT INTO"
+    # the columns named, not taken in the table's order: a column a migration added
+    # comes last in a store migrated, wherever it is in a store made since
+    names = ", ".join(f'"{c}"' for c in schema)
+    verb = "INSERT OR IGNORE INTO" if or_ignore else "INSERT INTO"
+    insert = f"{verb} {table} ({names})"
     if len(rows) <= 50:
         width = len(rows[0])
         one = "(" + ",".join("?" * width) + ")"
         con.execute(
-            f"{insert} {table} VALUES " + ",".join([one] * len(rows)),
+            f"{insert} VALUES " + ",".join([one] * len(rows)),
             [v for row in rows for v in row],
         )
         return
     if len(rows) <= 10_000:
         lists = ", ".join(f"unnest(?::{_SQL_TYPES[t]}[])" for t in schema.values())
-        con.execute(f"{insert} {table} SELECT {lists}", [list(c) for c in zip(*rows, strict=True)])
+        con.execute(f"{insert} SELECT {lists}", [list(c) for c in zip(*rows, strict=True)])
         return
     import polars as pl
 
@@ -60,4 +64,4 @@ def insert_rows(
     # own: registering a view, or inserting a relation, is refused by DuckDB 2 on a
     # connection whose last query was not read to the end (audit.head's fetchone, before
     # a batch of entries); a new statement closes that result, as in DuckDB 1
-    con.execute(f"{insert} {table} SELECT * FROM _wb_rows")
+    con.execute(f"{insert} SELECT * FROM _wb_rows")
