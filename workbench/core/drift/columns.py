@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.data.profile import distinct_sorted, kind_of
+from workbench.core.data.profile import counts_among, distinct_sorted, kind_of
 from workbench.core.drift.stattests import FEW_VALUES, counts_of, default_method, get_method
 from workbench.core.errors import UsageError
 from workbench.core.text import clip, known_hint
@@ -204,11 +204,11 @@ def _value_counts(s: pl.Series, expected: list[str] | None = None) -> tuple[list
     import polars as pl
 
     if expected is not None and len(expected) <= FEW_EXPECTED:
-        text = s.cast(pl.String)
-        counts = [int((text == k).sum()) for k in expected]
-        if sum(counts) == text.len() - text.null_count():
-            seen = [(k, n) for k, n in zip(expected, counts, strict=True) if n]
-            return [k for k, _ in seen], np.array([n for _, n in seen], dtype=np.uint32)
+        counts = counts_among(s.cast(pl.String), expected)
+        if counts is not None:
+            seen = counts > 0
+            keys = [k for k, n in zip(expected, seen, strict=True) if n]
+            return keys, counts[seen].astype(np.uint32)
     # group_by rather than Series.value_counts: the same counts in half the time (1M
     # short strings: 5.7 against 11.4 ms)
     vc = s.cast(pl.String).drop_nulls().to_frame("v").group_by("v").len("n").sort("v")
