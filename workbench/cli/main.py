@@ -222,10 +222,20 @@ def entry() -> None:
     machine (`data add` of a 3M-row Parquet file: 1.79 -> 1.73 s, medians of 4; a
     first monitor report of 1M rows 1.01 -> 1.00 s, 0.07 s less CPU). ``BLAS_SPIN``
     lets them sleep at once; a large product still runs on every core. A user's own
-    ``OPENBLAS_THREAD_TIMEOUT`` is kept."""
+    ``OPENBLAS_THREAD_TIMEOUT`` is kept.
+
+    On a Zen 4 host NumPy is told to use its AVX2 code, not its AVX-512 code, whose sort
+    is four times slower there (``host``; a drift report of 1M rows a side 1.94 ->
+    1.08 s). A user's own ``NPY_DISABLE_CPU_FEATURES`` is kept."""
     import gc
 
+    from workbench.cli.host import numpy_features_off
+
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN)
+    if "NPY_DISABLE_CPU_FEATURES" not in os.environ and "numpy" not in sys.modules:
+        off = numpy_features_off()
+        if off is not None:
+            os.environ["NPY_DISABLE_CPU_FEATURES"] = off
     gc.set_threshold(*GC_THRESHOLDS)
     try:
         main()

@@ -154,11 +154,12 @@ def _prepared_values(s: pl.Series) -> tuple[np.ndarray, int, np.ndarray | None, 
 
 
 def _ascending(s: pl.Series) -> np.ndarray:
-    """``s``'s values sorted by NumPy, which since 2.0 sorts with x86-simd-sort: on this
-    project's 2-core AVX-512 machine five times Polars' single-threaded sort (100k
-    doubles 0.5 ms against 3.1; 1M 6.6 against 34; integers twice as fast). A column
-    Polars flags as sorted (a reference sorted once for all of a report's windows) is
-    only checked, never trusting the flag alone."""
+    """``s``'s values sorted by NumPy, which since 2.0 sorts with x86-simd-sort: on a
+    2-core AVX-512 host (not a Zen 4) five times Polars' single-threaded sort (100k
+    doubles 0.5 ms against 3.1; 1M 6.6 against 34; integers twice as fast). On Zen 4
+    its AVX-512 path is four times slower than its AVX2 one, which the command picks
+    there (``workbench.cli.host``). A column Polars flags as sorted (a reference sorted
+    once for all of a report's windows) is only checked, never trusting the flag alone."""
     if s.flags.get("SORTED_ASC"):
         values = s.to_numpy()
         if values.size < 2 or bool((values[1:] >= values[:-1]).all()):
