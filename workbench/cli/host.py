@@ -16,8 +16,7 @@ Zen 5 is family 26.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import os
 
 # NumPy's names of its AVX-512 code paths: 2.4 groups the common ones as X86_V4, older
 # releases name each. A name the installed NumPy does not dispatch costs an ImportWarning
@@ -27,7 +26,7 @@ _AVX512_BEFORE_2_4 = (
     "AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
 )
 
-_VERSION = re.compile(r"""^version\s*(?::\s*str\s*)?=\s*["'](\d+)\.(\d+)""", re.MULTILINE)
+_VERSION = r"""^version\s*(?::\s*str\s*)?=\s*["'](\d+)\.(\d+)"""
 
 
 def slow_compress_store(cpuinfo: str) -> bool:
@@ -48,7 +47,9 @@ def slow_compress_store(cpuinfo: str) -> bool:
 def avx512_names(numpy_version_py: str) -> str | None:
     """NumPy's names for its AVX-512 paths, given the text of its ``numpy/version.py``
     (None when that text names no version)."""
-    found = _VERSION.search(numpy_version_py)
+    import re  # here: this module is imported by every command, this runs on a Zen 4
+
+    found = re.search(_VERSION, numpy_version_py, re.MULTILINE)
     if found is None:
         return None
     return _AVX512_SINCE_2_4 if tuple(map(int, found.groups())) >= (2, 4) else _AVX512_BEFORE_2_4
@@ -73,6 +74,7 @@ def numpy_features_off() -> str | None:
         spec = importlib.util.find_spec("numpy")
         if spec is None or spec.origin is None:
             return None
-        return avx512_names((Path(spec.origin).parent / "version.py").read_text("utf-8"))
+        with open(os.path.join(os.path.dirname(spec.origin), "version.py"), encoding="utf-8") as f:
+            return avx512_names(f.read())
     except (OSError, ValueError, ImportError):
         return None
