@@ -116,7 +116,6 @@ class Drift:
         version that model was trained on, only its input columns are compared, and the
         distribution of its predictions on both sides is compared too.
         """
-        preload("numpy")  # every test needs it; imported while the sides are read
         opts = options or Options()
         opts.check()
         mv = self._resolve_model(model) if isinstance(model, str) else model
@@ -142,6 +141,7 @@ class Drift:
         compared = [n for n in names if schema_finding(n, ref, cur, explicit)[1]]
         for side in (ref, cur):
             side.plan(compared)
+        preload("numpy")  # every test needs it; imported while the sides are read
         with ThreadPoolExecutor(_workers()) as pool:
             found = list(pool.map(lambda n: compare_column(n, ref, cur, opts, explicit), names))
         if mv is not None:
