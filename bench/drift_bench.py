@@ -73,7 +73,7 @@ FLOOR = textwrap.dedent(
     """
     import os, sys
     from concurrent.futures import ThreadPoolExecutor
-    from workbench.cli.host import numpy_features_off
+    from workbench.core.host import numpy_features_off
     off = numpy_features_off()  # NumPy's faster sort on a Zen 4, as the command picks
     if off and "NPY_DISABLE_CPU_FEATURES" not in os.environ:
         os.environ["NPY_DISABLE_CPU_FEATURES"] = off

@@ -229,7 +229,7 @@ def entry() -> None:
     1.08 s). A user's own ``NPY_DISABLE_CPU_FEATURES`` is kept."""
     import gc
 
-    from workbench.cli.host import numpy_features_off
+    from workbench.core.host import numpy_features_off
 
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN)
     if "NPY_DISABLE_CPU_FEATURES" not in os.environ and "numpy" not in sys.modules:

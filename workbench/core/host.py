@@ -1,4 +1,7 @@
-"""What the ``workbench`` command sets for the host it runs on before NumPy is imported.
+"""The CPU's quirks that change how fast NumPy is, and what is done about them: the
+``workbench`` command sets NumPy's features before importing it (``numpy_features_off``);
+in a process that imported NumPy first (a script using the API), drift sorts with
+Polars instead where NumPy's sort is the slow one (``numpy_sort_slow``).
 
 AMD's Zen 4 runs AVX-512 ``vpcompress`` with a memory operand as microcode (over 100
 cycles each, where Intel's cores and Zen 5 take a few), and NumPy's sort (x86-simd-sort)
@@ -16,6 +19,7 @@ Zen 5 is family 26.
 
 from __future__ import annotations
 
+import functools
 import os
 
 # NumPy's names of its AVX-512 code paths: 2.4 groups the common ones as X86_V4, older
@@ -44,6 +48,42 @@ def slow_compress_store(cpuinfo: str) -> bool:
     )
 
 
+def first_cpu() -> str:
+    """The first block of /proc/cpuinfo (one processor's), or "" where there is none."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            first: list[str] = []
+            for line in f:
+                if not line.strip():
+                    break
+                first.append(line)
+        return "".join(first)
+    except (OSError, ValueError):
+        return ""
+
+
+def sort_slow(cpuinfo: str, features: dict[str, bool]) -> bool:
+    """Whether NumPy, with CPU ``features`` on (its ``__cpu_features__``: a feature the
+    environment turned off reads False), sorts on its AVX-512 path on a Zen 4."""
+    avx512 = features.get("X86_V4", False) or features.get("AVX512_SKX", False)
+    return bool(avx512) and slow_compress_store(cpuinfo)
+
+
+@functools.cache
+def numpy_sort_slow() -> bool:
+    """Whether this process's NumPy sorts on its slow path (see the module doc); False
+    when that cannot be told (NumPy's feature table is private and may move)."""
+    import importlib
+
+    for where in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            features = importlib.import_module(where).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return sort_slow(first_cpu(), dict(features))
+    return False
+
+
 def avx512_names(numpy_version_py: str) -> str | None:
     """NumPy's names for its AVX-512 paths, given the text of its ``numpy/version.py``
     (None when that text names no version)."""
@@ -63,13 +103,7 @@ def numpy_features_off() -> str | None:
     import importlib.util
 
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            first: list[str] = []
-            for line in f:
-                if not line.strip():
-                    break
-                first.append(line)
-        if not slow_compress_store("".join(first)):
+        if not slow_compress_store(first_cpu()):
             return None
         spec = importlib.util.find_spec("numpy")
         if spec is None or spec.origin is None:
