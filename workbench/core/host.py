@@ -48,8 +48,10 @@ def slow_compress_store(cpuinfo: str) -> bool:
     )
 
 
+@functools.cache
 def first_cpu() -> str:
-    """The first block of /proc/cpuinfo (one processor's), or "" where there is none."""
+    """The first block of /proc/cpuinfo (one processor's), or "" where there is none:
+    read once a process, though the command's start and drift's sort both ask."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             first: list[str] = []
