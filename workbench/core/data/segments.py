@@ -52,6 +52,12 @@ SEGMENT_ROWS = {
 }  # fmt: skip
 
 
+def row_hashes(df: pl.DataFrame) -> pl.Series:
+    """Each row's hash as pieces are cut, matched and kept (``Segment.first_hash``): one
+    definition, since a kept hash must equal the one a later version's add computes."""
+    return df.hash_rows(seed=0)
+
+
 def stored_hash(h: int | None) -> int | None:
     """A 64-bit hash as the catalog's signed BIGINT keeps it, and back (``as_hash``)."""
     return h - (1 << 64) if h is not None and h >= 1 << 63 else h
@@ -68,7 +74,7 @@ class Segment:
     patches: tuple[str, ...] = field(default=())
     # None: the whole blob; else the segment is rows start..start+n_rows of the blob
     start: int | None = None
-    # its first row's hash (hash_rows, seed 0) as written, or None (a catalog from before
+    # its first row's hash (row_hashes) as written, or None (a catalog from before
     # it was kept): a hint for matching the next version's pieces, never for reusing
     first_hash: int | None = field(default=None, compare=False)
 
@@ -317,7 +323,7 @@ def content_cuts(
     for df in frames:
         if df.height == 0:
             continue
-        new = df.hash_rows(seed=0).to_numpy()
+        new = row_hashes(df).to_numpy()
         buf = df if buf is None or not buf.height else pl.concat([buf, df])
         hashes = np.concatenate([hashes, new]) if hashes.size else new
         yield from cut(eof=False)
@@ -351,7 +357,7 @@ def first_row_hash(segment: Segment, path_of: Callable[[str], Path]) -> int:
             for p in segment.patches
         ]
         first = _apply_patches(first, row0)
-    return int(first.collect().hash_rows(seed=0)[0])
+    return int(row_hashes(first.collect())[0])
 
 
 def _changes(new: pl.DataFrame, old: pl.DataFrame) -> tuple[pl.Series, list[str]]:

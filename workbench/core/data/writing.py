@@ -21,6 +21,7 @@ from workbench.core.data.segments import (
     first_row_hashes,
     fresh_piece,
     kept_piece,
+    row_hashes,
     unpatched,
 )
 from workbench.core.data.versions import Version, _AlreadyStored, _schema_list
@@ -126,7 +127,7 @@ def write_segments(
         for piece, kept in pieces:
             if (stored := known_version()) is not None:
                 raise _AlreadyStored(stored)  # same bytes as a stored version: stop
-            firsts.append(int(piece.head(1).hash_rows(seed=0)[0]))
+            firsts.append(int(row_hashes(piece.head(1))[0]))
             if kept is None and given is not None:  # a range of the copy, named later
                 segments.append(Segment(piece.height, "", start=offset))
             else:
