@@ -15,7 +15,6 @@ bench/.venv-dvc/bin/pip install dvc. Not run in CI.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -96,13 +95,9 @@ def machine() -> dict[str, object]:
     import datetime as dt
     import platform
 
-    info: dict[str, str] = {}
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if not line.strip():
-                break  # the first processor's entry is enough
-            info.setdefault(key.strip(), value.strip())
+    from workbench.core.host import cpu_fields, first_cpu
+
+    info = cpu_fields(first_cpu())  # the first processor's entry is enough
     flags = set(info.get("flags", "").split())
     return {
         "measured": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

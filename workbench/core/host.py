@@ -33,14 +33,20 @@ _AVX512_BEFORE_2_4 = (
 _VERSION = r"""^version\s*(?::\s*str\s*)?=\s*["'](\d+)\.(\d+)"""
 
 
-def slow_compress_store(cpuinfo: str) -> bool:
-    """Whether the CPU described by ``cpuinfo`` (its first block of /proc/cpuinfo) is a
-    Zen 4: AMD, family 25, with AVX-512."""
+def cpu_fields(cpuinfo: str) -> dict[str, str]:
+    """A block of /proc/cpuinfo as its fields ("cpu family" -> "25", "flags" -> ...)."""
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def slow_compress_store(cpuinfo: str) -> bool:
+    """Whether the CPU described by ``cpuinfo`` (its first block of /proc/cpuinfo) is a
+    Zen 4: AMD, family 25, with AVX-512."""
+    fields = cpu_fields(cpuinfo)
     return (
         fields.get("vendor_id") == "AuthenticAMD"
         and fields.get("cpu family") == "25"
